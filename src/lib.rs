@@ -1,0 +1,14 @@
+//! mm — a low-latency market-making engine for Binance spot.
+//!
+//! The library holds everything; `main.rs` only wires command-line flags to one mode.
+//! Dependencies point down only: `modes` → `telemetry`/`model`/`config` → `types`.
+//! The core (model, and later book, feed, orders, engine) is sans-IO: it never reads a
+//! clock, touches a socket or allocates after start-up.
+
+pub mod config;
+pub mod model;
+pub mod modes;
+pub mod shutdown;
+pub mod telemetry;
+pub mod time;
+pub mod types;

@@ -1,0 +1,1 @@
+//! Pure quoting math (placeholder until the model lands).
