@@ -1,1 +1,1279 @@
-//! placeholder
+//! Configuration: raw TOML layers → one validated `Config`.
+//!
+//! Owns: reading config files and `MM__*` environment overrides, merging the layers
+//! (defaults ← config/calibrated.toml ← `--config` ← environment ← flags), and turning the
+//! merged text into typed, checked values. Two stages, as ripgrep does: every layer is first
+//! checked on its own against the schema (so an unknown key or a wrong type names the file or
+//! variable it came from), then the merged values are validated as a whole (so `min > max`
+//! names the key and the layer that set it).
+//!
+//! Never: reads anything after start-up, prints, or panics on bad input — every problem is a
+//! `ConfigError` that says where, which key, what is wrong and how to fix it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::model;
+use crate::types::{Qty, Symbol, SymbolSpec};
+
+/// The defaults, built into the binary so that it runs even without the config folder.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+/// Where the defaults are read from when the file exists (edits there take effect).
+pub const DEFAULT_PATH: &str = "config/default.toml";
+/// The overlay written by `--mode=calibration`, applied when present.
+pub const CALIBRATED_PATH: &str = "config/calibrated.toml";
+/// Prefix of environment overrides: `MM__<SECTION>__<KEY>`.
+pub const ENV_PREFIX: &str = "MM__";
+/// Longest accepted horizon τ, seconds. Longer horizons were the seed's "spread 0 bps" bug.
+pub const HORIZON_S_MAX: f64 = 3600.0;
+
+/// The validated configuration every mode runs from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// The symbol and its price/quantity grid.
+    pub spec: SymbolSpec,
+    /// Quoting-model parameters.
+    pub model: ModelConfig,
+    /// Spread clamp and sizes.
+    pub quoting: QuotingConfig,
+    /// Order-flow-imbalance tilt.
+    pub ofi: OfiConfig,
+    /// Market-data connection.
+    pub market_data: MarketDataConfig,
+    /// Hot-thread settings.
+    pub engine: EngineConfig,
+    /// Log file settings.
+    pub log: LogConfig,
+    /// The layers that were applied, in order (for the banner and the log).
+    pub layers: Vec<String>,
+    /// Accepted but doubtful settings, to be shown to the user at start.
+    pub warnings: Vec<String>,
+}
+
+/// Where σ comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SigmaSource {
+    /// Always `sigma_bps_per_sqrt_s`.
+    Fixed,
+    /// The engine's online estimator; `sigma_bps_per_sqrt_s` until it has warmed up.
+    Estimated,
+}
+
+/// Avellaneda–Stoikov parameters, on the relative (bps of mid) scale.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ModelConfig {
+    /// Risk aversion γ, 1/bps.
+    pub gamma_per_bps: f64,
+    /// Where σ comes from.
+    pub sigma_source: SigmaSource,
+    /// Volatility of mid σ, bps/√s.
+    pub sigma_bps_per_sqrt_s: f64,
+    /// Trade-intensity decay k, 1/bps.
+    pub k_per_bps: f64,
+    /// Rolling horizon τ, seconds.
+    pub horizon_s: f64,
+    /// σ estimator sampling interval, seconds.
+    pub sigma_sample_s: f64,
+    /// σ estimator EWMA half-life, seconds.
+    pub sigma_half_life_s: f64,
+    /// σ samples before the estimate replaces the configured value.
+    pub sigma_warmup_samples: u32,
+}
+
+/// Where market data comes from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MarketDataConfig {
+    /// WebSocket base URL (`wss://host:port`).
+    pub ws_url: String,
+    /// REST base URL (`https://host:port`).
+    pub rest_url: String,
+    /// CA certificates to trust instead of the public roots (local exchange only).
+    pub ca_file: Option<PathBuf>,
+    /// Silence after which the connection is stale, seconds.
+    pub stale_after_s: f64,
+    /// Levels per side of the L2 book.
+    pub book_levels: usize,
+    /// Levels per side asked for in the REST snapshot.
+    pub snapshot_limit: u32,
+}
+
+/// Hot-thread settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Core to pin the hot thread to, if any.
+    pub cpu_core: Option<usize>,
+}
+
+/// Spread clamp and order sizes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QuotingConfig {
+    /// Smallest total spread, bps of mid.
+    pub spread_min_bps: f64,
+    /// Largest total spread, bps of mid.
+    pub spread_max_bps: f64,
+    /// Size of each quote, lots.
+    pub quote_size_lots: Qty,
+    /// Inventory limit, lots.
+    pub inventory_max_lots: Qty,
+}
+
+/// Order-flow-imbalance tilt.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OfiConfig {
+    /// β, dimensionless: the centre moves by clamp(β·OFI, −1, 1) ticks.
+    pub beta: f64,
+    /// Rolling window, seconds.
+    pub window_s: f64,
+}
+
+/// Log file settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogConfig {
+    /// Folder of `mm_v1_YYYYMMDD.log`.
+    pub dir: PathBuf,
+    /// Least severe level written.
+    pub level: LogLevel,
+}
+
+/// Log severity, most severe first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogLevel {
+    /// Something failed.
+    Error,
+    /// Something doubtful that did not stop the run.
+    Warn,
+    /// What happened (the default).
+    Info,
+    /// Every decision.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+impl LogLevel {
+    /// Parses `error|warn|info|debug|trace` (case-insensitive).
+    pub fn parse(text: &str) -> Option<LogLevel> {
+        match text.to_ascii_lowercase().as_str() {
+            "error" => Some(LogLevel::Error),
+            "warn" | "warning" => Some(LogLevel::Warn),
+            "info" => Some(LogLevel::Info),
+            "debug" => Some(LogLevel::Debug),
+            "trace" => Some(LogLevel::Trace),
+            _ => None,
+        }
+    }
+
+    /// Upper-case name as written in the log.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "ERROR",
+            LogLevel::Warn => "WARN",
+            LogLevel::Info => "INFO",
+            LogLevel::Debug => "DEBUG",
+            LogLevel::Trace => "TRACE",
+        }
+    }
+}
+
+/// A configuration problem: where it is, which key, what is wrong, how to fix it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file, environment variable or flag the bad value came from.
+    pub source: String,
+    /// Dotted key path (`model.gamma_per_bps`), or empty for a whole-file problem.
+    pub key: String,
+    /// What is wrong.
+    pub problem: String,
+    /// What to do about it.
+    pub fix: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "config error in {}: {}", self.source, self.problem)?;
+        } else {
+            write!(
+                f,
+                "config error in {}: key `{}`: {}",
+                self.source, self.key, self.problem
+            )?;
+        }
+        write!(f, " — fix: {}", self.fix)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// What `load` needs from the outside world, gathered by `main` so that tests can pass their
+/// own.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Folder that holds `config/` (the working directory in normal use).
+    pub root: PathBuf,
+    /// `--config=PATH`, if given.
+    pub config_path: Option<PathBuf>,
+    /// Environment variables (only those starting with `MM__` are used).
+    pub env: Vec<(String, String)>,
+    /// `--symbol`, if given.
+    pub symbol: Option<String>,
+    /// `--log-level`, if given.
+    pub log_level: Option<String>,
+    /// `--endpoint`, if given: the WebSocket base URL; the REST URL is derived from it.
+    pub endpoint: Option<String>,
+    /// `--ca`, if given.
+    pub ca_file: Option<String>,
+}
+
+impl LoadOptions {
+    /// Options for a normal run: the working directory and this process's environment.
+    pub fn from_process(config_path: Option<PathBuf>) -> LoadOptions {
+        LoadOptions {
+            root: PathBuf::from("."),
+            config_path,
+            env: std::env::vars()
+                .filter(|(name, _)| name.starts_with(ENV_PREFIX))
+                .collect(),
+            symbol: None,
+            log_level: None,
+            endpoint: None,
+            ca_file: None,
+        }
+    }
+}
+
+/// Reads, merges and validates every layer.
+pub fn load(options: &LoadOptions) -> Result<Config, ConfigError> {
+    let mut layers: Vec<Layer> = Vec::new();
+
+    let default_path = options.root.join(DEFAULT_PATH);
+    if default_path.is_file() {
+        layers.push(Layer::from_file(&default_path)?);
+    } else {
+        layers.push(Layer::from_text(
+            "built-in defaults (config/default.toml not found)".to_string(),
+            DEFAULT_TOML,
+        )?);
+    }
+    let calibrated_path = options.root.join(CALIBRATED_PATH);
+    if calibrated_path.is_file() {
+        layers.push(Layer::from_file(&calibrated_path)?);
+    }
+    if let Some(path) = &options.config_path {
+        if !path.is_file() {
+            return Err(ConfigError {
+                source: format!("--config={}", path.display()),
+                key: String::new(),
+                problem: "the file does not exist".to_string(),
+                fix: "give the path of a TOML file (see config/default.toml for the keys)"
+                    .to_string(),
+            });
+        }
+        layers.push(Layer::from_file(path)?);
+    }
+    let mut env: Vec<&(String, String)> = options
+        .env
+        .iter()
+        .filter(|(name, _)| name.starts_with(ENV_PREFIX))
+        .collect();
+    env.sort();
+    for (name, value) in env {
+        layers.push(Layer::from_env(name, value)?);
+    }
+    if let Some(symbol) = &options.symbol {
+        layers.push(Layer::single(
+            "flag --symbol",
+            &["market", "symbol"],
+            toml::Value::String(symbol.clone()),
+        )?);
+    }
+    if let Some(level) = &options.log_level {
+        layers.push(Layer::single(
+            "flag --log-level",
+            &["log", "level"],
+            toml::Value::String(level.clone()),
+        )?);
+    }
+
+    if let Some(endpoint) = &options.endpoint {
+        let rest = rest_url_for(endpoint).ok_or_else(|| ConfigError {
+            source: "flag --endpoint".to_string(),
+            key: "market_data.ws_url".to_string(),
+            problem: format!("{endpoint:?} is not a ws:// or wss:// URL"),
+            fix: "give the WebSocket base URL, e.g. --endpoint=wss://127.0.0.1:9443".to_string(),
+        })?;
+        layers.push(Layer::single(
+            "flag --endpoint",
+            &["market_data", "ws_url"],
+            toml::Value::String(endpoint.trim_end_matches('/').to_string()),
+        )?);
+        layers.push(Layer::single(
+            "flag --endpoint",
+            &["market_data", "rest_url"],
+            toml::Value::String(rest),
+        )?);
+    }
+    if let Some(ca) = &options.ca_file {
+        layers.push(Layer::single(
+            "flag --ca",
+            &["market_data", "ca_file"],
+            toml::Value::String(ca.clone()),
+        )?);
+    }
+
+    let mut merged = toml::Table::new();
+    let mut origins: BTreeMap<String, String> = BTreeMap::new();
+    for layer in &layers {
+        merge_into(&mut merged, &layer.table, "", &layer.name, &mut origins);
+    }
+    let raw = check_schema("the merged configuration", merged)?;
+    let mut names: Vec<String> = layers.iter().map(|l| l.name.clone()).collect();
+    names.dedup();
+    validate(raw, &origins, names)
+}
+
+impl Config {
+    /// The quoting-model parameters in the model's own type.
+    pub fn model_params(&self) -> model::Params {
+        model::Params {
+            gamma_per_bps: self.model.gamma_per_bps,
+            sigma_bps_per_sqrt_s: self.model.sigma_bps_per_sqrt_s,
+            k_per_bps: self.model.k_per_bps,
+            horizon_s: self.model.horizon_s,
+            ofi_beta: self.ofi.beta,
+            spread_min_bps: self.quoting.spread_min_bps,
+            spread_max_bps: self.quoting.spread_max_bps,
+            inventory_max_lots: self.quoting.inventory_max_lots,
+            quote_size_lots: self.quoting.quote_size_lots,
+        }
+    }
+
+    /// The seed's start-up banner, two lines.
+    pub fn banner(&self, mode: &str) -> String {
+        format!(
+            "Market Making V1 — mode: {mode} — symbol: {symbol}\n\
+             gamma {gamma} | inventory max {inv} | spread {min}–{max} bps | OFI beta {beta}, \
+             window {window:.1} s | horizon {horizon} s",
+            symbol = self.spec.symbol,
+            gamma = self.model.gamma_per_bps,
+            inv = Decimal(self.spec.qty_to_f64(self.quoting.inventory_max_lots)),
+            min = self.quoting.spread_min_bps,
+            max = self.quoting.spread_max_bps,
+            beta = self.ofi.beta,
+            window = self.ofi.window_s,
+            horizon = self.model.horizon_s,
+        )
+    }
+}
+
+/// Prints a float with at least one decimal (`1.0`, `0.001`), as the banner shows sizes.
+struct Decimal(f64);
+
+impl fmt::Display for Decimal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.fract() == 0.0 {
+            write!(f, "{:.1}", self.0)
+        } else {
+            write!(f, "{}", self.0)
+        }
+    }
+}
+
+/// One source of settings and its parsed table.
+struct Layer {
+    name: String,
+    table: toml::Table,
+}
+
+impl Layer {
+    fn from_file(path: &Path) -> Result<Layer, ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            source: name.clone(),
+            key: String::new(),
+            problem: format!("cannot read the file: {e}"),
+            fix: "check the path and its permissions".to_string(),
+        })?;
+        Layer::from_text(name, &text)
+    }
+
+    fn from_text(name: String, text: &str) -> Result<Layer, ConfigError> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError {
+            source: name.clone(),
+            key: String::new(),
+            problem: format!("not valid TOML: {}", one_line(&e.to_string())),
+            fix: "correct the syntax at the line shown (strings need quotes, one key per line)"
+                .to_string(),
+        })?;
+        check_schema(&name, table.clone())?;
+        Ok(Layer { name, table })
+    }
+
+    fn from_env(name: &str, value: &str) -> Result<Layer, ConfigError> {
+        let rest = &name[ENV_PREFIX.len()..];
+        let path: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+        if path.len() != 2 || path.iter().any(|p| p.is_empty()) {
+            return Err(ConfigError {
+                source: format!("environment variable {name}"),
+                key: path.join("."),
+                problem: "expected the form MM__<SECTION>__<KEY>".to_string(),
+                fix: "e.g. MM__MODEL__GAMMA_PER_BPS=0.2, or unset the variable".to_string(),
+            });
+        }
+        // A value is read as a TOML value when it is one (numbers, booleans, quoted
+        // strings), otherwise taken as a plain string (MM__MARKET__SYMBOL=ETHUSDT).
+        let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_string()));
+        let keys: Vec<&str> = path.iter().map(String::as_str).collect();
+        Layer::single(&format!("environment variable {name}"), &keys, parsed)
+    }
+
+    fn single(source: &str, keys: &[&str], value: toml::Value) -> Result<Layer, ConfigError> {
+        let mut leaf = toml::Table::new();
+        let (last, sections) = match keys.split_last() {
+            Some(split) => split,
+            None => {
+                return Err(ConfigError {
+                    source: source.to_string(),
+                    key: String::new(),
+                    problem: "empty key".to_string(),
+                    fix: "name a key".to_string(),
+                })
+            }
+        };
+        leaf.insert((*last).to_string(), value);
+        let mut table = leaf;
+        for section in sections.iter().rev() {
+            let mut outer = toml::Table::new();
+            outer.insert((*section).to_string(), toml::Value::Table(table));
+            table = outer;
+        }
+        check_schema(source, table.clone())?;
+        Ok(Layer {
+            name: source.to_string(),
+            table,
+        })
+    }
+}
+
+/// Deep-merges `overlay` into `base`, remembering which layer set each leaf.
+fn merge_into(
+    base: &mut toml::Table,
+    overlay: &toml::Table,
+    prefix: &str,
+    layer: &str,
+    origins: &mut BTreeMap<String, String>,
+) {
+    for (key, value) in overlay {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match (base.get_mut(key), value) {
+            (Some(toml::Value::Table(inner)), toml::Value::Table(over)) => {
+                merge_into(inner, over, &path, layer, origins);
+            }
+            _ => {
+                if let toml::Value::Table(over) = value {
+                    let mut fresh = toml::Table::new();
+                    merge_into(&mut fresh, over, &path, layer, origins);
+                    base.insert(key.clone(), toml::Value::Table(fresh));
+                } else {
+                    origins.insert(path, layer.to_string());
+                    base.insert(key.clone(), value.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Stage one: keys and types, for one layer or the merge.
+fn check_schema(source: &str, table: toml::Table) -> Result<RawConfig, ConfigError> {
+    let value = toml::Value::Table(table);
+    serde_path_to_error::deserialize::<_, RawConfig>(value).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = one_line(&e.inner().to_string());
+        let fix = if inner.contains("unknown field") {
+            "remove or rename the key; the valid keys are listed in config/default.toml".to_string()
+        } else if inner.contains("invalid type") {
+            "give the type shown in config/default.toml (numbers unquoted, decimal amounts \
+             and names in quotes)"
+                .to_string()
+        } else {
+            "see config/default.toml for the expected form".to_string()
+        };
+        ConfigError {
+            source: source.to_string(),
+            key: if key == "." { String::new() } else { key },
+            problem: inner,
+            fix,
+        }
+    })
+}
+
+/// Stage two: required keys present, ranges, cross-field rules.
+fn validate(
+    raw: RawConfig,
+    origins: &BTreeMap<String, String>,
+    layers: Vec<String>,
+) -> Result<Config, ConfigError> {
+    let v = Validator { origins };
+    let market = raw.market.unwrap_or_default();
+    let model_raw = raw.model.unwrap_or_default();
+    let quoting = raw.quoting.unwrap_or_default();
+    let ofi = raw.ofi.unwrap_or_default();
+    let log = raw.log.unwrap_or_default();
+    let mut warnings = Vec::new();
+
+    let symbol_text = v.required("market.symbol", market.symbol)?;
+    let symbol = Symbol::new(&symbol_text).map_err(|e| {
+        v.error(
+            "market.symbol",
+            e.to_string(),
+            "use a Binance symbol such as BTCUSDT",
+        )
+    })?;
+    let tick = v.required("market.tick_size", market.tick_size)?.0;
+    let step = v.required("market.step_size", market.step_size)?.0;
+    let min_notional = v.required("market.min_notional", market.min_notional)?.0;
+    let spec = SymbolSpec::from_decimals(symbol, &tick, &step, &min_notional).map_err(|e| {
+        let key = match e {
+            crate::types::SpecError::TickSize(_) | crate::types::SpecError::Zero => {
+                "market.tick_size"
+            }
+            crate::types::SpecError::StepSize(_) => "market.step_size",
+            crate::types::SpecError::MinNotional(_) => "market.min_notional",
+        };
+        v.error(
+            key,
+            e.to_string(),
+            "write the exchangeInfo value as a positive decimal string, e.g. \"0.01\"",
+        )
+    })?;
+
+    let gamma = v.required("model.gamma_per_bps", model_raw.gamma_per_bps)?;
+    v.positive("model.gamma_per_bps", gamma, "e.g. gamma_per_bps = 0.1")?;
+    let sigma_source = match v
+        .required("model.sigma_source", model_raw.sigma_source)?
+        .as_str()
+    {
+        "fixed" => SigmaSource::Fixed,
+        "estimated" => SigmaSource::Estimated,
+        other => {
+            return Err(v.error(
+                "model.sigma_source",
+                format!("unknown source {other:?}"),
+                "use \"fixed\" or \"estimated\"",
+            ))
+        }
+    };
+    let sigma = v.required("model.sigma_bps_per_sqrt_s", model_raw.sigma_bps_per_sqrt_s)?;
+    if !sigma.is_finite() || sigma < 0.0 {
+        return Err(v.error(
+            "model.sigma_bps_per_sqrt_s",
+            format!("{sigma} is not a volatility"),
+            "give a finite number ≥ 0, in bps per √s (BTCUSDT ≈ 1.25)",
+        ));
+    }
+    let k = v.required("model.k_per_bps", model_raw.k_per_bps)?;
+    v.positive("model.k_per_bps", k, "e.g. k_per_bps = 1.5")?;
+    let horizon = v.required("model.horizon_s", model_raw.horizon_s)?;
+    v.positive("model.horizon_s", horizon, "e.g. horizon_s = 120")?;
+    if horizon > HORIZON_S_MAX {
+        return Err(v.error(
+            "model.horizon_s",
+            format!(
+                "{horizon} s is longer than {HORIZON_S_MAX} s; a horizon of days was the \
+                 \"spread 0.0 bps\" bug (the inventory term explodes and the spread pins at a clamp)"
+            ),
+            "use a rolling horizon of seconds to minutes (default 120)",
+        ));
+    }
+    if horizon > 600.0 {
+        warnings.push(format!(
+            "model.horizon_s = {horizon} s is long for a rolling horizon; the inventory skew \
+             grows with it (default 120 s)"
+        ));
+    }
+
+    let spread_min = v.required("quoting.spread_min_bps", quoting.spread_min_bps)?;
+    v.positive(
+        "quoting.spread_min_bps",
+        spread_min,
+        "e.g. spread_min_bps = 5",
+    )?;
+    let spread_max = v.required("quoting.spread_max_bps", quoting.spread_max_bps)?;
+    v.positive(
+        "quoting.spread_max_bps",
+        spread_max,
+        "e.g. spread_max_bps = 200",
+    )?;
+    if spread_min > spread_max {
+        return Err(v.error(
+            "quoting.spread_min_bps",
+            format!("spread_min_bps ({spread_min}) is larger than spread_max_bps ({spread_max})"),
+            "make spread_min_bps ≤ spread_max_bps",
+        ));
+    }
+    if spread_max > 10_000.0 {
+        return Err(v.error(
+            "quoting.spread_max_bps",
+            format!("{spread_max} bps is more than 100 % of mid"),
+            "use at most 10000 bps",
+        ));
+    }
+    let quote_size = v.size("quoting.quote_size", quoting.quote_size, &spec)?;
+    let inventory_max = v.size("quoting.inventory_max", quoting.inventory_max, &spec)?;
+    if quote_size > inventory_max {
+        return Err(v.error(
+            "quoting.quote_size",
+            "the quote size is larger than the inventory limit".to_string(),
+            "make quote_size ≤ inventory_max",
+        ));
+    }
+
+    let beta = v.required("ofi.beta", ofi.beta)?;
+    if !beta.is_finite() || beta < 0.0 {
+        return Err(v.error(
+            "ofi.beta",
+            format!("{beta} is not a valid coefficient"),
+            "give a finite number ≥ 0 (0 turns the tilt off; default 0.3)",
+        ));
+    }
+    let window = v.required("ofi.window_s", ofi.window_s)?;
+    v.positive("ofi.window_s", window, "e.g. window_s = 1.0")?;
+    if window > 60.0 {
+        return Err(v.error(
+            "ofi.window_s",
+            format!("{window} s is longer than 60 s"),
+            "OFI is a short-term signal: use a window of 0.1 to 60 s (default 1.0)",
+        ));
+    }
+
+    let sigma_sample_s = v.required("model.sigma_sample_s", model_raw.sigma_sample_s)?;
+    v.positive(
+        "model.sigma_sample_s",
+        sigma_sample_s,
+        "e.g. sigma_sample_s = 1.0",
+    )?;
+    let sigma_half_life_s = v.required("model.sigma_half_life_s", model_raw.sigma_half_life_s)?;
+    v.positive(
+        "model.sigma_half_life_s",
+        sigma_half_life_s,
+        "e.g. sigma_half_life_s = 300",
+    )?;
+    let warmup = v.required("model.sigma_warmup_samples", model_raw.sigma_warmup_samples)?;
+    let sigma_warmup_samples = u32::try_from(warmup).map_err(|_| {
+        v.error(
+            "model.sigma_warmup_samples",
+            format!("{warmup} is not a sample count"),
+            "give a whole number ≥ 0, e.g. 30",
+        )
+    })?;
+
+    let md = raw.market_data.unwrap_or_default();
+    let ws_url = v.required("market_data.ws_url", md.ws_url)?;
+    if rest_url_for(&ws_url).is_none() {
+        return Err(v.error(
+            "market_data.ws_url",
+            format!("{ws_url:?} is not a ws:// or wss:// URL"),
+            "e.g. ws_url = \"wss://stream.binance.com:9443\"",
+        ));
+    }
+    let rest_url = v.required("market_data.rest_url", md.rest_url)?;
+    if !(rest_url.starts_with("https://") || rest_url.starts_with("http://")) {
+        return Err(v.error(
+            "market_data.rest_url",
+            format!("{rest_url:?} is not an http(s):// URL"),
+            "e.g. rest_url = \"https://api.binance.com\"",
+        ));
+    }
+    let ca_text = v.required("market_data.ca_file", md.ca_file)?;
+    let ca_file = if ca_text.trim().is_empty() {
+        None
+    } else {
+        let path = PathBuf::from(ca_text.trim());
+        if !path.is_file() {
+            return Err(v.error(
+                "market_data.ca_file",
+                format!("{} does not exist", path.display()),
+                "give the PEM certificate the local exchange printed at start, or leave it empty",
+            ));
+        }
+        Some(path)
+    };
+    let stale_after_s = v.required("market_data.stale_after_s", md.stale_after_s)?;
+    v.positive(
+        "market_data.stale_after_s",
+        stale_after_s,
+        "e.g. stale_after_s = 30",
+    )?;
+    let book_levels = v.required("market_data.book_levels", md.book_levels)?;
+    if !(10..=100_000).contains(&book_levels) {
+        return Err(v.error(
+            "market_data.book_levels",
+            format!("{book_levels} levels per side"),
+            "use 10 to 100000 (default 1000)",
+        ));
+    }
+    let snapshot_limit = v.required("market_data.snapshot_limit", md.snapshot_limit)?;
+    if !(1..=5000).contains(&snapshot_limit) {
+        return Err(v.error(
+            "market_data.snapshot_limit",
+            format!("{snapshot_limit} levels"),
+            "Binance serves 1 to 5000 levels (default 1000)",
+        ));
+    }
+    let engine_raw = raw.engine.unwrap_or_default();
+    let core = v.required("engine.cpu_core", engine_raw.cpu_core)?;
+    let cpu_core = match core {
+        -1 => None,
+        c if c >= 0 => Some(c as usize),
+        c => {
+            return Err(v.error(
+                "engine.cpu_core",
+                format!("{c} is not a core"),
+                "give a core number ≥ 0, or -1 not to pin",
+            ))
+        }
+    };
+
+    let dir = v.required("log.dir", log.dir)?;
+    if dir.trim().is_empty() {
+        return Err(v.error(
+            "log.dir",
+            "empty folder name".to_string(),
+            "e.g. dir = \"logs\"",
+        ));
+    }
+    let level_text = v.required("log.level", log.level)?;
+    let level = LogLevel::parse(&level_text).ok_or_else(|| {
+        v.error(
+            "log.level",
+            format!("unknown level {level_text:?}"),
+            "use error, warn, info, debug or trace",
+        )
+    })?;
+
+    let config = Config {
+        spec,
+        model: ModelConfig {
+            gamma_per_bps: gamma,
+            sigma_source,
+            sigma_bps_per_sqrt_s: sigma,
+            k_per_bps: k,
+            horizon_s: horizon,
+            sigma_sample_s,
+            sigma_half_life_s,
+            sigma_warmup_samples,
+        },
+        quoting: QuotingConfig {
+            spread_min_bps: spread_min,
+            spread_max_bps: spread_max,
+            quote_size_lots: quote_size,
+            inventory_max_lots: inventory_max,
+        },
+        ofi: OfiConfig {
+            beta,
+            window_s: window,
+        },
+        market_data: MarketDataConfig {
+            ws_url: ws_url.trim_end_matches('/').to_string(),
+            rest_url: rest_url.trim_end_matches('/').to_string(),
+            ca_file,
+            stale_after_s,
+            book_levels: book_levels as usize,
+            snapshot_limit: snapshot_limit as u32,
+        },
+        engine: EngineConfig { cpu_core },
+        log: LogConfig {
+            dir: PathBuf::from(dir),
+            level,
+        },
+        layers,
+        warnings,
+    };
+    config.model_params().validate().map_err(|e| ConfigError {
+        source: "the merged configuration".to_string(),
+        key: String::new(),
+        problem: e.to_string(),
+        fix: "see config/default.toml for sensible values".to_string(),
+    })?;
+    Ok(config)
+}
+
+/// Builds errors that name the layer that set a key.
+struct Validator<'a> {
+    origins: &'a BTreeMap<String, String>,
+}
+
+impl Validator<'_> {
+    fn error(&self, key: &str, problem: String, fix: &str) -> ConfigError {
+        ConfigError {
+            source: self
+                .origins
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| "the merged configuration".to_string()),
+            key: key.to_string(),
+            problem,
+            fix: fix.to_string(),
+        }
+    }
+
+    fn required<T>(&self, key: &str, value: Option<T>) -> Result<T, ConfigError> {
+        value.ok_or_else(|| ConfigError {
+            source: "the merged configuration".to_string(),
+            key: key.to_string(),
+            problem: "missing".to_string(),
+            fix: format!("set it in {DEFAULT_PATH} or an overlay (see the built-in defaults)"),
+        })
+    }
+
+    fn positive(&self, key: &str, value: f64, example: &str) -> Result<(), ConfigError> {
+        if value.is_finite() && value > 0.0 {
+            return Ok(());
+        }
+        Err(self.error(
+            key,
+            format!("{value} must be a finite number greater than 0"),
+            example,
+        ))
+    }
+
+    fn size(
+        &self,
+        key: &str,
+        value: Option<DecimalText>,
+        spec: &SymbolSpec,
+    ) -> Result<Qty, ConfigError> {
+        let text = self.required(key, value)?.0;
+        let qty = spec.parse_qty(text.as_bytes()).map_err(|e| {
+            self.error(
+                key,
+                format!("{text:?}: {e}"),
+                "write a positive amount of the base asset that is a multiple of \
+                 market.step_size, e.g. \"0.001\"",
+            )
+        })?;
+        if qty.0 <= 0 {
+            return Err(self.error(
+                key,
+                format!("{text:?} must be greater than 0"),
+                "write a positive amount of the base asset, e.g. \"0.001\"",
+            ));
+        }
+        Ok(qty)
+    }
+}
+
+/// The REST base URL that goes with a WebSocket base URL: same host and port, `wss` →
+/// `https`, `ws` → `http`, path dropped. `None` if it is not a WebSocket URL.
+pub fn rest_url_for(ws_url: &str) -> Option<String> {
+    let (scheme, rest) = if let Some(rest) = ws_url.strip_prefix("wss://") {
+        ("https://", rest)
+    } else if let Some(rest) = ws_url.strip_prefix("ws://") {
+        ("http://", rest)
+    } else {
+        return None;
+    };
+    let host = rest.split('/').next().unwrap_or("");
+    if host.is_empty() {
+        return None;
+    }
+    Some(format!("{scheme}{host}"))
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A decimal amount written as a string (preferred: exact) or a TOML number.
+#[derive(Clone, Debug, Default)]
+struct DecimalText(String);
+
+impl<'de> Deserialize<'de> for DecimalText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Text(String),
+            Int(i64),
+            Float(f64),
+        }
+        match Either::deserialize(deserializer) {
+            Ok(Either::Text(text)) => Ok(DecimalText(text)),
+            Ok(Either::Int(int)) => Ok(DecimalText(int.to_string())),
+            // Rust prints the shortest text that reads back as the same f64, which is what
+            // the user wrote for any amount with fewer than 16 significant digits.
+            Ok(Either::Float(float)) => Ok(DecimalText(float.to_string())),
+            Err(_) => Err(serde::de::Error::custom(
+                "invalid type: expected a decimal amount such as \"0.001\"",
+            )),
+        }
+    }
+}
+
+/// Stage-one schema: every key optional (a layer may set any subset), none unknown.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    market: Option<RawMarket>,
+    model: Option<RawModel>,
+    quoting: Option<RawQuoting>,
+    ofi: Option<RawOfi>,
+    market_data: Option<RawMarketData>,
+    engine: Option<RawEngine>,
+    log: Option<RawLog>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMarket {
+    symbol: Option<String>,
+    tick_size: Option<DecimalText>,
+    step_size: Option<DecimalText>,
+    min_notional: Option<DecimalText>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawModel {
+    gamma_per_bps: Option<f64>,
+    sigma_source: Option<String>,
+    sigma_bps_per_sqrt_s: Option<f64>,
+    k_per_bps: Option<f64>,
+    horizon_s: Option<f64>,
+    sigma_sample_s: Option<f64>,
+    sigma_half_life_s: Option<f64>,
+    sigma_warmup_samples: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMarketData {
+    ws_url: Option<String>,
+    rest_url: Option<String>,
+    ca_file: Option<String>,
+    stale_after_s: Option<f64>,
+    book_levels: Option<i64>,
+    snapshot_limit: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEngine {
+    cpu_core: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuoting {
+    spread_min_bps: Option<f64>,
+    spread_max_bps: Option<f64>,
+    quote_size: Option<DecimalText>,
+    inventory_max: Option<DecimalText>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOfi {
+    beta: Option<f64>,
+    window_s: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    dir: Option<String>,
+    level: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A temporary project root holding the given config files.
+    struct Root(PathBuf);
+
+    impl Root {
+        fn new(tag: &str) -> Root {
+            let dir =
+                std::env::temp_dir().join(format!("mm-config-test-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(dir.join("config")).unwrap();
+            std::fs::write(dir.join(DEFAULT_PATH), DEFAULT_TOML).unwrap();
+            Root(dir)
+        }
+
+        fn write(&self, rel: &str, text: &str) -> PathBuf {
+            let path = self.0.join(rel);
+            std::fs::write(&path, text).unwrap();
+            path
+        }
+
+        fn options(&self) -> LoadOptions {
+            LoadOptions {
+                root: self.0.clone(),
+                ..LoadOptions::default()
+            }
+        }
+    }
+
+    impl Drop for Root {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn defaults_load_with_the_seed_values() {
+        let root = Root::new("defaults");
+        let c = load(&root.options()).unwrap();
+        assert_eq!(c.spec.symbol.as_str(), "BTCUSDT");
+        assert_eq!(c.spec.tick_atoms, 1_000_000);
+        assert_eq!(c.spec.step_atoms, 1_000);
+        assert_eq!(c.spec.min_notional_atoms, 500_000_000);
+        assert_eq!(c.model.gamma_per_bps, 0.1);
+        assert_eq!(c.model.horizon_s, 120.0);
+        assert_eq!(c.quoting.inventory_max_lots, Qty(100_000));
+        assert_eq!(c.quoting.quote_size_lots, Qty(100));
+        assert_eq!(
+            (c.quoting.spread_min_bps, c.quoting.spread_max_bps),
+            (5.0, 200.0)
+        );
+        assert_eq!((c.ofi.beta, c.ofi.window_s), (0.3, 1.0));
+        assert_eq!(c.log.level, LogLevel::Info);
+        assert!(c.warnings.is_empty());
+        assert_eq!(
+            c.banner("backtest"),
+            "Market Making V1 — mode: backtest — symbol: BTCUSDT\n\
+             gamma 0.1 | inventory max 1.0 | spread 5–200 bps | OFI beta 0.3, window 1.0 s | horizon 120 s"
+        );
+    }
+
+    #[test]
+    fn built_in_defaults_are_used_without_the_folder() {
+        let dir = std::env::temp_dir().join(format!("mm-config-empty-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let c = load(&LoadOptions {
+            root: dir.clone(),
+            ..LoadOptions::default()
+        })
+        .unwrap();
+        assert!(c.layers[0].starts_with("built-in defaults"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn layers_override_in_order() {
+        let root = Root::new("layers");
+        root.write(
+            CALIBRATED_PATH,
+            "[model]\ngamma_per_bps = 0.2\nk_per_bps = 2.0\n",
+        );
+        let user = root.write("mine.toml", "[model]\ngamma_per_bps = 0.3\n");
+        let mut options = root.options();
+        options.config_path = Some(user.clone());
+        options.env = vec![
+            ("MM__OFI__BETA".to_string(), "0.5".to_string()),
+            ("MM__MARKET__SYMBOL".to_string(), "ethusdt".to_string()),
+            ("UNRELATED".to_string(), "x".to_string()),
+        ];
+        options.log_level = Some("debug".to_string());
+        let c = load(&options).unwrap();
+        assert_eq!(c.model.gamma_per_bps, 0.3); // --config beats calibrated
+        assert_eq!(c.model.k_per_bps, 2.0); // calibrated beats defaults
+        assert_eq!(c.ofi.beta, 0.5); // environment
+        assert_eq!(c.spec.symbol.as_str(), "ETHUSDT");
+        assert_eq!(c.log.level, LogLevel::Debug);
+        assert_eq!(c.layers.len(), 6);
+
+        options.symbol = Some("SOLUSDT".to_string());
+        assert_eq!(load(&options).unwrap().spec.symbol.as_str(), "SOLUSDT");
+    }
+
+    #[test]
+    fn unknown_key_names_file_and_key() {
+        let root = Root::new("unknown");
+        let user = root.write("bad.toml", "[model]\ngama_per_bps = 0.1\n");
+        let mut options = root.options();
+        options.config_path = Some(user);
+        let e = load(&options).unwrap_err();
+        assert!(e.source.ends_with("bad.toml"), "{e}");
+        assert_eq!(e.key, "model.gama_per_bps", "{e}");
+        assert!(e.problem.contains("unknown field"), "{e}");
+        let e = {
+            let root = Root::new("unknown-section");
+            root.write(CALIBRATED_PATH, "[modle]\ngamma_per_bps = 0.1\n");
+            load(&root.options()).unwrap_err()
+        };
+        assert!(e.source.ends_with("calibrated.toml"), "{e}");
+        assert_eq!(e.key, "modle");
+    }
+
+    #[test]
+    fn wrong_type_names_file_and_key() {
+        let root = Root::new("type");
+        let user = root.write("bad.toml", "[model]\ngamma_per_bps = \"lots\"\n");
+        let mut options = root.options();
+        options.config_path = Some(user);
+        let e = load(&options).unwrap_err();
+        assert_eq!(e.key, "model.gamma_per_bps");
+        assert!(e.problem.contains("invalid type"), "{e}");
+        assert!(e.to_string().contains("fix:"), "{e}");
+    }
+
+    #[test]
+    fn syntax_error_names_the_file() {
+        let root = Root::new("syntax");
+        let user = root.write("bad.toml", "[model\ngamma = \n");
+        let mut options = root.options();
+        options.config_path = Some(user);
+        let e = load(&options).unwrap_err();
+        assert!(e.source.ends_with("bad.toml"));
+        assert!(e.problem.contains("not valid TOML"));
+    }
+
+    #[test]
+    fn range_errors_name_the_layer_that_set_the_key() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "[quoting]\nspread_min_bps = 300.0\n",
+                "quoting.spread_min_bps",
+            ),
+            ("[quoting]\nquote_size = \"-1\"\n", "quoting.quote_size"),
+            ("[quoting]\nquote_size = \"0\"\n", "quoting.quote_size"),
+            (
+                "[quoting]\nquote_size = \"0.0000001\"\n",
+                "quoting.quote_size",
+            ),
+            ("[quoting]\nquote_size = \"2.0\"\n", "quoting.quote_size"),
+            (
+                "[quoting]\ninventory_max = \"1.2.3\"\n",
+                "quoting.inventory_max",
+            ),
+            ("[model]\ngamma_per_bps = -0.1\n", "model.gamma_per_bps"),
+            ("[model]\ngamma_per_bps = nan\n", "model.gamma_per_bps"),
+            ("[model]\nk_per_bps = 0.0\n", "model.k_per_bps"),
+            (
+                "[model]\nsigma_bps_per_sqrt_s = -1.0\n",
+                "model.sigma_bps_per_sqrt_s",
+            ),
+            ("[model]\nsigma_source = \"guess\"\n", "model.sigma_source"),
+            ("[model]\nhorizon_s = 259200.0\n", "model.horizon_s"),
+            ("[ofi]\nwindow_s = 0.0\n", "ofi.window_s"),
+            ("[ofi]\nbeta = -1.0\n", "ofi.beta"),
+            ("[market]\ntick_size = \"0\"\n", "market.tick_size"),
+            ("[market]\nsymbol = \"BTC/USDT\"\n", "market.symbol"),
+            ("[log]\nlevel = \"loud\"\n", "log.level"),
+            (
+                "[market_data]\nbook_levels = 5\n",
+                "market_data.book_levels",
+            ),
+            (
+                "[market_data]\nsnapshot_limit = 6000\n",
+                "market_data.snapshot_limit",
+            ),
+            (
+                "[market_data]\nws_url = \"http://x\"\n",
+                "market_data.ws_url",
+            ),
+            ("[engine]\ncpu_core = -2\n", "engine.cpu_core"),
+            (
+                "[model]\nsigma_warmup_samples = -1\n",
+                "model.sigma_warmup_samples",
+            ),
+        ];
+        for (text, key) in cases {
+            let root = Root::new("range");
+            let user = root.write("bad.toml", text);
+            let mut options = root.options();
+            options.config_path = Some(user);
+            let e = load(&options).unwrap_err();
+            assert_eq!(&e.key, key, "{text}: {e}");
+            assert!(e.source.ends_with("bad.toml"), "{text}: {e}");
+            assert!(!e.fix.is_empty());
+        }
+    }
+
+    #[test]
+    fn env_errors_name_the_variable() {
+        let root = Root::new("env");
+        let mut options = root.options();
+        options.env = vec![("MM__MODEL__GAMMA".to_string(), "0.2".to_string())];
+        let e = load(&options).unwrap_err();
+        assert_eq!(e.source, "environment variable MM__MODEL__GAMMA");
+        options.env = vec![("MM__MODEL__HORIZON_S".to_string(), "1e9".to_string())];
+        let e = load(&options).unwrap_err();
+        assert_eq!(e.source, "environment variable MM__MODEL__HORIZON_S");
+        assert_eq!(e.key, "model.horizon_s");
+        options.env = vec![("MM__GAMMA".to_string(), "0.2".to_string())];
+        assert!(load(&options)
+            .unwrap_err()
+            .problem
+            .contains("MM__<SECTION>__<KEY>"));
+    }
+
+    #[test]
+    fn long_horizon_is_warned_about() {
+        let root = Root::new("warn");
+        let mut options = root.options();
+        options.env = vec![("MM__MODEL__HORIZON_S".to_string(), "1800".to_string())];
+        let c = load(&options).unwrap();
+        assert_eq!(c.model.horizon_s, 1800.0);
+        assert_eq!(c.warnings.len(), 1);
+    }
+
+    #[test]
+    fn numbers_are_accepted_for_sizes() {
+        let root = Root::new("numbers");
+        let user = root.write(
+            "n.toml",
+            "[quoting]\nquote_size = 0.002\ninventory_max = 2\n",
+        );
+        let mut options = root.options();
+        options.config_path = Some(user);
+        let c = load(&options).unwrap();
+        assert_eq!(c.quoting.quote_size_lots, Qty(200));
+        assert_eq!(c.quoting.inventory_max_lots, Qty(200_000));
+    }
+
+    #[test]
+    fn endpoint_and_ca_flags_set_market_data() {
+        let root = Root::new("endpoint");
+        let ca = root.write("ca.pem", "not checked here");
+        let mut options = root.options();
+        options.endpoint = Some("wss://127.0.0.1:9443/".to_string());
+        options.ca_file = Some(ca.display().to_string());
+        let c = load(&options).unwrap();
+        assert_eq!(c.market_data.ws_url, "wss://127.0.0.1:9443");
+        assert_eq!(c.market_data.rest_url, "https://127.0.0.1:9443");
+        assert_eq!(c.market_data.ca_file, Some(ca));
+        options.endpoint = Some("https://x".to_string());
+        assert_eq!(load(&options).unwrap_err().source, "flag --endpoint");
+        options.endpoint = None;
+        options.ca_file = Some("/nonexistent/ca.pem".to_string());
+        assert_eq!(load(&options).unwrap_err().key, "market_data.ca_file");
+        assert_eq!(
+            rest_url_for("ws://h:1/stream?x"),
+            Some("http://h:1".to_string())
+        );
+        assert_eq!(rest_url_for("wss:///"), None);
+    }
+
+    #[test]
+    fn missing_config_file_is_an_error() {
+        let root = Root::new("missing");
+        let mut options = root.options();
+        options.config_path = Some(root.0.join("nope.toml"));
+        let e = load(&options).unwrap_err();
+        assert!(e.problem.contains("does not exist"));
+    }
+}

@@ -5,10 +5,20 @@
 //! The core (model, and later book, feed, orders, engine) is sans-IO: it never reads a
 //! clock, touches a socket or allocates after start-up.
 
+pub mod book;
 pub mod config;
+pub mod engine;
+pub mod feed;
+pub mod hot;
+pub mod journal;
+pub mod limits;
 pub mod model;
 pub mod modes;
+pub mod net;
+pub mod orders;
+pub mod risk;
 pub mod shutdown;
 pub mod telemetry;
 pub mod time;
 pub mod types;
+pub mod venue;

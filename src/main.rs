@@ -1,2 +1,231 @@
-//! placeholder
-fn main() {}
+//! `mm`: command-line flags → validated `Config` → one mode. Nothing else lives here.
+//!
+//! Exit status: 0 success; 1 the run failed or a check it performs failed; 2 bad flags, bad
+//! configuration, or a mode that is not available in this build; 130 a second Ctrl+C.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use mm::config::{self, Config, LoadOptions};
+use mm::modes::{self, Mode};
+use mm::shutdown::Shutdown;
+use mm::telemetry::log::Logger;
+
+/// A low-latency market maker for Binance spot: Avellaneda–Stoikov quotes tilted by
+/// order-flow imbalance.
+///
+/// Configuration comes from config/default.toml, overlaid by config/calibrated.toml (if
+/// present), by --config, by MM__<SECTION>__<KEY> environment variables and by the flags below.
+#[derive(Debug, Parser)]
+#[command(name = "mm", version, about, long_about, max_term_width = 100)]
+struct Cli {
+    /// What to run: paper-trading (live data, simulated fills), backtest (recorded data),
+    /// calibration (fit the parameters), live (real orders), spread-check (print and check
+    /// the model's quotes for a representative state), simulate (Avellaneda–Stoikov 2008
+    /// Monte Carlo), kpi (show the KPI snapshot), record (write market data to a journal).
+    #[arg(long, value_parser = parse_mode, value_name = "MODE")]
+    mode: Mode,
+
+    /// Binance spot symbol [default: market.symbol from the config, BTCUSDT].
+    #[arg(long, value_name = "SYMBOL")]
+    symbol: Option<String>,
+
+    /// How long to run, in hours (fractions allowed) [default: until Ctrl+C or end of data].
+    #[arg(long, value_name = "HOURS", value_parser = parse_hours)]
+    duration: Option<f64>,
+
+    /// Least severe log level written to logs/mm_v1_YYYYMMDD.log: error, warn, info, debug
+    /// or trace [default: log.level from the config, info].
+    #[arg(long, value_name = "LEVEL", value_parser = ["error", "warn", "info", "debug", "trace"])]
+    log_level: Option<String>,
+
+    /// A TOML file overlaid on the defaults (and on config/calibrated.toml) [default: none].
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+
+    /// Market-data WebSocket base URL, e.g. wss://127.0.0.1:9443 for the local exchange; the
+    /// REST URL is derived from it (same host and port) [default: market_data.ws_url,
+    /// wss://stream.binance.com:9443].
+    #[arg(long, value_name = "URL")]
+    endpoint: Option<String>,
+
+    /// A PEM CA certificate to trust instead of the public roots (the cert the local exchange
+    /// printed) [default: market_data.ca_file, none].
+    #[arg(long, value_name = "PEM")]
+    ca: Option<String>,
+
+    /// record: the journal file to write (never overwritten) [default:
+    /// journal/<SYMBOL>_<UTC time>.mmj].
+    #[arg(long, value_name = "PATH")]
+    out: Option<PathBuf>,
+
+    /// simulate: seed of the random number generator; the same seed gives the same numbers.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+
+    /// simulate: Monte Carlo paths per strategy and gamma.
+    #[arg(long, default_value_t = 1000)]
+    paths: usize,
+
+    /// simulate: print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+
+    /// spread-check: best bid of the state to quote against (the default is the BTCUSDT top of
+    /// book recorded 2024-08-08 23:54 UTC).
+    #[arg(long, value_name = "PRICE", default_value = "61837.63")]
+    bid: String,
+
+    /// spread-check: best ask of the state to quote against.
+    #[arg(long, value_name = "PRICE", default_value = "61837.64")]
+    ask: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(why) = cli.mode.not_available() {
+        eprintln!(
+            "mm: --mode={} is not available yet ({why}); available now: spread-check, simulate, \
+             record",
+            cli.mode
+        );
+        return ExitCode::from(2);
+    }
+    let config = match load_config(&cli) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("mm: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&cli, &config) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("mm: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> Result<Config, config::ConfigError> {
+    let mut options = LoadOptions::from_process(cli.config.clone());
+    options.symbol = cli.symbol.clone();
+    options.log_level = cli.log_level.clone();
+    options.endpoint = cli.endpoint.clone();
+    options.ca_file = cli.ca.clone();
+    config::load(&options)
+}
+
+/// Runs the chosen mode; `Ok(false)` when the mode's own check failed.
+fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
+    let shutdown = Shutdown::install().context("installing the Ctrl+C handler")?;
+    let logger = Logger::start(&config.log.dir, config.log.level)?;
+    let log = logger.handle();
+
+    let banner = config.banner(cli.mode.as_str());
+    // With --json, stdout carries exactly one JSON object: the banner goes to stderr.
+    if cli.json {
+        eprintln!("{banner}");
+    } else {
+        println!("{banner}");
+    }
+    for warning in &config.warnings {
+        log.warn(format_args!("config: {warning}"));
+    }
+    log.info(format_args!(
+        "start: mode {} symbol {} config layers: {}",
+        cli.mode,
+        config.spec.symbol,
+        config.layers.join(" <- ")
+    ));
+    if let Some(hours) = cli.duration {
+        log.info(format_args!("duration limit {hours} h"));
+    }
+
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let outcome = match cli.mode {
+        Mode::SpreadCheck => {
+            let bid = config
+                .spec
+                .parse_price(cli.bid.as_bytes())
+                .map_err(|e| anyhow::anyhow!("--bid {:?}: {e}", cli.bid))?;
+            let ask = config
+                .spec
+                .parse_price(cli.ask.as_bytes())
+                .map_err(|e| anyhow::anyhow!("--ask {:?}: {e}", cli.ask))?;
+            let passed =
+                modes::spread_check::run(&config.model_params(), &config.spec, bid, ask, &mut out)?;
+            if !passed {
+                log.error(format_args!("spread-check failed"));
+            }
+            passed
+        }
+        Mode::Simulate => {
+            let args = modes::simulate::SimulateArgs {
+                seed: cli.seed,
+                paths: cli.paths,
+                json: cli.json,
+            };
+            modes::simulate::run(&args, &mut out)?;
+            true
+        }
+        Mode::Record => {
+            let args = modes::record::RecordArgs {
+                out: cli.out.clone(),
+                duration_ns: cli.duration.map(|h| (h * 3600.0 * 1e9) as u64),
+            };
+            let summary = modes::record::run(config, &args, &log, &shutdown)?;
+            writeln!(
+                out,
+                "recorded {} records ({} bytes, {} frames, {} gaps, {} snapshots, {} dropped) \
+                 into {}",
+                summary.records,
+                summary.bytes,
+                summary.stats.frames,
+                summary.stats.engine.gaps,
+                summary.stats.engine.snapshots,
+                summary.stats.journal_dropped,
+                summary.path.display()
+            )?;
+            true
+        }
+        other => anyhow::bail!("--mode={other} is not wired in this build"),
+    };
+    out.flush()?;
+
+    if shutdown.requested() {
+        log.info(format_args!("stopped by signal"));
+    }
+    log.info(format_args!("shutdown clean (mode {})", cli.mode));
+    let summary = logger.finish()?;
+    if summary.dropped > 0 {
+        eprintln!(
+            "mm: {} log lines were dropped (log channel full)",
+            summary.dropped
+        );
+    }
+    Ok(outcome)
+}
+
+fn parse_mode(text: &str) -> Result<Mode, String> {
+    Mode::parse(text).ok_or_else(|| {
+        let all: Vec<&str> = Mode::ALL.iter().map(|m| m.as_str()).collect();
+        format!("unknown mode; use one of: {}", all.join(", "))
+    })
+}
+
+fn parse_hours(text: &str) -> Result<f64, String> {
+    let hours: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of hours"))?;
+    if !hours.is_finite() || hours <= 0.0 {
+        return Err("the duration must be a positive number of hours, e.g. 0.5".to_string());
+    }
+    Ok(hours)
+}

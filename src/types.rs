@@ -355,13 +355,21 @@ impl SymbolSpec {
     /// Writes a price as the exchange expects it (`61837.63`); returns the length.
     #[inline]
     pub fn write_price(&self, price: Price, out: &mut [u8; DECIMAL_TEXT_MAX]) -> usize {
-        write_atoms(price.0.saturating_mul(self.tick_atoms), self.price_decimals(), out)
+        write_atoms(
+            price.0.saturating_mul(self.tick_atoms),
+            self.price_decimals(),
+            out,
+        )
     }
 
     /// Writes a quantity as the exchange expects it (`0.00100`); returns the length.
     #[inline]
     pub fn write_qty(&self, qty: Qty, out: &mut [u8; DECIMAL_TEXT_MAX]) -> usize {
-        write_atoms(qty.0.saturating_mul(self.step_atoms), self.qty_decimals(), out)
+        write_atoms(
+            qty.0.saturating_mul(self.step_atoms),
+            self.qty_decimals(),
+            out,
+        )
     }
 
     /// A price in quote-currency units as f64 — for reports and the f64 reference model
@@ -375,12 +383,19 @@ impl SymbolSpec {
         qty.0 as f64 * self.step_atoms as f64 / ATOMS_PER_UNIT as f64
     }
 
-    /// Order value price × qty in atoms of the quote currency (i128: cannot overflow).
+    /// Order value price × qty in atoms of the quote currency. Saturates at the i128 range
+    /// for absurd inputs (never wraps, never panics).
     #[inline]
     pub fn notional_atoms(&self, price: Price, qty: Qty) -> i128 {
-        i128::from(price.0) * i128::from(self.tick_atoms) * i128::from(qty.0)
-            * i128::from(self.step_atoms)
-            / i128::from(ATOMS_PER_UNIT)
+        let value = i128::from(price.0)
+            .checked_mul(i128::from(self.tick_atoms))
+            .and_then(|v| v.checked_mul(i128::from(qty.0)))
+            .and_then(|v| v.checked_mul(i128::from(self.step_atoms)));
+        match value {
+            Some(v) => v / i128::from(ATOMS_PER_UNIT),
+            None if (price.0 < 0) != (qty.0 < 0) => i128::MIN,
+            None => i128::MAX,
+        }
     }
 
     /// True when an order of `qty` at `price` meets `minNotional`.
@@ -394,8 +409,8 @@ impl SymbolSpec {
         if price.0 <= 0 {
             return Qty(1);
         }
-        let value_per_lot = i128::from(price.0) * i128::from(self.tick_atoms)
-            * i128::from(self.step_atoms);
+        let value_per_lot =
+            i128::from(price.0) * i128::from(self.tick_atoms) * i128::from(self.step_atoms);
         let needed = i128::from(self.min_notional_atoms) * i128::from(ATOMS_PER_UNIT);
         let lots = (needed + value_per_lot - 1) / value_per_lot;
         Qty(i64::try_from(lots.max(1)).unwrap_or(i64::MAX))
@@ -467,8 +482,7 @@ mod tests {
         if int.is_empty() && frac.is_empty() {
             return None;
         }
-        if !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit())
-        {
+        if !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
         let frac_trim = frac.trim_end_matches('0');
@@ -508,7 +522,10 @@ mod tests {
             parse_atoms(b"99999999999999999999"),
             Err(DecimalError::Overflow)
         );
-        assert_eq!(parse_atoms(b"92233720368.54775808"), Err(DecimalError::Overflow));
+        assert_eq!(
+            parse_atoms(b"92233720368.54775808"),
+            Err(DecimalError::Overflow)
+        );
         assert_eq!(parse_atoms(b"92233720368.54775807"), Ok(i64::MAX));
         assert_eq!(spec.parse_price(b"61837.635"), Err(DecimalError::OffGrid));
         assert_eq!(spec.parse_qty(b"0.000001"), Err(DecimalError::OffGrid));
@@ -550,7 +567,10 @@ mod tests {
         assert_eq!(&buf[..n], b"btcusdt");
         assert_eq!(Symbol::new(""), Err(SymbolError::Empty));
         assert_eq!(Symbol::new("BTC-USDT"), Err(SymbolError::InvalidChar));
-        assert_eq!(Symbol::new("A".repeat(21).as_str()), Err(SymbolError::TooLong));
+        assert_eq!(
+            Symbol::new("A".repeat(21).as_str()),
+            Err(SymbolError::TooLong)
+        );
     }
 
     proptest! {
@@ -579,6 +599,15 @@ mod tests {
         fn parser_agrees_with_reference(s in "[0-9.]{0,24}") {
             let ours = parse_atoms(s.as_bytes()).ok();
             prop_assert_eq!(ours, reference_atoms(&s), "input {:?}", s);
+        }
+
+        #[test]
+        fn notional_never_panics(p in any::<i64>(), q in any::<i64>()) {
+            let spec = btc();
+            let n = spec.notional_atoms(Price(p), Qty(q));
+            if p != 0 && q != 0 {
+                prop_assert_eq!(n > 0, (p > 0) == (q > 0));
+            }
         }
 
         #[test]

@@ -1,4 +1,112 @@
-//! One module per run mode: wiring only. Each mode takes a validated `Config` and runs.
+//! One module per run mode: wiring only. Each mode takes a validated `Config` (and its own
+//! flags) and runs; the logic lives in the library modules below it.
 
+pub mod record;
 pub mod simulate;
 pub mod spread_check;
+
+use std::fmt;
+
+use crate::config::{Config, SigmaSource};
+use crate::engine::EngineParams;
+use crate::model::Quoter;
+use crate::net::TlsRoots;
+
+/// Touch changes the OFI window can hold (BTCUSDT: a few hundred per second at most).
+pub const OFI_CAPACITY: usize = 16_384;
+
+/// The engine's parameters from the configuration.
+pub fn engine_params(config: &Config) -> anyhow::Result<EngineParams> {
+    let quoter = Quoter::new(config.model_params(), config.spec)
+        .map_err(|e| anyhow::anyhow!("model parameters: {e}"))?;
+    Ok(EngineParams {
+        quoter,
+        book_levels: config.market_data.book_levels,
+        ofi_window_ns: (config.ofi.window_s * 1e9) as u64,
+        ofi_capacity: OFI_CAPACITY,
+        sigma_estimated: config.model.sigma_source == SigmaSource::Estimated,
+        sigma_sample_s: config.model.sigma_sample_s,
+        sigma_half_life_s: config.model.sigma_half_life_s,
+        sigma_warmup_samples: config.model.sigma_warmup_samples,
+    })
+}
+
+/// The TLS roots the configuration asks for: a CA file (local exchange) or the public roots.
+pub fn tls_roots(config: &Config) -> TlsRoots {
+    match &config.market_data.ca_file {
+        Some(path) => TlsRoots::CaFile(path.clone()),
+        None => TlsRoots::WebPki,
+    }
+}
+
+/// Every way to run mm. The spelling on the command line is `--mode=<kebab-case>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Live market data, simulated fills.
+    PaperTrading,
+    /// Recorded market data, simulated fills.
+    Backtest,
+    /// Fit the model's parameters from recorded data.
+    Calibration,
+    /// Real orders on Binance spot.
+    Live,
+    /// Print the quotes the model makes for a representative state and check them.
+    SpreadCheck,
+    /// Avellaneda & Stoikov's (2008) Monte Carlo experiment.
+    Simulate,
+    /// Show the KPI snapshot of a running engine.
+    Kpi,
+    /// Record market data into a journal.
+    Record,
+}
+
+impl Mode {
+    /// All modes, in `--help` order.
+    pub const ALL: [Mode; 8] = [
+        Mode::PaperTrading,
+        Mode::Backtest,
+        Mode::Calibration,
+        Mode::Live,
+        Mode::SpreadCheck,
+        Mode::Simulate,
+        Mode::Kpi,
+        Mode::Record,
+    ];
+
+    /// The command-line spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Mode::PaperTrading => "paper-trading",
+            Mode::Backtest => "backtest",
+            Mode::Calibration => "calibration",
+            Mode::Live => "live",
+            Mode::SpreadCheck => "spread-check",
+            Mode::Simulate => "simulate",
+            Mode::Kpi => "kpi",
+            Mode::Record => "record",
+        }
+    }
+
+    /// Parses the command-line spelling.
+    pub fn parse(text: &str) -> Option<Mode> {
+        Mode::ALL.into_iter().find(|m| m.as_str() == text)
+    }
+
+    /// `None` when the mode works in this build; otherwise what it is waiting for.
+    pub const fn not_available(self) -> Option<&'static str> {
+        match self {
+            Mode::SpreadCheck | Mode::Simulate | Mode::Record => None,
+            Mode::PaperTrading => Some("needs the market-data hot path and the paper venue"),
+            Mode::Backtest => Some("needs the replay engine and the simulated venue"),
+            Mode::Calibration => Some("needs the backtester"),
+            Mode::Live => Some("needs the Binance order-entry venue"),
+            Mode::Kpi => Some("needs the KPI snapshot written by paper or live trading"),
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
