@@ -1,0 +1,1250 @@
+//! The local exchange (`mm-exchange`) as a client meets it: each test starts the real binary
+//! as a child process on an ephemeral port, reads its `listening` line, and talks to it
+//! with a plain tungstenite client over rustls (trusting the certificate it printed) or
+//! plain TCP, exactly as the engine will.
+//!
+//! Order-entry and matching cases run on small capture files written by the test, so the
+//! expected fills are known exactly and the tests need no shared data. Replay fidelity and
+//! the snapshot/stream consistency run on ../shared/data: when it is absent they print
+//! "SKIPPED: ../shared/data not found" and return; when it is present they must pass.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use serde_json::{json, Map, Value};
+use tungstenite::{Message, WebSocket};
+
+/// Binance's documentation key pair (PROTOCOL.md).
+const KEY: &str = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A";
+const SECRET: &str = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j";
+const READ_TIMEOUT: Duration = Duration::from_secs(20);
+
+// ---------------------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------------------
+
+fn now_ms() -> i64 {
+    // Test code: the signed requests need the real wall clock, like any client.
+    #[allow(clippy::disallowed_methods)]
+    let now = std::time::SystemTime::now();
+    now.duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn pause(ms: u64) {
+    #[allow(clippy::disallowed_methods)]
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+fn shared_data() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        println!("SKIPPED: ../shared/data not found");
+        None
+    }
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mmx-test-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A running simulator.
+struct Sim {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    port: u16,
+    tls: Option<Arc<ClientConfig>>,
+}
+
+impl Sim {
+    fn start(data: &[&Path], args: &[&str]) -> Sim {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mm-exchange"));
+        for d in data {
+            cmd.arg("--data").arg(d);
+        }
+        cmd.args(["--port", "0", "--api-key", KEY, "--api-secret", SECRET]);
+        cmd.args(args);
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("starting mm-exchange");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("mm-exchange printed no listening line");
+        // `mm-exchange listening on 127.0.0.1:PORT tls cert=/path` or `... plain`.
+        let rest = first
+            .strip_prefix("mm-exchange listening on 127.0.0.1:")
+            .unwrap_or_else(|| panic!("unexpected first line: {first}"));
+        let (port, mode) = rest.split_once(' ').unwrap();
+        let port: u16 = port.parse().unwrap();
+        let tls = match mode.strip_prefix("tls cert=") {
+            Some(path) => {
+                let cert = CertificateDer::from_pem_file(path).expect("reading the printed cert");
+                let mut roots = RootCertStore::empty();
+                roots.add(cert).unwrap();
+                let provider = Arc::new(rustls::crypto::ring::default_provider());
+                let config = ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .unwrap()
+                    .with_root_certificates(roots)
+                    .with_no_client_auth();
+                Some(Arc::new(config))
+            }
+            None => {
+                assert_eq!(mode, "plain");
+                None
+            }
+        };
+        Sim {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            port,
+            tls,
+        }
+    }
+
+    fn connect(&self) -> Stream {
+        let tcp = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        tcp.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+        tcp.set_nodelay(true).unwrap();
+        match &self.tls {
+            Some(config) => {
+                let name = ServerName::try_from("localhost").unwrap();
+                let conn = ClientConnection::new(Arc::clone(config), name).unwrap();
+                Stream::Tls(Box::new(StreamOwned::new(conn, tcp)))
+            }
+            None => Stream::Plain(tcp),
+        }
+    }
+
+    fn ws(&self, path: &str) -> WebSocket<Stream> {
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        let url = format!("{scheme}://localhost:{}{path}", self.port);
+        let (ws, _) = tungstenite::client(url, self.connect()).expect("websocket handshake");
+        ws
+    }
+
+    fn api(&self) -> Api {
+        Api {
+            ws: self.ws("/ws-api/v3"),
+            next_id: 1,
+            events: VecDeque::new(),
+        }
+    }
+
+    /// One HTTP request on a fresh connection: (status, body).
+    fn http(&self, method: &str, path: &str) -> (u16, String) {
+        let mut s = self.connect();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        s.write_all(request.as_bytes()).unwrap();
+        s.flush().unwrap();
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw);
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP response");
+        let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+        (status, body.to_string())
+    }
+
+    fn get_json(&self, path: &str) -> Value {
+        let (status, body) = self.http("GET", path);
+        assert_eq!(status, 200, "{path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    fn command(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Stops the exchange (`stop` on stdin) and returns its final accounting.
+    fn stop(mut self) -> Value {
+        self.command("stop");
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(30))
+                .expect("no accounting line on stop");
+            if let Some(json) = line.strip_prefix("mm-exchange accounting ") {
+                let status = self.child.wait().unwrap();
+                assert!(status.success(), "mm-exchange exited with {status}");
+                return serde_json::from_str(json).unwrap();
+            }
+        }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// Next text frame as text (pings are answered by tungstenite and skipped).
+fn next_text(ws: &mut WebSocket<Stream>) -> String {
+    loop {
+        match ws.read().expect("websocket read") {
+            Message::Text(t) => return t.to_string(),
+            Message::Close(_) => panic!("closed by the server"),
+            _ => {}
+        }
+    }
+}
+
+fn next_json(ws: &mut WebSocket<Stream>) -> Value {
+    let text = next_text(ws);
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+fn hex_hmac(secret: &str, payload: &str) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    ring::hmac::sign(&key, payload.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The WebSocket API payload: params except signature, sorted, `k=v` joined by `&`.
+fn ws_payload(params: &Map<String, Value>) -> String {
+    let mut names: Vec<&String> = params.keys().filter(|k| *k != "signature").collect();
+    names.sort();
+    names
+        .iter()
+        .map(|k| match &params[*k] {
+            Value::String(s) => format!("{k}={s}"),
+            v => format!("{k}={v}"),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Adds apiKey, timestamp (unless given) and signature.
+fn sign(mut params: Map<String, Value>) -> Map<String, Value> {
+    params.insert("apiKey".into(), json!(KEY));
+    params.entry("timestamp").or_insert_with(|| json!(now_ms()));
+    let signature = hex_hmac(SECRET, &ws_payload(&params));
+    params.insert("signature".into(), json!(signature));
+    params
+}
+
+struct Api {
+    ws: WebSocket<Stream>,
+    next_id: u64,
+    events: VecDeque<Value>,
+}
+
+impl Api {
+    fn send_raw(&mut self, text: &str) {
+        self.ws
+            .send(Message::Text(text.to_string().into()))
+            .unwrap();
+    }
+
+    /// Sends a request and returns its response; events read meanwhile are kept.
+    fn call(&mut self, method: &str, params: Map<String, Value>) -> Value {
+        let id = format!("t{}", self.next_id);
+        self.next_id += 1;
+        let request = json!({"id": id, "method": method, "params": params});
+        self.send_raw(&request.to_string());
+        self.response(&json!(id))
+    }
+
+    fn response(&mut self, id: &Value) -> Value {
+        loop {
+            let v = next_json(&mut self.ws);
+            if v.get("event").is_some() {
+                self.events.push_back(v["event"].clone());
+            } else if &v["id"] == id {
+                return v;
+            }
+        }
+    }
+
+    fn signed(&mut self, method: &str, params: Value) -> Value {
+        let Value::Object(map) = params else {
+            panic!("params must be an object")
+        };
+        self.call(method, sign(map))
+    }
+
+    fn event(&mut self) -> Value {
+        if let Some(e) = self.events.pop_front() {
+            return e;
+        }
+        loop {
+            let v = next_json(&mut self.ws);
+            if let Some(e) = v.get("event") {
+                return e.clone();
+            }
+        }
+    }
+}
+
+fn limit_maker(side: &str, price: &str, qty: &str, id: &str) -> Value {
+    json!({"symbol": "BTCUSDT", "side": side, "type": "LIMIT_MAKER", "price": price,
+           "quantity": qty, "newClientOrderId": id, "newOrderRespType": "RESULT"})
+}
+
+fn error_code(response: &Value) -> i64 {
+    response["error"]["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("expected an error: {response}"))
+}
+
+// ---------------------------------------------------------------------------------------
+// Hand-built captures
+// ---------------------------------------------------------------------------------------
+
+const T0_NS: i64 = 1_723_161_253_000_000_000;
+
+/// Writes capture lines (`<ns> <json>`) to a plain file.
+fn write_capture(dir: &Path, name: &str, lines: &[(i64, String)]) -> PathBuf {
+    let path = dir.join(name);
+    let text: String = lines.iter().map(|(ts, j)| format!("{ts} {j}\n")).collect();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn snapshot_line(id: u64) -> String {
+    json!({"lastUpdateId": id,
+           "bids": [["100.00000000", "2.00000000"], ["99.99000000", "1.00000000"]],
+           "asks": [["100.01000000", "1.00000000"], ["100.02000000", "3.00000000"]]})
+    .to_string()
+}
+
+fn trade_line(id: u64, price: &str, qty: &str, buyer_maker: bool) -> String {
+    format!(
+        "{{\"stream\":\"btcusdt@trade\",\"data\":{{\"e\":\"trade\",\"E\":1723161255343,\"s\":\"BTCUSDT\",\"t\":{id},\"p\":\"{price}\",\"q\":\"{qty}\",\"T\":1723161255342,\"m\":{buyer_maker},\"M\":true}}}}"
+    )
+}
+
+fn depth_line(first: u64, last: u64, bid_qty: &str) -> String {
+    format!(
+        "{{\"stream\":\"btcusdt@depth@100ms\",\"data\":{{\"e\":\"depthUpdate\",\"E\":1723161255208,\"s\":\"BTCUSDT\",\"U\":{first},\"u\":{last},\"b\":[[\"99.98000000\",\"{bid_qty}\"]],\"a\":[]}}}}"
+    )
+}
+
+/// The matching scenario: a snapshot (bids 100.00×2, 99.99×1; asks 100.01×1, 100.02×3),
+/// then trades 1.0 and 1.5 at 100.00 (sell aggressor), 0.3 and 1.0 at 99.98 (through our
+/// bid), 0.2 at 100.03 (buy aggressor, through an ask at 100.02).
+fn matching_capture(dir: &Path) -> PathBuf {
+    let ms = 1_000_000;
+    write_capture(
+        dir,
+        "matching.txt",
+        &[
+            (T0_NS, snapshot_line(100)),
+            (
+                T0_NS + ms,
+                trade_line(1, "100.00000000", "1.00000000", true),
+            ),
+            (
+                T0_NS + 2 * ms,
+                trade_line(2, "100.00000000", "1.50000000", true),
+            ),
+            (
+                T0_NS + 3 * ms,
+                trade_line(3, "99.98000000", "0.30000000", true),
+            ),
+            (
+                T0_NS + 4 * ms,
+                trade_line(4, "99.98000000", "1.00000000", true),
+            ),
+            (
+                T0_NS + 5 * ms,
+                trade_line(5, "100.03000000", "0.20000000", false),
+            ),
+        ],
+    )
+}
+
+/// A long, quiet stream of depth diffs (ids 101…, 20 ms apart) for the fault tests.
+fn fault_capture(dir: &Path, count: u64) -> PathBuf {
+    let mut lines = vec![(T0_NS, snapshot_line(100))];
+    for i in 0..count {
+        let id = 101 + i;
+        let qty = format!("{}.00000000", 1 + i % 5);
+        lines.push((
+            T0_NS + (i as i64 + 1) * 20_000_000,
+            depth_line(id, id, &qty),
+        ));
+    }
+    write_capture(dir, "faults.txt", &lines)
+}
+
+// ---------------------------------------------------------------------------------------
+// Signatures and errors
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn signature_vector_then_signed_orders_over_tls() {
+    // The documented REST vector, with the same HMAC the client below uses.
+    let rest = "symbol=LTCBTC&side=BUY&type=LIMIT&timeInForce=GTC&quantity=1&price=0.1&recvWindow=5000&timestamp=1499827319559";
+    assert_eq!(
+        hex_hmac(SECRET, rest),
+        "c8db56825ae71d6d79447849e617115f4a920fa2acdcab2b053c4b2838bd6b71"
+    );
+    let dir = temp_dir("sig");
+    let data = matching_capture(&dir);
+    let sim = Sim::start(&[&data], &[]);
+    assert!(sim.tls.is_some());
+    let mut api = sim.api();
+
+    // A freshly signed request verifies.
+    let ok = api.signed(
+        "order.place",
+        limit_maker("BUY", "99.00", "0.10000", "sig-ok"),
+    );
+    assert_eq!(ok["status"], 200, "{ok}");
+    assert_eq!(ok["result"]["status"], "NEW");
+    assert_eq!(ok["result"]["price"], "99.00000000");
+    assert!(ok["rateLimits"].as_array().unwrap().len() == 3);
+
+    // One changed byte of the signature.
+    let Value::Object(params) = limit_maker("BUY", "99.00", "0.10000", "sig-bad") else {
+        unreachable!()
+    };
+    let mut params = sign(params);
+    let signature = params["signature"].as_str().unwrap().to_string();
+    let flipped = if signature.starts_with('0') { "1" } else { "0" };
+    params.insert(
+        "signature".into(),
+        json!(format!("{flipped}{}", &signature[1..])),
+    );
+    let bad = api.call("order.place", params.clone());
+    assert_eq!(error_code(&bad), -1022, "{bad}");
+    assert_eq!(bad["status"], 400);
+    assert_eq!(
+        bad["error"]["msg"],
+        "Signature for this request is not valid."
+    );
+    assert!(bad["rateLimits"].is_array());
+
+    // One changed byte of a parameter, the signature left as it was.
+    params.insert("signature".into(), json!(signature));
+    params.insert("quantity".into(), json!("0.20000"));
+    assert_eq!(error_code(&api.call("order.place", params)), -1022);
+
+    // The wrong key.
+    let mut p = sign(match limit_maker("BUY", "99.00", "0.1", "k") {
+        Value::Object(m) => m,
+        _ => unreachable!(),
+    });
+    p.insert("apiKey".into(), json!("not-the-key"));
+    assert_eq!(error_code(&api.call("order.place", p)), -2015);
+
+    let acct = sim.stop();
+    assert_eq!(acct["orders_accepted"], 1);
+    assert_eq!(acct["errors_by_code"]["-1022"], 2);
+}
+
+#[test]
+fn timestamp_window_is_enforced_with_1021() {
+    let dir = temp_dir("ts");
+    let data = matching_capture(&dir);
+    let sim = Sim::start(&[&data], &["--plain"]);
+    let mut api = sim.api();
+    let mut old = limit_maker("BUY", "99.00", "0.1", "old");
+    old["timestamp"] = json!(now_ms() - 10_000);
+    let r = api.signed("order.place", old);
+    assert_eq!(error_code(&r), -1021);
+    assert_eq!(
+        r["error"]["msg"],
+        "Timestamp for this request is outside of the recvWindow."
+    );
+    // Within a larger recvWindow it passes.
+    let mut wide = limit_maker("BUY", "99.00", "0.1", "wide");
+    wide["timestamp"] = json!(now_ms() - 10_000);
+    wide["recvWindow"] = json!(60_000);
+    assert_eq!(api.signed("order.place", wide)["status"], 200);
+    let mut future = limit_maker("BUY", "99.00", "0.1", "future");
+    future["timestamp"] = json!(now_ms() + 5_000);
+    let r = api.signed("order.place", future);
+    assert_eq!(error_code(&r), -1021);
+    assert_eq!(
+        r["error"]["msg"],
+        "Timestamp for this request was 1000ms ahead of the server's time."
+    );
+    let mut too_wide = limit_maker("BUY", "99.00", "0.1", "w2");
+    too_wide["recvWindow"] = json!(70_000);
+    assert_eq!(error_code(&api.signed("order.place", too_wide)), -1102);
+}
+
+#[test]
+fn order_rejections_use_binance_codes() {
+    let dir = temp_dir("rej");
+    let data = matching_capture(&dir);
+    let sim = Sim::start(&[&data], &["--plain"]);
+    let mut api = sim.api();
+    // Best ask is 100.01: a LIMIT_MAKER buy there would take.
+    let r = api.signed("order.place", limit_maker("BUY", "100.01", "0.1", "x1"));
+    assert_eq!(error_code(&r), -2010);
+    assert_eq!(r["error"]["msg"], "Order would immediately match and take.");
+    let r = api.signed("order.place", limit_maker("SELL", "100.00", "0.1", "x2"));
+    assert_eq!(error_code(&r), -2010);
+    // Filters.
+    let r = api.signed("order.place", limit_maker("BUY", "99.001", "0.1", "x3"));
+    assert_eq!(error_code(&r), -1013);
+    assert_eq!(r["error"]["msg"], "Filter failure: PRICE_FILTER");
+    let r = api.signed("order.place", limit_maker("BUY", "99.00", "0.000001", "x4"));
+    assert_eq!(r["error"]["msg"], "Filter failure: LOT_SIZE");
+    let r = api.signed("order.place", limit_maker("BUY", "99.00", "0.01", "x5"));
+    assert_eq!(r["error"]["msg"], "Filter failure: NOTIONAL");
+    // Unknown order.
+    let r = api.signed(
+        "order.cancel",
+        json!({"symbol": "BTCUSDT", "orderId": 424242}),
+    );
+    assert_eq!(error_code(&r), -2011);
+    assert_eq!(r["error"]["msg"], "Unknown order sent.");
+    let r = api.signed(
+        "order.cancel",
+        json!({"symbol": "BTCUSDT", "origClientOrderId": "nobody"}),
+    );
+    assert_eq!(error_code(&r), -2011);
+    // Missing and malformed parameters.
+    let r = api.signed(
+        "order.place",
+        json!({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT_MAKER", "quantity": "0.1"}),
+    );
+    assert_eq!(error_code(&r), -1102);
+    assert_eq!(
+        r["error"]["msg"],
+        "Mandatory parameter 'price' was not sent, was empty/null, or malformed."
+    );
+    let r = api.signed("order.place", limit_maker("BUY", "9x", "0.1", "x6"));
+    assert_eq!(error_code(&r), -1100);
+    let r = api.signed("order.place", limit_maker("UP", "99", "0.1", "x7"));
+    assert_eq!(error_code(&r), -1117);
+    let r = api.signed("order.place", limit_maker("BUY", "99", "0.1", "bad id!"));
+    assert_eq!(error_code(&r), -1100);
+    let mut symbol = limit_maker("BUY", "99", "0.1", "x8");
+    symbol["symbol"] = json!("ETHUSDT");
+    assert_eq!(error_code(&api.signed("order.place", symbol)), -1121);
+    // A LIMIT that crosses trades at once as a taker (FULL response by default).
+    let taker = json!({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                       "price": "100.01", "quantity": "0.40000", "newClientOrderId": "taker"});
+    let r = api.signed("order.place", taker);
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(r["result"]["status"], "FILLED");
+    assert_eq!(r["result"]["fills"][0]["price"], "100.01000000");
+    assert_eq!(r["result"]["fills"][0]["qty"], "0.40000000");
+    assert_eq!(r["result"]["cummulativeQuoteQty"], "40.00400000");
+    let acct = sim.stop();
+    assert_eq!(acct["orders_rejected_by_code"]["-2010"], 2);
+    assert_eq!(acct["orders_rejected_by_code"]["-1013"], 3);
+    assert_eq!(acct["taker_fills"], 1);
+    assert_eq!(acct["position"], "0.40000000");
+    assert_eq!(acct["cash"], "-40.00400000");
+}
+
+#[test]
+fn burst_over_the_order_limit_gets_429() {
+    let dir = temp_dir("burst");
+    let data = matching_capture(&dir);
+    let sim = Sim::start(&[&data], &["--plain", "--orders-per-10s", "5"]);
+    let mut api = sim.api();
+    // 11 orders: whatever 10-second boundary falls inside the burst, one window sees 6.
+    let mut limited = None;
+    for i in 0..11 {
+        let r = api.signed(
+            "order.place",
+            limit_maker("BUY", "90.00", "0.1", &format!("burst{i}")),
+        );
+        assert!(r["rateLimits"].is_array(), "{r}");
+        if r["status"] == 429 {
+            limited = Some(r);
+            break;
+        }
+    }
+    let r = limited.expect("no 429 after 11 orders with a limit of 5 per 10 s");
+    assert_eq!(error_code(&r), -1015);
+    assert_eq!(
+        r["error"]["msg"],
+        "Too many new orders; current limit is 5 orders per 10 SECOND."
+    );
+    assert!(r["error"]["data"]["retryAfter"].as_i64().unwrap() > now_ms() - 1000);
+    let orders = &r["rateLimits"][0];
+    assert_eq!(orders["rateLimitType"], "ORDERS");
+    assert_eq!(orders["limit"], 5);
+    // Cancels are not new orders: still allowed.
+    let r = api.signed(
+        "order.cancel",
+        json!({"symbol": "BTCUSDT", "origClientOrderId": "burst0"}),
+    );
+    assert_eq!(r["status"], 200, "{r}");
+}
+
+#[test]
+fn malformed_requests_are_errors_not_crashes() {
+    let dir = temp_dir("bad");
+    let data = matching_capture(&dir);
+    let sim = Sim::start(&[&data], &["--plain"]);
+    let mut api = sim.api();
+    api.send_raw("{oops");
+    let r = api.response(&Value::Null);
+    assert_eq!(r["status"], 400);
+    assert_eq!(error_code(&r), -1135);
+    api.send_raw("[1,2,3]");
+    assert_eq!(error_code(&api.response(&Value::Null)), -1135);
+    api.send_raw(r#"{"id":"m","params":{}}"#);
+    assert_eq!(error_code(&api.response(&json!("m"))), -1102);
+    api.send_raw(r#"{"id":"p","method":"order.place","params":"x"}"#);
+    assert_eq!(error_code(&api.response(&json!("p"))), -1135);
+    let r = api.call("no.such.method", Map::new());
+    assert_eq!(error_code(&r), -1020);
+    // Still alive and answering.
+    let r = api.call("ping", Map::new());
+    assert_eq!(r["status"], 200);
+    assert_eq!(r["result"], json!({}));
+    let r = api.call("time", Map::new());
+    assert!((r["result"]["serverTime"].as_i64().unwrap() - now_ms()).abs() < 5_000);
+    // REST errors have Binance's shape.
+    let (status, body) = sim.http("GET", "/api/v3/depth?symbol=NOPE");
+    assert_eq!(status, 400);
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["code"], -1121);
+    let (status, body) = sim.http("GET", "/api/v3/depth");
+    assert_eq!(status, 400);
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["code"], -1102);
+}
+
+#[test]
+fn rest_exchange_info_time_and_depth() {
+    let dir = temp_dir("rest");
+    let data = matching_capture(&dir);
+    let sim = Sim::start(&[&data], &[]);
+    let info = sim.get_json("/api/v3/exchangeInfo");
+    let symbol = &info["symbols"][0];
+    assert_eq!(symbol["symbol"], "BTCUSDT");
+    let filters: BTreeMap<String, Value> = symbol["filters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["filterType"].as_str().unwrap().to_string(), f.clone()))
+        .collect();
+    assert_eq!(filters["PRICE_FILTER"]["tickSize"], "0.01000000");
+    assert_eq!(filters["LOT_SIZE"]["stepSize"], "0.00001000");
+    assert_eq!(filters["NOTIONAL"]["minNotional"], "5.00000000");
+    let limits = info["rateLimits"].as_array().unwrap();
+    assert!(limits
+        .iter()
+        .any(|l| l["rateLimitType"] == "ORDERS" && l["intervalNum"] == 10 && l["limit"] == 100));
+    assert!(limits
+        .iter()
+        .any(|l| l["rateLimitType"] == "REQUEST_WEIGHT" && l["limit"] == 6000));
+    let time = sim.get_json("/api/v3/time");
+    assert!((time["serverTime"].as_i64().unwrap() - now_ms()).abs() < 5_000);
+    let depth = sim.get_json("/api/v3/depth?symbol=BTCUSDT&limit=1");
+    assert_eq!(
+        depth,
+        json!({"lastUpdateId": 100, "bids": [["100.00000000", "2.00000000"]],
+               "asks": [["100.01000000", "1.00000000"]]})
+    );
+}
+
+#[test]
+fn request_weight_limit_and_stopping_by_signal_or_eof() {
+    let dir = temp_dir("weight");
+    let data = matching_capture(&dir);
+    let sim = Sim::start(&[&data], &["--plain", "--weight-per-minute", "12"]);
+    let mut api = sim.api();
+    // exchangeInfo weighs 20 > 12: refused at once, with the weight entry in rateLimits.
+    let r = api.call("exchangeInfo", Map::new());
+    assert_eq!(r["status"], 429, "{r}");
+    assert_eq!(error_code(&r), -1003);
+    assert!(r["error"]["data"]["retryAfter"].as_i64().is_some());
+    assert_eq!(r["rateLimits"][0]["rateLimitType"], "REQUEST_WEIGHT");
+    // `returnRateLimits: false` hides the array.
+    let mut quiet = Map::new();
+    quiet.insert("returnRateLimits".into(), json!(false));
+    let r = api.call("ping", quiet);
+    assert_eq!(r["status"], 200);
+    assert!(r.get("rateLimits").is_none(), "{r}");
+    // REST shares the counter: depth weighs 5; 429 with Retry-After once it is spent.
+    // Six requests: whichever minute boundary falls among them, three land in one window.
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(sim.http("GET", "/api/v3/depth?symbol=BTCUSDT&limit=5").0);
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    // Ctrl+C (SIGINT) stops it cleanly with the accounting on stdout.
+    let mut sim = sim;
+    let pid = sim.child.id().to_string();
+    let killed = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(killed.success());
+    let line = loop {
+        let line = sim.lines.recv_timeout(Duration::from_secs(30)).unwrap();
+        if line.starts_with("mm-exchange accounting ") {
+            break line;
+        }
+    };
+    assert!(sim.child.wait().unwrap().success());
+    let acct: Value =
+        serde_json::from_str(line.trim_start_matches("mm-exchange accounting ")).unwrap();
+    assert!(acct["rate_limited"].as_u64().unwrap() >= 2);
+
+    // The end of stdin stops it too (the default `--stdin stop-on-eof`).
+    let mut sim = Sim::start(&[&data], &["--plain"]);
+    drop(sim.stdin.take());
+    let line = loop {
+        let line = sim.lines.recv_timeout(Duration::from_secs(30)).unwrap();
+        if line.starts_with("mm-exchange accounting ") {
+            break line;
+        }
+    };
+    assert!(line.contains("\"orders_received\":0"));
+    assert!(sim.child.wait().unwrap().success());
+}
+
+// ---------------------------------------------------------------------------------------
+// Matching
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn queue_position_partial_fills_trade_through_and_cancel_replace_race() {
+    let dir = temp_dir("match");
+    let data = matching_capture(&dir);
+    let accounting = dir.join("accounting.json");
+    let sim = Sim::start(
+        &[&data],
+        &[
+            "--speed",
+            "max",
+            "--maker-fee-bps",
+            "1",
+            "--accounting-out",
+            accounting.to_str().unwrap(),
+        ],
+    );
+    let mut api = sim.api();
+    let sub = api.call("userDataStream.subscribe", Map::new());
+    assert_eq!(sub["status"], 200, "{sub}");
+    // Joins behind 2.0 displayed at 100.00.
+    let r = api.signed("order.place", limit_maker("BUY", "100.00", "1.00000", "q1"));
+    assert_eq!(r["status"], 200, "{r}");
+    let q1_id = r["result"]["orderId"].as_u64().unwrap();
+    // An ask at 100.02 (behind 3.0): only a trade through it can fill it.
+    let r = api.signed(
+        "order.place",
+        limit_maker("SELL", "100.02", "0.50000", "s1"),
+    );
+    assert_eq!(r["status"], 200, "{r}");
+    let new = api.event();
+    assert_eq!(
+        (new["x"].as_str(), new["X"].as_str(), new["c"].as_str()),
+        (Some("NEW"), Some("NEW"), Some("q1"))
+    );
+    assert_eq!(api.event()["c"], "s1");
+
+    // Nothing is replayed before the first market-data subscriber: no fill yet.
+    let open = api.signed("openOrders.status", json!({"symbol": "BTCUSDT"}));
+    assert_eq!(open["result"].as_array().unwrap().len(), 2);
+    assert_eq!(open["result"][0]["executedQty"], "0.00000000");
+
+    // Start the replay and read it to the end.
+    let mut market = sim.ws("/stream?streams=btcusdt@trade/btcusdt@aggTrade");
+    let mut seen = Vec::new();
+    for _ in 0..8 {
+        let m = next_json(&mut market);
+        let data = &m["data"];
+        match m["stream"].as_str().unwrap() {
+            "btcusdt@trade" => seen.push(format!("t{}", data["t"])),
+            "btcusdt@aggTrade" => seen.push(format!(
+                "a{}:{}-{}:{}",
+                data["a"], data["f"], data["l"], data["q"]
+            )),
+            other => panic!("stream {other}"),
+        }
+    }
+    // Trades with the same T, price and side aggregate; the aggTrade follows its last trade.
+    assert_eq!(
+        seen,
+        vec![
+            "t1",
+            "t2",
+            "a1:1-2:\"2.50000000\"",
+            "t3",
+            "t4",
+            "a2:3-4:\"1.30000000\"",
+            "t5",
+            "a3:5-5:\"0.20000000\""
+        ]
+    );
+
+    // q1: 1.0 at 100.00 only ate the queue (2.0 → 1.0); 1.5 finished it and filled 0.5;
+    // 0.3 then 1.0 at 99.98 went through our bid: 0.3, then the last 0.2.
+    let mut q1_fills = Vec::new();
+    let mut s1_fills = Vec::new();
+    for _ in 0..4 {
+        let e = api.event();
+        assert_eq!(e["e"], "executionReport");
+        assert_eq!(e["x"], "TRADE");
+        assert_eq!(e["m"], true);
+        assert_eq!(e["N"], "USDT");
+        match e["c"].as_str().unwrap() {
+            "q1" => q1_fills.push(e),
+            "s1" => s1_fills.push(e),
+            other => panic!("fill for {other}"),
+        }
+    }
+    let fields = |e: &Value| {
+        (
+            e["l"].as_str().unwrap().to_string(),
+            e["z"].as_str().unwrap().to_string(),
+            e["X"].as_str().unwrap().to_string(),
+        )
+    };
+    let got: Vec<_> = q1_fills.iter().map(fields).collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "0.50000000".into(),
+                "0.50000000".into(),
+                "PARTIALLY_FILLED".into()
+            ),
+            (
+                "0.30000000".into(),
+                "0.80000000".into(),
+                "PARTIALLY_FILLED".into()
+            ),
+            ("0.20000000".into(), "1.00000000".into(), "FILLED".into()),
+        ]
+    );
+    for e in &q1_fills {
+        assert_eq!(e["L"], "100.00000000"); // maker fills at the order's price
+        assert_eq!(e["i"].as_u64(), Some(q1_id));
+    }
+    // 1 bp of 0.5 × 100 = 0.005 USDT; Z is the cumulative quote.
+    assert_eq!(q1_fills[0]["n"], "0.00500000");
+    assert_eq!(q1_fills[2]["Z"], "100.00000000");
+    assert_eq!(
+        fields(&s1_fills[0]),
+        (
+            "0.20000000".into(),
+            "0.20000000".into(),
+            "PARTIALLY_FILLED".into()
+        )
+    );
+    assert_eq!(s1_fills[0]["L"], "100.02000000");
+
+    // Cancel/replace race: q1 has just filled.
+    let replace = |mode: &str, new_id: &str| {
+        json!({"symbol": "BTCUSDT", "cancelReplaceMode": mode, "cancelOrigClientOrderId": "q1",
+               "side": "BUY", "type": "LIMIT_MAKER", "price": "99.50", "quantity": "0.10000",
+               "newClientOrderId": new_id})
+    };
+    let r = api.signed("order.cancelReplace", replace("STOP_ON_FAILURE", "r1"));
+    assert_eq!(r["status"], 400, "{r}");
+    assert_eq!(error_code(&r), -2022);
+    assert_eq!(r["error"]["msg"], "Order cancel-replace failed.");
+    let data = &r["error"]["data"];
+    assert_eq!(data["cancelResult"], "FAILURE");
+    assert_eq!(data["newOrderResult"], "NOT_ATTEMPTED");
+    assert_eq!(
+        data["cancelResponse"],
+        json!({"code": -2011, "msg": "Unknown order sent."})
+    );
+    assert_eq!(data["newOrderResponse"], Value::Null);
+    let r = api.signed("order.cancelReplace", replace("ALLOW_FAILURE", "r2"));
+    assert_eq!(r["status"], 409, "{r}");
+    assert_eq!(error_code(&r), -2021);
+    let data = &r["error"]["data"];
+    assert_eq!(data["cancelResult"], "FAILURE");
+    assert_eq!(data["newOrderResult"], "SUCCESS");
+    assert_eq!(data["newOrderResponse"]["clientOrderId"], "r2");
+    // A successful replace of s1.
+    let ok = json!({"symbol": "BTCUSDT", "cancelReplaceMode": "STOP_ON_FAILURE",
+                    "cancelOrigClientOrderId": "s1", "side": "SELL", "type": "LIMIT_MAKER",
+                    "price": "100.05", "quantity": "0.30000", "newClientOrderId": "s2"});
+    let r = api.signed("order.cancelReplace", ok);
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(r["result"]["cancelResult"], "SUCCESS");
+    assert_eq!(r["result"]["cancelResponse"]["origClientOrderId"], "s1");
+    assert_eq!(r["result"]["cancelResponse"]["executedQty"], "0.20000000");
+    assert_eq!(r["result"]["newOrderResponse"]["clientOrderId"], "s2");
+
+    let r = api.signed("openOrders.cancelAll", json!({"symbol": "BTCUSDT"}));
+    assert_eq!(r["status"], 200, "{r}");
+    let cancelled: Vec<&str> = r["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["origClientOrderId"].as_str().unwrap())
+        .collect();
+    assert_eq!(cancelled, vec!["r2", "s2"]);
+    let r = api.signed("openOrders.cancelAll", json!({"symbol": "BTCUSDT"}));
+    assert_eq!(error_code(&r), -2011);
+
+    let acct = sim.stop();
+    assert_eq!(acct["fills"], 4);
+    assert_eq!(acct["maker_fills"], 4);
+    assert_eq!(acct["fill_qty"], "1.20000000");
+    assert_eq!(acct["position"], "0.80000000");
+    // −100.00 + 0.2 × 100.02 − fees (1 bp of 100 and of 20.004) = −80.0080004.
+    assert_eq!(acct["fees"], "0.01200040");
+    assert_eq!(acct["cash"], "-80.00800040");
+    assert_eq!(acct["open_orders"], 0);
+    assert_eq!(acct["orders_accepted"], 4);
+    assert_eq!(acct["replay_done"], true);
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(&accounting).unwrap()).unwrap();
+    assert_eq!(written, acct);
+}
+
+// ---------------------------------------------------------------------------------------
+// Faults
+// ---------------------------------------------------------------------------------------
+
+fn next_depth(ws: &mut WebSocket<Stream>) -> (u64, u64, String) {
+    let text = next_text(ws);
+    let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    (v["U"].as_u64().unwrap(), v["u"].as_u64().unwrap(), text)
+}
+
+#[test]
+fn faults_gap_dup_garbage_drop_are_visible_to_clients() {
+    let dir = temp_dir("faults");
+    let data = fault_capture(&dir, 1500);
+    let mut sim = Sim::start(&[&data], &["--speed", "1", "--ping-interval-s", "1"]);
+    let mut ws = sim.ws("/ws/btcusdt@depth@100ms");
+    let (_, mut last, _) = next_depth(&mut ws);
+
+    // gap: one update is withheld.
+    sim.command("gap");
+    let mut saw_gap = false;
+    for _ in 0..40 {
+        let (first, u, _) = next_depth(&mut ws);
+        if first != last + 1 {
+            assert_eq!(first, last + 2, "exactly one update skipped");
+            saw_gap = true;
+            break;
+        }
+        last = u;
+    }
+    assert!(saw_gap, "no gap seen");
+
+    // dup, through the HTTP control endpoint: one update arrives twice.
+    let (status, body) = sim.http("POST", "/control/dup");
+    assert_eq!(status, 200, "{body}");
+    let mut saw_dup = false;
+    let mut previous = String::new();
+    for _ in 0..40 {
+        let (_, _, text) = next_depth(&mut ws);
+        if text == previous {
+            saw_dup = true;
+            break;
+        }
+        previous = text;
+    }
+    assert!(saw_dup, "no duplicate seen");
+
+    // garbage: a frame that is not JSON, then the stream goes on.
+    sim.command("garbage");
+    let mut saw_garbage = false;
+    for _ in 0..40 {
+        let text = next_text(&mut ws);
+        if serde_json::from_str::<Value>(&text).is_err() {
+            saw_garbage = true;
+            break;
+        }
+    }
+    assert!(saw_garbage, "no malformed frame seen");
+    next_depth(&mut ws);
+
+    // stall: nothing arrives for the stall, then the stream resumes where it was.
+    let (_, before, _) = next_depth(&mut ws);
+    sim.command("stall 600");
+    #[allow(clippy::disallowed_methods)]
+    let mut last_arrival = std::time::Instant::now();
+    let mut longest = Duration::ZERO;
+    let mut previous = before;
+    for _ in 0..60 {
+        let (first, u, _) = next_depth(&mut ws);
+        assert_eq!(first, previous + 1, "a stall loses nothing");
+        previous = u;
+        longest = longest.max(last_arrival.elapsed());
+        #[allow(clippy::disallowed_methods)]
+        let now = std::time::Instant::now();
+        last_arrival = now;
+        if longest >= Duration::from_millis(400) {
+            break;
+        }
+    }
+    assert!(
+        longest >= Duration::from_millis(400),
+        "longest silence {longest:?}"
+    );
+
+    // The server pings (every 1 s here); tungstenite answers. Wait for one.
+    let mut saw_ping = false;
+    for _ in 0..200 {
+        if let Message::Ping(_) = ws.read().unwrap() {
+            saw_ping = true;
+            break;
+        }
+    }
+    assert!(saw_ping, "no ping within 200 frames");
+
+    // drop: the connection dies without a close handshake.
+    sim.command("drop");
+    let mut ended = false;
+    for _ in 0..200 {
+        match ws.read() {
+            Ok(Message::Close(_)) => panic!("drop must not send a close frame"),
+            Ok(_) => {}
+            Err(_) => {
+                ended = true;
+                break;
+            }
+        }
+    }
+    assert!(ended, "connection still alive after drop");
+    // A new connection works.
+    let mut again = sim.ws("/ws/btcusdt@depth@100ms");
+    next_depth(&mut again);
+    let acct = sim.stop();
+    assert_eq!(acct["gaps_injected"], 1);
+    assert_eq!(acct["dups_injected"], 1);
+    assert_eq!(acct["garbage_sent"], 1);
+    assert_eq!(acct["stalls"], 1);
+    assert!(acct["dropped_connections"].as_u64().unwrap() >= 1);
+}
+
+#[test]
+fn reject_next_ratelimit_and_delay_acks() {
+    let dir = temp_dir("faults2");
+    let data = matching_capture(&dir);
+    let mut sim = Sim::start(&[&data], &["--plain", "--latency-ms", "150"]);
+    let mut api = sim.api();
+    #[allow(clippy::disallowed_methods)]
+    let started = std::time::Instant::now();
+    assert_eq!(api.call("ping", Map::new())["status"], 200);
+    assert!(started.elapsed() >= Duration::from_millis(150));
+    sim.command("reject-next");
+    pause(200);
+    let r = api.signed("order.place", limit_maker("BUY", "99.00", "0.1", "a"));
+    assert_eq!(error_code(&r), -2010);
+    assert_eq!(
+        api.signed("order.place", limit_maker("BUY", "99.00", "0.1", "b"))["status"],
+        200
+    );
+    sim.command("ratelimit 30");
+    pause(200);
+    let r = api.signed("order.place", limit_maker("BUY", "98.00", "0.1", "c"));
+    assert_eq!(r["status"], 429);
+    assert_eq!(error_code(&r), -1015);
+    assert!(r["error"]["data"]["retryAfter"].as_i64().unwrap() > now_ms() + 20_000);
+    sim.command("delay-acks 300");
+    pause(200);
+    #[allow(clippy::disallowed_methods)]
+    let started = std::time::Instant::now();
+    assert_eq!(api.call("ping", Map::new())["status"], 200);
+    assert!(started.elapsed() >= Duration::from_millis(450));
+    let acct = sim.stop();
+    assert_eq!(acct["forced_rejects"], 1);
+    assert_eq!(acct["rate_limited"], 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// Replay of the real captures
+// ---------------------------------------------------------------------------------------
+
+/// (raw JSON text, stream, data) of every stream message of a capture file, in order.
+fn recorded_messages(path: &Path) -> Vec<(String, String, Value)> {
+    let file = std::fs::File::open(path).unwrap();
+    let reader = BufReader::new(flate2::read::GzDecoder::new(file));
+    reader
+        .lines()
+        .filter_map(|line| {
+            let line = line.unwrap();
+            let (_, json) = line.split_once(' ').unwrap();
+            let v: Value = serde_json::from_str(json).unwrap();
+            let stream = v.get("stream")?.as_str()?.to_string();
+            Some((json.to_string(), stream, v["data"].clone()))
+        })
+        .collect()
+}
+
+#[test]
+fn replay_serves_the_recorded_stream_exactly() {
+    let Some(data) = shared_data() else {
+        return;
+    };
+    let file = data.join("binance-spot/btcusdt_20240808.gz");
+    let expected = recorded_messages(&file);
+    assert_eq!(expected.len(), 41_248);
+    let sim = Sim::start(&[&file], &["--speed", "max"]);
+    let mut ws = sim.ws("/stream?streams=btcusdt@depth@100ms/btcusdt@bookTicker/btcusdt@trade");
+    for (i, (raw, stream, data)) in expected.iter().enumerate() {
+        let text = next_text(&mut ws);
+        let got: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(&got["stream"], stream, "message {i}");
+        assert_eq!(&got["data"], data, "message {i}");
+        // Byte for byte, key order included.
+        assert_eq!(&text, raw, "message {i}");
+    }
+    let acct = sim.stop();
+    assert_eq!(acct["replay_done"], true);
+}
+
+#[test]
+fn rest_snapshot_is_consistent_with_the_stream() {
+    let Some(data) = shared_data() else {
+        return;
+    };
+    let file = data.join("binance-spot/btcusdt_20240808.gz");
+    let sim = Sim::start(&[&file], &["--speed", "20"]);
+    let mut ws = sim.ws("/ws/btcusdt@depth@100ms");
+    // Binance's procedure: buffer, snapshot, drop u ≤ lastUpdateId, first applied brackets it.
+    let first = next_json(&mut ws);
+    let snapshot = sim.get_json("/api/v3/depth?symbol=BTCUSDT&limit=5000");
+    let last_id = snapshot["lastUpdateId"].as_u64().unwrap();
+    assert!(
+        last_id + 1 >= first["U"].as_u64().unwrap(),
+        "snapshot older than the first buffered event"
+    );
+    let mut book = LocalBook::from_snapshot(&snapshot);
+    let mut diff = first;
+    while diff["u"].as_u64().unwrap() <= last_id {
+        diff = next_json(&mut ws);
+    }
+    let (u_first, u_last) = (diff["U"].as_u64().unwrap(), diff["u"].as_u64().unwrap());
+    assert!(
+        u_first <= last_id + 1 && last_id < u_last,
+        "U={u_first} lastUpdateId+1={} u={u_last}",
+        last_id + 1
+    );
+    book.apply_first(&diff);
+    // Follow the stream for a while, then a second snapshot must equal our book once we
+    // have applied up to its lastUpdateId.
+    for _ in 0..30 {
+        book.apply(&next_json(&mut ws));
+    }
+    let second = sim.get_json("/api/v3/depth?symbol=BTCUSDT&limit=5000");
+    let target = second["lastUpdateId"].as_u64().unwrap();
+    while book.last_id < target {
+        book.apply(&next_json(&mut ws));
+    }
+    assert_eq!(book.last_id, target);
+    assert_eq!(book, LocalBook::from_snapshot(&second));
+}
+
+/// The test's own book (strings as keys are fine: the wire always has 8 decimals).
+#[derive(Debug, PartialEq)]
+struct LocalBook {
+    last_id: u64,
+    bids: BTreeMap<String, String>,
+    asks: BTreeMap<String, String>,
+}
+
+impl LocalBook {
+    fn from_snapshot(v: &Value) -> LocalBook {
+        let side = |levels: &Value| {
+            levels
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| {
+                    (
+                        l[0].as_str().unwrap().to_string(),
+                        l[1].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        };
+        LocalBook {
+            last_id: v["lastUpdateId"].as_u64().unwrap(),
+            bids: side(&v["bids"]),
+            asks: side(&v["asks"]),
+        }
+    }
+
+    fn apply(&mut self, diff: &Value) {
+        assert_eq!(
+            diff["U"].as_u64().unwrap(),
+            self.last_id + 1,
+            "stream broke: {diff}"
+        );
+        self.apply_first(diff);
+    }
+
+    /// Applies a diff without the continuity check (the first one only brackets).
+    fn apply_first(&mut self, diff: &Value) {
+        for (key, side) in [("b", &mut self.bids), ("a", &mut self.asks)] {
+            for level in diff[key].as_array().unwrap() {
+                let price = level[0].as_str().unwrap().to_string();
+                let qty = level[1].as_str().unwrap();
+                if qty.chars().all(|c| c == '0' || c == '.') {
+                    side.remove(&price);
+                } else {
+                    side.insert(price, qty.to_string());
+                }
+            }
+        }
+        self.last_id = diff["u"].as_u64().unwrap();
+    }
+}
