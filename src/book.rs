@@ -1,0 +1,1572 @@
+//! The L2 order book of one symbol, and Binance's snapshot + diff sync procedure around it.
+//!
+//! Owns: `Book` (price levels per side, fixed capacity, O(1) best bid/ask) and `SyncedBook`
+//! (a `Book` plus the sync state machine and its fixed-size buffer of diffs that arrive
+//! before the REST snapshot).
+//!
+//! Data structure: each side is a sorted array of keys (bid key = price, ask key = −price,
+//! so both sides sort ascending with the *best level at the end*) and a parallel array of
+//! quantities, living in a window `[start, end)` of a physical array twice the capacity.
+//! Best level: `end − 1`, O(1). A lookup checks the touch and the worst level first, then
+//! binary-searches. An insert or removal shifts whichever part of the window is shorter,
+//! toward the free room on that end; when that end has no room the window is recentred
+//! (O(len), at most once per ~capacity/2 one-sided operations). Updates near the touch —
+//! the vast majority — move a handful of elements; deep ones shift the other end.
+//!
+//! Invariants: keys strictly increasing in `[start, end)`; every stored quantity > 0;
+//! `end − start ≤ capacity`. When a side is full, the level farthest from the touch is
+//! evicted (or the newcomer refused, if it is the farthest) and counted, and the side's
+//! `horizon` remembers the best evicted price: at and beyond it the side may be incomplete.
+//!
+//! Hot path. Never allocates after `new`. Never reads the clock. Never panics on input
+//! (only `new` asserts its capacity argument, which config validates).
+
+use crate::feed::{BookLevels, DepthDiff, Level, Snapshot};
+use crate::limits::{BOOK_LEVELS_PER_SIDE_MAX, SYNC_BUFFER_DIFFS_MAX, SYNC_BUFFER_LEVELS_MAX};
+use crate::types::{Price, Qty, Side};
+
+/// An L2 book with a fixed number of levels per side.
+pub struct Book {
+    bids: Ladder,
+    asks: Ladder,
+    stats: BookStats,
+}
+
+/// What one level update did to the book.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LevelChange {
+    /// A new price level (possibly evicting the farthest one on a full side).
+    Inserted,
+    /// The quantity of an existing level changed (or was set to the same value).
+    Updated,
+    /// Quantity 0 removed an existing level.
+    Removed,
+    /// Quantity 0 for a level not in the book: nothing to do (normal on Binance).
+    Ignored,
+    /// A new level farther from the touch than every level of a full side: not kept.
+    Refused,
+}
+
+/// What applying a diff or a snapshot did, for the caller to act on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Levels evicted or refused because a side was full.
+    pub levels_dropped: u32,
+    /// Best bid ≥ best ask after the whole update (never judged mid-diff).
+    pub crossed: bool,
+}
+
+/// Counters since `new`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BookStats {
+    /// Diffs applied (`apply_diff*`).
+    pub diffs_applied: u64,
+    /// Snapshots loaded.
+    pub snapshots_loaded: u64,
+    /// Levels evicted or refused because a side was full.
+    pub levels_dropped: u64,
+    /// Diffs or snapshots after which the book was crossed.
+    pub crossed: u64,
+}
+
+impl Book {
+    /// A book keeping at most `levels_per_side` levels on each side, allocated here once.
+    ///
+    /// # Panics
+    /// If `levels_per_side` is 0 or above `BOOK_LEVELS_PER_SIDE_MAX` (config validates it).
+    pub fn new(levels_per_side: usize) -> Book {
+        assert!(
+            (1..=BOOK_LEVELS_PER_SIDE_MAX).contains(&levels_per_side),
+            "book levels per side must be in 1..={BOOK_LEVELS_PER_SIDE_MAX}"
+        );
+        Book {
+            bids: Ladder::new(levels_per_side),
+            asks: Ladder::new(levels_per_side),
+            stats: BookStats::default(),
+        }
+    }
+
+    /// Capacity of each side.
+    pub fn levels_per_side(&self) -> usize {
+        self.bids.capacity
+    }
+
+    /// Removes every level (capacity and counters stay).
+    pub fn clear(&mut self) {
+        self.bids.clear();
+        self.asks.clear();
+    }
+
+    /// Sets one level to an absolute quantity: 0 removes it (ignored if absent). A negative
+    /// quantity (never produced by the decoder) is treated as 0, so every stored quantity
+    /// stays positive.
+    #[inline]
+    pub fn apply(&mut self, side: Side, level: Level) -> LevelChange {
+        match side {
+            Side::Buy => self.bids.set(bid_key(level.price), level.qty.0),
+            Side::Sell => self.asks.set(ask_key(level.price), level.qty.0),
+        }
+    }
+
+    /// Applies a depth diff's levels (bids, then asks) and reports drops and crossing.
+    #[inline]
+    pub fn apply_diff(&mut self, bids: &[Level], asks: &[Level]) -> ApplyReport {
+        self.apply_diff_iter(bids.iter().copied(), asks.iter().copied())
+    }
+
+    /// `apply_diff` over any level iterators (the sync buffer replays from a ring).
+    pub fn apply_diff_iter(
+        &mut self,
+        bids: impl IntoIterator<Item = Level>,
+        asks: impl IntoIterator<Item = Level>,
+    ) -> ApplyReport {
+        let dropped_before = self.dropped_total();
+        for level in bids {
+            self.apply(Side::Buy, level);
+        }
+        for level in asks {
+            self.apply(Side::Sell, level);
+        }
+        self.stats.diffs_applied += 1;
+        self.finish(dropped_before)
+    }
+
+    /// Replaces the whole book with a snapshot's levels (any order; quantity-0 levels
+    /// skipped; beyond capacity, the levels nearest the touch are kept).
+    pub fn load_snapshot(&mut self, bids: &[Level], asks: &[Level]) -> ApplyReport {
+        self.clear();
+        let dropped_before = self.dropped_total();
+        for &level in bids {
+            self.apply(Side::Buy, level);
+        }
+        for &level in asks {
+            self.apply(Side::Sell, level);
+        }
+        self.stats.snapshots_loaded += 1;
+        self.finish(dropped_before)
+    }
+
+    /// Highest bid, O(1).
+    #[inline]
+    pub fn best_bid(&self) -> Option<Level> {
+        self.bids.nth_from_best(0).map(bid_level)
+    }
+
+    /// Lowest ask, O(1).
+    #[inline]
+    pub fn best_ask(&self) -> Option<Level> {
+        self.asks.nth_from_best(0).map(ask_level)
+    }
+
+    /// Best bid ≥ best ask (both sides non-empty).
+    #[inline]
+    pub fn is_crossed(&self) -> bool {
+        match (self.best_bid(), self.best_ask()) {
+            (Some(bid), Some(ask)) => bid.price >= ask.price,
+            _ => false,
+        }
+    }
+
+    /// Levels held on `side`.
+    pub fn depth(&self, side: Side) -> usize {
+        self.ladder(side).len()
+    }
+
+    /// The `n`-th level from the touch on `side` (0 = best).
+    #[inline]
+    pub fn level(&self, side: Side, n: usize) -> Option<Level> {
+        let entry = self.ladder(side).nth_from_best(n)?;
+        Some(match side {
+            Side::Buy => bid_level(entry),
+            Side::Sell => ask_level(entry),
+        })
+    }
+
+    /// Levels of `side` from the touch outward.
+    pub fn levels(&self, side: Side) -> impl Iterator<Item = Level> + '_ {
+        (0..self.depth(side)).filter_map(move |n| self.level(side, n))
+    }
+
+    /// Quantity resting at `price` on `side` (0 if no level).
+    pub fn qty_at(&self, side: Side, price: Price) -> Qty {
+        let ladder = self.ladder(side);
+        let key = match side {
+            Side::Buy => bid_key(price),
+            Side::Sell => ask_key(price),
+        };
+        match ladder.find(key) {
+            Ok(i) => Qty(ladder.qtys[i]),
+            Err(_) => Qty(0),
+        }
+    }
+
+    /// The best price evicted or refused on `side` since the last `clear`/snapshot: at and
+    /// beyond it the side may miss levels. `None` while nothing was dropped.
+    pub fn horizon(&self, side: Side) -> Option<Price> {
+        let key = self.ladder(side).horizon_key?;
+        Some(match side {
+            Side::Buy => Price(key),
+            Side::Sell => Price(key.wrapping_neg()),
+        })
+    }
+
+    /// Counters since `new`.
+    pub fn stats(&self) -> BookStats {
+        BookStats {
+            levels_dropped: self.dropped_total(),
+            ..self.stats
+        }
+    }
+
+    fn ladder(&self, side: Side) -> &Ladder {
+        match side {
+            Side::Buy => &self.bids,
+            Side::Sell => &self.asks,
+        }
+    }
+
+    fn dropped_total(&self) -> u64 {
+        self.bids.dropped + self.asks.dropped
+    }
+
+    fn finish(&mut self, dropped_before: u64) -> ApplyReport {
+        let crossed = self.is_crossed();
+        if crossed {
+            self.stats.crossed += 1;
+        }
+        let dropped = self.dropped_total() - dropped_before;
+        ApplyReport {
+            levels_dropped: u32::try_from(dropped).unwrap_or(u32::MAX),
+            crossed,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Sync procedure
+// ---------------------------------------------------------------------------------------
+
+/// Where the book stands in Binance's sync procedure (PROTOCOL.md, "Local order book").
+///
+/// ```text
+///            new / resync / Gap / SnapshotTooOld
+///                         |
+///                         v
+///                 +---------------+   snapshot older than the first
+///   diff: buffer  |   Buffering   |<--buffered diff (SnapshotTooOld)
+///                 +---------------+
+///                         | snapshot (buffered diffs with u <= lastUpdateId dropped)
+///                         v
+///              +----------------------+  diff u <= lastUpdateId: stale, dropped
+///              | AwaitingFirst { id } |  diff U > id+1: SnapshotTooOld -> Buffering
+///              +----------------------+
+///                         | diff with U <= id+1 <= u: applied
+///                         v
+///                 +---------------+   diff U == u_prev+1: applied
+///                 |  Live { u }   |   diff u <= u_prev: stale, dropped
+///                 +---------------+   otherwise: Gap -> Buffering
+/// ```
+/// A snapshot in any state starts over from `Buffering` with the diffs buffered so far.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncState {
+    /// No snapshot applied: diffs are buffered until one arrives.
+    Buffering,
+    /// The snapshot with this `lastUpdateId` is loaded; the next applied diff must have
+    /// `U ≤ last_update_id + 1 ≤ u`.
+    AwaitingFirst {
+        /// The snapshot's `lastUpdateId`.
+        last_update_id: u64,
+    },
+    /// In sync through update id `final_update_id`; the next diff must have
+    /// `U == final_update_id + 1`.
+    Live {
+        /// `u` of the last applied diff.
+        final_update_id: u64,
+    },
+}
+
+/// What the state machine says about one diff.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiffVerdict {
+    /// No snapshot yet: keep it.
+    Buffer,
+    /// Entirely covered by what the book already holds (`u` ≤ the book's id): drop it.
+    Stale,
+    /// Apply it.
+    Apply,
+    /// Updates are missing between the book and this diff: resync.
+    Gap {
+        /// The `U` the diff should have had (at most, for the first diff after a snapshot).
+        expected_first_update_id: u64,
+    },
+}
+
+impl SyncState {
+    /// The transition for a diff covering update ids `first_update_id..=final_update_id`:
+    /// the next state and what to do with the diff. Pure; `SyncedBook` acts on it.
+    pub fn on_diff(self, first_update_id: u64, final_update_id: u64) -> (SyncState, DiffVerdict) {
+        match self {
+            SyncState::Buffering => (self, DiffVerdict::Buffer),
+            SyncState::AwaitingFirst { last_update_id } => {
+                let next_id = last_update_id.saturating_add(1);
+                if final_update_id < next_id {
+                    (self, DiffVerdict::Stale)
+                } else if first_update_id <= next_id {
+                    (SyncState::Live { final_update_id }, DiffVerdict::Apply)
+                } else {
+                    (
+                        SyncState::Buffering,
+                        DiffVerdict::Gap {
+                            expected_first_update_id: next_id,
+                        },
+                    )
+                }
+            }
+            SyncState::Live {
+                final_update_id: prev,
+            } => {
+                let next_id = prev.saturating_add(1);
+                if final_update_id <= prev {
+                    (self, DiffVerdict::Stale)
+                } else if first_update_id == next_id {
+                    (SyncState::Live { final_update_id }, DiffVerdict::Apply)
+                } else {
+                    (
+                        SyncState::Buffering,
+                        DiffVerdict::Gap {
+                            expected_first_update_id: next_id,
+                        },
+                    )
+                }
+            }
+        }
+    }
+}
+
+/// Why the book is out of sync; every variant means: fetch a new REST snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncError {
+    /// While live, a diff did not continue the previous one (`U != u_prev + 1`).
+    Gap {
+        /// `u_prev + 1`.
+        expected_first_update_id: u64,
+        /// The diff's `U`.
+        first_update_id: u64,
+    },
+    /// The snapshot is older than the diffs that follow it (`lastUpdateId + 1 < U` of the
+    /// first diff to apply): updates in between are missing.
+    SnapshotTooOld {
+        /// The snapshot's `lastUpdateId`.
+        last_update_id: u64,
+        /// `U` of the first diff after it.
+        first_update_id: u64,
+    },
+}
+
+impl std::fmt::Display for SyncError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SyncError::Gap {
+                expected_first_update_id,
+                first_update_id,
+            } => write!(
+                f,
+                "depth gap: expected U={expected_first_update_id}, got U={first_update_id}"
+            ),
+            SyncError::SnapshotTooOld {
+                last_update_id,
+                first_update_id,
+            } => write!(
+                f,
+                "snapshot lastUpdateId={last_update_id} older than next diff U={first_update_id}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for SyncError {}
+
+/// What `SyncedBook::on_diff` did with a diff.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiffOutcome {
+    /// Buffered until a snapshot arrives.
+    Buffered,
+    /// Already covered by the book: dropped.
+    Stale,
+    /// Applied to the book.
+    Applied(ApplyReport),
+}
+
+/// What `SyncedBook::on_snapshot` did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotOutcome {
+    /// Buffered diffs applied on top of the snapshot.
+    pub diffs_replayed: u32,
+    /// Buffered diffs dropped because the snapshot already covers them.
+    pub diffs_stale: u32,
+    /// Drops and crossing after the snapshot and the replay.
+    pub report: ApplyReport,
+}
+
+/// Counters of the sync procedure since `new`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncStats {
+    /// Diffs applied to the book (live or replayed).
+    pub diffs_applied: u64,
+    /// Diffs buffered while waiting for a snapshot.
+    pub diffs_buffered: u64,
+    /// Diffs dropped as already covered.
+    pub diffs_stale: u64,
+    /// Buffered diffs thrown away: the buffer was full (oldest dropped) or a buffered diff
+    /// did not continue the one before it (older ones are then useless).
+    pub diffs_discarded: u64,
+    /// Snapshots loaded into the book.
+    pub snapshots_loaded: u64,
+    /// `SyncError::Gap` returned.
+    pub gaps: u64,
+    /// `SyncError::SnapshotTooOld` returned.
+    pub snapshots_too_old: u64,
+    /// Updates after which the book was crossed.
+    pub crossed: u64,
+}
+
+/// A `Book` kept in sync with Binance's snapshot + diff procedure.
+pub struct SyncedBook {
+    book: Book,
+    state: SyncState,
+    pending: DiffBuffer,
+    stats: SyncStats,
+}
+
+impl SyncedBook {
+    /// An empty, unsynced book with `levels_per_side` levels per side; allocates the book
+    /// and the diff buffer (`SYNC_BUFFER_*`) here, once.
+    ///
+    /// # Panics
+    /// As `Book::new`.
+    pub fn new(levels_per_side: usize) -> SyncedBook {
+        SyncedBook {
+            book: Book::new(levels_per_side),
+            state: SyncState::Buffering,
+            pending: DiffBuffer::new(),
+            stats: SyncStats::default(),
+        }
+    }
+
+    /// The book, only while it is in sync (`Live`). Quote from nothing else.
+    #[inline]
+    pub fn book(&self) -> Option<&Book> {
+        match self.state {
+            SyncState::Live { .. } => Some(&self.book),
+            _ => None,
+        }
+    }
+
+    /// The book whatever the state (diagnostics, tests).
+    pub fn book_any_state(&self) -> &Book {
+        &self.book
+    }
+
+    /// The sync state.
+    #[inline]
+    pub fn state(&self) -> SyncState {
+        self.state
+    }
+
+    /// Counters since `new`.
+    pub fn stats(&self) -> &SyncStats {
+        &self.stats
+    }
+
+    /// Diffs currently buffered.
+    pub fn buffered_diffs(&self) -> usize {
+        self.pending.len
+    }
+
+    /// Forgets the book and every buffered diff and starts over (e.g. after a reconnect).
+    pub fn resync(&mut self) {
+        self.book.clear();
+        self.pending.clear();
+        self.state = SyncState::Buffering;
+    }
+
+    /// Feeds one depth diff. `Err` means the book is out of sync and a new snapshot is
+    /// needed; the diff is then kept in the buffer for that snapshot.
+    #[inline]
+    pub fn on_diff(
+        &mut self,
+        diff: &DepthDiff,
+        levels: BookLevels<'_>,
+    ) -> Result<DiffOutcome, SyncError> {
+        let first = diff.first_update_id;
+        let last = diff.final_update_id;
+        let (next, verdict) = self.state.on_diff(first, last);
+        match verdict {
+            DiffVerdict::Apply => {
+                self.state = next;
+                let report = self.book.apply_diff(levels.bids, levels.asks);
+                self.stats.diffs_applied += 1;
+                if report.crossed {
+                    self.stats.crossed += 1;
+                }
+                Ok(DiffOutcome::Applied(report))
+            }
+            DiffVerdict::Stale => {
+                self.stats.diffs_stale += 1;
+                Ok(DiffOutcome::Stale)
+            }
+            DiffVerdict::Buffer => {
+                self.buffer(first, last, levels);
+                Ok(DiffOutcome::Buffered)
+            }
+            DiffVerdict::Gap {
+                expected_first_update_id,
+            } => {
+                let error = match self.state {
+                    SyncState::AwaitingFirst { last_update_id } => {
+                        self.stats.snapshots_too_old += 1;
+                        SyncError::SnapshotTooOld {
+                            last_update_id,
+                            first_update_id: first,
+                        }
+                    }
+                    _ => {
+                        self.stats.gaps += 1;
+                        SyncError::Gap {
+                            expected_first_update_id,
+                            first_update_id: first,
+                        }
+                    }
+                };
+                self.resync();
+                self.buffer(first, last, levels);
+                Err(error)
+            }
+        }
+    }
+
+    /// Feeds a REST snapshot: drops buffered diffs it covers, loads it, replays the rest.
+    /// `Err` means: fetch another snapshot (the buffered diffs are kept for it).
+    pub fn on_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+        levels: BookLevels<'_>,
+    ) -> Result<SnapshotOutcome, SyncError> {
+        let last_update_id = snapshot.last_update_id;
+        if self.state != SyncState::Buffering {
+            self.resync();
+        }
+        let mut outcome = SnapshotOutcome::default();
+        while let Some(front) = self.pending.front() {
+            if front.final_update_id > last_update_id {
+                break;
+            }
+            self.pending.pop_front();
+            outcome.diffs_stale += 1;
+            self.stats.diffs_stale += 1;
+        }
+        if let Some(front) = self.pending.front() {
+            if front.first_update_id > last_update_id.saturating_add(1) {
+                self.stats.snapshots_too_old += 1;
+                return Err(SyncError::SnapshotTooOld {
+                    last_update_id,
+                    first_update_id: front.first_update_id,
+                });
+            }
+        }
+        outcome.report = self.book.load_snapshot(levels.bids, levels.asks);
+        self.stats.snapshots_loaded += 1;
+        self.state = SyncState::AwaitingFirst { last_update_id };
+
+        while let Some(front) = self.pending.front() {
+            let (next, verdict) = self
+                .state
+                .on_diff(front.first_update_id, front.final_update_id);
+            match verdict {
+                DiffVerdict::Apply => {
+                    self.state = next;
+                    let (bids, asks) = self.pending.levels(&front);
+                    let report = self.book.apply_diff_iter(bids, asks);
+                    outcome.report.levels_dropped = outcome
+                        .report
+                        .levels_dropped
+                        .saturating_add(report.levels_dropped);
+                    outcome.diffs_replayed += 1;
+                    self.stats.diffs_applied += 1;
+                }
+                DiffVerdict::Stale => {
+                    outcome.diffs_stale += 1;
+                    self.stats.diffs_stale += 1;
+                }
+                // Unreachable while the buffer keeps its diffs contiguous and the checks
+                // above hold; handled anyway: the front diff stays buffered.
+                DiffVerdict::Buffer | DiffVerdict::Gap { .. } => {
+                    let error = SyncError::Gap {
+                        expected_first_update_id: match self.state {
+                            SyncState::Live { final_update_id } => {
+                                final_update_id.saturating_add(1)
+                            }
+                            _ => last_update_id.saturating_add(1),
+                        },
+                        first_update_id: front.first_update_id,
+                    };
+                    self.stats.gaps += 1;
+                    self.book.clear();
+                    self.state = SyncState::Buffering;
+                    return Err(error);
+                }
+            }
+            self.pending.pop_front();
+        }
+        outcome.report.crossed = self.book.is_crossed();
+        if outcome.report.crossed {
+            self.stats.crossed += 1;
+        }
+        Ok(outcome)
+    }
+
+    /// Buffers a diff; a diff that does not continue the buffered ones discards them.
+    fn buffer(&mut self, first: u64, last: u64, levels: BookLevels<'_>) {
+        if let Some(back) = self.pending.back() {
+            if first != back.final_update_id.saturating_add(1) {
+                self.stats.diffs_discarded += self.pending.len as u64;
+                self.pending.clear();
+            }
+        }
+        let discarded = self.pending.push(first, last, levels);
+        self.stats.diffs_discarded += discarded;
+        self.stats.diffs_buffered += 1;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Private: one side of the book
+// ---------------------------------------------------------------------------------------
+
+/// One side: ascending keys, best at `end − 1`, in a window of a 2×capacity array.
+struct Ladder {
+    keys: Box<[i64]>,
+    qtys: Box<[i64]>,
+    start: usize,
+    end: usize,
+    capacity: usize,
+    /// Largest key evicted or refused since the last `clear`.
+    horizon_key: Option<i64>,
+    /// Levels evicted or refused since `new`.
+    dropped: u64,
+}
+
+impl Ladder {
+    fn new(capacity: usize) -> Ladder {
+        let physical = 2 * capacity;
+        Ladder {
+            keys: vec![0; physical].into_boxed_slice(),
+            qtys: vec![0; physical].into_boxed_slice(),
+            start: capacity,
+            end: capacity,
+            capacity,
+            horizon_key: None,
+            dropped: 0,
+        }
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    fn clear(&mut self) {
+        self.start = self.capacity;
+        self.end = self.capacity;
+        self.horizon_key = None;
+    }
+
+    /// `(key, qty)` of the `n`-th level from the best.
+    #[inline]
+    fn nth_from_best(&self, n: usize) -> Option<(i64, i64)> {
+        if n >= self.len() {
+            return None;
+        }
+        let i = self.end - 1 - n;
+        Some((*self.keys.get(i)?, *self.qtys.get(i)?))
+    }
+
+    /// Absolute index of `key`, or where it would be inserted.
+    #[inline]
+    fn find(&self, key: i64) -> Result<usize, usize> {
+        let (start, end) = (self.start, self.end);
+        let window = self.keys.get(start..end).unwrap_or(&[]);
+        let (Some(&best), Some(&worst)) = (window.last(), window.first()) else {
+            return Err(end);
+        };
+        if key >= best {
+            return if key == best { Ok(end - 1) } else { Err(end) };
+        }
+        if key <= worst {
+            return if key == worst { Ok(start) } else { Err(start) };
+        }
+        match window.binary_search(&key) {
+            Ok(i) => Ok(start + i),
+            Err(i) => Err(start + i),
+        }
+    }
+
+    #[inline]
+    fn set(&mut self, key: i64, qty: i64) -> LevelChange {
+        match self.find(key) {
+            Ok(i) => {
+                if qty <= 0 {
+                    self.remove_at(i);
+                    LevelChange::Removed
+                } else {
+                    if let Some(slot) = self.qtys.get_mut(i) {
+                        *slot = qty;
+                    }
+                    LevelChange::Updated
+                }
+            }
+            Err(_) if qty <= 0 => LevelChange::Ignored,
+            Err(i) => self.insert_at(i, key, qty),
+        }
+    }
+
+    fn insert_at(&mut self, mut i: usize, key: i64, qty: i64) -> LevelChange {
+        if self.len() == self.capacity {
+            self.dropped += 1;
+            if i == self.start {
+                // Farther from the touch than everything kept: refuse it.
+                self.raise_horizon(key);
+                return LevelChange::Refused;
+            }
+            // Evict the farthest level to make room.
+            let worst = self.keys.get(self.start).copied().unwrap_or(key);
+            self.raise_horizon(worst);
+            self.start += 1;
+        }
+        let front_cost = i - self.start;
+        let back_cost = self.end - i;
+        let front_room = self.start > 0;
+        let back_room = self.end < self.keys.len();
+        let use_front = if front_cost < back_cost {
+            if !front_room {
+                i = self.recenter(i);
+            }
+            true
+        } else {
+            if !back_room {
+                i = self.recenter(i);
+            }
+            false
+        };
+        if use_front {
+            // Shift [start, i) one slot toward the front; the new level goes at i − 1.
+            self.keys.copy_within(self.start..i, self.start - 1);
+            self.qtys.copy_within(self.start..i, self.start - 1);
+            self.start -= 1;
+            i -= 1;
+        } else {
+            // Shift [i, end) one slot toward the back; the new level goes at i.
+            self.keys.copy_within(i..self.end, i + 1);
+            self.qtys.copy_within(i..self.end, i + 1);
+            self.end += 1;
+        }
+        if let (Some(k), Some(q)) = (self.keys.get_mut(i), self.qtys.get_mut(i)) {
+            *k = key;
+            *q = qty;
+        }
+        LevelChange::Inserted
+    }
+
+    fn remove_at(&mut self, i: usize) {
+        if i - self.start < self.end - 1 - i {
+            self.keys.copy_within(self.start..i, self.start + 1);
+            self.qtys.copy_within(self.start..i, self.start + 1);
+            self.start += 1;
+        } else {
+            self.keys.copy_within(i + 1..self.end, i);
+            self.qtys.copy_within(i + 1..self.end, i);
+            self.end -= 1;
+        }
+    }
+
+    /// Moves the window to the middle of the array; returns where index `i` went.
+    /// Called only with `len < capacity`, so both ends get at least one free slot.
+    fn recenter(&mut self, i: usize) -> usize {
+        let len = self.len();
+        let new_start = (self.keys.len() - len) / 2;
+        self.keys.copy_within(self.start..self.end, new_start);
+        self.qtys.copy_within(self.start..self.end, new_start);
+        let moved = i - self.start + new_start;
+        self.start = new_start;
+        self.end = new_start + len;
+        moved
+    }
+
+    fn raise_horizon(&mut self, key: i64) {
+        self.horizon_key = Some(self.horizon_key.map_or(key, |h| h.max(key)));
+    }
+}
+
+#[inline]
+fn bid_key(price: Price) -> i64 {
+    price.0
+}
+
+#[inline]
+fn ask_key(price: Price) -> i64 {
+    price.0.wrapping_neg()
+}
+
+#[inline]
+fn bid_level((key, qty): (i64, i64)) -> Level {
+    Level {
+        price: Price(key),
+        qty: Qty(qty),
+    }
+}
+
+#[inline]
+fn ask_level((key, qty): (i64, i64)) -> Level {
+    Level {
+        price: Price(key.wrapping_neg()),
+        qty: Qty(qty),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Private: the buffer of diffs waiting for a snapshot
+// ---------------------------------------------------------------------------------------
+
+/// A buffered diff; its levels (bids then asks) are in the level ring from `levels_at`.
+#[derive(Clone, Copy, Debug, Default)]
+struct PendingDiff {
+    first_update_id: u64,
+    final_update_id: u64,
+    levels_at: u64,
+    bid_count: u32,
+    ask_count: u32,
+}
+
+/// FIFO of diffs (ring of `SYNC_BUFFER_DIFFS_MAX`) whose levels live in a ring of
+/// `SYNC_BUFFER_LEVELS_MAX` levels addressed by absolute, ever-increasing indices.
+struct DiffBuffer {
+    diffs: Box<[PendingDiff]>,
+    head: usize,
+    len: usize,
+    levels: Box<[Level]>,
+    /// Absolute index of the oldest stored level.
+    levels_head: u64,
+    /// Absolute index one past the newest stored level.
+    levels_tail: u64,
+}
+
+impl DiffBuffer {
+    fn new() -> DiffBuffer {
+        DiffBuffer {
+            diffs: vec![PendingDiff::default(); SYNC_BUFFER_DIFFS_MAX].into_boxed_slice(),
+            head: 0,
+            len: 0,
+            levels: vec![Level::default(); SYNC_BUFFER_LEVELS_MAX].into_boxed_slice(),
+            levels_head: 0,
+            levels_tail: 0,
+        }
+    }
+
+    fn clear(&mut self) {
+        self.head = 0;
+        self.len = 0;
+        self.levels_head = self.levels_tail;
+    }
+
+    fn front(&self) -> Option<PendingDiff> {
+        if self.len == 0 {
+            return None;
+        }
+        self.diffs.get(self.head).copied()
+    }
+
+    fn back(&self) -> Option<PendingDiff> {
+        if self.len == 0 {
+            return None;
+        }
+        self.diffs
+            .get((self.head + self.len - 1) % self.diffs.len())
+            .copied()
+    }
+
+    fn pop_front(&mut self) {
+        let Some(front) = self.front() else {
+            return;
+        };
+        self.levels_head =
+            front.levels_at + u64::from(front.bid_count) + u64::from(front.ask_count);
+        self.head = (self.head + 1) % self.diffs.len();
+        self.len -= 1;
+        if self.len == 0 {
+            self.levels_head = self.levels_tail;
+        }
+    }
+
+    /// Appends a diff, dropping the oldest ones while there is no room; returns how many
+    /// were dropped (a diff larger than the whole level ring is itself dropped: 1).
+    fn push(&mut self, first: u64, last: u64, levels: BookLevels<'_>) -> u64 {
+        let need = levels.bids.len() + levels.asks.len();
+        if need > self.levels.len() {
+            return 1;
+        }
+        let mut dropped = 0;
+        while self.len == self.diffs.len()
+            || (self.levels_tail - self.levels_head) as usize + need > self.levels.len()
+        {
+            self.pop_front();
+            dropped += 1;
+        }
+        let levels_at = self.levels_tail;
+        let ring = self.levels.len() as u64;
+        for (k, level) in levels.bids.iter().chain(levels.asks).enumerate() {
+            if let Some(slot) = self
+                .levels
+                .get_mut(((levels_at + k as u64) % ring) as usize)
+            {
+                *slot = *level;
+            }
+        }
+        self.levels_tail += need as u64;
+        let slot = (self.head + self.len) % self.diffs.len();
+        if let Some(entry) = self.diffs.get_mut(slot) {
+            *entry = PendingDiff {
+                first_update_id: first,
+                final_update_id: last,
+                levels_at,
+                // `need` ≤ SYNC_BUFFER_LEVELS_MAX, far below u32::MAX.
+                bid_count: levels.bids.len() as u32,
+                ask_count: levels.asks.len() as u32,
+            };
+        }
+        self.len += 1;
+        dropped
+    }
+
+    /// The bid and ask levels of a buffered diff, read from the ring.
+    fn levels(
+        &self,
+        diff: &PendingDiff,
+    ) -> (
+        impl Iterator<Item = Level> + '_,
+        impl Iterator<Item = Level> + '_,
+    ) {
+        let ring = self.levels.len() as u64;
+        let levels = &self.levels;
+        let at = move |i: u64| levels.get((i % ring) as usize).copied().unwrap_or_default();
+        let bids_end = diff.levels_at + u64::from(diff.bid_count);
+        let asks_end = bids_end + u64::from(diff.ask_count);
+        (
+            (diff.levels_at..bids_end).map(at),
+            (bids_end..asks_end).map(at),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn lv(price: i64, qty: i64) -> Level {
+        Level {
+            price: Price(price),
+            qty: Qty(qty),
+        }
+    }
+
+    fn diff(first: u64, last: u64) -> DepthDiff {
+        DepthDiff {
+            first_update_id: first,
+            final_update_id: last,
+            bid_count: 0,
+            ask_count: 0,
+            exch_ts_ms: 0,
+            local_ts_ns: 0,
+        }
+    }
+
+    fn snapshot(last_update_id: u64) -> Snapshot {
+        Snapshot {
+            last_update_id,
+            bid_count: 0,
+            ask_count: 0,
+            local_ts_ns: 0,
+        }
+    }
+
+    fn levels<'a>(bids: &'a [Level], asks: &'a [Level]) -> BookLevels<'a> {
+        BookLevels { bids, asks }
+    }
+
+    const NONE: BookLevels<'static> = BookLevels {
+        bids: &[],
+        asks: &[],
+    };
+
+    /// The naive reference: a BTreeMap per side, same capacity rule (insert, then drop
+    /// the level farthest from the touch while over capacity).
+    struct RefBook {
+        bids: BTreeMap<i64, i64>,
+        asks: BTreeMap<i64, i64>,
+        capacity: usize,
+        dropped: u64,
+        bid_horizon: Option<i64>,
+        ask_horizon: Option<i64>,
+    }
+
+    impl RefBook {
+        fn new(capacity: usize) -> Self {
+            RefBook {
+                bids: BTreeMap::new(),
+                asks: BTreeMap::new(),
+                capacity,
+                dropped: 0,
+                bid_horizon: None,
+                ask_horizon: None,
+            }
+        }
+
+        fn clear(&mut self) {
+            self.bids.clear();
+            self.asks.clear();
+            self.bid_horizon = None;
+            self.ask_horizon = None;
+        }
+
+        fn apply(&mut self, side: Side, level: Level) {
+            let (map, horizon) = match side {
+                Side::Buy => (&mut self.bids, &mut self.bid_horizon),
+                Side::Sell => (&mut self.asks, &mut self.ask_horizon),
+            };
+            let price = level.price.0;
+            if level.qty.0 == 0 {
+                map.remove(&price);
+                return;
+            }
+            map.insert(price, level.qty.0);
+            if map.len() > self.capacity {
+                let worst = match side {
+                    Side::Buy => *map.keys().next().unwrap(),
+                    Side::Sell => *map.keys().next_back().unwrap(),
+                };
+                map.remove(&worst);
+                self.dropped += 1;
+                *horizon = Some(match (side, *horizon) {
+                    (_, None) => worst,
+                    (Side::Buy, Some(h)) => h.max(worst),
+                    (Side::Sell, Some(h)) => h.min(worst),
+                });
+            }
+        }
+
+        fn side(&self, side: Side) -> Vec<Level> {
+            match side {
+                Side::Buy => self.bids.iter().rev().map(|(&p, &q)| lv(p, q)).collect(),
+                Side::Sell => self.asks.iter().map(|(&p, &q)| lv(p, q)).collect(),
+            }
+        }
+    }
+
+    fn assert_same(book: &Book, reference: &RefBook) {
+        for side in [Side::Buy, Side::Sell] {
+            let ours: Vec<Level> = book.levels(side).collect();
+            assert_eq!(ours, reference.side(side), "{side:?}");
+            assert_eq!(book.depth(side), ours.len());
+            for (n, level) in ours.iter().enumerate() {
+                assert_eq!(book.level(side, n), Some(*level));
+                assert_eq!(book.qty_at(side, level.price), level.qty);
+            }
+        }
+        assert_eq!(book.best_bid(), reference.side(Side::Buy).first().copied());
+        assert_eq!(book.best_ask(), reference.side(Side::Sell).first().copied());
+        assert_eq!(book.stats().levels_dropped, reference.dropped);
+        assert_eq!(book.horizon(Side::Buy), reference.bid_horizon.map(Price));
+        assert_eq!(book.horizon(Side::Sell), reference.ask_horizon.map(Price));
+    }
+
+    #[test]
+    fn apply_level_changes() {
+        let mut book = Book::new(8);
+        assert_eq!(book.best_bid(), None);
+        assert!(!book.is_crossed());
+        assert_eq!(book.apply(Side::Buy, lv(100, 5)), LevelChange::Inserted);
+        assert_eq!(book.apply(Side::Buy, lv(101, 1)), LevelChange::Inserted);
+        assert_eq!(book.apply(Side::Buy, lv(100, 7)), LevelChange::Updated);
+        assert_eq!(book.apply(Side::Buy, lv(99, 0)), LevelChange::Ignored);
+        assert_eq!(book.apply(Side::Sell, lv(103, 2)), LevelChange::Inserted);
+        assert_eq!(book.best_bid(), Some(lv(101, 1)));
+        assert_eq!(book.best_ask(), Some(lv(103, 2)));
+        assert_eq!(book.apply(Side::Buy, lv(101, 0)), LevelChange::Removed);
+        assert_eq!(book.best_bid(), Some(lv(100, 7)));
+        assert_eq!(book.qty_at(Side::Buy, Price(100)), Qty(7));
+        assert_eq!(book.qty_at(Side::Buy, Price(101)), Qty(0));
+        assert_eq!(book.level(Side::Buy, 1), None);
+    }
+
+    #[test]
+    fn crossed_book_is_reported_after_the_whole_diff() {
+        let mut book = Book::new(8);
+        book.load_snapshot(&[lv(100, 1)], &[lv(101, 1)]);
+        // Mid-diff the book would cross (bid 102 before ask 101 is removed): not reported.
+        let report = book.apply_diff(&[lv(102, 1)], &[lv(101, 0), lv(103, 1)]);
+        assert_eq!(report, ApplyReport::default());
+        let report = book.apply_diff(&[lv(103, 1)], &[]);
+        assert!(report.crossed);
+        assert!(book.is_crossed());
+        assert_eq!(book.stats().crossed, 1);
+        assert_eq!(book.stats().diffs_applied, 2);
+    }
+
+    #[test]
+    fn full_side_keeps_levels_nearest_the_touch() {
+        let mut book = Book::new(3);
+        let report = book.load_snapshot(
+            &[lv(95, 1), lv(100, 1), lv(97, 1), lv(99, 1), lv(98, 0)],
+            &[lv(105, 1), lv(101, 1), lv(103, 1), lv(102, 1)],
+        );
+        assert_eq!(report.levels_dropped, 2);
+        let bids: Vec<_> = book.levels(Side::Buy).map(|l| l.price.0).collect();
+        let asks: Vec<_> = book.levels(Side::Sell).map(|l| l.price.0).collect();
+        assert_eq!(bids, [100, 99, 97]);
+        assert_eq!(asks, [101, 102, 103]);
+        assert_eq!(book.horizon(Side::Buy), Some(Price(95)));
+        assert_eq!(book.horizon(Side::Sell), Some(Price(105)));
+        // A farther level is refused, a nearer one evicts the farthest.
+        assert_eq!(book.apply(Side::Buy, lv(90, 1)), LevelChange::Refused);
+        assert_eq!(book.apply(Side::Buy, lv(98, 1)), LevelChange::Inserted);
+        let bids: Vec<_> = book.levels(Side::Buy).map(|l| l.price.0).collect();
+        assert_eq!(bids, [100, 99, 98]);
+        assert_eq!(book.horizon(Side::Buy), Some(Price(97)));
+        assert_eq!(book.stats().levels_dropped, 4);
+        // A snapshot resets the horizon.
+        book.load_snapshot(&[lv(1, 1)], &[]);
+        assert_eq!(book.horizon(Side::Buy), None);
+    }
+
+    #[test]
+    fn one_sided_drift_recentres_the_window() {
+        // New best bids forever (prices rising): the window drifts toward the back end.
+        let mut book = Book::new(4);
+        for p in 0..10_000 {
+            book.apply(Side::Buy, lv(p, 1));
+            book.apply(Side::Sell, lv(1_000_000 - p, 1));
+        }
+        let bids: Vec<_> = book.levels(Side::Buy).map(|l| l.price.0).collect();
+        assert_eq!(bids, [9_999, 9_998, 9_997, 9_996]);
+        assert_eq!(book.best_ask(), Some(lv(990_001, 1)));
+        // Remove from the touch and add deep, repeatedly: the window drifts the other way.
+        let mut book = Book::new(4);
+        for p in 0..10_000 {
+            book.apply(Side::Buy, lv(20_000 - p, 1));
+            if p % 2 == 1 {
+                book.apply(Side::Buy, lv(20_000 - p + 1, 0));
+                book.apply(Side::Buy, lv(20_000 - p, 0));
+            }
+        }
+        assert_eq!(book.depth(Side::Buy), 0);
+    }
+
+    #[test]
+    fn capacity_one_and_max() {
+        let mut book = Book::new(1);
+        book.apply(Side::Buy, lv(5, 1));
+        book.apply(Side::Buy, lv(6, 1));
+        book.apply(Side::Buy, lv(4, 1));
+        assert_eq!(book.levels(Side::Buy).collect::<Vec<_>>(), [lv(6, 1)]);
+        let book = Book::new(BOOK_LEVELS_PER_SIDE_MAX);
+        assert_eq!(book.levels_per_side(), BOOK_LEVELS_PER_SIDE_MAX);
+    }
+
+    #[test]
+    #[should_panic(expected = "book levels per side")]
+    fn zero_capacity_is_refused() {
+        let _ = Book::new(0);
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Level(Side, Level),
+        Snapshot(Vec<Level>, Vec<Level>),
+        Clear,
+    }
+
+    fn side() -> impl Strategy<Value = Side> {
+        prop_oneof![Just(Side::Buy), Just(Side::Sell)]
+    }
+
+    fn level_in(lo: i64, hi: i64) -> impl Strategy<Value = Level> {
+        (lo..hi, prop_oneof![Just(0i64), 1i64..5]).prop_map(|(p, q)| lv(p, q))
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            40 => (side(), level_in(90, 130)).prop_map(|(s, l)| Op::Level(s, l)),
+            1 => (
+                proptest::collection::vec(level_in(80, 111), 0..20),
+                proptest::collection::vec(level_in(109, 140), 0..20)
+            )
+                .prop_map(|(b, a)| Op::Snapshot(b, a)),
+            1 => Just(Op::Clear),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn book_matches_btreemap_reference(
+            capacity in 1usize..12,
+            ops in proptest::collection::vec(op(), 1..400),
+        ) {
+            let mut book = Book::new(capacity);
+            let mut reference = RefBook::new(capacity);
+            for op in ops {
+                match op {
+                    Op::Level(side, level) => {
+                        book.apply(side, level);
+                        reference.apply(side, level);
+                    }
+                    Op::Snapshot(bids, asks) => {
+                        let report = book.load_snapshot(&bids, &asks);
+                        reference.clear();
+                        for &l in &bids {
+                            reference.apply(Side::Buy, l);
+                        }
+                        for &l in &asks {
+                            reference.apply(Side::Sell, l);
+                        }
+                        prop_assert_eq!(report.crossed, book.is_crossed());
+                    }
+                    Op::Clear => {
+                        book.clear();
+                        reference.clear();
+                    }
+                }
+                assert_same(&book, &reference);
+                let crossed = match (reference.bids.keys().next_back(), reference.asks.keys().next()) {
+                    (Some(b), Some(a)) => b >= a,
+                    _ => false,
+                };
+                prop_assert_eq!(book.is_crossed(), crossed);
+            }
+        }
+
+        /// A stream of single-level updates with ids 1..=n, cut into diffs at random, with
+        /// the snapshot taken at a random id and delivered after a random number of diffs:
+        /// the synced book always ends equal to the reference holding every update.
+        #[test]
+        fn sync_rebuilds_the_book_from_any_snapshot_point(
+            updates in proptest::collection::vec((side(), level_in(90, 130)), 1..200),
+            cuts in proptest::collection::vec(1usize..6, 1..200),
+            snapshot_at in any::<prop::sample::Index>(),
+            delivered_before in any::<prop::sample::Index>(),
+        ) {
+            // Diffs: consecutive runs of updates, ids 1-based.
+            let mut diffs = Vec::new();
+            let mut next = 0usize;
+            for len in cuts.iter().cycle() {
+                if next == updates.len() {
+                    break;
+                }
+                let end = (next + len).min(updates.len());
+                diffs.push((next + 1, end));
+                next = end;
+            }
+            let snapshot_id = snapshot_at.index(updates.len() + 1);
+            let mut truth = RefBook::new(usize::MAX);
+            let mut at_snapshot = None;
+            for (i, &(side, level)) in updates.iter().enumerate() {
+                if i == snapshot_id {
+                    at_snapshot = Some((truth.side(Side::Buy), truth.side(Side::Sell)));
+                }
+                truth.apply(side, level);
+            }
+            let (snap_bids, snap_asks) =
+                at_snapshot.unwrap_or_else(|| (truth.side(Side::Buy), truth.side(Side::Sell)));
+
+            let mut synced = SyncedBook::new(64);
+            let k = delivered_before.index(diffs.len() + 1);
+            let feed = |synced: &mut SyncedBook, &(first, last): &(usize, usize)| {
+                let mut bids = Vec::new();
+                let mut asks = Vec::new();
+                for &(side, level) in &updates[first - 1..last] {
+                    match side {
+                        Side::Buy => bids.push(level),
+                        Side::Sell => asks.push(level),
+                    }
+                }
+                synced.on_diff(&diff(first as u64, last as u64), levels(&bids, &asks))
+            };
+            for d in &diffs[..k] {
+                prop_assert_eq!(feed(&mut synced, d), Ok(DiffOutcome::Buffered));
+            }
+            let outcome = synced
+                .on_snapshot(&snapshot(snapshot_id as u64), levels(&snap_bids, &snap_asks));
+            prop_assert!(outcome.is_ok(), "{:?}", outcome);
+            for d in &diffs[k..] {
+                prop_assert!(feed(&mut synced, d).is_ok());
+            }
+            if snapshot_id < updates.len() {
+                prop_assert_eq!(
+                    synced.state(),
+                    SyncState::Live { final_update_id: updates.len() as u64 }
+                );
+            }
+            let book = synced.book_any_state();
+            prop_assert_eq!(book.levels(Side::Buy).collect::<Vec<_>>(), truth.side(Side::Buy));
+            prop_assert_eq!(book.levels(Side::Sell).collect::<Vec<_>>(), truth.side(Side::Sell));
+            prop_assert_eq!(synced.stats().gaps + synced.stats().snapshots_too_old, 0);
+        }
+    }
+
+    // --- Sync procedure: named cases -----------------------------------------------------
+
+    #[test]
+    fn diffs_are_buffered_until_a_snapshot_and_book_hidden() {
+        let mut s = SyncedBook::new(16);
+        assert_eq!(s.state(), SyncState::Buffering);
+        assert!(s.book().is_none());
+        assert_eq!(s.on_diff(&diff(10, 12), NONE), Ok(DiffOutcome::Buffered));
+        assert_eq!(s.buffered_diffs(), 1);
+        assert!(s.book().is_none());
+    }
+
+    #[test]
+    fn snapshot_older_than_first_diff_is_refused_then_a_newer_one_syncs() {
+        let mut s = SyncedBook::new(16);
+        s.on_diff(&diff(10, 12), levels(&[lv(100, 1)], &[]))
+            .unwrap();
+        s.on_diff(&diff(13, 15), levels(&[lv(100, 2)], &[]))
+            .unwrap();
+        // lastUpdateId 8: updates 9 is missing between the snapshot and U=10.
+        assert_eq!(
+            s.on_snapshot(&snapshot(8), NONE),
+            Err(SyncError::SnapshotTooOld {
+                last_update_id: 8,
+                first_update_id: 10
+            })
+        );
+        assert_eq!(s.state(), SyncState::Buffering);
+        assert_eq!(s.buffered_diffs(), 2);
+        // lastUpdateId 9: U=10 = 9+1 brackets it.
+        let outcome = s
+            .on_snapshot(&snapshot(9), levels(&[lv(99, 5)], &[lv(101, 5)]))
+            .unwrap();
+        assert_eq!(outcome.diffs_replayed, 2);
+        assert_eq!(
+            s.state(),
+            SyncState::Live {
+                final_update_id: 15
+            }
+        );
+        let book = s.book().unwrap();
+        assert_eq!(book.best_bid(), Some(lv(100, 2)));
+        assert_eq!(s.stats().snapshots_too_old, 1);
+    }
+
+    #[test]
+    fn buffered_diffs_covered_by_the_snapshot_are_dropped() {
+        let mut s = SyncedBook::new(16);
+        s.on_diff(&diff(1, 4), levels(&[lv(100, 1)], &[])).unwrap();
+        s.on_diff(&diff(5, 9), levels(&[lv(100, 0), lv(98, 1)], &[]))
+            .unwrap();
+        s.on_diff(&diff(10, 12), levels(&[lv(97, 3)], &[])).unwrap();
+        // Snapshot at 9 already holds the first two diffs.
+        let outcome = s
+            .on_snapshot(&snapshot(9), levels(&[lv(98, 1)], &[]))
+            .unwrap();
+        assert_eq!((outcome.diffs_stale, outcome.diffs_replayed), (2, 1));
+        let book = s.book().unwrap();
+        assert_eq!(
+            book.levels(Side::Buy).collect::<Vec<_>>(),
+            [lv(98, 1), lv(97, 3)]
+        );
+        // A live diff entirely at or before the book's id is stale.
+        assert_eq!(s.on_diff(&diff(11, 12), NONE), Ok(DiffOutcome::Stale));
+        assert_eq!(s.stats().diffs_stale, 3);
+    }
+
+    #[test]
+    fn first_diff_must_bracket_last_update_id_plus_one() {
+        // Snapshot with nothing buffered; diffs then arrive.
+        let mut s = SyncedBook::new(16);
+        s.on_snapshot(&snapshot(100), NONE).unwrap();
+        assert_eq!(
+            s.state(),
+            SyncState::AwaitingFirst {
+                last_update_id: 100
+            }
+        );
+        assert!(s.book().is_none());
+        assert_eq!(s.on_diff(&diff(95, 100), NONE), Ok(DiffOutcome::Stale));
+        // U=99 ≤ 101 ≤ u=103: applied even though it overlaps the snapshot.
+        assert!(matches!(
+            s.on_diff(&diff(99, 103), NONE),
+            Ok(DiffOutcome::Applied(_))
+        ));
+        assert_eq!(
+            s.state(),
+            SyncState::Live {
+                final_update_id: 103
+            }
+        );
+
+        // U=102 > 101: update 101 is missing.
+        let mut s = SyncedBook::new(16);
+        s.on_snapshot(&snapshot(100), NONE).unwrap();
+        assert_eq!(
+            s.on_diff(&diff(102, 105), NONE),
+            Err(SyncError::SnapshotTooOld {
+                last_update_id: 100,
+                first_update_id: 102
+            })
+        );
+        assert_eq!(s.state(), SyncState::Buffering);
+        assert_eq!(s.buffered_diffs(), 1);
+        // Exactly U = lastUpdateId + 1 is fine.
+        s.on_snapshot(&snapshot(101), NONE).unwrap();
+        assert_eq!(
+            s.state(),
+            SyncState::Live {
+                final_update_id: 105
+            }
+        );
+    }
+
+    #[test]
+    fn gap_is_detected_and_the_next_snapshot_resyncs() {
+        let mut s = SyncedBook::new(16);
+        s.on_snapshot(&snapshot(10), levels(&[lv(100, 1)], &[lv(102, 1)]))
+            .unwrap();
+        s.on_diff(&diff(11, 13), NONE).unwrap();
+        assert_eq!(
+            s.on_diff(&diff(15, 16), levels(&[lv(101, 4)], &[])),
+            Err(SyncError::Gap {
+                expected_first_update_id: 14,
+                first_update_id: 15
+            })
+        );
+        assert_eq!(s.state(), SyncState::Buffering);
+        assert!(s.book().is_none());
+        assert_eq!(s.book_any_state().depth(Side::Buy), 0);
+        assert_eq!(s.buffered_diffs(), 1);
+        assert_eq!(s.stats().gaps, 1);
+        s.on_diff(&diff(17, 18), NONE).unwrap();
+        let outcome = s
+            .on_snapshot(&snapshot(14), levels(&[lv(100, 1)], &[lv(102, 1)]))
+            .unwrap();
+        assert_eq!(outcome.diffs_replayed, 2);
+        assert_eq!(
+            s.state(),
+            SyncState::Live {
+                final_update_id: 18
+            }
+        );
+        assert_eq!(s.book().unwrap().best_bid(), Some(lv(101, 4)));
+    }
+
+    #[test]
+    fn non_contiguous_buffered_diffs_discard_the_older_ones() {
+        let mut s = SyncedBook::new(16);
+        s.on_diff(&diff(1, 2), NONE).unwrap();
+        s.on_diff(&diff(5, 6), NONE).unwrap();
+        assert_eq!(s.buffered_diffs(), 1);
+        assert_eq!(s.stats().diffs_discarded, 1);
+    }
+
+    #[test]
+    fn full_buffer_drops_the_oldest_diffs() {
+        let mut s = SyncedBook::new(16);
+        let extra = 10u64;
+        let n = SYNC_BUFFER_DIFFS_MAX as u64 + extra;
+        for i in 0..n {
+            s.on_diff(&diff(i + 1, i + 1), levels(&[lv(100 + i as i64, 1)], &[]))
+                .unwrap();
+        }
+        assert_eq!(s.buffered_diffs(), SYNC_BUFFER_DIFFS_MAX);
+        assert_eq!(s.stats().diffs_discarded, extra);
+        // Update 1..=extra are gone: a snapshot at 5 is too old, one at `extra` is fine.
+        assert!(matches!(
+            s.on_snapshot(&snapshot(5), NONE),
+            Err(SyncError::SnapshotTooOld { .. })
+        ));
+        let outcome = s.on_snapshot(&snapshot(extra), NONE).unwrap();
+        assert_eq!(outcome.diffs_replayed as usize, SYNC_BUFFER_DIFFS_MAX);
+        assert_eq!(
+            s.book().unwrap().best_bid(),
+            Some(lv(100 + n as i64 - 1, 1))
+        );
+    }
+
+    #[test]
+    fn level_ring_wraps_and_evicts_by_levels() {
+        let mut s = SyncedBook::new(16);
+        let big: Vec<Level> = (0..20_000).map(|p| lv(p, 1)).collect();
+        // Each diff holds 20,000 levels: the ring (65,536) holds three of them.
+        for i in 0..7u64 {
+            s.on_diff(&diff(i + 1, i + 1), levels(&big, &[])).unwrap();
+        }
+        assert_eq!(s.buffered_diffs(), 3);
+        assert_eq!(s.stats().diffs_discarded, 4);
+        s.on_snapshot(&snapshot(4), NONE).unwrap();
+        assert_eq!(s.state(), SyncState::Live { final_update_id: 7 });
+        let book = s.book().unwrap();
+        assert_eq!(book.best_bid(), Some(lv(19_999, 1)));
+        assert_eq!(book.depth(Side::Buy), 16);
+    }
+
+    #[test]
+    fn snapshot_while_live_starts_over() {
+        let mut s = SyncedBook::new(16);
+        s.on_snapshot(&snapshot(10), levels(&[lv(1, 1)], &[]))
+            .unwrap();
+        s.on_diff(&diff(11, 11), NONE).unwrap();
+        s.on_snapshot(&snapshot(20), levels(&[lv(2, 1)], &[]))
+            .unwrap();
+        assert_eq!(s.state(), SyncState::AwaitingFirst { last_update_id: 20 });
+        assert_eq!(s.book_any_state().best_bid(), Some(lv(2, 1)));
+        s.resync();
+        assert_eq!(s.state(), SyncState::Buffering);
+        assert_eq!(s.book_any_state().depth(Side::Buy), 0);
+    }
+
+    #[test]
+    fn transition_table() {
+        use DiffVerdict::*;
+        let b = SyncState::Buffering;
+        let a = SyncState::AwaitingFirst { last_update_id: 10 };
+        let l = SyncState::Live {
+            final_update_id: 10,
+        };
+        let live = |u| SyncState::Live { final_update_id: u };
+        let gap = |e| Gap {
+            expected_first_update_id: e,
+        };
+        let cases = [
+            (b, (1, 2), (b, Buffer)),
+            (a, (5, 10), (a, Stale)),
+            (a, (11, 11), (live(11), Apply)),
+            (a, (1, 11), (live(11), Apply)),
+            (a, (12, 13), (b, gap(11))),
+            (l, (9, 10), (l, Stale)),
+            (l, (11, 12), (live(12), Apply)),
+            (l, (10, 12), (b, gap(11))),
+            (l, (12, 12), (b, gap(11))),
+        ];
+        for (state, (first, last), want) in cases {
+            assert_eq!(
+                state.on_diff(first, last),
+                want,
+                "{state:?} {first}..{last}"
+            );
+        }
+    }
+}
