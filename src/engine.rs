@@ -1,0 +1,308 @@
+//! The deterministic core: decoded market events plus `now` in, book/OFI/σ state and a
+//! fresh quote out. The same code runs in record, paper, backtest and live.
+//!
+//! Owns: the synced L2 book (Binance's snapshot + diff procedure), the top of book from
+//! `bookTicker`, the OFI and σ estimators, and the quoter. On every change of the touch it
+//! recomputes the quote; on a depth gap it drops to resync and asks its caller for a
+//! snapshot (the caller owns I/O).
+//!
+//! Hot path. Never allocates after `new`, never reads a clock (`now_ns` is an argument),
+//! never does I/O, never panics on market input.
+
+use crate::book::{DiffOutcome, SyncedBook};
+use crate::feed::{BookLevels, Event};
+use crate::model::ofi::{OfiEstimator, Touch};
+use crate::model::vol::VolEstimator;
+use crate::model::{sigma_from_f64, Ofi, Quote, QuoteInput, Quoter, Sigma};
+use crate::types::{Price, Qty};
+
+/// Everything `Engine::new` needs (built from `Config` by the modes).
+#[derive(Clone, Copy, Debug)]
+pub struct EngineParams {
+    /// The quoter, with its parameters and symbol grid.
+    pub quoter: Quoter,
+    /// Levels per side of the L2 book.
+    pub book_levels: usize,
+    /// OFI window, nanoseconds.
+    pub ofi_window_ns: u64,
+    /// Touch changes the OFI window can hold.
+    pub ofi_capacity: usize,
+    /// Use the online σ estimate (true) or always the configured σ (false).
+    pub sigma_estimated: bool,
+    /// σ sampling interval, seconds.
+    pub sigma_sample_s: f64,
+    /// σ EWMA half-life, seconds.
+    pub sigma_half_life_s: f64,
+    /// σ samples before the estimate replaces the configured value.
+    pub sigma_warmup_samples: u32,
+}
+
+/// Counters of the core (copied to the side thread now and then).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Events handled.
+    pub events: u64,
+    /// bookTicker events.
+    pub book_tickers: u64,
+    /// Depth diffs handled.
+    pub diffs: u64,
+    /// Trades handled.
+    pub trades: u64,
+    /// Snapshots loaded.
+    pub snapshots: u64,
+    /// Quotes computed.
+    pub quotes: u64,
+    /// Depth gaps (each one asks for a snapshot).
+    pub gaps: u64,
+    /// Snapshots refused as older than the buffered diffs.
+    pub snapshots_too_old: u64,
+    /// Times the book was seen crossed after an update.
+    pub crossed: u64,
+}
+
+/// What one event changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Step {
+    /// A new quote was computed (the touch changed).
+    pub quoted: bool,
+    /// The book needs a REST snapshot (start, gap, too-old snapshot).
+    pub need_snapshot: bool,
+}
+
+/// The core.
+pub struct Engine {
+    params: EngineParams,
+    book: SyncedBook,
+    ofi: OfiEstimator,
+    vol: VolEstimator,
+    sigma_fixed: Sigma,
+    touch: Option<Touch>,
+    inventory: Qty,
+    quote: Quote,
+    stats: EngineStats,
+    awaiting_snapshot: bool,
+}
+
+impl Engine {
+    /// Allocates the book and the estimators' buffers; nothing after this allocates.
+    pub fn new(params: EngineParams) -> Engine {
+        let sigma_fixed = sigma_from_f64(params.quoter.params().sigma_bps_per_sqrt_s);
+        Engine {
+            book: SyncedBook::new(params.book_levels),
+            ofi: OfiEstimator::new(params.ofi_window_ns, params.ofi_capacity),
+            vol: VolEstimator::new(
+                params.sigma_sample_s,
+                params.sigma_half_life_s,
+                params.sigma_warmup_samples,
+                sigma_fixed,
+            ),
+            sigma_fixed,
+            touch: None,
+            inventory: Qty(0),
+            quote: Quote::NONE,
+            stats: EngineStats::default(),
+            awaiting_snapshot: false,
+            params,
+        }
+    }
+
+    /// Handles one decoded event. `levels` are the decoder's levels for a diff or snapshot
+    /// (ignored for other events).
+    #[inline]
+    pub fn on_event(&mut self, event: &Event, levels: BookLevels<'_>, now_ns: u64) -> Step {
+        self.stats.events += 1;
+        let mut step = Step::default();
+        match event {
+            Event::BookTicker(t) => {
+                self.stats.book_tickers += 1;
+                let touch = Touch {
+                    bid: t.bid_price,
+                    bid_qty: t.bid_qty,
+                    ask: t.ask_price,
+                    ask_qty: t.ask_qty,
+                };
+                step.quoted = self.on_touch(now_ns, touch);
+            }
+            Event::Depth(d) => {
+                self.stats.diffs += 1;
+                match self.book.on_diff(d, levels) {
+                    Ok(DiffOutcome::Applied(report)) => {
+                        if report.crossed {
+                            self.stats.crossed += 1;
+                        }
+                    }
+                    Ok(DiffOutcome::Buffered) => {
+                        if !self.awaiting_snapshot {
+                            self.awaiting_snapshot = true;
+                            step.need_snapshot = true;
+                        }
+                    }
+                    Ok(DiffOutcome::Stale) => {}
+                    Err(_) => {
+                        // A gap: the book is back to buffering; ask for a fresh snapshot.
+                        self.stats.gaps += 1;
+                        self.ofi.reset();
+                        self.awaiting_snapshot = true;
+                        step.need_snapshot = true;
+                    }
+                }
+            }
+            Event::Trade(_) => {
+                self.stats.trades += 1;
+            }
+            Event::Snapshot(s) => match self.book.on_snapshot(s, levels) {
+                Ok(_) => {
+                    self.stats.snapshots += 1;
+                    self.awaiting_snapshot = false;
+                }
+                Err(_) => {
+                    self.stats.snapshots_too_old += 1;
+                    self.awaiting_snapshot = true;
+                    step.need_snapshot = true;
+                }
+            },
+        }
+        step
+    }
+
+    /// A new top of book: OFI, σ, quote. Returns true when a quote was computed.
+    #[inline]
+    fn on_touch(&mut self, now_ns: u64, touch: Touch) -> bool {
+        if self.touch == Some(touch) {
+            return false;
+        }
+        self.touch = Some(touch);
+        self.ofi.on_touch(now_ns, touch);
+        self.vol.on_mid(now_ns, touch.bid.0.saturating_add(touch.ask.0));
+        let sigma = if self.params.sigma_estimated {
+            self.vol.sigma()
+        } else {
+            self.sigma_fixed
+        };
+        let ofi: Ofi = self.ofi.normalised(now_ns);
+        self.quote = self.params.quoter.quote(&QuoteInput {
+            best_bid: touch.bid,
+            best_ask: touch.ask,
+            inventory: self.inventory,
+            sigma,
+            ofi,
+        });
+        self.stats.quotes += 1;
+        true
+    }
+
+    /// The connection was lost or restarted: forget the book (it must be resynced).
+    pub fn resync(&mut self) {
+        self.book.resync();
+        self.ofi.reset();
+        self.touch = None;
+        self.awaiting_snapshot = false;
+    }
+
+    /// Sets the inventory the quoter skews for (from the order manager's fills).
+    pub fn set_inventory(&mut self, inventory: Qty) {
+        self.inventory = inventory;
+    }
+
+    /// The latest quote.
+    pub fn quote(&self) -> &Quote {
+        &self.quote
+    }
+
+    /// The latest top of book (from bookTicker).
+    pub fn touch(&self) -> Option<Touch> {
+        self.touch
+    }
+
+    /// The synced book.
+    pub fn book(&self) -> &SyncedBook {
+        &self.book
+    }
+
+    /// Best bid/ask of the synced L2 book, when in sync.
+    pub fn book_top(&self) -> Option<(Price, Price)> {
+        let book = self.book.book()?;
+        Some((book.best_bid()?.price, book.best_ask()?.price))
+    }
+
+    /// Current σ (estimated or fixed), bps/√s.
+    pub fn sigma(&self) -> Sigma {
+        if self.params.sigma_estimated {
+            self.vol.sigma()
+        } else {
+            self.sigma_fixed
+        }
+    }
+
+    /// Current normalised OFI.
+    pub fn ofi(&mut self, now_ns: u64) -> Ofi {
+        self.ofi.normalised(now_ns)
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> EngineStats {
+        self.stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::feed::Decoder;
+    use crate::model::Params;
+    use crate::types::{Symbol, SymbolSpec};
+
+    fn spec() -> SymbolSpec {
+        SymbolSpec::from_decimals(Symbol::new("BTCUSDT").unwrap(), "0.01", "0.00001", "5").unwrap()
+    }
+
+    fn engine() -> Engine {
+        Engine::new(EngineParams {
+            quoter: Quoter::new(Params::default(), spec()).unwrap(),
+            book_levels: 1000,
+            ofi_window_ns: 1_000_000_000,
+            ofi_capacity: 4096,
+            sigma_estimated: false,
+            sigma_sample_s: 1.0,
+            sigma_half_life_s: 300.0,
+            sigma_warmup_samples: 30,
+        })
+    }
+
+    fn feed(engine: &mut Engine, decoder: &mut Decoder, frame: &str, now: u64) -> Step {
+        let event = decoder.decode(frame.as_bytes(), now).unwrap();
+        let levels = match &event {
+            Event::Depth(d) => decoder.diff_levels(d),
+            Event::Snapshot(s) => decoder.snapshot_levels(s),
+            _ => BookLevels {
+                bids: &[],
+                asks: &[],
+            },
+        };
+        engine.on_event(&event, levels, now)
+    }
+
+    #[test]
+    fn quotes_on_touch_change_and_syncs_the_book() {
+        let mut e = engine();
+        let mut d = Decoder::new(spec());
+        let diff = r#"{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":11,"u":12,"b":[["100.00","2.0"]],"a":[["100.02","1.0"]]}}"#;
+        let step = feed(&mut e, &mut d, diff, 1);
+        assert!(step.need_snapshot, "first diff without a book asks for a snapshot");
+        let snap = r#"{"lastUpdateId":10,"bids":[["100.00","1.0"]],"asks":[["100.01","1.0"]]}"#;
+        let step = feed(&mut e, &mut d, snap, 2);
+        assert!(!step.need_snapshot);
+        assert_eq!(e.book_top(), Some((Price(10_000), Price(10_001))));
+        let bt = r#"{"stream":"btcusdt@bookTicker","data":{"u":12,"s":"BTCUSDT","b":"100.00","B":"2.0","a":"100.01","A":"1.0"}}"#;
+        assert!(feed(&mut e, &mut d, bt, 3).quoted);
+        assert!(!feed(&mut e, &mut d, bt, 4).quoted, "same touch, no new quote");
+        let q = e.quote();
+        assert!(q.bid.is_some() && q.ask.is_some());
+        assert!(q.bid.unwrap().price < q.ask.unwrap().price);
+        // A gap: U jumps.
+        let gap = r#"{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":20,"u":21,"b":[],"a":[]}}"#;
+        assert!(feed(&mut e, &mut d, gap, 5).need_snapshot);
+        assert_eq!(e.stats().gaps, 1);
+        assert_eq!(e.book_top(), None, "out of sync until the next snapshot");
+    }
+}

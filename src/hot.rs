@@ -1,0 +1,378 @@
+//! The hot thread's market-data loop: one pinned thread busy-polls mio, reads Binance's
+//! combined stream through `net::Connection`, decodes each frame in place, feeds the
+//! `Engine`, optionally copies the raw frame into the journal ring, and hands `Copy`
+//! records to the side thread.
+//!
+//! Owns: the `Poll`, the market-data connection, the snapshot request/response hand-off
+//! with the REST thread (`SnapshotFetcher`, which does the blocking HTTPS GET off this
+//! thread), the wall-clock offset, the `--duration` deadline.
+//!
+//! Never: allocates in steady state (a snapshot body arriving from the REST thread is the
+//! one exception: it is rare and its buffer is freed here), blocks, formats text, or logs —
+//! everything the log needs leaves as a `HotRecord` through `try_send` (full channel ⇒
+//! dropped and counted).
+
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use mio::{Events, Poll, Token};
+
+use crate::engine::{Engine, EngineStats};
+use crate::feed::{BookLevels, Decoder, Event};
+use crate::journal::{FrameRing, RecordKind};
+use crate::net::rest::RestClient;
+use crate::net::{ConnConfig, Connection, Handler, MessageKind, NetEvent, TlsRoots};
+use crate::shutdown::Shutdown;
+use crate::telemetry::log::LogHandle;
+use crate::time::{Clock, SystemClock};
+use crate::types::Symbol;
+
+/// Depth of the hot → side record channel.
+pub const HOT_RECORD_CHANNEL_DEPTH: usize = 4096;
+/// How often the loop sends a `Stats` record, ns.
+pub const STATS_EVERY_NS: u64 = 1_000_000_000;
+/// Wait after a failed snapshot before asking again, ns.
+pub const SNAPSHOT_RETRY_NS: u64 = 1_000_000_000;
+
+/// What the hot thread tells the side thread (all `Copy`, no heap).
+#[derive(Clone, Copy, Debug)]
+pub enum HotRecord {
+    /// A connection event.
+    Net(NetEvent),
+    /// A snapshot was requested (start, gap, reconnect).
+    SnapshotRequested {
+        /// When, wall ns.
+        at_ns: u64,
+        /// Gaps seen so far.
+        gaps: u64,
+    },
+    /// A snapshot was loaded.
+    SnapshotLoaded {
+        /// When, wall ns.
+        at_ns: u64,
+        /// Its size in bytes.
+        bytes: usize,
+    },
+    /// The REST thread could not fetch a snapshot.
+    SnapshotFailed {
+        /// When, wall ns.
+        at_ns: u64,
+    },
+    /// Pinning the hot thread failed (a warning, not a failure).
+    PinFailed {
+        /// The core asked for.
+        core: usize,
+    },
+    /// Periodic counters.
+    Stats(LoopStats),
+}
+
+/// Counters of the loop.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoopStats {
+    /// Wall-clock ns of this snapshot of the counters.
+    pub at_ns: u64,
+    /// Frames received.
+    pub frames: u64,
+    /// Frames the decoder refused.
+    pub decode_errors: u64,
+    /// Frames dropped because the journal ring was full.
+    pub journal_dropped: u64,
+    /// Records dropped because the side channel was full.
+    pub records_dropped: u64,
+    /// The engine's counters.
+    pub engine: EngineStats,
+    /// Reconnects (disconnect events).
+    pub disconnects: u64,
+    /// Loop iterations.
+    pub iterations: u64,
+}
+
+/// Settings of the loop.
+#[derive(Clone, Debug)]
+pub struct FeedLoopConfig {
+    /// The connection (full combined-stream URL inside).
+    pub conn: ConnConfig,
+    /// Core to pin to, if any.
+    pub cpu_core: Option<usize>,
+    /// Stop after this long, ns (`--duration`).
+    pub duration_ns: Option<u64>,
+}
+
+/// The combined-stream URL for a symbol: bookTicker, depth@100ms diffs and trades.
+pub fn stream_url(ws_base: &str, symbol: &Symbol) -> String {
+    let lower = symbol.as_str().to_ascii_lowercase();
+    format!(
+        "{}/stream?streams={lower}@bookTicker/{lower}@depth@100ms/{lower}@trade",
+        ws_base.trim_end_matches('/')
+    )
+}
+
+/// The REST snapshot URL for a symbol.
+pub fn snapshot_url(rest_base: &str, symbol: &Symbol, limit: u32) -> String {
+    format!(
+        "{}/api/v3/depth?symbol={}&limit={limit}",
+        rest_base.trim_end_matches('/'),
+        symbol.as_str()
+    )
+}
+
+/// The REST thread: fetches a snapshot each time it is asked.
+pub struct SnapshotFetcher {
+    request_tx: Sender<()>,
+    body_rx: Receiver<Option<Vec<u8>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SnapshotFetcher {
+    /// Starts the thread. `url` is the full snapshot URL; failures are logged here, off the
+    /// hot thread, and reported to it as `None`.
+    pub fn start(url: String, roots: TlsRoots, log: LogHandle) -> std::io::Result<SnapshotFetcher> {
+        let (request_tx, request_rx) = bounded::<()>(1);
+        let (body_tx, body_rx) = bounded(1);
+        let thread = std::thread::Builder::new()
+            .name("mm-rest".to_string())
+            .spawn(move || {
+                let client = RestClient::new(&roots, Duration::from_secs(10))
+                    .map(|c| c.with_max_body_bytes(16 << 20));
+                while request_rx.recv().is_ok() {
+                    let result = match &client {
+                        Ok(client) => match client.get(&url) {
+                            Ok(resp) if resp.status == 200 => Ok(resp.body),
+                            Ok(resp) => Err(format!(
+                                "GET {url}: HTTP {} {}",
+                                resp.status,
+                                String::from_utf8_lossy(&resp.body[..resp.body.len().min(200)])
+                            )),
+                            Err(e) => Err(format!("GET {url}: {e}")),
+                        },
+                        Err(e) => Err(format!("REST client: {e}")),
+                    };
+                    let body = match result {
+                        Ok(body) => {
+                            log.info(format_args!("snapshot: {} bytes from {url}", body.len()));
+                            Some(body)
+                        }
+                        Err(text) => {
+                            log.warn(format_args!("snapshot failed: {text}; retrying in 1 s"));
+                            None
+                        }
+                    };
+                    if body_tx.send(body).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(SnapshotFetcher {
+            request_tx,
+            body_rx,
+            thread: Some(thread),
+        })
+    }
+
+    /// Stops the thread.
+    pub fn join(mut self) {
+        drop(std::mem::replace(&mut self.request_tx, bounded(1).0));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Why the loop ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoopEnd {
+    /// Ctrl+C / SIGTERM.
+    Signal,
+    /// `--duration` elapsed.
+    Duration,
+}
+
+/// Runs the loop on the calling thread until a signal or the deadline. The caller has
+/// already built everything (allocation happens before this call).
+#[allow(clippy::too_many_arguments)]
+pub fn run_feed_loop(
+    cfg: &FeedLoopConfig,
+    engine: &mut Engine,
+    decoder: &mut Decoder,
+    mut journal: Option<&mut FrameRing>,
+    records: &Sender<HotRecord>,
+    fetcher: &SnapshotFetcher,
+    shutdown: &Shutdown,
+) -> std::io::Result<(LoopEnd, LoopStats)> {
+    let clock = SystemClock::new();
+    let wall_offset_ns = clock.wall_ns().saturating_sub(clock.mono_ns());
+    let now = || clock.mono_ns() + wall_offset_ns;
+
+    if let Some(core) = cfg.cpu_core {
+        let ok = core_affinity::set_for_current(core_affinity::CoreId { id: core });
+        if !ok {
+            let _ = records.try_send(HotRecord::PinFailed { core });
+        }
+    }
+
+    let mut poll = Poll::new()?;
+    let mut events = Events::with_capacity(64);
+    let start_ns = now();
+    let mut conn = Connection::new(cfg.conn.clone(), Token(0), start_ns)
+        .map_err(|e| std::io::Error::other(format!("market-data connection: {e}")))?;
+    let deadline_ns = cfg.duration_ns.map(|d| start_ns.saturating_add(d));
+
+    let mut stats = LoopStats::default();
+    let mut want_snapshot = false;
+    let mut snapshot_in_flight = false;
+    let mut snapshot_retry_at_ns = 0u64;
+    let mut next_stats_ns = start_ns + STATS_EVERY_NS;
+
+    let end = loop {
+        if shutdown.requested() {
+            break LoopEnd::Signal;
+        }
+        let now_ns = now();
+        if deadline_ns.is_some_and(|d| now_ns >= d) {
+            break LoopEnd::Duration;
+        }
+        poll.poll(&mut events, Some(Duration::ZERO))?;
+        for event in events.iter() {
+            conn.on_readiness(event);
+        }
+        let mut handler = FeedHandler {
+            decoder: &mut *decoder,
+            engine: &mut *engine,
+            journal: journal.as_deref_mut(),
+            records,
+            stats: &mut stats,
+            need_snapshot: false,
+        };
+        conn.poll(poll.registry(), now_ns, &mut handler);
+        want_snapshot |= handler.need_snapshot;
+
+        if want_snapshot && !snapshot_in_flight && now_ns >= snapshot_retry_at_ns {
+            match fetcher.request_tx.try_send(()) {
+                Ok(()) | Err(TrySendError::Full(())) => {
+                    snapshot_in_flight = true;
+                    send(
+                        records,
+                        &mut stats,
+                        HotRecord::SnapshotRequested {
+                            at_ns: now_ns,
+                            gaps: engine.stats().gaps,
+                        },
+                    );
+                }
+                Err(TrySendError::Disconnected(())) => {
+                    return Err(std::io::Error::other("the REST snapshot thread stopped"));
+                }
+            }
+        }
+        if snapshot_in_flight {
+            if let Ok(result) = fetcher.body_rx.try_recv() {
+                snapshot_in_flight = false;
+                let now_ns = now();
+                match result {
+                    Some(body) => {
+                        if let Some(j) = journal.as_deref_mut() {
+                            j.push(RecordKind::Snapshot, now_ns, &body);
+                        }
+                        match decoder.decode(&body, now_ns) {
+                            Ok(event @ Event::Snapshot(s)) => {
+                                let levels = decoder.snapshot_levels(&s);
+                                let step = engine.on_event(&event, levels, now_ns);
+                                // Too old for the buffered diffs: ask again at once.
+                                want_snapshot = step.need_snapshot;
+                                send(
+                                    records,
+                                    &mut stats,
+                                    HotRecord::SnapshotLoaded {
+                                        at_ns: now_ns,
+                                        bytes: body.len(),
+                                    },
+                                );
+                            }
+                            _ => {
+                                snapshot_retry_at_ns = now_ns + SNAPSHOT_RETRY_NS;
+                                send(
+                                    records,
+                                    &mut stats,
+                                    HotRecord::SnapshotFailed { at_ns: now_ns },
+                                );
+                            }
+                        }
+                    }
+                    None => {
+                        snapshot_retry_at_ns = now_ns + SNAPSHOT_RETRY_NS;
+                        send(
+                            records,
+                            &mut stats,
+                            HotRecord::SnapshotFailed { at_ns: now_ns },
+                        );
+                    }
+                }
+            }
+        }
+        stats.iterations += 1;
+        if now_ns >= next_stats_ns {
+            next_stats_ns = now_ns + STATS_EVERY_NS;
+            stats.at_ns = now_ns;
+            stats.engine = engine.stats();
+            stats.decode_errors = decoder.stats().errors_total();
+            stats.journal_dropped = journal.as_deref().map_or(0, FrameRing::dropped);
+            let snapshot = stats;
+            send(records, &mut stats, HotRecord::Stats(snapshot));
+        }
+    };
+    conn.close(poll.registry());
+    stats.at_ns = now();
+    stats.engine = engine.stats();
+    stats.decode_errors = decoder.stats().errors_total();
+    stats.journal_dropped = journal.as_deref().map_or(0, FrameRing::dropped);
+    Ok((end, stats))
+}
+
+#[inline]
+fn send(records: &Sender<HotRecord>, stats: &mut LoopStats, record: HotRecord) {
+    if records.try_send(record).is_err() {
+        stats.records_dropped += 1;
+    }
+}
+
+/// What `Connection::poll` calls for each frame and connection event.
+struct FeedHandler<'a> {
+    decoder: &'a mut Decoder,
+    engine: &'a mut Engine,
+    journal: Option<&'a mut FrameRing>,
+    records: &'a Sender<HotRecord>,
+    stats: &'a mut LoopStats,
+    need_snapshot: bool,
+}
+
+impl Handler for FeedHandler<'_> {
+    #[inline]
+    fn on_message(&mut self, _kind: MessageKind, payload: &[u8], now_ns: u64) {
+        self.stats.frames += 1;
+        if let Some(journal) = self.journal.as_deref_mut() {
+            journal.push(RecordKind::Frame, now_ns, payload);
+        }
+        let Ok(event) = self.decoder.decode(payload, now_ns) else {
+            return; // counted by the decoder
+        };
+        let levels = match &event {
+            Event::Depth(d) => self.decoder.diff_levels(d),
+            Event::Snapshot(s) => self.decoder.snapshot_levels(s),
+            _ => BookLevels {
+                bids: &[],
+                asks: &[],
+            },
+        };
+        let step = self.engine.on_event(&event, levels, now_ns);
+        self.need_snapshot |= step.need_snapshot;
+    }
+
+    fn on_event(&mut self, event: NetEvent) {
+        if let NetEvent::Disconnected { .. } = event {
+            self.stats.disconnects += 1;
+            self.engine.resync();
+        }
+        send(self.records, self.stats, HotRecord::Net(event));
+    }
+}

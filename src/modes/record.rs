@@ -1,0 +1,273 @@
+//! `--mode=record`: connect to the market-data endpoint, keep the book in sync, and write
+//! every inbound frame (and every REST snapshot) with its receive time to a journal.
+//!
+//! Wiring only: the hot loop (`hot::run_feed_loop`) runs on the calling thread; a side
+//! thread drains the journal ring into the file and turns hot records into log lines; the
+//! REST thread fetches snapshots. Ctrl+C, SIGTERM or the end of `--duration` stop the loop;
+//! the side thread then drains what is left, flushes and fsyncs the journal and closes it.
+//! After a crash the last record may be torn: the reader detects and skips it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
+
+use crate::config::Config;
+use crate::feed::Decoder;
+use crate::hot::{
+    self, FeedLoopConfig, HotRecord, LoopEnd, LoopStats, SnapshotFetcher,
+    HOT_RECORD_CHANNEL_DEPTH,
+};
+use crate::journal::{frame_ring, FrameDrain, JournalWriter, RecordKind};
+use crate::modes::engine_params;
+use crate::net::{ConnConfig, Disconnect, NetEvent};
+use crate::shutdown::Shutdown;
+use crate::telemetry::log::{timestamp, LogHandle};
+use crate::time::wall_now_ns;
+
+/// Bytes of the hot → side journal ring (a few seconds of a busy symbol at worst).
+pub const JOURNAL_RING_BYTES: usize = 64 << 20;
+/// Folder of journals when `--out` is not given.
+pub const JOURNAL_DIR: &str = "journal";
+
+/// Flags of the mode.
+#[derive(Clone, Debug, Default)]
+pub struct RecordArgs {
+    /// Journal path; default `journal/<SYMBOL>_<UTC time>.mmj`.
+    pub out: Option<PathBuf>,
+    /// Stop after this long, ns.
+    pub duration_ns: Option<u64>,
+}
+
+/// What a recording did.
+#[derive(Clone, Debug)]
+pub struct RecordSummary {
+    /// The journal written.
+    pub path: PathBuf,
+    /// Records in the journal.
+    pub records: u64,
+    /// Bytes in the journal.
+    pub bytes: u64,
+    /// Why it stopped.
+    pub end: LoopEnd,
+    /// The loop's counters.
+    pub stats: LoopStats,
+}
+
+/// Runs the recording until a signal or the deadline.
+pub fn run(
+    config: &Config,
+    args: &RecordArgs,
+    log: &LogHandle,
+    shutdown: &Shutdown,
+) -> anyhow::Result<RecordSummary> {
+    let symbol = config.spec.symbol;
+    let roots = super::tls_roots(config);
+    let url = hot::stream_url(&config.market_data.ws_url, &symbol);
+    let snapshot_url = hot::snapshot_url(
+        &config.market_data.rest_url,
+        &symbol,
+        config.market_data.snapshot_limit,
+    );
+    let mut conn = ConnConfig::new(&url, roots.clone());
+    conn.stale_after_ns = (config.market_data.stale_after_s * 1e9) as u64;
+    conn.validate()
+        .map_err(|e| anyhow::anyhow!("market-data connection settings: {e}"))?;
+
+    let created_ns = wall_now_ns();
+    let path = match &args.out {
+        Some(path) => path.clone(),
+        None => default_journal_path(symbol.as_str(), created_ns),
+    };
+    let mut writer = JournalWriter::create(&path, symbol.as_str(), created_ns)
+        .with_context(|| format!("creating the journal {}", path.display()))?;
+    writer.append(
+        RecordKind::Marker,
+        created_ns,
+        format!("mm record {symbol} from {url}").as_bytes(),
+    )?;
+    log.info(format_args!(
+        "record: {symbol} from {url} (snapshots from {snapshot_url}) into {}",
+        path.display()
+    ));
+    println!("recording {symbol} from {url} into {}", path.display());
+
+    let (mut ring, drain) = frame_ring(JOURNAL_RING_BYTES);
+    let (records_tx, records_rx) = bounded(HOT_RECORD_CHANNEL_DEPTH);
+    let side_log = log.clone();
+    let hot_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let side_done = Arc::clone(&hot_done);
+    let side = std::thread::Builder::new()
+        .name("mm-side".to_string())
+        .spawn(move || side_thread(writer, drain, records_rx, side_log, side_done))?;
+    let fetcher = SnapshotFetcher::start(snapshot_url, roots, log.clone())?;
+
+    let mut engine = crate::engine::Engine::new(engine_params(config)?);
+    let mut decoder = Decoder::new(config.spec);
+    let loop_cfg = FeedLoopConfig {
+        conn,
+        cpu_core: config.engine.cpu_core,
+        duration_ns: args.duration_ns,
+    };
+    let result = hot::run_feed_loop(
+        &loop_cfg,
+        &mut engine,
+        &mut decoder,
+        Some(&mut ring),
+        &records_tx,
+        &fetcher,
+        shutdown,
+    );
+    // Stop the side thread only after the hot side is gone, so it drains everything.
+    drop(ring);
+    drop(records_tx);
+    hot_done.store(true, std::sync::atomic::Ordering::Release);
+    let written = side
+        .join()
+        .map_err(|_| anyhow::anyhow!("the journal thread panicked"))?;
+    fetcher.join();
+    let (end, stats) = result?;
+    let (records, bytes) = written.with_context(|| format!("writing {}", path.display()))?;
+    log.info(format_args!(
+        "record: stopped ({}) — {records} records, {bytes} bytes, {} frames, {} decode errors, \
+         {} gaps, {} snapshots, {} dropped",
+        match end {
+            LoopEnd::Signal => "signal",
+            LoopEnd::Duration => "duration reached",
+        },
+        stats.frames,
+        stats.decode_errors,
+        stats.engine.gaps,
+        stats.engine.snapshots,
+        stats.journal_dropped
+    ));
+    Ok(RecordSummary {
+        path,
+        records,
+        bytes,
+        end,
+        stats,
+    })
+}
+
+/// `journal/BTCUSDT_20261125T224629Z.mmj`.
+pub fn default_journal_path(symbol: &str, wall_ns: u64) -> PathBuf {
+    let stamp = timestamp(wall_ns);
+    // 2026-11-25T22:46:29.123456Z → 20261125T224629Z
+    let compact: String = stamp
+        .chars()
+        .take(19)
+        .filter(|c| c.is_ascii_digit() || *c == 'T')
+        .collect();
+    Path::new(JOURNAL_DIR).join(format!("{symbol}_{compact}Z.mmj"))
+}
+
+/// Drains the ring into the journal and turns hot records into log lines, until the hot
+/// side is done; then drains the rest, fsyncs and closes.
+fn side_thread(
+    mut writer: JournalWriter,
+    mut drain: FrameDrain,
+    records: Receiver<HotRecord>,
+    log: LogHandle,
+    hot_done: Arc<std::sync::atomic::AtomicBool>,
+) -> std::io::Result<(u64, u64)> {
+    loop {
+        drain.drain_into(&mut writer)?;
+        match records.recv_timeout(Duration::from_millis(20)) {
+            Ok(record) => log_record(&log, &record),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                if hot_done.load(std::sync::atomic::Ordering::Acquire) {
+                    break;
+                }
+            }
+        }
+        writer.flush()?;
+    }
+    drain.drain_into(&mut writer)?;
+    while let Ok(record) = records.try_recv() {
+        log_record(&log, &record);
+    }
+    writer.finish()
+}
+
+/// One log line per hot record (side thread: formatting is allowed here).
+pub fn log_record(log: &LogHandle, record: &HotRecord) {
+    match record {
+        HotRecord::Net(NetEvent::Connecting { attempt, addr, .. }) => {
+            log.info(format_args!("market data: connecting to {addr} (attempt {attempt})"));
+        }
+        HotRecord::Net(NetEvent::Open {
+            attempt,
+            handshake_ns,
+            ..
+        }) => log.info(format_args!(
+            "market data: open after {:.1} ms (attempt {attempt})",
+            *handshake_ns as f64 / 1e6
+        )),
+        HotRecord::Net(NetEvent::Disconnected {
+            cause,
+            open_for_ns,
+            next_attempt_at_ns,
+            at_ns,
+        }) => {
+            let why = match cause {
+                Disconnect::Failed(e) => format!("failed: {e}"),
+                Disconnect::PeerClosed { ws_code } => match ws_code {
+                    Some(code) => format!("closed by the server (code {code})"),
+                    None => "closed by the server".to_string(),
+                },
+                Disconnect::Stale { silent_ns } => {
+                    format!("stale: no message for {:.1} s", *silent_ns as f64 / 1e9)
+                }
+                Disconnect::Rotation { age_ns } => {
+                    format!("rotated after {:.1} h", *age_ns as f64 / 3.6e12)
+                }
+                Disconnect::Restart => "restarted".to_string(),
+            };
+            log.warn(format_args!(
+                "market data: disconnected ({why}) after {:.1} s open; reconnecting in {} ms; \
+                 the book will be resynced",
+                *open_for_ns as f64 / 1e9,
+                next_attempt_at_ns.saturating_sub(*at_ns) / 1_000_000
+            ));
+        }
+        HotRecord::SnapshotRequested { gaps, .. } => log.info(format_args!(
+            "book: requesting a depth snapshot (resync; {gaps} gaps so far)"
+        )),
+        HotRecord::SnapshotLoaded { bytes, .. } => {
+            log.info(format_args!("book: snapshot loaded ({bytes} bytes), in sync"))
+        }
+        HotRecord::SnapshotFailed { .. } => {
+            log.warn(format_args!("book: snapshot unusable; retrying in 1 s"))
+        }
+        HotRecord::PinFailed { core } => log.warn(format_args!(
+            "engine: could not pin the hot thread to core {core}; running unpinned"
+        )),
+        HotRecord::Stats(s) => log.debug(format_args!(
+            "stats: {} frames, {} decode errors, {} quotes, {} gaps, {} snapshots, \
+             {} journal drops, {} record drops, {} loop iterations",
+            s.frames,
+            s.decode_errors,
+            s.engine.quotes,
+            s.engine.gaps,
+            s.engine.snapshots,
+            s.journal_dropped,
+            s.records_dropped,
+            s.iterations
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_path_is_symbol_and_compact_utc() {
+        let p = default_journal_path("BTCUSDT", 1_723_161_599_900_000_000);
+        assert_eq!(p, Path::new("journal/BTCUSDT_20240808T235959Z.mmj"));
+    }
+}
