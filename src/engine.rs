@@ -6,15 +6,22 @@
 //! recomputes the quote; on a depth gap it drops to resync and asks its caller for a
 //! snapshot (the caller owns I/O).
 //!
+//! `Trader` adds the trading half on top of `Engine`: the order manager, the pre-trade
+//! risk gate and one `Venue` (simulated for paper and backtest, Binance for live), driven
+//! in the order the venue contract documents (`src/venue/mod.rs`).
+//!
 //! Hot path. Never allocates after `new`, never reads a clock (`now_ns` is an argument),
 //! never does I/O, never panics on market input.
 
-use crate::book::{DiffOutcome, SyncedBook};
-use crate::feed::{BookLevels, Event};
+use crate::book::{DiffOutcome, SyncState, SyncedBook};
+use crate::feed::{BookLevels, BookTicker, Event};
 use crate::model::ofi::{OfiEstimator, Touch};
 use crate::model::vol::VolEstimator;
 use crate::model::{sigma_from_f64, Ofi, Quote, QuoteInput, Quoter, Sigma};
+use crate::orders::{Action, OrderManager, OrderStats, Outbox, Position, VenueEvent, ORDER_SLOTS};
+use crate::risk::{Risk, StopReason};
 use crate::types::{Price, Qty};
+use crate::venue::{BookWithTicker, Venue};
 
 /// Everything `Engine::new` needs (built from `Config` by the modes).
 #[derive(Clone, Copy, Debug)]
@@ -173,7 +180,8 @@ impl Engine {
         }
         self.touch = Some(touch);
         self.ofi.on_touch(now_ns, touch);
-        self.vol.on_mid(now_ns, touch.bid.0.saturating_add(touch.ask.0));
+        self.vol
+            .on_mid(now_ns, touch.bid.0.saturating_add(touch.ask.0));
         let sigma = if self.params.sigma_estimated {
             self.vol.sigma()
         } else {
@@ -202,6 +210,29 @@ impl Engine {
     /// Sets the inventory the quoter skews for (from the order manager's fills).
     pub fn set_inventory(&mut self, inventory: Qty) {
         self.inventory = inventory;
+    }
+
+    /// Recomputes the quote for the current touch (after the inventory changed).
+    pub fn requote(&mut self, now_ns: u64) -> bool {
+        let Some(touch) = self.touch else {
+            return false;
+        };
+        self.touch = None;
+        // OFI saw this touch already: feed the same state back (no contribution).
+        self.on_touch(now_ns, touch)
+    }
+
+    /// True while the L2 book is in sync.
+    pub fn in_sync(&self) -> bool {
+        matches!(self.book.state(), SyncState::Live { .. })
+    }
+
+    /// `u` of the last diff applied to the book (0 when not in sync).
+    pub fn book_update_id(&self) -> u64 {
+        match self.book.state() {
+            SyncState::Live { final_update_id } => final_update_id,
+            _ => 0,
+        }
     }
 
     /// The latest quote.
@@ -242,6 +273,254 @@ impl Engine {
     /// Counters.
     pub fn stats(&self) -> EngineStats {
         self.stats
+    }
+}
+
+/// What the trading half reports (all `Copy`; the hot loop sends them to the side thread,
+/// a backtest consumes them directly).
+#[derive(Clone, Copy, Debug)]
+pub enum TradeRecord {
+    /// An action handed to the venue.
+    Action {
+        /// When.
+        ts_ns: u64,
+        /// What.
+        action: Action,
+    },
+    /// A venue report, and the mid (best bid + best ask, ticks) when it was seen.
+    Venue {
+        /// When.
+        ts_ns: u64,
+        /// What.
+        event: VenueEvent,
+        /// Best bid + best ask at that moment (ticks; 0 if unknown).
+        mid_x2_ticks: i64,
+        /// For a fill: side·(mid at placement − order price), half-ticks — the edge the
+        /// order was quoted with (0 if unknown).
+        quoted_edge_half_ticks: i64,
+    },
+    /// The mid moved (best bid + best ask, ticks).
+    Mid {
+        /// When.
+        ts_ns: u64,
+        /// Best bid + best ask, ticks.
+        mid_x2_ticks: i64,
+    },
+    /// Trading stopped or resumed.
+    Stopped {
+        /// When.
+        ts_ns: u64,
+        /// Why (None = resumed).
+        reason: Option<StopReason>,
+    },
+}
+
+/// Engine + order manager + risk: the strategy, venue-agnostic.
+pub struct Trader {
+    engine: Engine,
+    orders: OrderManager,
+    risk: Risk,
+    outbox: Outbox,
+    ticker: Option<BookTicker>,
+    /// Mid (×2, ticks) when each order slot's order was placed, by `id % ORDER_SLOTS`.
+    placed_mid_x2: [i64; ORDER_SLOTS],
+    last_mid_x2: i64,
+    stopped: Option<StopReason>,
+}
+
+impl Trader {
+    /// Assembles the strategy; nothing allocates after this.
+    pub fn new(engine: Engine, orders: OrderManager, risk: Risk) -> Trader {
+        Trader {
+            engine,
+            orders,
+            risk,
+            outbox: Outbox::new(),
+            ticker: None,
+            placed_mid_x2: [0; ORDER_SLOTS],
+            last_mid_x2: 0,
+            stopped: None,
+        }
+    }
+
+    /// One market event at local time `now_ns`, in the venue contract's order.
+    #[inline]
+    pub fn on_market<V: Venue, S: FnMut(TradeRecord)>(
+        &mut self,
+        event: &Event,
+        levels: BookLevels<'_>,
+        now_ns: u64,
+        venue: &mut V,
+        sink: &mut S,
+    ) -> Step {
+        // 1. Orders due by now meet the market as it was before this event.
+        venue.advance(now_ns, &self.view());
+        // 2. The event.
+        let step = self.engine.on_event(event, levels, now_ns);
+        match event {
+            Event::Trade(trade) => venue.on_trade(now_ns, trade),
+            Event::BookTicker(ticker) => {
+                self.ticker = Some(*ticker);
+                venue.on_book_change(now_ns, &self.view());
+            }
+            Event::Depth(_) | Event::Snapshot(_) => venue.on_book_change(now_ns, &self.view()),
+        }
+        self.risk.on_market_data(now_ns);
+        if self.engine.in_sync() {
+            self.risk.resume(StopReason::BookResync);
+        } else {
+            self.risk.pause(StopReason::BookResync);
+        }
+        if let Some(t) = self.engine.touch() {
+            let mid_x2 = t.bid.0.saturating_add(t.ask.0);
+            if mid_x2 != self.last_mid_x2 {
+                self.last_mid_x2 = mid_x2;
+                sink(TradeRecord::Mid {
+                    ts_ns: now_ns,
+                    mid_x2_ticks: mid_x2,
+                });
+            }
+        }
+        // 3. Reports due by now; 4. quote and act.
+        self.after_reports(now_ns, venue, sink, step.quoted);
+        step
+    }
+
+    /// Between market events: reports and arrivals due by `now_ns` (a backtest calls this
+    /// at `venue.next_due_ns()`, a live loop on its timer).
+    pub fn on_timer<V: Venue, S: FnMut(TradeRecord)>(
+        &mut self,
+        now_ns: u64,
+        venue: &mut V,
+        sink: &mut S,
+    ) {
+        venue.advance(now_ns, &self.view());
+        self.after_reports(now_ns, venue, sink, false);
+    }
+
+    /// Stops trading for good: trips the kill switch with `reason`; the order manager
+    /// cancels everything once.
+    pub fn stop<V: Venue, S: FnMut(TradeRecord)>(
+        &mut self,
+        now_ns: u64,
+        reason: StopReason,
+        venue: &mut V,
+        sink: &mut S,
+    ) {
+        self.risk.trip(reason);
+        self.after_reports(now_ns, venue, sink, true);
+    }
+
+    fn after_reports<V: Venue, S: FnMut(TradeRecord)>(
+        &mut self,
+        now_ns: u64,
+        venue: &mut V,
+        sink: &mut S,
+        mut requote: bool,
+    ) {
+        let inventory_before = self.orders.position().inventory;
+        let orders = &mut self.orders;
+        let placed = &self.placed_mid_x2;
+        let mid_x2 = self.last_mid_x2;
+        venue.poll_events(now_ns, &mut |event: VenueEvent| {
+            let quoted_edge_half_ticks = match event {
+                VenueEvent::Fill { id, price, .. } => {
+                    let placed_mid = placed[(id.0 % ORDER_SLOTS as u64) as usize];
+                    let side = orders.order(id).map(|o| o.side.sign()).unwrap_or(0);
+                    if placed_mid == 0 {
+                        0
+                    } else {
+                        side * (placed_mid - 2 * price.0)
+                    }
+                }
+                _ => 0,
+            };
+            orders.on_venue_event(now_ns, &event);
+            sink(TradeRecord::Venue {
+                ts_ns: now_ns,
+                event,
+                mid_x2_ticks: mid_x2,
+                quoted_edge_half_ticks,
+            });
+        });
+        let position = *self.orders.position();
+        if position.inventory != inventory_before {
+            self.engine.set_inventory(position.inventory);
+            requote |= self.engine.requote(now_ns);
+        }
+        if let Some(t) = self.engine.touch() {
+            self.risk.on_mark(position.mark_to_market_atoms(
+                self.engine.params.quoter.spec(),
+                t.bid,
+                t.ask,
+            ));
+        }
+        let stop = self.risk.stop_reason(now_ns);
+        if stop != self.stopped {
+            self.stopped = stop;
+            sink(TradeRecord::Stopped {
+                ts_ns: now_ns,
+                reason: stop,
+            });
+            requote = true;
+        }
+        if !requote {
+            return;
+        }
+        self.outbox.clear();
+        let quote = *self.engine.quote();
+        self.orders
+            .on_quote(now_ns, &quote, &self.risk, &mut self.outbox);
+        for action in self.outbox.as_slice() {
+            if let Action::Place { id, .. } | Action::CancelReplace { new_id: id, .. } = action {
+                self.placed_mid_x2[(id.0 % ORDER_SLOTS as u64) as usize] = self.last_mid_x2;
+            }
+            sink(TradeRecord::Action {
+                ts_ns: now_ns,
+                action: *action,
+            });
+            if venue.submit(now_ns, action).is_err() {
+                self.orders.on_send_failed(now_ns, action);
+            }
+        }
+    }
+
+    fn view(&self) -> BookWithTicker<'_> {
+        BookWithTicker {
+            book: self.engine.book.book_any_state(),
+            book_update_id: self.engine.book_update_id(),
+            ticker: self.ticker.as_ref(),
+        }
+    }
+
+    /// The market-state core.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The market-state core, mutably (resync after a disconnect).
+    pub fn engine_mut(&mut self) -> &mut Engine {
+        &mut self.engine
+    }
+
+    /// Position, cash and fees from fills.
+    pub fn position(&self) -> &Position {
+        self.orders.position()
+    }
+
+    /// Order counters (for the KPIs).
+    pub fn order_stats(&self) -> &OrderStats {
+        self.orders.stats()
+    }
+
+    /// Orders still open.
+    pub fn open_orders(&self) -> u32 {
+        self.orders.open_orders()
+    }
+
+    /// Why trading is stopped, if it is.
+    pub fn stopped(&self) -> Option<StopReason> {
+        self.stopped
     }
 }
 
@@ -288,14 +567,20 @@ mod tests {
         let mut d = Decoder::new(spec());
         let diff = r#"{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpdate","E":1,"s":"BTCUSDT","U":11,"u":12,"b":[["100.00","2.0"]],"a":[["100.02","1.0"]]}}"#;
         let step = feed(&mut e, &mut d, diff, 1);
-        assert!(step.need_snapshot, "first diff without a book asks for a snapshot");
+        assert!(
+            step.need_snapshot,
+            "first diff without a book asks for a snapshot"
+        );
         let snap = r#"{"lastUpdateId":10,"bids":[["100.00","1.0"]],"asks":[["100.01","1.0"]]}"#;
         let step = feed(&mut e, &mut d, snap, 2);
         assert!(!step.need_snapshot);
         assert_eq!(e.book_top(), Some((Price(10_000), Price(10_001))));
         let bt = r#"{"stream":"btcusdt@bookTicker","data":{"u":12,"s":"BTCUSDT","b":"100.00","B":"2.0","a":"100.01","A":"1.0"}}"#;
         assert!(feed(&mut e, &mut d, bt, 3).quoted);
-        assert!(!feed(&mut e, &mut d, bt, 4).quoted, "same touch, no new quote");
+        assert!(
+            !feed(&mut e, &mut d, bt, 4).quoted,
+            "same touch, no new quote"
+        );
         let q = e.quote();
         assert!(q.bid.is_some() && q.ask.is_some());
         assert!(q.bid.unwrap().price < q.ask.unwrap().price);

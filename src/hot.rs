@@ -17,7 +17,7 @@ use std::time::Duration;
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use mio::{Events, Poll, Token};
 
-use crate::engine::{Engine, EngineStats};
+use crate::engine::{Engine, EngineStats, Step};
 use crate::feed::{BookLevels, Decoder, Event};
 use crate::journal::{FrameRing, RecordKind};
 use crate::net::rest::RestClient;
@@ -65,6 +65,21 @@ pub enum HotRecord {
     },
     /// Periodic counters.
     Stats(LoopStats),
+    /// Exchange event time → local receive, ns.
+    FeedLatency {
+        /// Nanoseconds.
+        ns: u64,
+    },
+    /// Local receive of the market event → order action handed to the venue, ns.
+    TickToOrder {
+        /// Nanoseconds.
+        ns: u64,
+    },
+    /// One loop iteration that did work, ns.
+    Iteration {
+        /// Nanoseconds.
+        ns: u64,
+    },
 }
 
 /// Counters of the loop.
@@ -97,6 +112,39 @@ pub struct FeedLoopConfig {
     pub cpu_core: Option<usize>,
     /// Stop after this long, ns (`--duration`).
     pub duration_ns: Option<u64>,
+}
+
+/// What the loop feeds: the bare `Engine` (record mode) or a trading strategy with its
+/// venue (paper, live). Called on the hot thread: implementations never allocate, block or
+/// format.
+pub trait FeedSink {
+    /// One decoded market event. Returns what changed and how many order actions were
+    /// handed to the venue (the loop times tick-to-order when there were any).
+    fn on_event(&mut self, event: &Event, levels: BookLevels<'_>, now_ns: u64) -> (Step, u32);
+    /// The market-data connection dropped: the book must be resynced.
+    fn on_disconnect(&mut self, now_ns: u64);
+    /// Once per loop iteration: timers (venue reports due, etc.).
+    fn on_idle(&mut self, now_ns: u64);
+    /// The core's counters.
+    fn engine_stats(&self) -> EngineStats;
+}
+
+impl FeedSink for Engine {
+    #[inline]
+    fn on_event(&mut self, event: &Event, levels: BookLevels<'_>, now_ns: u64) -> (Step, u32) {
+        (Engine::on_event(self, event, levels, now_ns), 0)
+    }
+
+    fn on_disconnect(&mut self, _now_ns: u64) {
+        self.resync();
+    }
+
+    #[inline]
+    fn on_idle(&mut self, _now_ns: u64) {}
+
+    fn engine_stats(&self) -> EngineStats {
+        self.stats()
+    }
 }
 
 /// The combined-stream URL for a symbol: bookTicker, depth@100ms diffs and trades.
@@ -191,9 +239,9 @@ pub enum LoopEnd {
 /// Runs the loop on the calling thread until a signal or the deadline. The caller has
 /// already built everything (allocation happens before this call).
 #[allow(clippy::too_many_arguments)]
-pub fn run_feed_loop(
+pub fn run_feed_loop<S: FeedSink>(
     cfg: &FeedLoopConfig,
-    engine: &mut Engine,
+    engine: &mut S,
     decoder: &mut Decoder,
     mut journal: Option<&mut FrameRing>,
     records: &Sender<HotRecord>,
@@ -236,7 +284,10 @@ pub fn run_feed_loop(
         for event in events.iter() {
             conn.on_readiness(event);
         }
+        engine.on_idle(now_ns);
         let mut handler = FeedHandler {
+            clock: &clock,
+            wall_offset_ns,
             decoder: &mut *decoder,
             engine: &mut *engine,
             journal: journal.as_deref_mut(),
@@ -256,7 +307,7 @@ pub fn run_feed_loop(
                         &mut stats,
                         HotRecord::SnapshotRequested {
                             at_ns: now_ns,
-                            gaps: engine.stats().gaps,
+                            gaps: engine.engine_stats().gaps,
                         },
                     );
                 }
@@ -277,7 +328,7 @@ pub fn run_feed_loop(
                         match decoder.decode(&body, now_ns) {
                             Ok(event @ Event::Snapshot(s)) => {
                                 let levels = decoder.snapshot_levels(&s);
-                                let step = engine.on_event(&event, levels, now_ns);
+                                let (step, _) = engine.on_event(&event, levels, now_ns);
                                 // Too old for the buffered diffs: ask again at once.
                                 want_snapshot = step.need_snapshot;
                                 send(
@@ -314,7 +365,7 @@ pub fn run_feed_loop(
         if now_ns >= next_stats_ns {
             next_stats_ns = now_ns + STATS_EVERY_NS;
             stats.at_ns = now_ns;
-            stats.engine = engine.stats();
+            stats.engine = engine.engine_stats();
             stats.decode_errors = decoder.stats().errors_total();
             stats.journal_dropped = journal.as_deref().map_or(0, FrameRing::dropped);
             let snapshot = stats;
@@ -323,7 +374,7 @@ pub fn run_feed_loop(
     };
     conn.close(poll.registry());
     stats.at_ns = now();
-    stats.engine = engine.stats();
+    stats.engine = engine.engine_stats();
     stats.decode_errors = decoder.stats().errors_total();
     stats.journal_dropped = journal.as_deref().map_or(0, FrameRing::dropped);
     Ok((end, stats))
@@ -337,16 +388,18 @@ fn send(records: &Sender<HotRecord>, stats: &mut LoopStats, record: HotRecord) {
 }
 
 /// What `Connection::poll` calls for each frame and connection event.
-struct FeedHandler<'a> {
+struct FeedHandler<'a, S: FeedSink> {
+    clock: &'a SystemClock,
+    wall_offset_ns: u64,
     decoder: &'a mut Decoder,
-    engine: &'a mut Engine,
+    engine: &'a mut S,
     journal: Option<&'a mut FrameRing>,
     records: &'a Sender<HotRecord>,
     stats: &'a mut LoopStats,
     need_snapshot: bool,
 }
 
-impl Handler for FeedHandler<'_> {
+impl<S: FeedSink> Handler for FeedHandler<'_, S> {
     #[inline]
     fn on_message(&mut self, _kind: MessageKind, payload: &[u8], now_ns: u64) {
         self.stats.frames += 1;
@@ -364,14 +417,35 @@ impl Handler for FeedHandler<'_> {
                 asks: &[],
             },
         };
-        let step = self.engine.on_event(&event, levels, now_ns);
+        let exch_ts_ms = event.exch_ts_ms();
+        let (step, actions) = self.engine.on_event(&event, levels, now_ns);
         self.need_snapshot |= step.need_snapshot;
+        if exch_ts_ms > 0 {
+            // Exchange event time → local receive (both wall clock; can be negative when
+            // the clocks disagree: recorded as 0 and counted by the side thread).
+            let feed_ns = now_ns.saturating_sub(exch_ts_ms.saturating_mul(1_000_000));
+            send(
+                self.records,
+                self.stats,
+                HotRecord::FeedLatency { ns: feed_ns },
+            );
+        }
+        if actions > 0 {
+            let written_ns = self.clock.mono_ns() + self.wall_offset_ns;
+            send(
+                self.records,
+                self.stats,
+                HotRecord::TickToOrder {
+                    ns: written_ns.saturating_sub(now_ns),
+                },
+            );
+        }
     }
 
     fn on_event(&mut self, event: NetEvent) {
-        if let NetEvent::Disconnected { .. } = event {
+        if let NetEvent::Disconnected { at_ns, .. } = event {
             self.stats.disconnects += 1;
-            self.engine.resync();
+            self.engine.on_disconnect(at_ns);
         }
         send(self.records, self.stats, HotRecord::Net(event));
     }

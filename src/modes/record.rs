@@ -17,8 +17,7 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
 use crate::config::Config;
 use crate::feed::Decoder;
 use crate::hot::{
-    self, FeedLoopConfig, HotRecord, LoopEnd, LoopStats, SnapshotFetcher,
-    HOT_RECORD_CHANNEL_DEPTH,
+    self, FeedLoopConfig, HotRecord, LoopEnd, LoopStats, SnapshotFetcher, HOT_RECORD_CHANNEL_DEPTH,
 };
 use crate::journal::{frame_ring, FrameDrain, JournalWriter, RecordKind};
 use crate::modes::engine_params;
@@ -197,7 +196,9 @@ fn side_thread(
 pub fn log_record(log: &LogHandle, record: &HotRecord) {
     match record {
         HotRecord::Net(NetEvent::Connecting { attempt, addr, .. }) => {
-            log.info(format_args!("market data: connecting to {addr} (attempt {attempt})"));
+            log.info(format_args!(
+                "market data: connecting to {addr} (attempt {attempt})"
+            ));
         }
         HotRecord::Net(NetEvent::Open {
             attempt,
@@ -237,15 +238,18 @@ pub fn log_record(log: &LogHandle, record: &HotRecord) {
         HotRecord::SnapshotRequested { gaps, .. } => log.info(format_args!(
             "book: requesting a depth snapshot (resync; {gaps} gaps so far)"
         )),
-        HotRecord::SnapshotLoaded { bytes, .. } => {
-            log.info(format_args!("book: snapshot loaded ({bytes} bytes), in sync"))
-        }
+        HotRecord::SnapshotLoaded { bytes, .. } => log.info(format_args!(
+            "book: snapshot loaded ({bytes} bytes), in sync"
+        )),
         HotRecord::SnapshotFailed { .. } => {
             log.warn(format_args!("book: snapshot unusable; retrying in 1 s"))
         }
         HotRecord::PinFailed { core } => log.warn(format_args!(
             "engine: could not pin the hot thread to core {core}; running unpinned"
         )),
+        HotRecord::FeedLatency { .. }
+        | HotRecord::TickToOrder { .. }
+        | HotRecord::Iteration { .. } => {}
         HotRecord::Stats(s) => log.debug(format_args!(
             "stats: {} frames, {} decode errors, {} quotes, {} gaps, {} snapshots, \
              {} journal drops, {} record drops, {} loop iterations",
