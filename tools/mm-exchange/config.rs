@@ -22,7 +22,8 @@ pub const DOC_API_SECRET: &str = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65
 #[derive(Debug, Parser)]
 #[command(name = "mm-exchange", version, about)]
 pub struct Flags {
-    /// Recorded market data (`<local_ts> <json>` lines, gzip or plain); repeat to chain files.
+    /// Recorded market data: captures (`<local_ts> <json>` lines, gzip or plain) or journals
+    /// of `mm --mode=record` (detected by their magic bytes); repeat to chain files.
     #[arg(long = "data", required = true, value_name = "FILE")]
     pub data: Vec<PathBuf>,
     /// Replay speed: a factor on recorded time (1 = real time, 10 = ten times faster) or `max`.

@@ -1,11 +1,21 @@
-//! Loads recorded market data (the raw captures in ../shared/data) into the replay list.
+//! Loads recorded market data (the raw captures in ../shared/data, and the journals that
+//! `mm --mode=record` writes) into the replay list.
 //!
-//! Input: text, gzip or plain (detected by the gzip magic bytes, not the file name), one
-//! message per line: `<local_receive_ts> <raw JSON exactly as received>`. The timestamp
-//! unit is detected per file from its magnitude: ≥ 10¹⁷ nanoseconds (the 2024 `*.gz`
-//! files), ≥ 10¹⁴ microseconds (the `*.dat.gz` files), otherwise milliseconds. The JSON is
-//! a combined-stream message `{"stream":..,"data":..}` or a REST depth snapshot
-//! `{"lastUpdateId":..,"bids":..,"asks":..}`.
+//! Two input formats, told apart by their first bytes, never by the file name:
+//! - **Captures** (text, gzip or plain — gzip detected by its magic bytes): one message per
+//!   line, `<local_receive_ts> <raw JSON exactly as received>`. The timestamp unit is
+//!   detected per file from its magnitude: ≥ 10¹⁷ nanoseconds (the 2024 `*.gz` files),
+//!   ≥ 10¹⁴ microseconds (the `*.dat.gz` files), otherwise milliseconds. The JSON is a
+//!   combined-stream message `{"stream":..,"data":..}` or a REST depth snapshot
+//!   `{"lastUpdateId":..,"bids":..,"asks":..}`.
+//! - **Journals** (`mm::journal`, magic `MMJRNL01`), read with the library's own
+//!   `JournalReader` (a file format, not engine order logic): a frame record (kind 1) is
+//!   a stream message and is replayed at its `local_ts_ns`; the first snapshot record
+//!   (kind 2) seeds the book, as the REST snapshot line of a capture does; markers (kind 3)
+//!   are ignored. A torn last record (a recording cut mid-write) is skipped and reported
+//!   on stderr; damage followed by more records is an error naming the byte offset.
+//!   Frames that are not combined-stream messages (e.g. a subscription answer) are counted
+//!   as skipped, like unparsable capture lines.
 //!
 //! Owns: the exact payload text. The `data` object of each stream message is kept byte for
 //! byte as recorded (key order included — a hand-written decoder on the other end may rely
@@ -13,7 +23,9 @@
 //! (update ids, prices, quantities). Prices and quantities become integer atoms (10⁻⁸)
 //! through the library's `parse_atoms`; no float touches them.
 //!
-//! aggTrade is derived here, because the captures hold `@trade` only: consecutive trades
+//! aggTrade is derived here, because the captures hold `@trade` only (and so do the
+//! journals `--mode=record` writes; data that recorded `@aggTrade` itself is served as
+//! recorded and nothing is derived): consecutive trades
 //! (in file order, ids t, t+1, …) with the same trade time `T`, price `p` and maker flag
 //! `m` — one taker order sweeping one price level — form one aggregate trade. Its record is
 //! inserted right after the group's last trade, with `E` of that trade, `a` a running id
@@ -29,6 +41,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context};
 use flate2::read::MultiGzDecoder;
+use mm::journal::{JournalReader, RecordKind, MAGIC as JOURNAL_MAGIC};
 use mm::types::{parse_atoms, write_atoms, DECIMAL_TEXT_MAX};
 use serde_json::Value;
 
@@ -41,8 +54,24 @@ pub struct Capture {
     pub snapshot: Option<DepthSnapshot>,
     /// Stream messages in replay order (derived aggTrades included).
     pub records: Vec<Record>,
-    /// Lines that were neither a stream message nor a snapshot (counted, skipped).
+    /// Lines (or journal frames) that were neither a stream message nor a snapshot
+    /// (counted, skipped).
     pub skipped_lines: u64,
+}
+
+/// What one journal file held (printed on stderr at load).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct JournalSummary {
+    /// Frame records (kind 1).
+    pub frames: u64,
+    /// Frames that were not combined-stream messages (skipped).
+    pub frames_skipped: u64,
+    /// Snapshot records (kind 2); only the first usable one of the whole data seeds the book.
+    pub snapshots: u64,
+    /// Marker records (kind 3, ignored).
+    pub markers: u64,
+    /// Bytes of a torn last record that were skipped (0 for a clean file).
+    pub torn_tail_bytes: u64,
 }
 
 /// One message to replay.
@@ -145,18 +174,72 @@ pub struct Trade {
 }
 
 impl Capture {
-    /// Loads the files in order and derives the aggTrade records.
+    /// Loads the files in order (captures and journals may be chained) and derives the
+    /// aggTrade records. A journal's contents, and a torn tail if it had one, are reported
+    /// on stderr.
     pub fn load(paths: &[impl AsRef<Path>]) -> anyhow::Result<Capture> {
         let mut capture = Capture::default();
         for path in paths {
             let path = path.as_ref();
-            let reader = open(path).with_context(|| format!("opening {}", path.display()))?;
-            capture
-                .read_lines(reader)
-                .with_context(|| format!("reading {}", path.display()))?;
+            let format = sniff(path).with_context(|| format!("opening {}", path.display()))?;
+            match format {
+                Format::Journal => {
+                    let summary = capture.read_journal(path)?;
+                    report_journal(path, &summary);
+                }
+                Format::Gzip | Format::Plain => {
+                    let reader = open(path, format)
+                        .with_context(|| format!("opening {}", path.display()))?;
+                    capture
+                        .read_lines(reader)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                }
+            }
         }
         capture.derive_agg_trades();
         Ok(capture)
+    }
+
+    /// Reads one journal (see the file doc): frames become stream messages at their
+    /// `local_ts_ns`, the first usable snapshot seeds the book, markers are ignored, a torn
+    /// tail is skipped (and returned in the summary).
+    pub fn read_journal(&mut self, path: &Path) -> anyhow::Result<JournalSummary> {
+        let mut reader = JournalReader::open(path)?;
+        let header_symbol = reader.header().symbol_str().to_ascii_uppercase();
+        let mut summary = JournalSummary::default();
+        while let Some(record) = reader.next_record()? {
+            let local_ns = i64::try_from(record.local_ts_ns).unwrap_or(i64::MAX);
+            match record.kind {
+                RecordKind::Frame => {
+                    summary.frames += 1;
+                    let pushed = match std::str::from_utf8(record.payload) {
+                        Ok(text) => self
+                            .push_stream(local_ns, text.trim())
+                            .with_context(|| format!("reading {}", path.display()))?,
+                        Err(_) => false,
+                    };
+                    if !pushed {
+                        summary.frames_skipped += 1;
+                        self.skipped_lines += 1;
+                    }
+                }
+                RecordKind::Snapshot => {
+                    summary.snapshots += 1;
+                    if self.snapshot.is_none() {
+                        self.snapshot = serde_json::from_slice::<Value>(record.payload)
+                            .ok()
+                            .and_then(|v| parse_snapshot(&v));
+                    }
+                }
+                RecordKind::Marker => summary.markers += 1,
+            }
+        }
+        summary.torn_tail_bytes = reader.torn_tail_bytes();
+        // A journal with no stream message still names its symbol in the header.
+        if self.symbol.is_empty() && header_symbol.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            self.symbol = header_symbol;
+        }
+        Ok(summary)
     }
 
     /// Parses capture text (used by `load` and by tests).
@@ -184,6 +267,29 @@ impl Capture {
     }
 
     fn push_line(&mut self, local_ns: i64, json: &str) -> anyhow::Result<()> {
+        if self.push_stream(local_ns, json)? {
+            return Ok(());
+        }
+        let value: Value = match serde_json::from_str(json) {
+            Ok(v) => v,
+            Err(_) => {
+                self.skipped_lines += 1;
+                return Ok(());
+            }
+        };
+        if value.get("lastUpdateId").is_some() {
+            if self.snapshot.is_none() {
+                self.snapshot = parse_snapshot(&value);
+            }
+            return Ok(());
+        }
+        self.skipped_lines += 1;
+        Ok(())
+    }
+
+    /// Appends `json` if it is a combined-stream message; `Ok(false)` (nothing appended)
+    /// for any other JSON. Errs only when the data mixes two symbols.
+    fn push_stream(&mut self, local_ns: i64, json: &str) -> anyhow::Result<bool> {
         if let Some((stream, payload)) = split_combined(json) {
             let (symbol, suffix) = stream.split_once('@').unwrap_or((stream, ""));
             let symbol = symbol.to_ascii_uppercase();
@@ -214,34 +320,29 @@ impl Capture {
                 payload: payload.to_string(),
                 event,
             });
-            return Ok(());
-        }
-        let value: Value = match serde_json::from_str(json) {
-            Ok(v) => v,
-            Err(_) => {
-                self.skipped_lines += 1;
-                return Ok(());
-            }
-        };
-        if value.get("lastUpdateId").is_some() {
-            if self.snapshot.is_none() {
-                self.snapshot = parse_snapshot(&value);
-            }
-            return Ok(());
+            return Ok(true);
         }
         // A combined message whose text did not have the expected shape: re-serialise.
-        if let (Some(stream), Some(data)) = (value.get("stream"), value.get("data")) {
-            if let Some(stream) = stream.as_str() {
-                let text = format!("{{\"stream\":\"{stream}\",\"data\":{data}}}");
-                return self.push_line(local_ns, &text);
+        let Ok(value) = serde_json::from_str::<Value>(json) else {
+            return Ok(false);
+        };
+        if let (Some(Value::String(stream)), Some(data @ Value::Object(_))) =
+            (value.get("stream"), value.get("data"))
+        {
+            let text = format!("{{\"stream\":\"{stream}\",\"data\":{data}}}");
+            if split_combined(&text).is_some() {
+                return self.push_stream(local_ns, &text);
             }
         }
-        self.skipped_lines += 1;
-        Ok(())
+        Ok(false)
     }
 
     /// Inserts an aggTrade record after the last trade of each group (see the file doc).
+    /// Data that recorded `@aggTrade` itself is left as it is.
     fn derive_agg_trades(&mut self) {
+        if self.records.iter().any(|r| r.kind == StreamKind::AggTrade) {
+            return;
+        }
         let agg_stream = format!("{}@aggTrade", self.symbol.to_ascii_lowercase());
         let mut out = Vec::with_capacity(self.records.len() + self.records.len() / 4);
         let trades: Vec<(usize, Trade)> = self
@@ -315,15 +416,58 @@ pub fn decimal8(atoms: i64) -> String {
     String::from_utf8_lossy(&buf[..len]).into_owned()
 }
 
-fn open(path: &Path) -> anyhow::Result<Box<dyn BufRead>> {
-    let mut file = File::open(path)?;
-    let mut magic = [0u8; 2];
-    let n = file.read(&mut magic)?;
+/// A data file's format, from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    /// An mm journal (`MMJRNL01`).
+    Journal,
+    /// A gzip capture.
+    Gzip,
+    /// A plain-text capture.
+    Plain,
+}
+
+fn sniff(path: &Path) -> anyhow::Result<Format> {
     let file = File::open(path)?;
-    if n == 2 && magic == [0x1f, 0x8b] {
+    let mut magic = Vec::with_capacity(JOURNAL_MAGIC.len());
+    file.take(JOURNAL_MAGIC.len() as u64)
+        .read_to_end(&mut magic)?;
+    Ok(if magic == JOURNAL_MAGIC {
+        Format::Journal
+    } else if magic.starts_with(&[0x1f, 0x8b]) {
+        Format::Gzip
+    } else {
+        Format::Plain
+    })
+}
+
+fn open(path: &Path, format: Format) -> anyhow::Result<Box<dyn BufRead>> {
+    let file = File::open(path)?;
+    if format == Format::Gzip {
         Ok(Box::new(BufReader::new(MultiGzDecoder::new(file))))
     } else {
         Ok(Box::new(BufReader::new(file)))
+    }
+}
+
+/// One stderr line per journal, and a second one when its tail was torn.
+fn report_journal(path: &Path, s: &JournalSummary) {
+    eprintln!(
+        "mm-exchange: {}: mm journal: {} frames ({} not stream messages, skipped), {} snapshots, {} markers (ignored)",
+        path.display(),
+        s.frames,
+        s.frames_skipped,
+        s.snapshots,
+        s.markers
+    );
+    if s.torn_tail_bytes > 0 {
+        eprintln!(
+            "mm-exchange: {}: torn tail skipped: the last {} bytes are an incomplete record \
+             (the recording was cut mid-write); the {} complete records before it are used",
+            path.display(),
+            s.torn_tail_bytes,
+            s.frames + s.snapshots + s.markers
+        );
     }
 }
 
@@ -461,6 +605,113 @@ mod tests {
     fn microsecond_timestamps_become_nanoseconds() {
         let c = load("1680652800004107 {\"stream\":\"btcusdt@bookTicker\",\"data\":{\"u\":1,\"s\":\"BTCUSDT\",\"b\":\"1\",\"B\":\"1\",\"a\":\"2\",\"A\":\"1\"}}\n");
         assert_eq!(c.records[0].local_ns, 1_680_652_800_004_107_000);
+    }
+
+    fn temp_path(tag: &str) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!(
+            "mmx-data-{tag}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        path
+    }
+
+    /// LINES as a journal: a marker, the frames, the snapshot between them, a second
+    /// snapshot (never used), a frame that is not a stream message.
+    fn write_journal(path: &Path) -> Vec<String> {
+        use mm::journal::JournalWriter;
+        let mut w = JournalWriter::create(path, "BTCUSDT", 1).unwrap();
+        w.append(RecordKind::Marker, 5, b"mm record BTCUSDT")
+            .unwrap();
+        let mut frames = Vec::new();
+        for line in LINES.lines() {
+            let (ts, json) = line.split_once(' ').unwrap();
+            let ts: u64 = ts.parse().unwrap();
+            if json.starts_with("{\"lastUpdateId\"") {
+                w.append(RecordKind::Snapshot, ts, json.as_bytes()).unwrap();
+            } else {
+                w.append(RecordKind::Frame, ts, json.as_bytes()).unwrap();
+                frames.push(json.to_string());
+            }
+        }
+        w.append(
+            RecordKind::Snapshot,
+            1723161254500000000,
+            br#"{"lastUpdateId":99,"bids":[],"asks":[]}"#,
+        )
+        .unwrap();
+        w.append(
+            RecordKind::Frame,
+            1723161254600000000,
+            br#"{"result":null,"id":1}"#,
+        )
+        .unwrap();
+        w.finish().unwrap();
+        frames
+    }
+
+    fn served(c: &Capture) -> Vec<String> {
+        c.records
+            .iter()
+            .filter(|r| r.kind != StreamKind::AggTrade)
+            .map(|r| format!("{{\"stream\":\"{}\",\"data\":{}}}", r.stream, r.payload))
+            .collect()
+    }
+
+    #[test]
+    fn journal_replays_like_the_capture_it_recorded() {
+        // Named like a gzip capture on purpose: the magic bytes decide.
+        let path = temp_path("journal.gz");
+        let frames = write_journal(&path);
+        let c = Capture::load(&[&path]).unwrap();
+        let text = load(LINES);
+        assert_eq!(served(&c), frames, "frames byte for byte, in order");
+        assert_eq!(c.symbol, "BTCUSDT");
+        assert_eq!(
+            c.snapshot.as_ref().unwrap().last_update_id,
+            11,
+            "first snapshot"
+        );
+        assert_eq!(c.skipped_lines, 1, "the subscription answer");
+        let times = |c: &Capture| c.records.iter().map(|r| r.local_ns).collect::<Vec<_>>();
+        assert_eq!(times(&c), times(&text), "timing from local_ts_ns");
+        assert_eq!(
+            c.count(StreamKind::AggTrade),
+            text.count(StreamKind::AggTrade)
+        );
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn torn_journal_replays_its_complete_records() {
+        let path = temp_path("torn.mmj");
+        let frames = write_journal(&path);
+        let bytes = std::fs::read(&path).unwrap();
+        // Cut the last record (the subscription answer, 22 bytes + 17) in its payload.
+        std::fs::write(&path, &bytes[..bytes.len() - 20]).unwrap();
+        let mut c = Capture::default();
+        let summary = c.read_journal(&path).unwrap();
+        assert_eq!(summary.torn_tail_bytes, 19);
+        assert_eq!(
+            (summary.frames, summary.snapshots, summary.markers),
+            (5, 2, 1)
+        );
+        assert_eq!(served(&c), frames);
+        // Damage before the end is an error, not a silent truncation.
+        let mut bytes = bytes;
+        bytes[mm::journal::HEADER_LEN + 20] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        let err = Capture::load(&[&path]).unwrap_err();
+        assert!(format!("{err:#}").contains("corrupt record"), "{err:#}");
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn recorded_agg_trades_are_not_derived_again() {
+        let line = "1723161254300000000 {\"stream\":\"btcusdt@aggTrade\",\"data\":{\"e\":\"aggTrade\",\"a\":1}}\n";
+        let c = load(&format!("{LINES}{line}"));
+        assert_eq!(c.count(StreamKind::AggTrade), 1);
     }
 
     #[test]
