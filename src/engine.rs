@@ -20,7 +20,7 @@ use crate::model::vol::VolEstimator;
 use crate::model::{sigma_from_f64, Ofi, Quote, QuoteInput, Quoter, Sigma};
 use crate::orders::{Action, OrderManager, OrderStats, Outbox, Position, VenueEvent, ORDER_SLOTS};
 use crate::risk::{Risk, StopReason};
-use crate::types::{Price, Qty};
+use crate::types::{Price, Qty, Side};
 use crate::venue::{BookWithTicker, Venue};
 
 /// Everything `Engine::new` needs (built from `Config` by the modes).
@@ -295,9 +295,20 @@ pub enum TradeRecord {
         event: VenueEvent,
         /// Best bid + best ask at that moment (ticks; 0 if unknown).
         mid_x2_ticks: i64,
+        /// The order's side, when the order is known.
+        side: Option<Side>,
         /// For a fill: side·(mid at placement − order price), half-ticks — the edge the
         /// order was quoted with (0 if unknown).
         quoted_edge_half_ticks: i64,
+    },
+    /// A two-sided quote was decided (DEBUG log, average quoted spread).
+    Quote {
+        /// When.
+        ts_ns: u64,
+        /// Our bid, ticks.
+        bid: Price,
+        /// Our ask, ticks.
+        ask: Price,
     },
     /// The mid moved (best bid + best ask, ticks).
     Mid {
@@ -423,14 +434,14 @@ impl Trader {
         let placed = &self.placed_mid_x2;
         let mid_x2 = self.last_mid_x2;
         venue.poll_events(now_ns, &mut |event: VenueEvent| {
-            let quoted_edge_half_ticks = match event {
-                VenueEvent::Fill { id, price, .. } => {
+            let side = orders.order(event.id()).map(|o| o.side);
+            let quoted_edge_half_ticks = match (event, side) {
+                (VenueEvent::Fill { id, price, .. }, Some(side)) => {
                     let placed_mid = placed[(id.0 % ORDER_SLOTS as u64) as usize];
-                    let side = orders.order(id).map(|o| o.side.sign()).unwrap_or(0);
                     if placed_mid == 0 {
                         0
                     } else {
-                        side * (placed_mid - 2 * price.0)
+                        side.sign() * (placed_mid - 2 * price.0)
                     }
                 }
                 _ => 0,
@@ -440,6 +451,7 @@ impl Trader {
                 ts_ns: now_ns,
                 event,
                 mid_x2_ticks: mid_x2,
+                side,
                 quoted_edge_half_ticks,
             });
         });
@@ -469,6 +481,13 @@ impl Trader {
         }
         self.outbox.clear();
         let quote = *self.engine.quote();
+        if let (Some(bid), Some(ask)) = (quote.bid, quote.ask) {
+            sink(TradeRecord::Quote {
+                ts_ns: now_ns,
+                bid: bid.price,
+                ask: ask.price,
+            });
+        }
         self.orders
             .on_quote(now_ns, &quote, &self.risk, &mut self.outbox);
         for action in self.outbox.as_slice() {

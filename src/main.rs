@@ -26,7 +26,8 @@ struct Cli {
     /// What to run: paper-trading (live data, simulated fills), backtest (recorded data),
     /// calibration (fit the parameters), live (real orders), spread-check (print and check
     /// the model's quotes for a representative state), simulate (Avellaneda–Stoikov 2008
-    /// Monte Carlo), kpi (show the KPI snapshot), record (write market data to a journal).
+    /// Monte Carlo), kpi (show the KPI snapshot), record (write market data to a journal),
+    /// convert (turn captures and CSV dumps into a journal).
     #[arg(long, value_parser = parse_mode, value_name = "MODE")]
     mode: Mode,
 
@@ -58,10 +59,36 @@ struct Cli {
     #[arg(long, value_name = "PEM")]
     ca: Option<String>,
 
-    /// record: the journal file to write (never overwritten) [default:
-    /// journal/<SYMBOL>_<UTC time>.mmj].
+    /// record, convert: the journal file to write (never overwritten) [default:
+    /// journal/<SYMBOL>_<UTC time>.mmj]; backtest: the folder run folders go into [default:
+    /// reports].
     #[arg(long, value_name = "PATH")]
     out: Option<PathBuf>,
+
+    /// backtest, convert: recorded market data — a file, a folder or a glob (repeatable;
+    /// several are merged by time): engine journals, raw captures `<ts> <json>` (gzip or
+    /// plain), Binance public-data CSV (trades, aggTrades, bookTicker; plain or .zip)
+    /// [default: the built-in 5.8-minute BTCUSDT slice, tools/data].
+    #[arg(long, value_name = "PATH")]
+    data: Vec<String>,
+
+    /// Overrides one configuration key, e.g. --set model.gamma_per_bps=0.2 (repeatable; applied
+    /// after every other layer, in order).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+
+    /// backtest: runs every combination of the values in parallel, one summary row each,
+    /// e.g. --grid model.gamma_per_bps=0.05,0.1,0.2 --grid ofi.beta=0,0.3 (repeatable).
+    #[arg(long, value_name = "KEY=V1,V2,..")]
+    grid: Vec<String>,
+
+    /// kpi: print the KPI table once and exit (for scripts) instead of a live view.
+    #[arg(long)]
+    once: bool,
+
+    /// latency: the latency dump (.hlog in latency/) to print percentiles of.
+    #[arg(long, value_name = "PATH")]
+    file: Option<PathBuf>,
 
     /// simulate: seed of the random number generator; the same seed gives the same numbers.
     #[arg(long, default_value_t = 1)]
@@ -87,11 +114,21 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Viewers: no banner, no log file, no config beyond the symbol.
+    match cli.mode {
+        Mode::Kpi | Mode::Latency => return viewer(&cli),
+        _ => {}
+    }
     if let Some(why) = cli.mode.not_available() {
+        let available: Vec<&str> = Mode::ALL
+            .iter()
+            .filter(|m| m.not_available().is_none())
+            .map(|m| m.as_str())
+            .collect();
         eprintln!(
-            "mm: --mode={} is not available yet ({why}); available now: spread-check, simulate, \
-             record",
-            cli.mode
+            "mm: --mode={} is not available yet ({why}); available now: {}",
+            cli.mode,
+            available.join(", ")
         );
         return ExitCode::from(2);
     }
@@ -112,12 +149,49 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--mode=kpi` and `--mode=latency`: read files written by another run.
+fn viewer(cli: &Cli) -> ExitCode {
+    let mut out = std::io::stdout();
+    let result = match cli.mode {
+        Mode::Latency => match &cli.file {
+            Some(file) => modes::latency::run(file, &mut out),
+            None => Err(anyhow::anyhow!(
+                "--mode=latency needs --file <dump>, e.g. --file latency/paper-trading_BTCUSDT_<time>.hlog"
+            )),
+        },
+        _ => {
+            let symbol = match load_config(cli) {
+                Ok(config) => config.spec.symbol,
+                Err(e) => {
+                    eprintln!("mm: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let path = mm::telemetry::report::default_snapshot_path(symbol.as_str());
+            modes::kpi::run(&path, cli.once, &mut out)
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mm: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn load_config(cli: &Cli) -> Result<Config, config::ConfigError> {
+    load_config_with(cli, &[])
+}
+
+/// The configuration with `extra` `--set` flags after the command line's (for `--grid`).
+fn load_config_with(cli: &Cli, extra: &[String]) -> Result<Config, config::ConfigError> {
     let mut options = LoadOptions::from_process(cli.config.clone());
     options.symbol = cli.symbol.clone();
     options.log_level = cli.log_level.clone();
     options.endpoint = cli.endpoint.clone();
     options.ca_file = cli.ca.clone();
+    options.sets = cli.set.iter().chain(extra).cloned().collect();
     config::load(&options)
 }
 
@@ -147,8 +221,8 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
         log.info(format_args!("duration limit {hours} h"));
     }
 
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
+    // Not locked for the whole run: side threads print reports to stdout too.
+    let mut out = std::io::stdout();
     let outcome = match cli.mode {
         Mode::SpreadCheck => {
             let bid = config
@@ -175,6 +249,22 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
             modes::simulate::run(&args, &mut out)?;
             true
         }
+        Mode::PaperTrading => {
+            let args = modes::paper::PaperArgs {
+                duration_ns: cli.duration.map(|h| (h * 3600.0 * 1e9) as u64),
+                snapshot_path: None,
+            };
+            let summary = modes::paper::run(config, &args, &log, &shutdown)?;
+            writeln!(
+                out,
+                "KPI snapshot: {} (mm --mode=kpi --once shows it)",
+                summary.snapshot_path.display()
+            )?;
+            for file in &summary.latency_files {
+                writeln!(out, "latency: {}", file.display())?;
+            }
+            true
+        }
         Mode::Record => {
             let args = modes::record::RecordArgs {
                 out: cli.out.clone(),
@@ -193,6 +283,28 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
                 summary.stats.journal_dropped,
                 summary.path.display()
             )?;
+            true
+        }
+        Mode::Backtest => {
+            let args = modes::backtest::BacktestArgs {
+                data: cli.data.clone(),
+                reports_root: cli.out.clone().unwrap_or_else(|| PathBuf::from("reports")),
+                duration_ns: cli.duration.map(|h| (h * 3600.0 * 1e9) as u64),
+                grid: cli.grid.clone(),
+            };
+            let make_config = |extra: &[String]| load_config_with(cli, extra);
+            let met = modes::backtest::run(config, &args, &make_config, &shutdown, &mut out)?;
+            log.info(format_args!("backtest done: all KPI targets met: {met}"));
+            // A backtest that ran succeeded, whatever its KPIs say.
+            true
+        }
+        Mode::Convert => {
+            let args = modes::convert::ConvertArgs {
+                data: cli.data.clone(),
+                out: cli.out.clone(),
+            };
+            let path = modes::convert::run(config, &args, &mut out)?;
+            log.info(format_args!("converted into {}", path.display()));
             true
         }
         other => anyhow::bail!("--mode={other} is not wired in this build"),

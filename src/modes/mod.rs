@@ -1,6 +1,11 @@
 //! One module per run mode: wiring only. Each mode takes a validated `Config` (and its own
 //! flags) and runs; the logic lives in the library modules below it.
 
+pub mod backtest;
+pub mod convert;
+pub mod kpi;
+pub mod latency;
+pub mod paper;
 pub mod record;
 pub mod simulate;
 pub mod spread_check;
@@ -58,11 +63,15 @@ pub enum Mode {
     Kpi,
     /// Record market data into a journal.
     Record,
+    /// Convert recorded data (captures, CSV dumps) into a journal.
+    Convert,
+    /// Print the percentiles of a latency dump.
+    Latency,
 }
 
 impl Mode {
     /// All modes, in `--help` order.
-    pub const ALL: [Mode; 8] = [
+    pub const ALL: [Mode; 10] = [
         Mode::PaperTrading,
         Mode::Backtest,
         Mode::Calibration,
@@ -71,6 +80,8 @@ impl Mode {
         Mode::Simulate,
         Mode::Kpi,
         Mode::Record,
+        Mode::Convert,
+        Mode::Latency,
     ];
 
     /// The command-line spelling.
@@ -84,6 +95,8 @@ impl Mode {
             Mode::Simulate => "simulate",
             Mode::Kpi => "kpi",
             Mode::Record => "record",
+            Mode::Convert => "convert",
+            Mode::Latency => "latency",
         }
     }
 
@@ -95,12 +108,16 @@ impl Mode {
     /// `None` when the mode works in this build; otherwise what it is waiting for.
     pub const fn not_available(self) -> Option<&'static str> {
         match self {
-            Mode::SpreadCheck | Mode::Simulate | Mode::Record => None,
-            Mode::PaperTrading => Some("needs the market-data hot path and the paper venue"),
-            Mode::Backtest => Some("needs the replay engine and the simulated venue"),
+            Mode::SpreadCheck
+            | Mode::Simulate
+            | Mode::Record
+            | Mode::PaperTrading
+            | Mode::Backtest
+            | Mode::Convert
+            | Mode::Kpi
+            | Mode::Latency => None,
             Mode::Calibration => Some("needs the backtester"),
             Mode::Live => Some("needs the Binance order-entry venue"),
-            Mode::Kpi => Some("needs the KPI snapshot written by paper or live trading"),
         }
     }
 }
