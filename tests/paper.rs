@@ -1,0 +1,206 @@
+//! Paper trading end to end over loopback: `mm-exchange` replays the recorded BTCUSDT
+//! session over TLS at 20× speed, `mm --mode=paper-trading --endpoint=... --ca=...` trades it
+//! against the simulated venue, and is stopped with Ctrl+C (SIGINT). Asserts a sensible
+//! session: exit 0 after a clean shutdown, quotes and fills, the six KPIs in the final
+//! report, a KPI snapshot that `--mode=kpi --once` prints, a latency dump that
+//! `--mode=latency` decodes, and the order life cycle in the log.
+//!
+//! Needs ../shared/data: prints "SKIPPED: ../shared/data not found" and returns without it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+struct Workdir(PathBuf);
+
+impl Workdir {
+    fn new(tag: &str) -> Workdir {
+        let dir = std::env::temp_dir().join(format!("mm-paper-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Workdir(dir)
+    }
+}
+
+impl Drop for Workdir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn mm(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mm"));
+    cmd.args(args).current_dir(dir);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("MM__") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn paper_trading_against_the_local_exchange_reports_kpis_and_latency() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/binance-spot");
+    if !data.is_dir() {
+        println!("SKIPPED: ../shared/data not found");
+        return;
+    }
+    let work = Workdir::new("e2e");
+    let cert = work.0.join("cert.pem");
+
+    // The exchange, 20× real time, TLS on an ephemeral port.
+    let mut exchange = Command::new(env!("CARGO_BIN_EXE_mm-exchange"))
+        .args(["--data"])
+        .arg(data.join("btcusdt_20240808.gz"))
+        .args([
+            "--speed",
+            "20",
+            "--port",
+            "0",
+            "--stdin",
+            "off",
+            "--cert-out",
+        ])
+        .arg(&cert)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = exchange.stdout.take().unwrap();
+    let exchange = Killed(exchange);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let listening = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("mm-exchange did not start");
+    let port = listening
+        .split("127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("no port in the exchange's first line")
+        .to_string();
+
+    // Paper trading, stopped by SIGINT after ~20 s (≈ 400 s of market at 20×).
+    let endpoint = format!("--endpoint=wss://127.0.0.1:{port}");
+    let ca = format!("--ca={}", cert.display());
+    let paper = mm(&work.0, &["--mode=paper-trading", &endpoint, &ca])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = paper.id();
+    #[allow(clippy::disallowed_methods)] // a test waits for the session to trade a while
+    std::thread::sleep(Duration::from_secs(20));
+    let status = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = paper.wait_with_output().unwrap();
+    drop(exchange);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+
+    // The final report: quotes, fills, the six KPIs.
+    let report = stdout
+        .rsplit("📊 BTCUSDT Performance Report")
+        .next()
+        .expect("no report printed");
+    assert!(report.contains("KPI Status:"), "{report}");
+    for kpi in [
+        "Spread captured",
+        "RMS inventory",
+        "Fill ratio",
+        "Cancel ratio",
+        "Latency P99",
+        "Total PnL",
+    ] {
+        assert!(report.contains(kpi), "{kpi} missing from:\n{report}");
+    }
+    let fills: u64 = report
+        .lines()
+        .find_map(|l| l.strip_prefix("Total Fills:"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("no fill count");
+    let quotes: u64 = report
+        .lines()
+        .find_map(|l| l.strip_prefix("Total Quotes:"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("no quote count");
+    assert!(quotes > 0, "{report}");
+    assert!(fills > 0, "20 s of 20× BTCUSDT must fill:\n{report}");
+
+    // The snapshot, as --mode=kpi --once shows it.
+    let kpi = mm(&work.0, &["--mode=kpi", "--once"]).output().unwrap();
+    let (kpi_out, kpi_err) = text(&kpi);
+    assert!(kpi.status.success(), "{kpi_err}");
+    assert!(kpi_out.contains("KPI Status:"), "{kpi_out}");
+
+    // The latency dump decodes and holds tick-to-quote and order round-trip samples.
+    let hlog = std::fs::read_dir(work.0.join("latency"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "hlog"))
+        .expect("no latency dump");
+    let lat = mm(
+        &work.0,
+        &["--mode=latency", "--file", hlog.to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
+    let (lat_out, lat_err) = text(&lat);
+    assert!(lat.status.success(), "{lat_err}");
+    for tag in ["tick_to_quote", "order_round_trip"] {
+        assert!(lat_out.contains(tag), "{tag} missing:\n{lat_out}");
+    }
+
+    // The log tells the story: orders, acks, fills, the Ctrl+C cancel-all, a clean end.
+    let log_path = std::fs::read_dir(work.0.join("logs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .next()
+        .expect("no log file");
+    let log = std::fs::read_to_string(log_path).unwrap();
+    for needle in [
+        "order: place",
+        "venue: ack",
+        "venue: fill",
+        "book: snapshot loaded",
+        "trading stopped: Shutdown",
+        "stopped by signal",
+        "shutdown clean",
+    ] {
+        assert!(log.contains(needle), "{needle:?} missing from the log");
+    }
+}
