@@ -284,6 +284,7 @@ pub fn run_feed_loop<S: FeedSink>(
         for event in events.iter() {
             conn.on_readiness(event);
         }
+        let frames_before = stats.frames;
         engine.on_idle(now_ns);
         let mut handler = FeedHandler {
             clock: &clock,
@@ -362,6 +363,12 @@ pub fn run_feed_loop<S: FeedSink>(
             }
         }
         stats.iterations += 1;
+        if stats.frames != frames_before {
+            // Only iterations that handled market data are timed: at busy-poll rates one
+            // record per idle iteration would flood the side channel.
+            let iteration_ns = now().saturating_sub(now_ns);
+            send(records, &mut stats, HotRecord::Iteration { ns: iteration_ns });
+        }
         if now_ns >= next_stats_ns {
             next_stats_ns = now_ns + STATS_EVERY_NS;
             stats.at_ns = now_ns;
