@@ -1,6 +1,7 @@
 //! Benchmark of the L2 book: applying a real depth diff, single-level updates at the touch
-//! and deep in the book, and reading the best bid/ask. A `BTreeMap` book runs the same diff
-//! workload as the baseline that the sorted-array layout has to beat.
+//! and deep in the book, reading the best bid/ask, and replaying the whole recorded session
+//! (every diff after the snapshot, if `../shared/data` is present). A `BTreeMap` book runs
+//! the same diff workloads as the baseline that the sorted-array layout has to beat.
 //!
 //! The diff is the session's median one (30 levels, from
 //! `../shared/data/binance-spot/btcusdt_20240809.gz`, embedded as a literal); the book is a
@@ -10,9 +11,13 @@
 //! Never touches the network or the clock itself (criterion times it).
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::hint::black_box;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use flate2::read::GzDecoder;
 
 use mm::book::Book;
 use mm::feed::{Decoder, Event, Level};
@@ -47,12 +52,14 @@ fn snapshot() -> (Vec<Level>, Vec<Level>) {
     (bids, asks)
 }
 
-fn diff() -> (Vec<Level>, Vec<Level>) {
+fn spec() -> SymbolSpec {
     // INVARIANT: constant, valid Binance filters; a failure here is a bug in the bench.
     let symbol = Symbol::new("BTCUSDT").unwrap_or_else(|e| panic!("symbol: {e}"));
-    let spec =
-        SymbolSpec::from_decimals(symbol, "0.01", "0.00001", "5").unwrap_or_else(|e| panic!("{e}"));
-    let mut decoder = Decoder::new(spec);
+    SymbolSpec::from_decimals(symbol, "0.01", "0.00001", "5").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn diff() -> (Vec<Level>, Vec<Level>) {
+    let mut decoder = Decoder::new(spec());
     let Ok(Event::Depth(diff)) = decoder.decode(DEPTH_30, 0) else {
         panic!("depth diff not decoded");
     };
@@ -191,5 +198,87 @@ fn bench_book(c: &mut Criterion) {
     assert_eq!(fingerprint(&book), before);
 }
 
-criterion_group!(benches, bench_book);
+type Sides = (Vec<Level>, Vec<Level>);
+
+/// The recorded session: its snapshot and every diff applied after it (in order; some
+/// arrive before the snapshot and are kept, as the sync procedure buffers them).
+fn session() -> Option<(Sides, Vec<Sides>)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/binance-spot");
+    let mut decoder = Decoder::new(spec());
+    let mut snapshot: Option<(Sides, u64)> = None;
+    let mut diffs = Vec::new();
+    for name in ["btcusdt_20240808.gz", "btcusdt_20240809.gz"] {
+        let file = File::open(root.join(name)).ok()?;
+        for line in BufReader::new(GzDecoder::new(file)).lines() {
+            let line = line.unwrap_or_else(|e| panic!("{name}: {e}"));
+            let (_, frame) = line.split_once(' ')?;
+            match decoder.decode(frame.as_bytes(), 0) {
+                Ok(Event::Snapshot(s)) => {
+                    let levels = decoder.snapshot_levels(&s);
+                    let sides = (levels.bids.to_vec(), levels.asks.to_vec());
+                    snapshot = Some((sides, s.last_update_id));
+                }
+                Ok(Event::Depth(d)) => {
+                    let levels = decoder.diff_levels(&d);
+                    let sides = (levels.bids.to_vec(), levels.asks.to_vec());
+                    diffs.push((d.final_update_id, sides));
+                }
+                Ok(_) => {}
+                Err(e) => panic!("{name}: {e}"),
+            }
+        }
+    }
+    let (sides, last_update_id) = snapshot?;
+    let applied = diffs
+        .into_iter()
+        .filter(|(final_update_id, _)| *final_update_id > last_update_id)
+        .map(|(_, sides)| sides)
+        .collect();
+    Some((sides, applied))
+}
+
+fn bench_session(c: &mut Criterion) {
+    let Some(((snap_bids, snap_asks), diffs)) = session() else {
+        println!("SKIPPED book/replay_session: ../shared/data not found");
+        return;
+    };
+    let levels: usize = diffs.iter().map(|(b, a)| b.len() + a.len()).sum();
+    println!(
+        "book/replay_session: {} diffs, {levels} levels per iteration",
+        diffs.len()
+    );
+    let mut group = c.benchmark_group("book");
+    group.sample_size(10);
+    let mut book = Book::new(BOOK_LEVELS_PER_SIDE_DEFAULT);
+    group.bench_function("replay_session", |b| {
+        b.iter(|| {
+            book.load_snapshot(&snap_bids, &snap_asks);
+            for (bids, asks) in &diffs {
+                book.apply_diff(bids, asks);
+            }
+            book.best_bid()
+        })
+    });
+    // The rebuilt book is sane at the end and never crossed on the way.
+    let (bid, ask) = (book.best_bid(), book.best_ask());
+    assert!(matches!((bid, ask), (Some(b), Some(a)) if b.price < a.price));
+    assert_eq!(book.stats().crossed, 0);
+    group.bench_function("replay_session_btreemap_baseline", |b| {
+        b.iter(|| {
+            let mut tree = TreeBook::default();
+            TreeBook::apply(&mut tree.bids, &snap_bids);
+            TreeBook::apply(&mut tree.asks, &snap_asks);
+            for (bids, asks) in &diffs {
+                TreeBook::apply(&mut tree.bids, bids);
+                TreeBook::apply(&mut tree.asks, asks);
+            }
+            let best = tree.best();
+            assert_eq!(best, (bid, ask));
+            best
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_book, bench_session);
 criterion_main!(benches);

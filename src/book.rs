@@ -4,25 +4,33 @@
 //! (a `Book` plus the sync state machine and its fixed-size buffer of diffs that arrive
 //! before the REST snapshot).
 //!
-//! Data structure: each side is a sorted array of keys (bid key = price, ask key = −price,
-//! so both sides sort ascending with the *best level at the end*) and a parallel array of
-//! quantities, living in a window `[start, end)` of a physical array twice the capacity.
-//! Best level: `end − 1`, O(1). A lookup checks the touch and the worst level first, then
-//! binary-searches. An insert or removal shifts whichever part of the window is shorter,
-//! toward the free room on that end; when that end has no room the window is recentred
-//! (O(len), at most once per ~capacity/2 one-sided operations). Updates near the touch —
-//! the vast majority — move a handful of elements; deep ones shift the other end.
+//! Data structure: each side keeps `(key, qty)` slots in ascending key order (bid key =
+//! price, ask key = −price, so the *best level is always the last slot*), split over
+//! fixed-size blocks of `BOOK_BLOCK_LEVELS` (an unrolled sorted list — a two-level B+-tree)
+//! drawn from a pool allocated in `new`. Best bid/ask: the last slot of the last block,
+//! O(1). An update searches the short array of block first-keys (the last block is checked
+//! first: the touch is the busiest spot), then the block; an insert or a removal moves at
+//! most one block's slots, splitting a full block or merging two thin neighbours.
+//! Why not one sorted array with the best at the end: on the recorded BTCUSDT session the
+//! 1000-level book spans ~$28k and most diff levels land tens to hundreds of levels deep,
+//! so a flat array moves ~150 levels per update and was no faster than a `BTreeMap`; the
+//! blocks bound that at 32 and run the session's 298k level updates about 25 % faster
+//! than a `BTreeMap` (`benches/book.rs`, `book/replay_session*`).
 //!
-//! Invariants: keys strictly increasing in `[start, end)`; every stored quantity > 0;
-//! `end − start ≤ capacity`. When a side is full, the level farthest from the touch is
-//! evicted (or the newcomer refused, if it is the farthest) and counted, and the side's
-//! `horizon` remembers the best evicted price: at and beyond it the side may be incomplete.
+//! Invariants: keys strictly increasing across the whole side; every stored quantity > 0;
+//! no empty block; two neighbouring blocks hold more than half a block together (which
+//! bounds the pool); `len ≤ capacity`. When a side is full, the level farthest from the
+//! touch is evicted (or the newcomer refused, if it is the farthest) and counted, and the
+//! side's `horizon` remembers the best evicted price: at and beyond it the side may be
+//! incomplete.
 //!
 //! Hot path. Never allocates after `new`. Never reads the clock. Never panics on input
 //! (only `new` asserts its capacity argument, which config validates).
 
 use crate::feed::{BookLevels, DepthDiff, Level, Snapshot};
-use crate::limits::{BOOK_LEVELS_PER_SIDE_MAX, SYNC_BUFFER_DIFFS_MAX, SYNC_BUFFER_LEVELS_MAX};
+use crate::limits::{
+    BOOK_BLOCK_LEVELS, BOOK_LEVELS_PER_SIDE_MAX, SYNC_BUFFER_DIFFS_MAX, SYNC_BUFFER_LEVELS_MAX,
+};
 use crate::types::{Price, Qty, Side};
 
 /// An L2 book with a fixed number of levels per side.
@@ -184,20 +192,20 @@ impl Book {
 
     /// Levels of `side` from the touch outward.
     pub fn levels(&self, side: Side) -> impl Iterator<Item = Level> + '_ {
-        (0..self.depth(side)).filter_map(move |n| self.level(side, n))
+        let to_level = match side {
+            Side::Buy => bid_level,
+            Side::Sell => ask_level,
+        };
+        self.ladder(side).iter_from_best().map(to_level)
     }
 
     /// Quantity resting at `price` on `side` (0 if no level).
     pub fn qty_at(&self, side: Side, price: Price) -> Qty {
-        let ladder = self.ladder(side);
         let key = match side {
             Side::Buy => bid_key(price),
             Side::Sell => ask_key(price),
         };
-        match ladder.find(key) {
-            Ok(i) => Qty(ladder.qtys[i]),
-            Err(_) => Qty(0),
-        }
+        Qty(self.ladder(side).get(key).unwrap_or(0))
     }
 
     /// The best price evicted or refused on `side` since the last `clear`/snapshot: at and
@@ -643,12 +651,27 @@ impl SyncedBook {
 // Private: one side of the book
 // ---------------------------------------------------------------------------------------
 
-/// One side: ascending keys, best at `end − 1`, in a window of a 2×capacity array.
+/// One side of the book: `(key, qty)` slots in ascending key order, best at the very end,
+/// split over fixed-size blocks (an unrolled sorted list, i.e. a two-level B+-tree).
+///
+/// `order[..active]` lists the blocks in key order and `firsts[..active]` their first keys
+/// (searched first, a short array); each block is a sorted run of 1..=`BOOK_BLOCK_LEVELS`
+/// slots. Invariants: no block is empty; any two neighbouring blocks hold more than half a
+/// block together (so at most `4·len/B + 1` blocks are active and the pool of
+/// `block_pool_len(capacity)` never runs dry); `len ≤ capacity`.
 struct Ladder {
-    keys: Box<[i64]>,
-    qtys: Box<[i64]>,
-    start: usize,
-    end: usize,
+    /// The block pool, allocated in `new`.
+    blocks: Box<[Block]>,
+    /// Ids of the active blocks in ascending key order (`[..active]`).
+    order: Box<[u16]>,
+    /// First key of each active block, parallel to `order`.
+    firsts: Box<[i64]>,
+    active: usize,
+    /// Ids of the free blocks (a stack, `[..free_len]`).
+    free: Box<[u16]>,
+    free_len: usize,
+    /// Levels held.
+    len: usize,
     capacity: usize,
     /// Largest key evicted or refused since the last `clear`.
     horizon_key: Option<i64>,
@@ -656,14 +679,37 @@ struct Ladder {
     dropped: u64,
 }
 
+/// A sorted run of levels.
+#[derive(Clone, Copy)]
+struct Block {
+    len: usize,
+    slots: [(i64, i64); BOOK_BLOCK_LEVELS],
+}
+
+const HALF_BLOCK: usize = BOOK_BLOCK_LEVELS / 2;
+
+/// Blocks needed for `capacity` levels under the half-full-neighbours invariant, plus one
+/// for the split that precedes a merge check, plus slack.
+fn block_pool_len(capacity: usize) -> usize {
+    4 * capacity / BOOK_BLOCK_LEVELS + 3
+}
+
 impl Ladder {
     fn new(capacity: usize) -> Ladder {
-        let physical = 2 * capacity;
+        let pool = block_pool_len(capacity);
+        let empty = Block {
+            len: 0,
+            slots: [(0, 0); BOOK_BLOCK_LEVELS],
+        };
         Ladder {
-            keys: vec![0; physical].into_boxed_slice(),
-            qtys: vec![0; physical].into_boxed_slice(),
-            start: capacity,
-            end: capacity,
+            blocks: vec![empty; pool].into_boxed_slice(),
+            order: vec![0; pool].into_boxed_slice(),
+            firsts: vec![0; pool].into_boxed_slice(),
+            active: 0,
+            // Ids are handed out from the end of the stack: 0 first.
+            free: (0..pool).rev().map(|id| id as u16).collect(),
+            free_len: pool,
+            len: 0,
             capacity,
             horizon_key: None,
             dropped: 0,
@@ -672,134 +718,270 @@ impl Ladder {
 
     #[inline]
     fn len(&self) -> usize {
-        self.end - self.start
+        self.len
     }
 
     fn clear(&mut self) {
-        self.start = self.capacity;
-        self.end = self.capacity;
+        while self.active > 0 {
+            self.unlink(self.active - 1);
+        }
+        self.len = 0;
         self.horizon_key = None;
     }
 
     /// `(key, qty)` of the `n`-th level from the best.
     #[inline]
-    fn nth_from_best(&self, n: usize) -> Option<(i64, i64)> {
-        if n >= self.len() {
-            return None;
+    fn nth_from_best(&self, mut n: usize) -> Option<(i64, i64)> {
+        for &id in self.order.get(..self.active)?.iter().rev() {
+            let block = self.blocks.get(usize::from(id))?;
+            if n < block.len {
+                return block.slots.get(block.len - 1 - n).copied();
+            }
+            n -= block.len;
         }
-        let i = self.end - 1 - n;
-        Some((*self.keys.get(i)?, *self.qtys.get(i)?))
+        None
     }
 
-    /// Absolute index of `key`, or where it would be inserted.
-    #[inline]
-    fn find(&self, key: i64) -> Result<usize, usize> {
-        let (start, end) = (self.start, self.end);
-        let window = self.keys.get(start..end).unwrap_or(&[]);
-        let (Some(&best), Some(&worst)) = (window.last(), window.first()) else {
-            return Err(end);
-        };
-        if key >= best {
-            return if key == best { Ok(end - 1) } else { Err(end) };
-        }
-        if key <= worst {
-            return if key == worst { Ok(start) } else { Err(start) };
-        }
-        match window.binary_search(&key) {
-            Ok(i) => Ok(start + i),
-            Err(i) => Err(start + i),
-        }
+    /// Quantity at `key`, if that level exists.
+    fn get(&self, key: i64) -> Option<i64> {
+        let (b, found) = self.locate(key)?;
+        let i = found.ok()?;
+        let block = self.block(b)?;
+        block.slots.get(i).map(|&(_, qty)| qty)
     }
 
+    /// Sets the level at `key` to `qty` (≤ 0 removes it).
     #[inline]
     fn set(&mut self, key: i64, qty: i64) -> LevelChange {
-        match self.find(key) {
+        let Some((b, found)) = self.locate(key) else {
+            if qty <= 0 {
+                return LevelChange::Ignored;
+            }
+            return self.insert_first(key, qty);
+        };
+        match found {
+            Ok(i) if qty <= 0 => {
+                self.remove(b, i);
+                LevelChange::Removed
+            }
             Ok(i) => {
-                if qty <= 0 {
-                    self.remove_at(i);
-                    LevelChange::Removed
-                } else {
-                    if let Some(slot) = self.qtys.get_mut(i) {
-                        *slot = qty;
-                    }
-                    LevelChange::Updated
+                if let Some(slot) = self.block_mut(b).and_then(|blk| blk.slots.get_mut(i)) {
+                    slot.1 = qty;
                 }
+                LevelChange::Updated
             }
             Err(_) if qty <= 0 => LevelChange::Ignored,
-            Err(i) => self.insert_at(i, key, qty),
+            Err(i) => self.insert(b, i, key, qty),
         }
     }
 
-    fn insert_at(&mut self, mut i: usize, key: i64, qty: i64) -> LevelChange {
-        if self.len() == self.capacity {
-            self.dropped += 1;
-            if i == self.start {
-                // Farther from the touch than everything kept: refuse it.
-                self.raise_horizon(key);
-                return LevelChange::Refused;
-            }
-            // Evict the farthest level to make room.
-            let worst = self.keys.get(self.start).copied().unwrap_or(key);
-            self.raise_horizon(worst);
-            self.start += 1;
-        }
-        let front_cost = i - self.start;
-        let back_cost = self.end - i;
-        let front_room = self.start > 0;
-        let back_room = self.end < self.keys.len();
-        let use_front = if front_cost < back_cost {
-            if !front_room {
-                i = self.recenter(i);
-            }
-            true
+    /// The position in `order` of the block where `key` is or belongs, and its slot
+    /// (`Ok`) or insertion point (`Err`) in that block. `None` when the side is empty.
+    #[inline]
+    fn locate(&self, key: i64) -> Option<(usize, Result<usize, usize>)> {
+        let firsts = self.firsts.get(..self.active)?;
+        let last = self.active.checked_sub(1)?;
+        // The touch is the busiest spot: the last block without a search.
+        let b = if firsts.last().is_some_and(|&first| key >= first) {
+            last
         } else {
-            if !back_room {
-                i = self.recenter(i);
-            }
-            false
+            firsts
+                .partition_point(|&first| first <= key)
+                .saturating_sub(1)
         };
-        if use_front {
-            // Shift [start, i) one slot toward the front; the new level goes at i − 1.
-            self.keys.copy_within(self.start..i, self.start - 1);
-            self.qtys.copy_within(self.start..i, self.start - 1);
-            self.start -= 1;
-            i -= 1;
-        } else {
-            // Shift [i, end) one slot toward the back; the new level goes at i.
-            self.keys.copy_within(i..self.end, i + 1);
-            self.qtys.copy_within(i..self.end, i + 1);
-            self.end += 1;
+        let block = self.block(b)?;
+        let run = block.slots.get(..block.len)?;
+        // At or beyond the best level: no search either.
+        if let Some(&(best, _)) = run.last() {
+            if key >= best {
+                let at = run.len() - 1;
+                return Some((b, if key == best { Ok(at) } else { Err(at + 1) }));
+            }
         }
-        if let (Some(k), Some(q)) = (self.keys.get_mut(i), self.qtys.get_mut(i)) {
-            *k = key;
-            *q = qty;
+        Some((b, run.binary_search_by_key(&key, |&(k, _)| k)))
+    }
+
+    /// The active block at position `b` of `order`.
+    #[inline]
+    fn block(&self, b: usize) -> Option<&Block> {
+        let id = *self.order.get(..self.active)?.get(b)?;
+        self.blocks.get(usize::from(id))
+    }
+
+    #[inline]
+    fn block_mut(&mut self, b: usize) -> Option<&mut Block> {
+        let id = *self.order.get(..self.active)?.get(b)?;
+        self.blocks.get_mut(usize::from(id))
+    }
+
+    /// `(key, qty)` of every level, best first.
+    fn iter_from_best(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        let active = self.order.get(..self.active).unwrap_or(&[]);
+        active.iter().rev().flat_map(move |&id| {
+            let run = match self.blocks.get(usize::from(id)) {
+                Some(block) => block.slots.get(..block.len).unwrap_or(&[]),
+                None => &[],
+            };
+            run.iter().rev().copied()
+        })
+    }
+
+    /// Inserts into an empty side.
+    fn insert_first(&mut self, key: i64, qty: i64) -> LevelChange {
+        if self.link(0, key).is_none() {
+            return self.refuse(key);
         }
+        if let Some(block) = self.block_mut(0) {
+            block.slots[0] = (key, qty);
+            block.len = 1;
+        }
+        self.len = 1;
         LevelChange::Inserted
     }
 
-    fn remove_at(&mut self, i: usize) {
-        if i - self.start < self.end - 1 - i {
-            self.keys.copy_within(self.start..i, self.start + 1);
-            self.qtys.copy_within(self.start..i, self.start + 1);
-            self.start += 1;
-        } else {
-            self.keys.copy_within(i + 1..self.end, i);
-            self.qtys.copy_within(i + 1..self.end, i);
-            self.end -= 1;
+    /// Inserts a new level at slot `i` of block `b`, making room first if the side is full.
+    fn insert(&mut self, mut b: usize, mut i: usize, key: i64, qty: i64) -> LevelChange {
+        if self.len == self.capacity {
+            let worst = self.firsts.first().copied().unwrap_or(key);
+            if key < worst {
+                return self.refuse(key);
+            }
+            // Evict the farthest level, then find the spot again (blocks may have moved).
+            self.raise_horizon(worst);
+            self.dropped += 1;
+            self.remove(0, 0);
+            match self.locate(key) {
+                Some((nb, Err(ni))) => (b, i) = (nb, ni),
+                _ => return self.insert_first(key, qty),
+            }
+        }
+        if self
+            .block(b)
+            .is_some_and(|blk| blk.len == BOOK_BLOCK_LEVELS)
+        {
+            // Split: the upper half moves to a new block right after this one.
+            let Some(upper_first) = self.block(b).map(|blk| blk.slots[HALF_BLOCK].0) else {
+                return self.refuse(key);
+            };
+            if self.link(b + 1, upper_first).is_none() {
+                return self.refuse(key);
+            }
+            let (Some(&lower_id), Some(&upper_id)) = (self.order.get(b), self.order.get(b + 1))
+            else {
+                return self.refuse(key);
+            };
+            let upper_half = match self.blocks.get(usize::from(lower_id)) {
+                Some(lower) => lower.slots,
+                None => return self.refuse(key),
+            };
+            if let Some(upper) = self.blocks.get_mut(usize::from(upper_id)) {
+                upper.slots[..HALF_BLOCK].copy_from_slice(&upper_half[HALF_BLOCK..]);
+                upper.len = HALF_BLOCK;
+            }
+            if let Some(lower) = self.blocks.get_mut(usize::from(lower_id)) {
+                lower.len = HALF_BLOCK;
+            }
+            if i > HALF_BLOCK {
+                b += 1;
+                i -= HALF_BLOCK;
+            }
+        }
+        let Some(block) = self.block_mut(b) else {
+            return self.refuse(key);
+        };
+        let len = block.len;
+        block.slots.copy_within(i..len, i + 1);
+        block.slots[i] = (key, qty);
+        block.len += 1;
+        if i == 0 {
+            if let Some(first) = self.firsts.get_mut(b) {
+                *first = key;
+            }
+        }
+        self.len += 1;
+        LevelChange::Inserted
+    }
+
+    /// Removes slot `i` of block `b`, then frees or merges blocks to keep the invariants.
+    fn remove(&mut self, b: usize, i: usize) {
+        let Some(block) = self.block_mut(b) else {
+            return;
+        };
+        let len = block.len;
+        block.slots.copy_within(i + 1..len, i);
+        block.len -= 1;
+        let (remaining, first) = (block.len, block.slots[0].0);
+        self.len -= 1;
+        if remaining == 0 {
+            self.unlink(b);
+            return;
+        }
+        if let Some(slot) = self.firsts.get_mut(b) {
+            *slot = first;
+        }
+        let len_at =
+            |ladder: &Ladder, at: usize| ladder.block(at).map_or(usize::MAX, |blk| blk.len);
+        if b > 0 && len_at(self, b - 1) + remaining <= HALF_BLOCK {
+            self.merge(b - 1);
+        } else if len_at(self, b + 1).saturating_add(remaining) <= HALF_BLOCK {
+            self.merge(b);
         }
     }
 
-    /// Moves the window to the middle of the array; returns where index `i` went.
-    /// Called only with `len < capacity`, so both ends get at least one free slot.
-    fn recenter(&mut self, i: usize) -> usize {
-        let len = self.len();
-        let new_start = (self.keys.len() - len) / 2;
-        self.keys.copy_within(self.start..self.end, new_start);
-        self.qtys.copy_within(self.start..self.end, new_start);
-        let moved = i - self.start + new_start;
-        self.start = new_start;
-        self.end = new_start + len;
-        moved
+    /// Appends block `b + 1` to block `b` and unlinks it (their total fits a half block).
+    fn merge(&mut self, b: usize) {
+        let (Some(&left_id), Some(&right_id)) = (self.order.get(b), self.order.get(b + 1)) else {
+            return;
+        };
+        let Some(right) = self.blocks.get(usize::from(right_id)).copied() else {
+            return;
+        };
+        if let Some(left) = self.blocks.get_mut(usize::from(left_id)) {
+            let at = left.len;
+            left.slots[at..at + right.len].copy_from_slice(&right.slots[..right.len]);
+            left.len += right.len;
+        }
+        self.unlink(b + 1);
+    }
+
+    /// Takes a free block and puts it at position `b` of `order` with first key `first`.
+    fn link(&mut self, b: usize, first: i64) -> Option<()> {
+        self.free_len = self.free_len.checked_sub(1)?;
+        let id = *self.free.get(self.free_len)?;
+        let active = self.active;
+        self.order.copy_within(b..active, b + 1);
+        self.firsts.copy_within(b..active, b + 1);
+        *self.order.get_mut(b)? = id;
+        *self.firsts.get_mut(b)? = first;
+        self.active += 1;
+        if let Some(block) = self.blocks.get_mut(usize::from(id)) {
+            block.len = 0;
+        }
+        Some(())
+    }
+
+    /// Returns the block at position `b` of `order` to the free stack.
+    fn unlink(&mut self, b: usize) {
+        let Some(&id) = self.order.get(b) else {
+            return;
+        };
+        let active = self.active;
+        self.order.copy_within(b + 1..active, b);
+        self.firsts.copy_within(b + 1..active, b);
+        self.active -= 1;
+        if let Some(slot) = self.free.get_mut(self.free_len) {
+            *slot = id;
+            self.free_len += 1;
+        }
+        if let Some(block) = self.blocks.get_mut(usize::from(id)) {
+            block.len = 0;
+        }
+    }
+
+    fn refuse(&mut self, key: i64) -> LevelChange {
+        self.dropped += 1;
+        self.raise_horizon(key);
+        LevelChange::Refused
     }
 
     fn raise_horizon(&mut self, key: i64) {
@@ -1075,7 +1257,34 @@ mod tests {
         }
     }
 
+    /// The block invariants of one side (see `Ladder`).
+    fn check_ladder(ladder: &Ladder) {
+        let mut total = 0;
+        let mut prev_key: Option<i64> = None;
+        let mut prev_len: Option<usize> = None;
+        for b in 0..ladder.active {
+            let block = ladder.block(b).unwrap();
+            assert!((1..=BOOK_BLOCK_LEVELS).contains(&block.len));
+            assert_eq!(ladder.firsts[b], block.slots[0].0);
+            for &(key, qty) in &block.slots[..block.len] {
+                assert!(qty > 0);
+                assert!(prev_key.is_none_or(|p| key > p), "keys not ascending");
+                prev_key = Some(key);
+            }
+            if let Some(prev) = prev_len {
+                assert!(prev + block.len > HALF_BLOCK, "neighbours too empty");
+            }
+            prev_len = Some(block.len);
+            total += block.len;
+        }
+        assert_eq!(total, ladder.len);
+        assert!(ladder.len <= ladder.capacity);
+        assert_eq!(ladder.active + ladder.free_len, ladder.blocks.len());
+    }
+
     fn assert_same(book: &Book, reference: &RefBook) {
+        check_ladder(&book.bids);
+        check_ladder(&book.asks);
         for side in [Side::Buy, Side::Sell] {
             let ours: Vec<Level> = book.levels(side).collect();
             assert_eq!(ours, reference.side(side), "{side:?}");
@@ -1152,7 +1361,7 @@ mod tests {
     }
 
     #[test]
-    fn one_sided_drift_recentres_the_window() {
+    fn one_sided_drift_splits_and_frees_blocks() {
         // New best bids forever (prices rising): the window drifts toward the back end.
         let mut book = Book::new(4);
         for p in 0..10_000 {
@@ -1207,15 +1416,61 @@ mod tests {
     }
 
     fn op() -> impl Strategy<Value = Op> {
+        ops_in(90, 130, 20)
+    }
+
+    /// Level updates with prices in `lo..hi`, snapshots of up to `snapshot_len` levels a
+    /// side around the middle, and the odd clear.
+    fn ops_in(lo: i64, hi: i64, snapshot_len: usize) -> impl Strategy<Value = Op> {
+        let mid = (lo + hi) / 2;
         prop_oneof![
-            40 => (side(), level_in(90, 130)).prop_map(|(s, l)| Op::Level(s, l)),
+            40 => (side(), level_in(lo, hi)).prop_map(|(s, l)| Op::Level(s, l)),
             1 => (
-                proptest::collection::vec(level_in(80, 111), 0..20),
-                proptest::collection::vec(level_in(109, 140), 0..20)
+                proptest::collection::vec(level_in(lo - 10, mid + 1), 0..snapshot_len),
+                proptest::collection::vec(level_in(mid - 1, hi + 10), 0..snapshot_len)
             )
                 .prop_map(|(b, a)| Op::Snapshot(b, a)),
             1 => Just(Op::Clear),
         ]
+    }
+
+    /// Applies `ops` to a `Book` and to the `BTreeMap` reference, comparing after each.
+    fn run_against_reference(capacity: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
+        let mut book = Book::new(capacity);
+        let mut reference = RefBook::new(capacity);
+        for op in ops {
+            match op {
+                Op::Level(side, level) => {
+                    book.apply(side, level);
+                    reference.apply(side, level);
+                }
+                Op::Snapshot(bids, asks) => {
+                    let report = book.load_snapshot(&bids, &asks);
+                    reference.clear();
+                    for &l in &bids {
+                        reference.apply(Side::Buy, l);
+                    }
+                    for &l in &asks {
+                        reference.apply(Side::Sell, l);
+                    }
+                    prop_assert_eq!(report.crossed, book.is_crossed());
+                }
+                Op::Clear => {
+                    book.clear();
+                    reference.clear();
+                }
+            }
+            assert_same(&book, &reference);
+            let crossed = match (
+                reference.bids.keys().next_back(),
+                reference.asks.keys().next(),
+            ) {
+                (Some(b), Some(a)) => b >= a,
+                _ => false,
+            };
+            prop_assert_eq!(book.is_crossed(), crossed);
+        }
+        Ok(())
     }
 
     proptest! {
@@ -1226,38 +1481,9 @@ mod tests {
             capacity in 1usize..12,
             ops in proptest::collection::vec(op(), 1..400),
         ) {
-            let mut book = Book::new(capacity);
-            let mut reference = RefBook::new(capacity);
-            for op in ops {
-                match op {
-                    Op::Level(side, level) => {
-                        book.apply(side, level);
-                        reference.apply(side, level);
-                    }
-                    Op::Snapshot(bids, asks) => {
-                        let report = book.load_snapshot(&bids, &asks);
-                        reference.clear();
-                        for &l in &bids {
-                            reference.apply(Side::Buy, l);
-                        }
-                        for &l in &asks {
-                            reference.apply(Side::Sell, l);
-                        }
-                        prop_assert_eq!(report.crossed, book.is_crossed());
-                    }
-                    Op::Clear => {
-                        book.clear();
-                        reference.clear();
-                    }
-                }
-                assert_same(&book, &reference);
-                let crossed = match (reference.bids.keys().next_back(), reference.asks.keys().next()) {
-                    (Some(b), Some(a)) => b >= a,
-                    _ => false,
-                };
-                prop_assert_eq!(book.is_crossed(), crossed);
-            }
+            run_against_reference(capacity, ops)?;
         }
+
 
         /// A stream of single-level updates with ids 1..=n, cut into diffs at random, with
         /// the snapshot taken at a random id and delivered after a random number of diffs:
@@ -1324,6 +1550,21 @@ mod tests {
             prop_assert_eq!(book.levels(Side::Buy).collect::<Vec<_>>(), truth.side(Side::Buy));
             prop_assert_eq!(book.levels(Side::Sell).collect::<Vec<_>>(), truth.side(Side::Sell));
             prop_assert_eq!(synced.stats().gaps + synced.stats().snapshots_too_old, 0);
+        }
+    }
+
+    proptest! {
+        // Long sequences compared in full after every step: fewer cases.
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Capacities and price ranges large enough for many blocks: splits, merges,
+        /// frees, evictions from a multi-block side.
+        #[test]
+        fn book_matches_btreemap_reference_many_blocks(
+            capacity in 30usize..260,
+            ops in proptest::collection::vec(ops_in(0, 600, 400), 1..1200),
+        ) {
+            run_against_reference(capacity, ops)?;
         }
     }
 

@@ -18,8 +18,15 @@ pub const BOOK_LEVELS_PER_SIDE_DEFAULT: usize = 1_000;
 /// Largest per-side capacity config may ask for: the largest REST snapshot (`limit=5000`).
 pub const BOOK_LEVELS_PER_SIDE_MAX: usize = 5_000;
 
+/// Levels per block of a book side (the book is an unrolled sorted list: an insert or a
+/// removal moves at most this many levels, 16 bytes each). 32 × 16 B = 512 B per block.
+pub const BOOK_BLOCK_LEVELS: usize = 32;
+
 const _: () = assert!(BOOK_LEVELS_PER_SIDE_DEFAULT >= 1);
 const _: () = assert!(BOOK_LEVELS_PER_SIDE_DEFAULT <= BOOK_LEVELS_PER_SIDE_MAX);
+// Splits halve a block; block ids are u16 (at most 4·MAX/B + 3 blocks per side).
+const _: () = assert!(BOOK_BLOCK_LEVELS >= 4 && BOOK_BLOCK_LEVELS % 2 == 0);
+const _: () = assert!(4 * BOOK_LEVELS_PER_SIDE_MAX / BOOK_BLOCK_LEVELS + 3 <= u16::MAX as usize);
 
 // ---------------------------------------------------------------------------------------
 // Market-data decoding (src/feed/)

@@ -139,13 +139,14 @@ fn real_session_decodes_syncs_and_matches_book_ticker() {
     let book = synced.book().expect("book in sync at the end");
     println!(
         "lines {lines}: depth {} bookTicker {} trade {} snapshot {}; decode errors {}; \
-         quantities off the lot grid rounded up {}",
+         quantities off the lot grid rounded up {}; canonical fast path {}",
         stats.depth_diffs,
         stats.book_tickers,
         stats.trades,
         stats.snapshots,
         stats.errors_total(),
-        stats.qty_rounded_up
+        stats.qty_rounded_up,
+        stats.canonical
     );
     println!(
         "sync: applied {} buffered {} stale {} gaps {} too-old {}; book levels dropped {} \
@@ -171,6 +172,9 @@ fn real_session_decodes_syncs_and_matches_book_ticker() {
     assert_eq!(stats.trades, TRADES);
     assert_eq!(stats.snapshots, 1);
     assert_eq!(stats.events_total(), lines);
+    // Every stream message is in Binance's canonical form: the fast path took all of them
+    // (and the reference comparison above covered it).
+    assert_eq!(stats.canonical, lines - stats.snapshots);
     assert_eq!(sync.gaps, 0);
     assert_eq!(sync.snapshots_too_old, 0);
     assert_eq!(sync.crossed, 0);

@@ -8,20 +8,27 @@
 //!
 //! Why a hand scanner: the design card measured one at 50–140 ns per bookTicker against
 //! 200–230 ns for simd-json with a reused tape (which also needs a mutable copy of the
-//! frame), and Binance's messages are flat objects with a small fixed field set. So this
-//! module scans the bytes once, left to right, matching keys by their raw bytes and
-//! parsing each value straight into its final form (decimal strings into ticks/lots via
-//! `SymbolSpec`, integers into `u64`, levels into a preallocated buffer). It is still a
-//! real JSON reader, not a pattern matcher: fields may come in any order, unknown fields
-//! are skipped with full syntax validation (strings with escapes and surrogate pairs,
-//! numbers, nested containers up to `JSON_NESTING_MAX`), whitespace is allowed anywhere
-//! JSON allows it, duplicate known keys are refused. It is held to a naive serde_json
-//! decoder (`reference`) on every recorded message and on random mutations of them.
+//! frame), and Binance's messages are flat objects with a small fixed field set. Two
+//! passes share the value parsers and the final checks (`build_event`):
+//! - `decode_canonical`, a speculative fast path: Binance's exact serialisation (wrapper,
+//!   field order, no whitespace) checked against byte templates built at `new`, values
+//!   parsed in place. It never refuses anything itself: at the first unexpected byte it
+//!   gives up and the general pass reads the frame from the start. Every recorded stream
+//!   message takes it (`FeedStats::canonical`).
+//! - `decode_general`, a real JSON reader, not a pattern matcher: fields in any order,
+//!   unknown fields skipped with full syntax validation (strings with escapes and surrogate
+//!   pairs, numbers, nested containers up to `JSON_NESTING_MAX`), whitespace wherever JSON
+//!   allows it, duplicate known keys refused.
+//!
+//! Strings are scanned eight bytes at a time and ids read eight digits at a time (SWAR,
+//! `scan`); wire decimals in canonical form go through `decimal::GridParser`, everything
+//! else through `SymbolSpec`. Both passes are held to a naive serde_json decoder
+//! (`reference`) on every recorded message and on random mutations, and to each other.
 //!
 //! Invariants: an `Ok` event is complete (every required field present, of the right type,
 //! prices on the configured tick grid, ids ordered `U <= u`, `f <= l`; quantities off the
 //! lot grid — real, from orders older than a step-size change — are rounded up to whole
-//! lots and counted, see `market_qty`); the levels of the last decoded diff (or snapshot)
+//! lots and counted, see `Numbers::qty`); the levels of the last decoded diff (or snapshot)
 //! stay in the decoder until the next `decode` call.
 //! Things we refuse rather than interpret: JSON escapes in keys and in the string fields we
 //! read (Binance never sends them), numbers with sign/fraction/exponent where an integer
@@ -31,6 +38,7 @@
 //! `DecodeError`, counted in `FeedStats`. Never reads the clock: the caller passes
 //! `local_ts_ns`.
 
+mod decimal;
 mod scan;
 
 pub mod reference;
@@ -40,6 +48,7 @@ use std::fmt;
 use crate::limits::{DEPTH_DIFF_LEVELS_PER_SIDE_MAX, SNAPSHOT_LEVELS_PER_SIDE_MAX};
 use crate::types::{parse_atoms, DecimalError, Price, Qty, Side, SymbolSpec, SYMBOL_LEN_MAX};
 
+use decimal::GridParser;
 use scan::{value_error, Cursor};
 
 /// One price level: a price and the total quantity resting there (0 = level removed).
@@ -292,8 +301,12 @@ pub struct FeedStats {
     /// REST snapshots decoded.
     pub snapshots: u64,
     /// Quantities off the lot grid, rounded up to whole lots (in accepted frames; see
-    /// `market_qty`). Real data has a few: orders from before a step-size change.
+    /// `Numbers::qty`). Real data has a few: orders from before a step-size change.
     pub qty_rounded_up: u64,
+    /// Frames decoded by the canonical fast path (a subset of the events above). If this
+    /// falls behind `events_total`, Binance changed its serialisation: still decoded, but
+    /// by the slower general scanner.
+    pub canonical: u64,
     /// Refused frames, indexed by `DecodeError::index`.
     pub errors: [u64; DecodeError::COUNT],
 }
@@ -331,7 +344,7 @@ impl FeedStats {
 /// Decodes frames of one symbol into events. Owns the level buffers (allocated in `new`)
 /// and the counters.
 pub struct Decoder {
-    spec: SymbolSpec,
+    numbers: Numbers,
     /// `<symbol lower case>@`: the prefix every combined-stream name must have.
     stream_prefix: [u8; SYMBOL_LEN_MAX + 1],
     stream_prefix_len: usize,
@@ -343,6 +356,12 @@ pub struct Decoder {
     /// Snapshot levels: bids in `[0, SNAPSHOT_LEVELS_PER_SIDE_MAX)`, asks after.
     snapshot_levels: Box<[Level]>,
     stats: FeedStats,
+    /// `{"stream":"<symbol lower case>@`: how every canonical frame begins.
+    canon_prefix: [u8; CANON_PREFIX_MAX],
+    canon_prefix_len: usize,
+    /// `,"s":"<SYMBOL>"`: the canonical symbol field.
+    canon_symbol: [u8; CANON_SYMBOL_MAX],
+    canon_symbol_len: usize,
     /// Quantities rounded up in the frame being decoded (added to `stats` if it is accepted).
     qty_rounded_in_frame: u32,
 }
@@ -356,12 +375,16 @@ impl Decoder {
         let len = spec.symbol.write_lower(&mut lower);
         stream_prefix[..len].copy_from_slice(&lower[..len]);
         stream_prefix[len] = b'@';
+        let (canon_prefix, canon_prefix_len) =
+            concat::<CANON_PREFIX_MAX>(&[br#"{"stream":""#, &lower[..len], b"@"]);
+        let (canon_symbol, canon_symbol_len) =
+            concat::<CANON_SYMBOL_MAX>(&[br#","s":""#, spec.symbol.as_str().as_bytes(), b"\""]);
         let mut symbol_upper = [0u8; SYMBOL_LEN_MAX];
         for (dst, src) in symbol_upper.iter_mut().zip(spec.symbol.as_str().bytes()) {
             *dst = src;
         }
         Decoder {
-            spec,
+            numbers: Numbers::new(spec),
             stream_prefix,
             stream_prefix_len: len + 1,
             symbol_upper,
@@ -371,6 +394,10 @@ impl Decoder {
                 .into_boxed_slice(),
             stats: FeedStats::default(),
             qty_rounded_in_frame: 0,
+            canon_prefix,
+            canon_prefix_len,
+            canon_symbol,
+            canon_symbol_len,
         }
     }
 
@@ -416,7 +443,7 @@ impl Decoder {
 
     /// The symbol and grid this decoder checks against.
     pub fn spec(&self) -> &SymbolSpec {
-        &self.spec
+        &self.numbers.spec
     }
 
     /// The configured symbol's bytes (`BTCUSDT`), as `s` must spell it.
@@ -431,6 +458,113 @@ impl Decoder {
     /// Scans the outer object. If it holds `data` it is the combined-stream wrapper and the
     /// payload is `data` (other keys skipped); otherwise the object itself is the payload.
     fn decode_frame(&mut self, frame: &[u8], local_ts_ns: u64) -> Result<Event, DecodeError> {
+        if let Some(fields) = self.decode_canonical(frame) {
+            let result = build_event(&fields, local_ts_ns);
+            if result.is_ok() {
+                self.stats.canonical += 1;
+            }
+            return result;
+        }
+        // The speculative pass may have counted roundings in a frame it gave up on.
+        self.qty_rounded_in_frame = 0;
+        self.decode_general(frame, local_ts_ns)
+    }
+
+    /// Speculative fast path for Binance's exact serialisation of the four streams
+    /// (combined-stream wrapper, Binance's field order, no whitespace): the frame is checked
+    /// against fixed byte templates and only the values are parsed, with the same value
+    /// parsers and the same final checks (`build_event`) as the general path. At the first
+    /// byte that differs it gives up (`None`) and the general scanner reads the frame from
+    /// the start, so it decides nothing on its own: a frame it accepts yields exactly what
+    /// the general path would (tested on every recorded message and on mutations).
+    #[inline]
+    fn decode_canonical(&mut self, frame: &[u8]) -> Option<Fields> {
+        let mut cur = Cursor::new(frame);
+        let mut f = Fields::default();
+        let prefix = self.canon_prefix.get(..self.canon_prefix_len)?;
+        let symbol = self.canon_symbol.get(..self.canon_symbol_len)?;
+        if !cur.lit(prefix) {
+            return None;
+        }
+        if cur.lit(br#"bookTicker","data":{"u":"#) {
+            f.final_id = cur.uint().ok()?;
+            (cur.lit(symbol) && cur.lit(br#","b":"#)).then_some(())?;
+            f.bid_price = self.price(&mut cur).ok()?;
+            cur.lit(br#","B":"#).then_some(())?;
+            f.bid_qty = self.qty(&mut cur).ok()?;
+            cur.lit(br#","a":"#).then_some(())?;
+            f.ask_price = self.price(&mut cur).ok()?;
+            cur.lit(br#","A":"#).then_some(())?;
+            f.ask_qty = self.qty(&mut cur).ok()?;
+            f.seen = F_FINAL_ID | F_SYMBOL | F_B | F_BID_QTY | F_A | F_ASK_QTY;
+            (f.b_form, f.a_form) = (Form::Price, Form::Price);
+        } else if cur.lit(b"depth") {
+            cur.lit(b"@100ms");
+            cur.lit(br#"","data":{"e":"depthUpdate","E":"#)
+                .then_some(())?;
+            f.event_ts_ms = cur.uint().ok()?;
+            (cur.lit(symbol) && cur.lit(br#","U":"#)).then_some(())?;
+            f.first_id = cur.uint().ok()?;
+            cur.lit(br#","u":"#).then_some(())?;
+            f.final_id = cur.uint().ok()?;
+            cur.lit(br#","b":"#).then_some(())?;
+            f.bid_count = self.diff_side(&mut cur, 0).ok()?;
+            cur.lit(br#","a":"#).then_some(())?;
+            f.ask_count = self
+                .diff_side(&mut cur, DEPTH_DIFF_LEVELS_PER_SIDE_MAX)
+                .ok()?;
+            f.seen = F_EVENT_TYPE | F_EVENT_TS | F_SYMBOL | F_FIRST_ID | F_FINAL_ID | F_B | F_A;
+            f.event_type = EventType::DepthUpdate;
+            (f.b_form, f.a_form) = (Form::Levels, Form::Levels);
+        } else {
+            if cur.lit(br#"trade","data":{"e":"trade","E":"#) {
+                f.event_ts_ms = cur.uint().ok()?;
+                (cur.lit(symbol) && cur.lit(br#","t":"#)).then_some(())?;
+                f.trade_id = cur.uint().ok()?;
+                f.event_type = EventType::Trade;
+                f.seen = F_TRADE_ID;
+            } else if cur.lit(br#"aggTrade","data":{"e":"aggTrade","E":"#) {
+                f.event_ts_ms = cur.uint().ok()?;
+                (cur.lit(symbol) && cur.lit(br#","a":"#)).then_some(())?;
+                f.agg_id = cur.uint().ok()?;
+                f.a_form = Form::Id;
+                f.event_type = EventType::AggTrade;
+                f.seen = F_A;
+            } else {
+                return None;
+            }
+            cur.lit(br#","p":"#).then_some(())?;
+            f.price = self.price(&mut cur).ok()?;
+            cur.lit(br#","q":"#).then_some(())?;
+            f.qty = self.qty(&mut cur).ok()?;
+            if f.event_type == EventType::AggTrade {
+                cur.lit(br#","f":"#).then_some(())?;
+                f.first_trade_id = cur.uint().ok()?;
+                cur.lit(br#","l":"#).then_some(())?;
+                f.last_trade_id = cur.uint().ok()?;
+                f.seen |= F_FIRST_TRADE_ID | F_LAST_TRADE_ID;
+            }
+            cur.lit(br#","T":"#).then_some(())?;
+            f.trade_ts_ms = cur.uint().ok()?;
+            cur.lit(br#","m":"#).then_some(())?;
+            f.buyer_is_maker = cur.boolean().ok()?;
+            cur.lit(br#","M":"#).then_some(())?;
+            cur.boolean().ok()?;
+            f.seen |= F_EVENT_TYPE
+                | F_EVENT_TS
+                | F_SYMBOL
+                | F_PRICE
+                | F_QTY
+                | F_TRADE_TS
+                | F_BUYER_MAKER
+                | F_BEST_MATCH;
+        }
+        (cur.lit(b"}}") && cur.finish().is_ok()).then_some(f)
+    }
+
+    /// The general scanner: any field order, whitespace, unknown fields, raw or combined
+    /// form.
+    fn decode_general(&mut self, frame: &[u8], local_ts_ns: u64) -> Result<Event, DecodeError> {
         let mut cur = Cursor::new(frame);
         let mut outer = Fields::default();
         let mut inner = Fields::default();
@@ -642,20 +776,15 @@ impl Decoder {
         Ok(())
     }
 
-    #[inline]
+    #[inline(always)]
     fn price(&self, cur: &mut Cursor<'_>) -> Result<Price, DecodeError> {
-        self.spec
-            .parse_price(cur.plain_string()?)
-            .map_err(decimal_error)
+        self.numbers.price(cur.plain_string()?)
     }
 
-    #[inline]
+    #[inline(always)]
     fn qty(&mut self, cur: &mut Cursor<'_>) -> Result<Qty, DecodeError> {
-        market_qty(
-            &self.spec,
-            cur.plain_string()?,
-            &mut self.qty_rounded_in_frame,
-        )
+        self.numbers
+            .qty(cur.plain_string()?, &mut self.qty_rounded_in_frame)
     }
 
     /// Reads one side of a diff into the diff buffer at `base`; returns the level count.
@@ -666,7 +795,7 @@ impl Decoder {
         else {
             return Err(DecodeError::TooManyLevels);
         };
-        read_levels(&self.spec, cur, out, &mut self.qty_rounded_in_frame)
+        read_levels(&self.numbers, cur, out, &mut self.qty_rounded_in_frame)
     }
 
     /// Reads one side of a snapshot into the snapshot buffer at `base`.
@@ -677,14 +806,14 @@ impl Decoder {
         else {
             return Err(DecodeError::TooManyLevels);
         };
-        read_levels(&self.spec, cur, out, &mut self.qty_rounded_in_frame)
+        read_levels(&self.numbers, cur, out, &mut self.qty_rounded_in_frame)
     }
 }
 
 /// Reads `[["p","q"],...]` into `out`; more levels than `out` holds is `TooManyLevels`.
 #[inline]
 fn read_levels(
-    spec: &SymbolSpec,
+    numbers: &Numbers,
     cur: &mut Cursor<'_>,
     out: &mut [Level],
     qty_rounded: &mut u32,
@@ -700,11 +829,9 @@ fn read_levels(
             return Err(value_error(first));
         }
         cur.expect(b'[')?;
-        let price = spec
-            .parse_price(cur.plain_string()?)
-            .map_err(decimal_error)?;
+        let price = numbers.price(cur.plain_string()?)?;
         cur.expect(b',')?;
-        let qty = market_qty(spec, cur.plain_string()?, qty_rounded)?;
+        let qty = numbers.qty(cur.plain_string()?, qty_rounded)?;
         cur.expect(b']')?;
         let Some(slot) = out.get_mut(count) else {
             return Err(DecodeError::TooManyLevels);
@@ -721,22 +848,73 @@ fn read_levels(
     Ok(count as u32)
 }
 
-/// Parses a market-data quantity into lots. A quantity off the lot grid is *not* an error
-/// here: a level's quantity is the sum of resting orders, and orders placed under an older,
-/// finer step size stay on the book (the recorded BTCUSDT session has level quantities such
-/// as `25.42618900` at 0.00001 steps). It is rounded *up* to whole lots, so a non-zero
-/// quantity never reads as 0 (a removal), and counted in `qty_rounded`.
-#[inline]
-fn market_qty(spec: &SymbolSpec, text: &[u8], qty_rounded: &mut u32) -> Result<Qty, DecodeError> {
-    match spec.parse_qty(text) {
-        Ok(qty) => Ok(qty),
-        Err(DecimalError::OffGrid) => {
-            let atoms = parse_atoms(text).map_err(decimal_error)?;
-            *qty_rounded = qty_rounded.saturating_add(1);
-            // Off the grid means not a multiple of the (positive) step: never exact.
-            Ok(Qty(atoms / spec.step_atoms + 1))
+/// Room for `{"stream":"` + symbol + `@`.
+const CANON_PREFIX_MAX: usize = 11 + SYMBOL_LEN_MAX + 1;
+/// Room for `,"s":"` + symbol + `"`.
+const CANON_SYMBOL_MAX: usize = 6 + SYMBOL_LEN_MAX + 1;
+
+/// Concatenates `parts` into a fixed array (start-up only); returns it and the length.
+/// Bytes beyond `N` would be cut; the sizes above rule that out.
+fn concat<const N: usize>(parts: &[&[u8]]) -> ([u8; N], usize) {
+    let mut out = [0u8; N];
+    let mut len = 0;
+    for &byte in parts.iter().flat_map(|part| part.iter()) {
+        if let Some(slot) = out.get_mut(len) {
+            *slot = byte;
+            len += 1;
         }
-        Err(e) => Err(decimal_error(e)),
+    }
+    (out, len)
+}
+
+/// The symbol's grid and the fast parsers for it: wire decimals into ticks and lots.
+#[derive(Clone, Copy)]
+struct Numbers {
+    spec: SymbolSpec,
+    /// Canonical-form fast path for prices (`None` if the tick is not a power of ten).
+    price_grid: Option<GridParser>,
+    /// Canonical-form fast path for quantities.
+    qty_grid: Option<GridParser>,
+}
+
+impl Numbers {
+    fn new(spec: SymbolSpec) -> Numbers {
+        Numbers {
+            spec,
+            price_grid: GridParser::new(spec.tick_atoms),
+            qty_grid: GridParser::new(spec.step_atoms),
+        }
+    }
+
+    /// A wire price in ticks; off the tick grid is `OffGrid`.
+    #[inline(always)]
+    fn price(&self, text: &[u8]) -> Result<Price, DecodeError> {
+        if let Some(ticks) = self.price_grid.and_then(|grid| grid.parse(text)) {
+            return Ok(Price(ticks));
+        }
+        self.spec.parse_price(text).map_err(decimal_error)
+    }
+
+    /// A market-data quantity in lots. A quantity off the lot grid is *not* an error here:
+    /// a level's quantity is the sum of resting orders, and orders placed under an older,
+    /// finer step size stay on the book (the recorded BTCUSDT session has level quantities
+    /// such as `25.42618900` at 0.00001 steps). It is rounded *up* to whole lots, so a
+    /// non-zero quantity never reads as 0 (a removal), and counted in `qty_rounded`.
+    #[inline(always)]
+    fn qty(&self, text: &[u8], qty_rounded: &mut u32) -> Result<Qty, DecodeError> {
+        if let Some(lots) = self.qty_grid.and_then(|grid| grid.parse(text)) {
+            return Ok(Qty(lots));
+        }
+        match self.spec.parse_qty(text) {
+            Ok(qty) => Ok(qty),
+            Err(DecimalError::OffGrid) => {
+                let atoms = parse_atoms(text).map_err(decimal_error)?;
+                *qty_rounded = qty_rounded.saturating_add(1);
+                // Off the grid means not a multiple of the (positive) step: never exact.
+                Ok(Qty(atoms / self.spec.step_atoms + 1))
+            }
+            Err(e) => Err(decimal_error(e)),
+        }
     }
 }
 

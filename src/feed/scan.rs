@@ -21,13 +21,13 @@ pub(crate) struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     /// A cursor at the start of `bytes`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn new(bytes: &'a [u8]) -> Self {
         Cursor { bytes, pos: 0 }
     }
 
     /// Skips whitespace and returns the next byte without consuming it.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn peek(&mut self) -> Result<u8, DecodeError> {
         while let Some(&byte) = self.bytes.get(self.pos) {
             if !is_whitespace(byte) {
@@ -39,7 +39,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Skips whitespace and consumes the next byte.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn next_byte(&mut self) -> Result<u8, DecodeError> {
         let byte = self.peek()?;
         self.pos += 1;
@@ -47,7 +47,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Consumes the byte after whitespace if it is `want`; `Malformed` otherwise.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn expect(&mut self, want: u8) -> Result<(), DecodeError> {
         if self.next_byte()? == want {
             Ok(())
@@ -57,13 +57,26 @@ impl<'a> Cursor<'a> {
     }
 
     /// Consumes `want` if it is the next byte after whitespace; reports whether it did.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn eat(&mut self, want: u8) -> Result<bool, DecodeError> {
         if self.peek()? == want {
             self.pos += 1;
             Ok(true)
         } else {
             Ok(false)
+        }
+    }
+
+    /// Consumes `expected` if the input continues with exactly those bytes (no whitespace
+    /// skipped); reports whether it did.
+    #[inline(always)]
+    pub(crate) fn lit(&mut self, expected: &[u8]) -> bool {
+        let end = self.pos.saturating_add(expected.len());
+        if self.bytes.get(self.pos..end) == Some(expected) {
+            self.pos = end;
+            true
+        } else {
+            false
         }
     }
 
@@ -77,10 +90,19 @@ impl<'a> Cursor<'a> {
 
     /// Reads an object key and the `:` after it. A key written with an escape is refused:
     /// Binance never escapes keys, and matching raw bytes must not be fooled by `"\u0075"`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn key(&mut self) -> Result<&'a [u8], DecodeError> {
         if self.next_byte()? != b'"' {
             return Err(DecodeError::Malformed);
+        }
+        // Fast path for the one-letter keys that make up most of Binance's messages:
+        // `"u":` with a plain printable letter and the colon right after the quote.
+        if let Some(&[letter, b'"', b':']) = self.bytes.get(self.pos..self.pos + 3) {
+            if (0x20..0x7f).contains(&letter) && letter != b'"' && letter != b'\\' {
+                let key = self.bytes.get(self.pos..self.pos + 1).unwrap_or(&[]);
+                self.pos += 3;
+                return Ok(key);
+            }
         }
         let (text, escaped) = self.string_body()?;
         if escaped {
@@ -91,7 +113,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads a string value without escapes and returns its bytes (without the quotes).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn plain_string(&mut self) -> Result<&'a [u8], DecodeError> {
         let first = self.peek()?;
         if first != b'"' {
@@ -107,7 +129,7 @@ impl<'a> Cursor<'a> {
 
     /// Reads a JSON integer into a `u64`. A sign, a fraction, an exponent or a leading zero
     /// is `BadNumber`; a value above `u64::MAX` is `OutOfRange`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn uint(&mut self) -> Result<u64, DecodeError> {
         let first = self.peek()?;
         if !first.is_ascii_digit() {
@@ -154,7 +176,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Reads `true` or `false`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn boolean(&mut self) -> Result<bool, DecodeError> {
         match self.peek()? {
             b't' => self.literal(b"true").map(|()| true),
@@ -256,7 +278,19 @@ impl<'a> Cursor<'a> {
                 return Ok((self.bytes.get(start..at).unwrap_or(&[]), false));
             }
             self.pos = at;
-            break;
+            return self.string_body_slow(start);
+        }
+        // Fewer than eight bytes left: byte by byte while they are plain.
+        while let Some(&byte) = self.bytes.get(self.pos) {
+            if byte == b'"' {
+                let text = self.bytes.get(start..self.pos).unwrap_or(&[]);
+                self.pos += 1;
+                return Ok((text, false));
+            }
+            if byte == b'\\' || !(0x20..0x80).contains(&byte) {
+                break;
+            }
+            self.pos += 1;
         }
         self.string_body_slow(start)
     }
@@ -300,7 +334,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// The eight bytes at `pos` as a little-endian word, if there are eight.
-    #[inline]
+    #[inline(always)]
     fn word_at(&self, pos: usize) -> Option<u64> {
         let chunk = self.bytes.get(pos..pos.checked_add(8)?)?;
         <[u8; 8]>::try_from(chunk).ok().map(u64::from_le_bytes)
@@ -423,7 +457,7 @@ impl<'a> Cursor<'a> {
 /// look at: `"`, `\\`, control characters (< 0x20) and non-ASCII (≥ 0x80). SWAR: the lowest
 /// flag is always exact; flags above it may be spurious (borrows), which is fine because
 /// only the lowest one is used.
-#[inline]
+#[inline(always)]
 fn special_bytes(word: u64) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
@@ -436,8 +470,8 @@ fn special_bytes(word: u64) -> u64 {
 }
 
 /// True when all eight bytes of `word` are ASCII digits.
-#[inline]
-fn all_digits(word: u64) -> bool {
+#[inline(always)]
+pub(crate) fn all_digits(word: u64) -> bool {
     const NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
     const ZEROS: u64 = 0x3030_3030_3030_3030;
     // High nibble 3 (0x30..=0x3F), and still 3 after adding 6 (rules out 0x3A..=0x3F);
@@ -447,8 +481,8 @@ fn all_digits(word: u64) -> bool {
 
 /// The value of eight ASCII digits loaded little-endian (first digit in the lowest byte):
 /// pairs, then quads, then the whole, each step one multiply (SWAR).
-#[inline]
-fn eight_digits(word: u64) -> u64 {
+#[inline(always)]
+pub(crate) fn eight_digits(word: u64) -> u64 {
     let v = word.wrapping_sub(0x3030_3030_3030_3030);
     let v = (v.wrapping_mul(10) + (v >> 8)) & 0x00FF_00FF_00FF_00FF;
     let v = (v.wrapping_mul(100) + (v >> 16)) & 0x0000_FFFF_0000_FFFF;
@@ -456,7 +490,7 @@ fn eight_digits(word: u64) -> u64 {
 }
 
 /// JSON whitespace: space, tab, line feed, carriage return.
-#[inline]
+#[inline(always)]
 fn is_whitespace(byte: u8) -> bool {
     matches!(byte, b' ' | b'\t' | b'\n' | b'\r')
 }
@@ -481,7 +515,7 @@ mod tests {
     fn first_special(bytes: [u8; 8]) -> Option<usize> {
         bytes
             .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20 || b >= 0x80)
+            .position(|&b| b == b'"' || b == b'\\' || !(0x20..0x80).contains(&b))
     }
 
     fn first_flag(bytes: [u8; 8]) -> Option<usize> {

@@ -39,6 +39,16 @@ fn decoder() -> Decoder {
 /// The hand decoder's result in the reference's shape (levels copied out).
 fn hand(dec: &mut Decoder, frame: &[u8]) -> Result<Decoded, DecodeError> {
     let event = dec.decode(frame, LOCAL_TS_NS)?;
+    Ok(with_levels(dec, event))
+}
+
+/// The general scanner alone (the canonical fast path skipped).
+fn general(dec: &mut Decoder, frame: &[u8]) -> Result<Decoded, DecodeError> {
+    let event = dec.decode_general(frame, LOCAL_TS_NS)?;
+    Ok(with_levels(dec, event))
+}
+
+fn with_levels(dec: &Decoder, event: Event) -> Decoded {
     let levels = match &event {
         Event::Depth(d) => dec.diff_levels(d),
         Event::Snapshot(s) => dec.snapshot_levels(s),
@@ -47,11 +57,11 @@ fn hand(dec: &mut Decoder, frame: &[u8]) -> Result<Decoded, DecodeError> {
             asks: &[],
         },
     };
-    Ok(Decoded {
+    Decoded {
         event,
         bids: levels.bids.to_vec(),
         asks: levels.asks.to_vec(),
-    })
+    }
 }
 
 fn decode_str(text: &str) -> Result<Event, DecodeError> {
@@ -176,6 +186,36 @@ fn raw_form_decodes_like_combined_form() {
             "{sample}"
         );
     }
+}
+
+#[test]
+fn canonical_fast_path_takes_binance_frames_and_agrees_with_general_path() {
+    let mut dec = decoder();
+    for (n, sample) in [BOOK_TICKER, TRADE, DEPTH, AGG_TRADE]
+        .into_iter()
+        .enumerate()
+    {
+        let fast = hand(&mut dec, sample.as_bytes());
+        assert_eq!(dec.stats().canonical, n as u64 + 1, "{sample}");
+        assert_eq!(fast, general(&mut decoder(), sample.as_bytes()), "{sample}");
+    }
+    // `@depth` without `@100ms` is canonical too; the raw form and the snapshot are not.
+    let depth = DEPTH.replace("@depth@100ms", "@depth");
+    assert!(dec.decode(depth.as_bytes(), 0).is_ok());
+    assert_eq!(dec.stats().canonical, 5);
+    dec.decode(raw_form(BOOK_TICKER).as_bytes(), 0).unwrap();
+    dec.decode(SNAPSHOT.as_bytes(), 0).unwrap();
+    assert_eq!(dec.stats().canonical, 5);
+    assert_eq!(dec.stats().events_total(), 7);
+    // A canonical frame with a refused value falls back and reports the general error.
+    let bad = TRADE.replace("61837.63000000", "61837.63500000");
+    assert_eq!(dec.decode(bad.as_bytes(), 0), Err(DecodeError::OffGrid));
+    let bad = DEPTH.replace(r#""U":50093239203"#, r#""U":50093239208"#);
+    assert_eq!(dec.decode(bad.as_bytes(), 0), Err(DecodeError::OutOfRange));
+    assert_eq!(dec.stats().canonical, 5);
+    // Another symbol never takes it.
+    let eth = BOOK_TICKER.replace("btcusdt", "ethusdt");
+    assert_eq!(dec.decode(eth.as_bytes(), 0), Err(DecodeError::WrongSymbol));
 }
 
 #[test]
@@ -636,7 +676,10 @@ proptest! {
     ) {
         let frame = apply_edits(SAMPLES[which], &edits);
         let mut dec = decoder();
-        if let Ok(ours) = hand(&mut dec, &frame) {
+        let ours = hand(&mut dec, &frame);
+        // The canonical fast path never changes an outcome, refusals included.
+        prop_assert_eq!(&ours, &general(&mut decoder(), &frame));
+        if let Ok(ours) = ours {
             let theirs = reference::decode(&btc(), &frame, LOCAL_TS_NS);
             prop_assert_eq!(Ok(ours), theirs, "{}", String::from_utf8_lossy(&frame));
         }
