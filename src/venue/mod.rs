@@ -26,6 +26,7 @@
 //! construction. A live implementation writes requests into its own preallocated buffers
 //! for the I/O layer to flush.
 
+pub mod binance;
 pub mod sim;
 
 use crate::book::Book;
