@@ -17,7 +17,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::model;
-use crate::types::{Qty, Symbol, SymbolSpec};
+use crate::orders::{OrderParams, OrderParamsError};
+use crate::risk::{LimitsError, RiskLimits};
+use crate::types::{parse_atoms, Qty, Symbol, SymbolSpec};
+use crate::venue::sim::{LatencyModel, SimParams, SimParamsError};
 
 /// The defaults, built into the binary so that it runs even without the config folder.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -47,6 +50,14 @@ pub struct Config {
     pub engine: EngineConfig,
     /// Log file settings.
     pub log: LogConfig,
+    /// Quote-to-order rules and order rate limits.
+    pub orders: OrderParams,
+    /// Pre-trade risk limits (`inventory_max_lots` is `quoting.inventory_max`).
+    pub risk: RiskLimits,
+    /// The simulated venue (paper trading and backtests).
+    pub venue: VenueConfig,
+    /// KPI targets and the markout horizon.
+    pub kpi: KpiConfig,
     /// The layers that were applied, in order (for the banner and the log).
     pub layers: Vec<String>,
     /// Accepted but doubtful settings, to be shown to the user at start.
@@ -127,6 +138,50 @@ pub struct OfiConfig {
     pub beta: f64,
     /// Rolling window, seconds.
     pub window_s: f64,
+}
+
+/// The simulated venue: fill model parameters and the market-data latency a replay assumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VenueConfig {
+    /// Order-entry and report latency, maker fee, queue model, seed.
+    pub sim: SimParams,
+    /// Exchange → engine latency of market data (backtests).
+    pub feed_latency: FeedLatency,
+}
+
+/// Where a backtest takes the market-data (feed) latency from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FeedLatency {
+    /// Estimated from the data (receive time − exchange event time) when the data carries
+    /// both and they look like one clock; otherwise `default_ns`.
+    Data {
+        /// Used when the data cannot tell, ns.
+        default_ns: u64,
+    },
+    /// Always this, ns.
+    Fixed {
+        /// Latency, ns.
+        ns: u64,
+    },
+}
+
+/// KPI targets (issue 5's six KPIs) and the markout horizon of "spread captured".
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct KpiConfig {
+    /// Horizon of the realised edge (mid this long after a fill), seconds.
+    pub markout_horizon_s: f64,
+    /// Spread captured must be at least this, fraction (0.70 = 70 %).
+    pub spread_captured_min: f64,
+    /// Time-weighted RMS inventory / inventory max must be at most this, fraction.
+    pub rms_inventory_max: f64,
+    /// Fills / orders placed must be at least this, fraction.
+    pub fill_ratio_min: f64,
+    /// Cancels / orders placed must be at most this, fraction.
+    pub cancel_ratio_max: f64,
+    /// Tick-to-quote P99 must be at most this, milliseconds.
+    pub latency_p99_ms_max: f64,
+    /// Total PnL must be greater than this, quote currency.
+    pub pnl_min: f64,
 }
 
 /// Log file settings.
@@ -226,6 +281,8 @@ pub struct LoadOptions {
     pub endpoint: Option<String>,
     /// `--ca`, if given.
     pub ca_file: Option<String>,
+    /// `--set key=value` flags, in order (each one a layer named after the flag).
+    pub sets: Vec<String>,
 }
 
 impl LoadOptions {
@@ -241,6 +298,7 @@ impl LoadOptions {
             log_level: None,
             endpoint: None,
             ca_file: None,
+            sets: Vec::new(),
         }
     }
 }
@@ -322,6 +380,10 @@ pub fn load(options: &LoadOptions) -> Result<Config, ConfigError> {
             &["market_data", "ca_file"],
             toml::Value::String(ca.clone()),
         )?);
+    }
+
+    for set in &options.sets {
+        layers.push(Layer::from_set(set)?);
     }
 
     let mut merged = toml::Table::new();
@@ -431,6 +493,32 @@ impl Layer {
             .unwrap_or_else(|| toml::Value::String(value.to_string()));
         let keys: Vec<&str> = path.iter().map(String::as_str).collect();
         Layer::single(&format!("environment variable {name}"), &keys, parsed)
+    }
+
+    /// A `--set section.key=value` flag: the value is read like an environment override.
+    fn from_set(text: &str) -> Result<Layer, ConfigError> {
+        let source = format!("flag --set {text}");
+        let bad = |problem: &str| ConfigError {
+            source: source.clone(),
+            key: String::new(),
+            problem: problem.to_string(),
+            fix: "write --set section.key=value, e.g. --set model.gamma_per_bps=0.2 (keys as \
+                  in config/default.toml)"
+                .to_string(),
+        };
+        let (key, value) = text
+            .split_once('=')
+            .ok_or_else(|| bad("expected key=value"))?;
+        let keys: Vec<&str> = key.trim().split('.').collect();
+        if keys.len() != 2 || keys.iter().any(|k| k.is_empty()) {
+            return Err(bad("the key must be section.key"));
+        }
+        let value = value.trim();
+        let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_string()));
+        Layer::single(&source, &keys, parsed)
     }
 
     fn single(source: &str, keys: &[&str], value: toml::Value) -> Result<Layer, ConfigError> {
@@ -761,6 +849,11 @@ fn validate(
         )
     })?;
 
+    let orders = validate_orders(&v, raw.orders.unwrap_or_default())?;
+    let risk = validate_risk(&v, raw.risk.unwrap_or_default(), inventory_max)?;
+    let venue = validate_venue(&v, raw.venue.unwrap_or_default(), &spec)?;
+    let kpi = validate_kpi(&v, raw.kpi.unwrap_or_default())?;
+
     let config = Config {
         spec,
         model: ModelConfig {
@@ -796,6 +889,10 @@ fn validate(
             dir: PathBuf::from(dir),
             level,
         },
+        orders,
+        risk,
+        venue,
+        kpi,
         layers,
         warnings,
     };
@@ -806,6 +903,289 @@ fn validate(
         fix: "see config/default.toml for sensible values".to_string(),
     })?;
     Ok(config)
+}
+
+fn validate_orders(v: &Validator<'_>, raw: RawOrders) -> Result<OrderParams, ConfigError> {
+    let count = |key: &str, value: Option<i64>, fix: &str| -> Result<i64, ConfigError> {
+        let value = v.required(key, value)?;
+        if value < 0 {
+            return Err(v.error(key, format!("{value} is negative"), fix));
+        }
+        Ok(value)
+    };
+    let params = OrderParams {
+        orders_per_side_max: count(
+            "orders.orders_per_side_max",
+            raw.orders_per_side_max,
+            "e.g. orders_per_side_max = 1",
+        )? as usize,
+        price_tolerance_ticks: count(
+            "orders.price_tolerance_ticks",
+            raw.price_tolerance_ticks,
+            "e.g. price_tolerance_ticks = 2",
+        )?,
+        min_rest_ms: count(
+            "orders.min_rest_ms",
+            raw.min_rest_ms,
+            "e.g. min_rest_ms = 500",
+        )? as u64,
+        orders_per_s_max: u32::try_from(count(
+            "orders.orders_per_s_max",
+            raw.orders_per_s_max,
+            "e.g. orders_per_s_max = 10",
+        )?)
+        .unwrap_or(u32::MAX),
+        orders_per_10s_max: u32::try_from(count(
+            "orders.orders_per_10s_max",
+            raw.orders_per_10s_max,
+            "e.g. orders_per_10s_max = 100",
+        )?)
+        .unwrap_or(u32::MAX),
+    };
+    params.validate().map_err(|e| {
+        let key = match e {
+            OrderParamsError::OrdersPerSide => "orders.orders_per_side_max",
+            OrderParamsError::Tolerance => "orders.price_tolerance_ticks",
+            OrderParamsError::PerSecond => "orders.orders_per_s_max",
+            OrderParamsError::PerTenSeconds => "orders.orders_per_10s_max",
+        };
+        v.error(key, e.to_string(), "see the range in config/default.toml")
+    })?;
+    Ok(params)
+}
+
+fn validate_risk(
+    v: &Validator<'_>,
+    raw: RawRisk,
+    inventory_max: Qty,
+) -> Result<RiskLimits, ConfigError> {
+    let quote_amount = |key: &str, value: Option<DecimalText>| -> Result<i64, ConfigError> {
+        let text = v.required(key, value)?.0;
+        let atoms = parse_atoms(text.trim().as_bytes()).map_err(|e| {
+            v.error(
+                key,
+                format!("{text:?}: {e}"),
+                "write a positive amount of the quote currency, e.g. \"500\"",
+            )
+        })?;
+        if atoms <= 0 {
+            return Err(v.error(
+                key,
+                format!("{text:?} must be greater than 0"),
+                "write a positive amount of the quote currency, e.g. \"500\"",
+            ));
+        }
+        Ok(atoms)
+    };
+    let order_notional_max_atoms = quote_amount("risk.order_notional_max", raw.order_notional_max)?;
+    let session_loss_max_atoms = quote_amount("risk.session_loss_max", raw.session_loss_max)?;
+    let open = v.required("risk.open_orders_max", raw.open_orders_max)?;
+    let open_orders_max = u32::try_from(open)
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| {
+            v.error(
+                "risk.open_orders_max",
+                format!("{open} is not a count of at least 1"),
+                "e.g. open_orders_max = 8",
+            )
+        })?;
+    let stale = v.required("risk.stale_data_ms", raw.stale_data_ms)?;
+    let stale_data_ms = u64::try_from(stale)
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| {
+            v.error(
+                "risk.stale_data_ms",
+                format!("{stale} is not a duration of at least 1 ms"),
+                "e.g. stale_data_ms = 5000",
+            )
+        })?;
+    let limits = RiskLimits {
+        inventory_max_lots: inventory_max.0,
+        order_notional_max_atoms,
+        open_orders_max,
+        session_loss_max_atoms,
+        stale_data_ms,
+    };
+    limits.validate().map_err(|e| {
+        let key = match e {
+            LimitsError::InventoryMax => "quoting.inventory_max",
+            LimitsError::OrderNotionalMax => "risk.order_notional_max",
+            LimitsError::OpenOrdersMax => "risk.open_orders_max",
+            LimitsError::SessionLossMax => "risk.session_loss_max",
+            LimitsError::StaleData => "risk.stale_data_ms",
+        };
+        v.error(key, e.to_string(), "see config/default.toml")
+    })?;
+    Ok(limits)
+}
+
+fn validate_venue(
+    v: &Validator<'_>,
+    raw: RawVenue,
+    spec: &SymbolSpec,
+) -> Result<VenueConfig, ConfigError> {
+    let fee_bps = v.required("venue.maker_fee_bps", raw.maker_fee_bps)?;
+    let centibps = fee_bps * 100.0;
+    if !fee_bps.is_finite()
+        || fee_bps.abs() > 10_000.0
+        || (centibps - centibps.round()).abs() > 1e-6
+    {
+        return Err(v.error(
+            "venue.maker_fee_bps",
+            format!("{fee_bps} is not a fee in bps with at most two decimals within ±10000"),
+            "e.g. maker_fee_bps = 10 (Binance's regular spot maker fee), 7.5 with BNB; set your \
+             own tier; negative = rebate",
+        ));
+    }
+    let latency = |key: &str, value: Option<String>| -> Result<LatencyModel, ConfigError> {
+        let text = v.required(key, value)?;
+        parse_latency(&text).ok_or_else(|| {
+            v.error(
+                key,
+                format!("{text:?} is not a latency"),
+                "write \"5ms\" (constant), \"uniform 2ms 8ms\" or \"lognormal 3ms 0.6 50ms\" \
+                 (median, sigma of ln, cap); units ns, us, ms or s",
+            )
+        })
+    };
+    let entry_latency = latency("venue.entry_latency", raw.entry_latency)?;
+    let ack_latency = latency("venue.ack_latency", raw.ack_latency)?;
+    let duration = |key: &str, value: Option<String>| -> Result<u64, ConfigError> {
+        let text = v.required(key, value)?;
+        parse_duration_ns(&text).ok_or_else(|| {
+            v.error(
+                key,
+                format!("{text:?} is not a duration"),
+                "write a number with a unit: ns, us, ms or s, e.g. \"10ms\"",
+            )
+        })
+    };
+    let feed_default_ns = duration("venue.feed_latency_default", raw.feed_latency_default)?;
+    let feed_text = v.required("venue.feed_latency", raw.feed_latency.clone())?;
+    let feed_latency = if feed_text.trim() == "data" {
+        FeedLatency::Data {
+            default_ns: feed_default_ns,
+        }
+    } else {
+        FeedLatency::Fixed {
+            ns: duration("venue.feed_latency", raw.feed_latency)?,
+        }
+    };
+    let seed = v.required("venue.seed", raw.seed)?;
+    let seed = u64::try_from(seed).map_err(|_| {
+        v.error(
+            "venue.seed",
+            format!("{seed} is negative"),
+            "give a whole number ≥ 0, e.g. seed = 1",
+        )
+    })?;
+    let sim = SimParams {
+        entry_latency,
+        ack_latency,
+        maker_fee_centibps: centibps.round() as i64,
+        queue_cancels: v.required("venue.queue_cancels", raw.queue_cancels)?,
+        seed,
+    };
+    crate::venue::sim::SimVenue::new(sim, *spec).map_err(|e| {
+        let key = match e {
+            SimParamsError::Latency => "venue.entry_latency",
+            SimParamsError::Fee => "venue.maker_fee_bps",
+        };
+        v.error(key, e.to_string(), "see config/default.toml")
+    })?;
+    Ok(VenueConfig { sim, feed_latency })
+}
+
+fn validate_kpi(v: &Validator<'_>, raw: RawKpi) -> Result<KpiConfig, ConfigError> {
+    let fraction = |key: &str, value: Option<f64>| -> Result<f64, ConfigError> {
+        let value = v.required(key, value)?;
+        if !value.is_finite() || value < 0.0 {
+            return Err(v.error(
+                key,
+                format!("{value} is not a fraction"),
+                "give a finite number ≥ 0, as a fraction (0.7 = 70 %)",
+            ));
+        }
+        Ok(value)
+    };
+    let horizon = v.required("kpi.markout_horizon_s", raw.markout_horizon_s)?;
+    v.positive(
+        "kpi.markout_horizon_s",
+        horizon,
+        "e.g. markout_horizon_s = 1.0",
+    )?;
+    let latency = v.required("kpi.latency_p99_ms_max", raw.latency_p99_ms_max)?;
+    v.positive(
+        "kpi.latency_p99_ms_max",
+        latency,
+        "e.g. latency_p99_ms_max = 300",
+    )?;
+    let pnl_min = v.required("kpi.pnl_min", raw.pnl_min)?;
+    if !pnl_min.is_finite() {
+        return Err(v.error(
+            "kpi.pnl_min",
+            format!("{pnl_min} is not an amount"),
+            "give a finite amount of the quote currency, e.g. pnl_min = 0",
+        ));
+    }
+    Ok(KpiConfig {
+        markout_horizon_s: horizon,
+        spread_captured_min: fraction("kpi.spread_captured_min", raw.spread_captured_min)?,
+        rms_inventory_max: fraction("kpi.rms_inventory_max", raw.rms_inventory_max)?,
+        fill_ratio_min: fraction("kpi.fill_ratio_min", raw.fill_ratio_min)?,
+        cancel_ratio_max: fraction("kpi.cancel_ratio_max", raw.cancel_ratio_max)?,
+        latency_p99_ms_max: latency,
+        pnl_min,
+    })
+}
+
+/// `"5ms"`, `"250us"`, `"1.5s"`, `"800ns"` → nanoseconds.
+pub fn parse_duration_ns(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (number, scale) = if let Some(n) = text.strip_suffix("ns") {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix("us") {
+        (n, 1e3)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1e6)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1e9)
+    } else {
+        return None;
+    };
+    let value: f64 = number.trim().parse().ok()?;
+    let ns = value * scale;
+    (ns.is_finite() && (0.0..1e15).contains(&ns)).then(|| ns.round() as u64)
+}
+
+/// `"5ms"` (constant), `"uniform 2ms 8ms"`, `"lognormal 3ms 0.6 50ms"` (median, σ of ln,
+/// cap) → a latency model.
+pub fn parse_latency(text: &str) -> Option<LatencyModel> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    match words.as_slice() {
+        [one] => Some(LatencyModel::Constant {
+            ns: parse_duration_ns(one)?,
+        }),
+        ["uniform", min, max] => {
+            let (min_ns, max_ns) = (parse_duration_ns(min)?, parse_duration_ns(max)?);
+            (min_ns <= max_ns).then_some(LatencyModel::Uniform { min_ns, max_ns })
+        }
+        ["lognormal", median, sigma, max] => {
+            let (median_ns, max_ns) = (parse_duration_ns(median)?, parse_duration_ns(max)?);
+            let sigma: f64 = sigma.parse().ok()?;
+            let sigma_milli = (sigma * 1000.0).round();
+            ((0.0..=10_000.0).contains(&sigma_milli) && median_ns <= max_ns).then_some(
+                LatencyModel::LogNormal {
+                    median_ns,
+                    sigma_milli: sigma_milli as u32,
+                    max_ns,
+                },
+            )
+        }
+        _ => None,
+    }
 }
 
 /// Builds errors that name the layer that set a key.
@@ -931,6 +1311,53 @@ struct RawConfig {
     market_data: Option<RawMarketData>,
     engine: Option<RawEngine>,
     log: Option<RawLog>,
+    orders: Option<RawOrders>,
+    risk: Option<RawRisk>,
+    venue: Option<RawVenue>,
+    kpi: Option<RawKpi>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOrders {
+    orders_per_side_max: Option<i64>,
+    price_tolerance_ticks: Option<i64>,
+    min_rest_ms: Option<i64>,
+    orders_per_s_max: Option<i64>,
+    orders_per_10s_max: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRisk {
+    order_notional_max: Option<DecimalText>,
+    open_orders_max: Option<i64>,
+    session_loss_max: Option<DecimalText>,
+    stale_data_ms: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVenue {
+    maker_fee_bps: Option<f64>,
+    entry_latency: Option<String>,
+    ack_latency: Option<String>,
+    feed_latency: Option<String>,
+    feed_latency_default: Option<String>,
+    queue_cancels: Option<bool>,
+    seed: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKpi {
+    markout_horizon_s: Option<f64>,
+    spread_captured_min: Option<f64>,
+    rms_inventory_max: Option<f64>,
+    fill_ratio_min: Option<f64>,
+    cancel_ratio_max: Option<f64>,
+    latency_p99_ms_max: Option<f64>,
+    pnl_min: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1266,6 +1693,175 @@ mod tests {
             Some("http://h:1".to_string())
         );
         assert_eq!(rest_url_for("wss:///"), None);
+    }
+
+    #[test]
+    fn trading_sections_load_with_their_defaults() {
+        let root = Root::new("trading");
+        let c = load(&root.options()).unwrap();
+        assert_eq!(c.orders, OrderParams::default());
+        assert_eq!(
+            c.risk,
+            RiskLimits {
+                inventory_max_lots: c.quoting.inventory_max_lots.0,
+                ..RiskLimits::default()
+            }
+        );
+        assert_eq!(c.venue.sim.maker_fee_centibps, 1_000, "10 bps");
+        assert_eq!(
+            c.venue.sim.entry_latency,
+            LatencyModel::Constant { ns: 5_000_000 }
+        );
+        assert_eq!(
+            c.venue.feed_latency,
+            FeedLatency::Data {
+                default_ns: 10_000_000
+            }
+        );
+        assert_eq!(c.kpi.markout_horizon_s, 1.0);
+        assert_eq!(
+            (c.kpi.spread_captured_min, c.kpi.rms_inventory_max),
+            (0.7, 0.4)
+        );
+        assert_eq!((c.kpi.fill_ratio_min, c.kpi.cancel_ratio_max), (0.05, 0.7));
+        assert_eq!((c.kpi.latency_p99_ms_max, c.kpi.pnl_min), (300.0, 0.0));
+    }
+
+    #[test]
+    fn set_flags_are_layers_named_after_the_flag() {
+        let root = Root::new("set");
+        let mut options = root.options();
+        options.sets = vec![
+            "model.gamma_per_bps=0.2".to_string(),
+            "venue.entry_latency=uniform 1ms 3ms".to_string(),
+            "venue.ack_latency = lognormal 2ms 0.5 20ms".to_string(),
+            "venue.feed_latency=250us".to_string(),
+            "risk.session_loss_max=\"12.5\"".to_string(),
+            "orders.min_rest_ms=0".to_string(),
+            "market.symbol=ethusdt".to_string(),
+        ];
+        let c = load(&options).unwrap();
+        assert_eq!(c.model.gamma_per_bps, 0.2);
+        assert_eq!(
+            c.venue.sim.entry_latency,
+            LatencyModel::Uniform {
+                min_ns: 1_000_000,
+                max_ns: 3_000_000
+            }
+        );
+        assert_eq!(
+            c.venue.sim.ack_latency,
+            LatencyModel::LogNormal {
+                median_ns: 2_000_000,
+                sigma_milli: 500,
+                max_ns: 20_000_000
+            }
+        );
+        assert_eq!(c.venue.feed_latency, FeedLatency::Fixed { ns: 250_000 });
+        assert_eq!(c.risk.session_loss_max_atoms, 1_250_000_000);
+        assert_eq!(c.orders.min_rest_ms, 0);
+        assert_eq!(c.spec.symbol.as_str(), "ETHUSDT");
+        assert!(c
+            .layers
+            .contains(&"flag --set model.gamma_per_bps=0.2".to_string()));
+
+        // A later --set wins; a bad one names the flag and the key.
+        options.sets = vec!["ofi.beta=0.1".to_string(), "ofi.beta=0.5".to_string()];
+        assert_eq!(load(&options).unwrap().ofi.beta, 0.5);
+        options.sets = vec!["ofi.beta=-1".to_string()];
+        let e = load(&options).unwrap_err();
+        assert_eq!(
+            (e.source.as_str(), e.key.as_str()),
+            ("flag --set ofi.beta=-1", "ofi.beta")
+        );
+        options.sets = vec!["ofi.bta=1".to_string()];
+        assert_eq!(load(&options).unwrap_err().key, "ofi.bta");
+        for bad in ["gamma=0.1", "model.gamma_per_bps", "a.b.c=1"] {
+            options.sets = vec![bad.to_string()];
+            let e = load(&options).unwrap_err();
+            assert_eq!(e.source, format!("flag --set {bad}"), "{e}");
+            assert!(e.fix.contains("--set section.key=value"), "{e}");
+        }
+    }
+
+    #[test]
+    fn trading_section_errors_name_file_and_key() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "[orders]\norders_per_side_max = 0\n",
+                "orders.orders_per_side_max",
+            ),
+            (
+                "[orders]\nprice_tolerance_ticks = -1\n",
+                "orders.price_tolerance_ticks",
+            ),
+            (
+                "[orders]\norders_per_s_max = 0\n",
+                "orders.orders_per_s_max",
+            ),
+            ("[orders]\nmin_rest_ms = -5\n", "orders.min_rest_ms"),
+            (
+                "[risk]\norder_notional_max = \"0\"\n",
+                "risk.order_notional_max",
+            ),
+            (
+                "[risk]\nsession_loss_max = \"-1\"\n",
+                "risk.session_loss_max",
+            ),
+            ("[risk]\nopen_orders_max = 0\n", "risk.open_orders_max"),
+            ("[risk]\nstale_data_ms = 0\n", "risk.stale_data_ms"),
+            ("[venue]\nmaker_fee_bps = 10.001\n", "venue.maker_fee_bps"),
+            ("[venue]\nmaker_fee_bps = 20000.0\n", "venue.maker_fee_bps"),
+            ("[venue]\nentry_latency = \"5\"\n", "venue.entry_latency"),
+            (
+                "[venue]\nack_latency = \"uniform 8ms 2ms\"\n",
+                "venue.ack_latency",
+            ),
+            (
+                "[venue]\nentry_latency = \"lognormal 3ms x 50ms\"\n",
+                "venue.entry_latency",
+            ),
+            ("[venue]\nfeed_latency = \"soon\"\n", "venue.feed_latency"),
+            (
+                "[venue]\nfeed_latency_default = \"-1ms\"\n",
+                "venue.feed_latency_default",
+            ),
+            ("[venue]\nseed = -1\n", "venue.seed"),
+            ("[kpi]\nmarkout_horizon_s = 0.0\n", "kpi.markout_horizon_s"),
+            ("[kpi]\nfill_ratio_min = -0.1\n", "kpi.fill_ratio_min"),
+            (
+                "[kpi]\nlatency_p99_ms_max = nan\n",
+                "kpi.latency_p99_ms_max",
+            ),
+        ];
+        for (text, key) in cases {
+            let root = Root::new("trading-range");
+            let user = root.write("bad.toml", text);
+            let mut options = root.options();
+            options.config_path = Some(user);
+            let e = load(&options).unwrap_err();
+            assert_eq!(&e.key, key, "{text}: {e}");
+            assert!(e.source.ends_with("bad.toml"), "{text}: {e}");
+            assert!(!e.fix.is_empty());
+        }
+    }
+
+    #[test]
+    fn durations_and_latencies_parse() {
+        assert_eq!(parse_duration_ns("5ms"), Some(5_000_000));
+        assert_eq!(parse_duration_ns("1.5s"), Some(1_500_000_000));
+        assert_eq!(parse_duration_ns("250us"), Some(250_000));
+        assert_eq!(parse_duration_ns("7ns"), Some(7));
+        assert_eq!(parse_duration_ns("0ms"), Some(0));
+        for bad in ["5", "ms", "-1ms", "1e20s", "five ms"] {
+            assert_eq!(parse_duration_ns(bad), None, "{bad}");
+        }
+        assert_eq!(
+            parse_latency(" 3ms "),
+            Some(LatencyModel::Constant { ns: 3_000_000 })
+        );
+        assert_eq!(parse_latency("uniform 1ms"), None);
+        assert_eq!(parse_latency("gauss 1ms 2ms"), None);
     }
 
     #[test]

@@ -330,8 +330,12 @@ pub fn run_feed_loop<S: FeedSink>(
                             Ok(event @ Event::Snapshot(s)) => {
                                 let levels = decoder.snapshot_levels(&s);
                                 let (step, _) = engine.on_event(&event, levels, now_ns);
-                                // Too old for the buffered diffs: ask again at once.
+                                // Too old for the buffered diffs: ask again, but not at
+                                // once (REST weight; the diffs stay buffered meanwhile).
                                 want_snapshot = step.need_snapshot;
+                                if step.need_snapshot {
+                                    snapshot_retry_at_ns = now_ns + SNAPSHOT_RETRY_NS;
+                                }
                                 send(
                                     records,
                                     &mut stats,

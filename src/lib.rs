@@ -16,6 +16,8 @@ pub mod model;
 pub mod modes;
 pub mod net;
 pub mod orders;
+pub mod replay;
+pub mod report;
 pub mod risk;
 pub mod shutdown;
 pub mod telemetry;

@@ -125,7 +125,7 @@ fn bad_flags_are_one_clear_error() {
 #[test]
 fn modes_that_need_later_work_say_so_and_fail() {
     let w = Workdir::new("later");
-    for mode in ["paper-trading", "backtest", "calibration", "live", "kpi"] {
+    for mode in ["calibration", "live"] {
         let out = w.run(&[&format!("--mode={mode}")]);
         assert_one_line_error(&out, 2, "not available yet");
         assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));

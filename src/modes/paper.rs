@@ -23,18 +23,19 @@ use crate::hot::{self, FeedLoopConfig, FeedSink, HotRecord, LoopEnd, SnapshotFet
 use crate::modes::engine_params;
 use crate::modes::record::log_record;
 use crate::net::ConnConfig;
-use crate::orders::{Action, OrderManager, OrderParams, VenueEvent};
-use crate::risk::{Risk, RiskLimits, StopReason};
+use crate::orders::{Action, OrderManager, VenueEvent};
+use crate::risk::{Risk, StopReason};
 use crate::shutdown::Shutdown;
 use crate::telemetry::kpi::{
-    FillRecord, KpiParams, KpiRecord, KpiSnapshot, KpiTracker, MidSample, OrderCounts, QuoteSample,
+    FillRecord, KpiParams, KpiRecord, KpiSnapshot, KpiTargets, KpiTracker, MidSample, OrderCounts,
+    QuoteSample,
 };
 use crate::telemetry::latency::{self, LatencyKind, LatencyLogWriter, LATENCY_INTERVAL_NS};
 use crate::telemetry::log::LogHandle;
 use crate::telemetry::report::{default_snapshot_path, render_report, write_snapshot};
 use crate::time::wall_now_ns;
 use crate::types::{Side, SymbolSpec};
-use crate::venue::sim::{SimParams, SimVenue};
+use crate::venue::sim::SimVenue;
 use crate::venue::Venue;
 
 /// Depth of the trader → side channel.
@@ -135,16 +136,13 @@ fn counts_of(trader: &Trader) -> OrderCounts {
     }
 }
 
-/// Builds the trader from the configuration (shared with the backtest's defaults).
+/// Builds the trader from the configuration (`[orders]`, `[risk]`, the model).
 pub fn build_trader(config: &Config) -> anyhow::Result<Trader> {
     let engine = Engine::new(engine_params(config)?);
-    let orders = OrderManager::new(OrderParams::default(), config.spec)
-        .map_err(|e| anyhow::anyhow!("order manager: {e}"))?;
-    let limits = RiskLimits {
-        inventory_max_lots: config.quoting.inventory_max_lots.0,
-        ..RiskLimits::default()
-    };
-    let risk = Risk::new(limits, config.spec).map_err(|e| anyhow::anyhow!("risk limits: {e}"))?;
+    let orders = OrderManager::new(config.orders, config.spec)
+        .map_err(|e| anyhow::anyhow!("order parameters: {e}"))?;
+    let risk =
+        Risk::new(config.risk, config.spec).map_err(|e| anyhow::anyhow!("risk limits: {e}"))?;
     Ok(Trader::new(engine, orders, risk))
 }
 
@@ -193,7 +191,15 @@ pub fn run(
         "paper-trading",
         config.quoting.inventory_max_lots,
     );
-    kpi_params.markout_ns = 1_000_000_000;
+    kpi_params.markout_ns = (config.kpi.markout_horizon_s * 1e9).round() as u64;
+    kpi_params.targets = KpiTargets {
+        spread_captured_min: config.kpi.spread_captured_min,
+        rms_inventory_max: config.kpi.rms_inventory_max,
+        fill_ratio_min: config.kpi.fill_ratio_min,
+        cancel_ratio_max: config.kpi.cancel_ratio_max,
+        latency_p99_max_ms: config.kpi.latency_p99_ms_max,
+        pnl_min_quote: config.kpi.pnl_min,
+    };
     let tracker = KpiTracker::new(kpi_params, start_wall_ns)
         .map_err(|e| anyhow::anyhow!("KPI settings: {e}"))?;
     let writer = LatencyLogWriter::create(
@@ -220,7 +226,7 @@ pub fn run(
 
     let mut sink = PaperSink {
         trader: build_trader(config)?,
-        venue: SimVenue::new(SimParams::default(), config.spec)
+        venue: SimVenue::new(config.venue.sim, config.spec)
             .map_err(|e| anyhow::anyhow!("simulated venue: {e}"))?,
         records: trade_tx,
         dropped: 0,

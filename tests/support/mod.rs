@@ -4,7 +4,8 @@
 //! `TlsRoots::CaFile`, and server certificates it signs), `WsServer` (a TLS 1.3 +
 //! WebSocket server from rustls `ServerConnection` + tungstenite, one thread per
 //! connection, scripted through `ServerConn` commands) and `https_once` (a one-shot HTTPS
-//! responder for REST tests).
+//! responder for REST tests). `binance` (a submodule) adds fixtures from the recorded
+//! Binance session and a multi-request HTTPS responder for the depth snapshot.
 //!
 //! What a `ServerConn` can do to the client: send text/binary/arbitrary frames (alone or
 //! coalesced into shared TLS records), send raw bytes inside TLS or straight onto TCP, ping, split its TCP writes into
@@ -21,6 +22,8 @@
     clippy::unwrap_used,
     clippy::expect_used
 )]
+
+pub mod binance;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
