@@ -53,6 +53,12 @@ pub enum HotRecord {
         /// Its size in bytes.
         bytes: usize,
     },
+    /// A snapshot arrived but is older than the buffered diffs: asked for again after
+    /// `SNAPSHOT_RETRY_NS`.
+    SnapshotTooOld {
+        /// When, wall ns.
+        at_ns: u64,
+    },
     /// The REST thread could not fetch a snapshot.
     SnapshotFailed {
         /// When, wall ns.
@@ -336,14 +342,15 @@ pub fn run_feed_loop<S: FeedSink>(
                                 if step.need_snapshot {
                                     snapshot_retry_at_ns = now_ns + SNAPSHOT_RETRY_NS;
                                 }
-                                send(
-                                    records,
-                                    &mut stats,
+                                let record = if step.need_snapshot {
+                                    HotRecord::SnapshotTooOld { at_ns: now_ns }
+                                } else {
                                     HotRecord::SnapshotLoaded {
                                         at_ns: now_ns,
                                         bytes: body.len(),
-                                    },
-                                );
+                                    }
+                                };
+                                send(records, &mut stats, record);
                             }
                             _ => {
                                 snapshot_retry_at_ns = now_ns + SNAPSHOT_RETRY_NS;
@@ -371,7 +378,11 @@ pub fn run_feed_loop<S: FeedSink>(
             // Only iterations that handled market data are timed: at busy-poll rates one
             // record per idle iteration would flood the side channel.
             let iteration_ns = now().saturating_sub(now_ns);
-            send(records, &mut stats, HotRecord::Iteration { ns: iteration_ns });
+            send(
+                records,
+                &mut stats,
+                HotRecord::Iteration { ns: iteration_ns },
+            );
         }
         if now_ns >= next_stats_ns {
             next_stats_ns = now_ns + STATS_EVERY_NS;

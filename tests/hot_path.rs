@@ -476,6 +476,11 @@ fn too_old_snapshots_are_asked_for_again_with_a_delay() {
     let too_old = done.end.engine.stats().snapshots_too_old;
     println!("{asked} snapshot requests after the gap in {WATCH_MS} ms ({too_old} too old)");
     assert!(too_old >= 1, "the scenario: a too-old snapshot");
+    // The records say what happened: a refused snapshot is not reported as loaded.
+    let loaded = done.count(|r| matches!(r, HotRecord::SnapshotLoaded { .. }));
+    let refused = done.count(|r| matches!(r, HotRecord::SnapshotTooOld { .. }));
+    assert_eq!(loaded as u64, done.end.engine.stats().snapshots);
+    assert_eq!(refused as u64, too_old);
     assert!(
         asked <= 3,
         "{asked} snapshot requests in {WATCH_MS} ms: no delay after a too-old snapshot"
@@ -1171,6 +1176,7 @@ fn events_of(records: &[HotRecord]) -> Vec<&HotRecord> {
                 HotRecord::Net(_)
                     | HotRecord::SnapshotRequested { .. }
                     | HotRecord::SnapshotLoaded { .. }
+                    | HotRecord::SnapshotTooOld { .. }
                     | HotRecord::SnapshotFailed { .. }
                     | HotRecord::PinFailed { .. }
             )

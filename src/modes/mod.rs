@@ -15,7 +15,7 @@ use std::fmt;
 use crate::config::{Config, SigmaSource};
 use crate::engine::EngineParams;
 use crate::model::Quoter;
-use crate::net::TlsRoots;
+use crate::net::{ConnConfig, TlsRoots};
 
 /// Touch changes the OFI window can hold (BTCUSDT: a few hundred per second at most).
 pub const OFI_CAPACITY: usize = 16_384;
@@ -33,6 +33,40 @@ pub fn engine_params(config: &Config) -> anyhow::Result<EngineParams> {
         sigma_sample_s: config.model.sigma_sample_s,
         sigma_half_life_s: config.model.sigma_half_life_s,
         sigma_warmup_samples: config.model.sigma_warmup_samples,
+    })
+}
+
+/// The market-data endpoints of a configuration, ready for the hot loop.
+pub struct MarketData {
+    /// Trusted roots (public, or the local exchange's CA file).
+    pub roots: TlsRoots,
+    /// The combined-stream URL.
+    pub url: String,
+    /// The REST depth snapshot URL.
+    pub snapshot_url: String,
+    /// The connection settings (stale limit from the config), validated.
+    pub conn: ConnConfig,
+}
+
+/// Builds and validates the market-data connection settings for the configured symbol.
+pub fn market_data(config: &Config) -> anyhow::Result<MarketData> {
+    let symbol = config.spec.symbol;
+    let roots = tls_roots(config);
+    let url = crate::hot::stream_url(&config.market_data.ws_url, &symbol);
+    let snapshot_url = crate::hot::snapshot_url(
+        &config.market_data.rest_url,
+        &symbol,
+        config.market_data.snapshot_limit,
+    );
+    let mut conn = ConnConfig::new(&url, roots.clone());
+    conn.stale_after_ns = (config.market_data.stale_after_s * 1e9) as u64;
+    conn.validate()
+        .map_err(|e| anyhow::anyhow!("market-data connection settings: {e}"))?;
+    Ok(MarketData {
+        roots,
+        url,
+        snapshot_url,
+        conn,
     })
 }
 

@@ -22,7 +22,6 @@ use crate::feed::{BookLevels, Decoder, Event};
 use crate::hot::{self, FeedLoopConfig, FeedSink, HotRecord, LoopEnd, SnapshotFetcher};
 use crate::modes::engine_params;
 use crate::modes::record::log_record;
-use crate::net::ConnConfig;
 use crate::orders::{Action, OrderManager, VenueEvent};
 use crate::risk::{Risk, StopReason};
 use crate::shutdown::Shutdown;
@@ -154,17 +153,12 @@ pub fn run(
     shutdown: &Shutdown,
 ) -> anyhow::Result<PaperSummary> {
     let symbol = config.spec.symbol;
-    let roots = super::tls_roots(config);
-    let url = hot::stream_url(&config.market_data.ws_url, &symbol);
-    let snapshot_url = hot::snapshot_url(
-        &config.market_data.rest_url,
-        &symbol,
-        config.market_data.snapshot_limit,
-    );
-    let mut conn = ConnConfig::new(&url, roots.clone());
-    conn.stale_after_ns = (config.market_data.stale_after_s * 1e9) as u64;
-    conn.validate()
-        .map_err(|e| anyhow::anyhow!("market-data connection settings: {e}"))?;
+    let super::MarketData {
+        roots,
+        url,
+        snapshot_url,
+        conn,
+    } = super::market_data(config)?;
     let start_wall_ns = wall_now_ns();
     let snapshot_path = args
         .snapshot_path

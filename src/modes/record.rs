@@ -21,7 +21,7 @@ use crate::hot::{
 };
 use crate::journal::{frame_ring, FrameDrain, JournalWriter, RecordKind};
 use crate::modes::engine_params;
-use crate::net::{ConnConfig, Disconnect, NetEvent};
+use crate::net::{Disconnect, NetEvent};
 use crate::shutdown::Shutdown;
 use crate::telemetry::log::{timestamp, LogHandle};
 use crate::time::wall_now_ns;
@@ -63,17 +63,12 @@ pub fn run(
     shutdown: &Shutdown,
 ) -> anyhow::Result<RecordSummary> {
     let symbol = config.spec.symbol;
-    let roots = super::tls_roots(config);
-    let url = hot::stream_url(&config.market_data.ws_url, &symbol);
-    let snapshot_url = hot::snapshot_url(
-        &config.market_data.rest_url,
-        &symbol,
-        config.market_data.snapshot_limit,
-    );
-    let mut conn = ConnConfig::new(&url, roots.clone());
-    conn.stale_after_ns = (config.market_data.stale_after_s * 1e9) as u64;
-    conn.validate()
-        .map_err(|e| anyhow::anyhow!("market-data connection settings: {e}"))?;
+    let super::MarketData {
+        roots,
+        url,
+        snapshot_url,
+        conn,
+    } = super::market_data(config)?;
 
     let created_ns = wall_now_ns();
     let path = match &args.out {
@@ -240,6 +235,9 @@ pub fn log_record(log: &LogHandle, record: &HotRecord) {
         )),
         HotRecord::SnapshotLoaded { bytes, .. } => log.info(format_args!(
             "book: snapshot loaded ({bytes} bytes), in sync"
+        )),
+        HotRecord::SnapshotTooOld { .. } => log.warn(format_args!(
+            "book: snapshot older than the buffered diffs; asking again in 1 s"
         )),
         HotRecord::SnapshotFailed { .. } => {
             log.warn(format_args!("book: snapshot unusable; retrying in 1 s"))

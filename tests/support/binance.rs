@@ -8,7 +8,8 @@
 //! "asks":..}` with 8-decimal strings, as Binance writes them); `renumber_ids`, which shifts
 //! the update ids of a recorded message (to cycle the session); and `RestServer`, a loopback
 //! HTTPS responder that serves any number of `GET` requests from a handler (the depth
-//! snapshot endpoint), recording each request target.
+//! snapshot endpoint), recording each request target. Also `btcusdt_spec` and
+//! `engine_params`, the engine as the modes build it from the default configuration.
 //!
 //! Invariants: reads only `../shared/data`; binds 127.0.0.1 only; every socket wait is
 //! bounded. Never: uses mm's decoder or book (this is the independent side of each check).
