@@ -717,8 +717,9 @@ impl Decoder {
                 fields.mark(F_BEST_MATCH)?;
                 cur.boolean()?;
             }
-            // `b` and `a` are a price in bookTicker, level arrays in depthUpdate, and `a`
-            // is the aggregate trade id in aggTrade: the value's first byte decides.
+            // `b` and `a` are a price in bookTicker, level arrays in depthUpdate, `a` is
+            // the aggregate trade id in aggTrade, and both were order ids in the old trade
+            // stream: the value's first byte decides.
             [b'b'] => {
                 fields.mark(F_B)?;
                 match cur.peek()? {
@@ -729,6 +730,12 @@ impl Decoder {
                     b'"' => {
                         fields.b_form = Form::Price;
                         fields.bid_price = self.price(cur)?;
+                    }
+                    // The trade stream carried the buyer's order id here until late 2023
+                    // (`"b":20720542158`, with the seller's in `a`): read and ignored.
+                    b'0'..=b'9' => {
+                        fields.b_form = Form::Id;
+                        cur.uint()?;
                     }
                     other => return Err(value_error(other)),
                 }

@@ -756,3 +756,23 @@ proptest! {
         prop_assert_eq!(Ok(ours), reference::decode(&spec, frame.as_bytes(), LOCAL_TS_NS));
     }
 }
+
+#[test]
+fn old_trade_stream_with_order_ids_decodes() {
+    // Real, from btcusdt_20230405.dat.gz: before late 2023 the trade stream carried the
+    // buyer's and seller's order ids in `b` and `a`.
+    let frame = br#"{"stream":"btcusdt@trade","data":{"e":"trade","E":1680652800000,"s":"BTCUSDT","t":3071245454,"p":"28165.47000000","q":"0.00056000","b":20720542158,"a":20720542592,"T":1680652799999,"m":true,"M":true}}"#;
+    let mut dec = decoder();
+    match dec.decode(frame, 7).unwrap() {
+        Event::Trade(t) => {
+            assert_eq!(t.trade_id, 3_071_245_454);
+            assert_eq!(t.price, Price(2_816_547));
+            assert_eq!(t.qty, Qty(56));
+            assert_eq!(t.aggressor, Side::Sell);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A bookTicker with a numeric `b` is still refused.
+    let bad = br#"{"u":1,"s":"BTCUSDT","b":5,"B":"1.0","a":"1.00","A":"1.0"}"#;
+    assert!(dec.decode(bad, 8).is_err());
+}
