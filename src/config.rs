@@ -170,6 +170,8 @@ pub enum FeedLatency {
 pub struct KpiConfig {
     /// Horizon of the realised edge (mid this long after a fill), seconds.
     pub markout_horizon_s: f64,
+    /// Console report and KPI snapshot period of paper and live trading, seconds.
+    pub report_every_s: f64,
     /// Spread captured must be at least this, fraction (0.70 = 70 %).
     pub spread_captured_min: f64,
     /// Time-weighted RMS inventory / inventory max must be at most this, fraction.
@@ -1116,6 +1118,12 @@ fn validate_kpi(v: &Validator<'_>, raw: RawKpi) -> Result<KpiConfig, ConfigError
         horizon,
         "e.g. markout_horizon_s = 1.0",
     )?;
+    let report_every_s = v.required("kpi.report_every_s", raw.report_every_s)?;
+    v.positive(
+        "kpi.report_every_s",
+        report_every_s,
+        "e.g. report_every_s = 10",
+    )?;
     let latency = v.required("kpi.latency_p99_ms_max", raw.latency_p99_ms_max)?;
     v.positive(
         "kpi.latency_p99_ms_max",
@@ -1132,6 +1140,7 @@ fn validate_kpi(v: &Validator<'_>, raw: RawKpi) -> Result<KpiConfig, ConfigError
     }
     Ok(KpiConfig {
         markout_horizon_s: horizon,
+        report_every_s,
         spread_captured_min: fraction("kpi.spread_captured_min", raw.spread_captured_min)?,
         rms_inventory_max: fraction("kpi.rms_inventory_max", raw.rms_inventory_max)?,
         fill_ratio_min: fraction("kpi.fill_ratio_min", raw.fill_ratio_min)?,
@@ -1352,6 +1361,7 @@ struct RawVenue {
 #[serde(deny_unknown_fields)]
 struct RawKpi {
     markout_horizon_s: Option<f64>,
+    report_every_s: Option<f64>,
     spread_captured_min: Option<f64>,
     rms_inventory_max: Option<f64>,
     fill_ratio_min: Option<f64>,
@@ -1828,6 +1838,7 @@ mod tests {
             ),
             ("[venue]\nseed = -1\n", "venue.seed"),
             ("[kpi]\nmarkout_horizon_s = 0.0\n", "kpi.markout_horizon_s"),
+            ("[kpi]\nreport_every_s = 0.0\n", "kpi.report_every_s"),
             ("[kpi]\nfill_ratio_min = -0.1\n", "kpi.fill_ratio_min"),
             (
                 "[kpi]\nlatency_p99_ms_max = nan\n",

@@ -6,7 +6,7 @@
 //! `TradeRecord`s on a bounded channel (`try_send`, full ⇒ dropped and counted); the side
 //! thread turns them into log lines, KPIs (`telemetry::kpi`), latency histograms
 //! (`telemetry::latency`, dumped to latency/ as HdrHistogram interval logs), the console
-//! report every `REPORT_EVERY_NS` and the atomic KPI snapshot that `--mode=kpi` reads.
+//! report every `kpi.report_every_s` and the atomic KPI snapshot that `--mode=kpi` reads.
 //! Ctrl+C, SIGTERM or the end of `--duration`: the trader stops (cancel all), the venue's
 //! last reports are drained, and the final report is printed.
 
@@ -39,8 +39,6 @@ use crate::venue::Venue;
 
 /// Depth of the trader → side channel.
 pub const TRADE_RECORD_CHANNEL_DEPTH: usize = 16_384;
-/// Console report and KPI snapshot period, ns.
-pub const REPORT_EVERY_NS: u64 = 10_000_000_000;
 /// Order counts are sent to the side thread this often, ns.
 pub const COUNTS_EVERY_NS: u64 = 1_000_000_000;
 
@@ -210,7 +208,8 @@ pub fn run(
         snapshot_path: snapshot_path.clone(),
         title: "Real-time".to_string(),
         sent_ns: HashMap::new(),
-        next_report_ns: start_wall_ns + REPORT_EVERY_NS,
+        report_every_ns: (config.kpi.report_every_s * 1e9) as u64,
+        next_report_ns: start_wall_ns + (config.kpi.report_every_s * 1e9) as u64,
         latency_files: Vec::new(),
     };
     let side_thread = std::thread::Builder::new()
@@ -301,6 +300,7 @@ struct SideThread {
     title: String,
     /// Order id → when it was handed to the venue (for the round trip).
     sent_ns: HashMap<u64, u64>,
+    report_every_ns: u64,
     next_report_ns: u64,
     latency_files: Vec<PathBuf>,
 }
@@ -358,7 +358,7 @@ impl SideThread {
             writer.tick(self.tracker.latency_mut(), now)?;
         }
         if now >= self.next_report_ns {
-            self.next_report_ns = now + REPORT_EVERY_NS;
+            self.next_report_ns = now + self.report_every_ns;
             let snapshot = self.tracker.snapshot(now);
             write_snapshot(&self.snapshot_path, &snapshot)?;
             println!("{}", render_report(&snapshot, &self.title));
