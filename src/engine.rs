@@ -182,11 +182,14 @@ impl Engine {
         self.ofi.on_touch(now_ns, touch);
         self.vol
             .on_mid(now_ns, touch.bid.0.saturating_add(touch.ask.0));
-        let sigma = if self.params.sigma_estimated {
-            self.vol.sigma()
-        } else {
-            self.sigma_fixed
-        };
+        self.compute_quote(now_ns, touch);
+        true
+    }
+
+    /// The quote for `touch` from the estimators' current state (does not feed them).
+    #[inline]
+    fn compute_quote(&mut self, now_ns: u64, touch: Touch) {
+        let sigma = self.sigma();
         let ofi: Ofi = self.ofi.normalised(now_ns);
         self.quote = self.params.quoter.quote(&QuoteInput {
             best_bid: touch.bid,
@@ -196,7 +199,6 @@ impl Engine {
             ofi,
         });
         self.stats.quotes += 1;
-        true
     }
 
     /// The connection was lost or restarted: forget the book (it must be resynced).
@@ -217,9 +219,9 @@ impl Engine {
         let Some(touch) = self.touch else {
             return false;
         };
-        self.touch = None;
-        // OFI saw this touch already: feed the same state back (no contribution).
-        self.on_touch(now_ns, touch)
+        // The market did not move: the estimators have seen this touch already.
+        self.compute_quote(now_ns, touch);
+        true
     }
 
     /// True while the L2 book is in sync.

@@ -124,6 +124,10 @@ pub struct FeedLoopConfig {
 /// venue (paper, live). Called on the hot thread: implementations never allocate, block or
 /// format.
 pub trait FeedSink {
+    /// Whether the loop measures and sends latency samples (`FeedLatency`, `TickToOrder`,
+    /// `Iteration`). Record mode has no use for them: it skips the clock read and the
+    /// channel traffic, which would otherwise crowd out the records its log needs.
+    const TIMED: bool;
     /// One decoded market event. Returns what changed and how many order actions were
     /// handed to the venue (the loop times tick-to-order when there were any).
     fn on_event(&mut self, event: &Event, levels: BookLevels<'_>, now_ns: u64) -> (Step, u32);
@@ -136,6 +140,8 @@ pub trait FeedSink {
 }
 
 impl FeedSink for Engine {
+    const TIMED: bool = false;
+
     #[inline]
     fn on_event(&mut self, event: &Event, levels: BookLevels<'_>, now_ns: u64) -> (Step, u32) {
         (Engine::on_event(self, event, levels, now_ns), 0)
@@ -374,7 +380,7 @@ pub fn run_feed_loop<S: FeedSink>(
             }
         }
         stats.iterations += 1;
-        if stats.frames != frames_before {
+        if S::TIMED && stats.frames != frames_before {
             // Only iterations that handled market data are timed: at busy-poll rates one
             // record per idle iteration would flood the side channel.
             let iteration_ns = now().saturating_sub(now_ns);
@@ -442,6 +448,9 @@ impl<S: FeedSink> Handler for FeedHandler<'_, S> {
         let exch_ts_ms = event.exch_ts_ms();
         let (step, actions) = self.engine.on_event(&event, levels, now_ns);
         self.need_snapshot |= step.need_snapshot;
+        if !S::TIMED {
+            return;
+        }
         if exch_ts_ms > 0 {
             // Exchange event time → local receive (both wall clock; can be negative when
             // the clocks disagree: recorded as 0 and counted by the side thread).

@@ -421,12 +421,7 @@ impl FrameRing {
         prefix[4] = kind as u8;
         prefix[5..].copy_from_slice(&local_ts_ns.to_le_bytes());
         let (first, second) = chunk.as_mut_slices();
-        let mut src = prefix.iter().chain(payload.iter());
-        for dst in first.iter_mut().chain(second.iter_mut()) {
-            if let Some(&b) = src.next() {
-                *dst = b;
-            }
-        }
+        copy_split(&prefix, payload, first, second);
         chunk.commit_all();
         true
     }
@@ -439,6 +434,27 @@ impl FrameRing {
     /// True once the drain side is gone.
     pub fn is_abandoned(&self) -> bool {
         self.tx.is_abandoned()
+    }
+}
+
+/// Copies `a ‖ b` into `first ‖ second` (the ring's two halves; same total length) with
+/// slice copies, not byte by byte.
+#[inline]
+fn copy_split(a: &[u8], b: &[u8], first: &mut [u8], second: &mut [u8]) {
+    let mut dst_pos = 0;
+    for src in [a, b] {
+        let mut src_pos = 0;
+        while src_pos < src.len() {
+            let (dst, at) = if dst_pos < first.len() {
+                (&mut *first, dst_pos)
+            } else {
+                (&mut *second, dst_pos - first.len())
+            };
+            let n = (src.len() - src_pos).min(dst.len() - at);
+            dst[at..at + n].copy_from_slice(&src[src_pos..src_pos + n]);
+            src_pos += n;
+            dst_pos += n;
+        }
     }
 }
 

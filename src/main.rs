@@ -251,7 +251,7 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
         }
         Mode::PaperTrading => {
             let args = modes::paper::PaperArgs {
-                duration_ns: cli.duration.map(|h| (h * 3600.0 * 1e9) as u64),
+                duration_ns: duration_ns(cli),
                 snapshot_path: None,
             };
             let summary = modes::paper::run(config, &args, &log, &shutdown)?;
@@ -268,7 +268,7 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
         Mode::Record => {
             let args = modes::record::RecordArgs {
                 out: cli.out.clone(),
-                duration_ns: cli.duration.map(|h| (h * 3600.0 * 1e9) as u64),
+                duration_ns: duration_ns(cli),
             };
             let summary = modes::record::run(config, &args, &log, &shutdown)?;
             writeln!(
@@ -289,7 +289,7 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
             let args = modes::backtest::BacktestArgs {
                 data: cli.data.clone(),
                 reports_root: cli.out.clone().unwrap_or_else(|| PathBuf::from("reports")),
-                duration_ns: cli.duration.map(|h| (h * 3600.0 * 1e9) as u64),
+                duration_ns: duration_ns(cli),
                 grid: cli.grid.clone(),
             };
             let make_config = |extra: &[String]| load_config_with(cli, extra);
@@ -323,6 +323,11 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
         );
     }
     Ok(outcome)
+}
+
+/// `--duration` in nanoseconds.
+fn duration_ns(cli: &Cli) -> Option<u64> {
+    cli.duration.map(|hours| (hours * 3600.0 * 1e9) as u64)
 }
 
 fn parse_mode(text: &str) -> Result<Mode, String> {

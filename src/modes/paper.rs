@@ -77,6 +77,8 @@ pub struct PaperSink {
 }
 
 impl FeedSink for PaperSink {
+    const TIMED: bool = true;
+
     #[inline]
     fn on_event(&mut self, event: &Event, levels: BookLevels<'_>, now_ns: u64) -> (Step, u32) {
         let records = &self.records;
