@@ -330,16 +330,31 @@ impl Api {
         self.call(method, sign(map))
     }
 
-    fn event(&mut self) -> Value {
-        if let Some(e) = self.events.pop_front() {
-            return e;
+    /// The next user-data event of type `kind` (`executionReport`,
+    /// `outboundAccountPosition`); events of other types read meanwhile stay queued.
+    fn event_of(&mut self, kind: &str) -> Value {
+        if let Some(i) = self.events.iter().position(|e| e["e"] == kind) {
+            return self.events.remove(i).unwrap();
         }
         loop {
             let v = next_json(&mut self.ws);
             if let Some(e) = v.get("event") {
-                return e.clone();
+                if e["e"] == kind {
+                    return e.clone();
+                }
+                self.events.push_back(e.clone());
             }
         }
+    }
+
+    /// The next executionReport.
+    fn event(&mut self) -> Value {
+        self.event_of("executionReport")
+    }
+
+    /// The next outboundAccountPosition.
+    fn position(&mut self) -> Value {
+        self.event_of("outboundAccountPosition")
     }
 }
 
@@ -1107,6 +1122,447 @@ fn reject_next_ratelimit_and_delay_acks() {
     let acct = sim.stop();
     assert_eq!(acct["forced_rejects"], 1);
     assert_eq!(acct["rate_limited"], 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// Account: balances, account.status, outboundAccountPosition, accounting
+// ---------------------------------------------------------------------------------------
+
+/// (asset, free, locked) of an account.status `balances` or an outboundAccountPosition `B`.
+fn balance_rows(list: &Value) -> Vec<(String, String, String)> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not a balance list: {list}"))
+        .iter()
+        .map(|b| {
+            let field = |long: &str, short: &str| {
+                b.get(long)
+                    .or_else(|| b.get(short))
+                    .and_then(Value::as_str)
+                    .unwrap_or_else(|| panic!("no {long}: {b}"))
+                    .to_string()
+            };
+            (
+                field("asset", "a"),
+                field("free", "f"),
+                field("locked", "l"),
+            )
+        })
+        .collect()
+}
+
+fn rows(items: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    items
+        .iter()
+        .map(|(a, f, l)| (a.to_string(), f.to_string(), l.to_string()))
+        .collect()
+}
+
+/// The balances of an accounting JSON, as rows (base asset first).
+fn accounting_rows(acct: &Value) -> Vec<(String, String, String)> {
+    ["BTC", "USDT"]
+        .iter()
+        .map(|asset| {
+            let b = &acct["balances"][asset];
+            (
+                asset.to_string(),
+                b["free"].as_str().unwrap().to_string(),
+                b["locked"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn account_balances(api: &mut Api) -> Vec<(String, String, String)> {
+    let r = api.signed("account.status", json!({}));
+    assert_eq!(r["status"], 200, "{r}");
+    balance_rows(&r["result"]["balances"])
+}
+
+#[test]
+fn account_status_balances_follow_fills_and_open_orders() {
+    let dir = temp_dir("account");
+    let data = matching_capture(&dir);
+    let sim = Sim::start(
+        &[&data],
+        &[
+            "--speed",
+            "max",
+            "--maker-fee-bps",
+            "1",
+            "--taker-fee-bps",
+            "10",
+        ],
+    );
+    let mut api = sim.api();
+
+    // The first request: Binance's field order, weight 20, the starting balances.
+    let Value::Object(params) = json!({}) else {
+        unreachable!()
+    };
+    let request = json!({"id": "acct", "method": "account.status", "params": sign(params)});
+    api.send_raw(&request.to_string());
+    let text = next_text(&mut api.ws);
+    assert!(
+        text.contains(
+            "\"result\":{\"makerCommission\":1,\"takerCommission\":10,\"buyerCommission\":0,\"sellerCommission\":0,\"canTrade\":true,\"canWithdraw\":true,\"canDeposit\":true,\"commissionRates\":{\"maker\":\"0.00010000\",\"taker\":\"0.00100000\",\"buyer\":\"0.00000000\",\"seller\":\"0.00000000\"},\"brokered\":false,\"requireSelfTradePrevention\":false,\"preventSor\":false,\"updateTime\":0,\"accountType\":\"SPOT\",\"balances\":[{\"asset\":\"BTC\",\"free\":\"1.00000000\",\"locked\":\"0.00000000\"},{\"asset\":\"USDT\",\"free\":\"100000.00000000\",\"locked\":\"0.00000000\"}],\"permissions\":[\"SPOT\"],\"uid\":1}"
+        ),
+        "{text}"
+    );
+    let r: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(r["id"], "acct");
+    assert_eq!(r["rateLimits"][0]["rateLimitType"], "REQUEST_WEIGHT");
+    assert_eq!(r["rateLimits"][0]["count"], 20);
+    // Signed: no signature, no answer.
+    let mut unsigned = Map::new();
+    unsigned.insert("apiKey".into(), json!(KEY));
+    assert_eq!(error_code(&api.call("account.status", unsigned)), -1102);
+
+    let sub = api.call("userDataStream.subscribe", Map::new());
+    assert_eq!(sub["status"], 200, "{sub}");
+    // A resting bid locks price × qty of USDT, a resting ask its qty of BTC.
+    let r = api.signed("order.place", limit_maker("BUY", "100.00", "1.00000", "q1"));
+    assert_eq!(r["status"], 200, "{r}");
+    let r = api.signed(
+        "order.place",
+        limit_maker("SELL", "100.02", "0.50000", "s1"),
+    );
+    assert_eq!(r["status"], 200, "{r}");
+    // Each executionReport batch is followed by the account update it caused.
+    assert_eq!(api.event()["c"], "q1");
+    let p = api.position();
+    assert_eq!(
+        balance_rows(&p["B"]),
+        rows(&[
+            ("BTC", "1.00000000", "0.00000000"),
+            ("USDT", "99900.00000000", "100.00000000")
+        ])
+    );
+    assert!((p["E"].as_i64().unwrap() - now_ms()).abs() < 5_000);
+    assert_eq!(p["u"], p["E"]);
+    assert_eq!(api.event()["c"], "s1");
+    let locked = rows(&[
+        ("BTC", "0.50000000", "0.50000000"),
+        ("USDT", "99900.00000000", "100.00000000"),
+    ]);
+    assert_eq!(balance_rows(&api.position()["B"]), locked);
+    let r = api.signed("account.status", json!({}));
+    assert_eq!(balance_rows(&r["result"]["balances"]), locked);
+    assert!((r["result"]["updateTime"].as_i64().unwrap() - now_ms()).abs() < 5_000);
+
+    // The replay fills q1 (1.0 at 100.00, maker fee 1 bp = 0.01) and 0.2 of s1 at 100.02
+    // (fee 0.0020004): BTC 1 + 1.0 − 0.2 = 1.8, 0.3 of it locked by s1's rest;
+    // USDT 100000 − 100 − 0.01 + 20.004 − 0.0020004 = 99919.9919996, nothing locked.
+    let mut market = sim.ws("/stream?streams=btcusdt@trade");
+    for _ in 0..5 {
+        next_json(&mut market);
+    }
+    for _ in 0..4 {
+        assert_eq!(api.event()["x"], "TRADE");
+    }
+    // One account update per fill batch (four trades filled something).
+    let mut last = Value::Null;
+    for _ in 0..4 {
+        last = api.position();
+    }
+    let after_fills = rows(&[
+        ("BTC", "1.50000000", "0.30000000"),
+        ("USDT", "99919.99199960", "0.00000000"),
+    ]);
+    assert_eq!(balance_rows(&last["B"]), after_fills);
+    assert_eq!(account_balances(&mut api), after_fills);
+
+    // A taker fill: 0.4 at 100.01 = 40.004 USDT, fee 10 bp = 0.040004.
+    let taker = json!({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                       "price": "100.01", "quantity": "0.40000", "newClientOrderId": "t1"});
+    let r = api.signed("order.place", taker);
+    assert_eq!(r["result"]["status"], "FILLED", "{r}");
+    let after_taker = rows(&[
+        ("BTC", "1.90000000", "0.30000000"),
+        ("USDT", "99879.94799560", "0.00000000"),
+    ]);
+    assert_eq!(balance_rows(&api.position()["B"]), after_taker);
+    let r = api.signed("account.status", json!({"omitZeroBalances": true}));
+    assert_eq!(balance_rows(&r["result"]["balances"]), after_taker);
+
+    // The accounting agrees: totals = start + position / cash.
+    let acct = sim.stop();
+    assert_eq!(accounting_rows(&acct), after_taker);
+    assert_eq!(acct["position"], "1.20000000");
+    assert_eq!(acct["cash"], "-120.05200440");
+    assert_eq!(acct["open_order_ids"], json!(["s1"]));
+}
+
+#[test]
+fn insufficient_balance_is_rejected_with_2010() {
+    let dir = temp_dir("broke");
+    let data = matching_capture(&dir);
+    let sim = Sim::start(
+        &[&data],
+        &[
+            "--plain",
+            "--balance-base",
+            "0.5",
+            "--balance-quote",
+            "1000",
+        ],
+    );
+    let mut api = sim.api();
+    let broke = "Account has insufficient balance for requested action.";
+    let r = api.signed(
+        "order.place",
+        limit_maker("SELL", "101.00", "0.6", "s-over"),
+    );
+    assert_eq!(r["status"], 400, "{r}");
+    assert_eq!(error_code(&r), -2010);
+    assert_eq!(r["error"]["msg"], broke);
+    let r = api.signed("order.place", limit_maker("SELL", "101.00", "0.5", "s-all"));
+    assert_eq!(r["status"], 200, "{r}");
+    // Everything is locked now.
+    let r = api.signed(
+        "order.place",
+        limit_maker("SELL", "102.00", "0.1", "s-more"),
+    );
+    assert_eq!(
+        (error_code(&r), r["error"]["msg"].as_str()),
+        (-2010, Some(broke))
+    );
+    // 10.1 × 99 = 999.9 fits in 1000; then 0.1 × 99 = 9.9 does not fit in 0.1.
+    let r = api.signed("order.place", limit_maker("BUY", "99.00", "10.1", "b-big"));
+    assert_eq!(r["status"], 200, "{r}");
+    let r = api.signed("order.place", limit_maker("BUY", "99.00", "0.1", "b-small"));
+    assert_eq!(error_code(&r), -2010);
+    assert_eq!(
+        account_balances(&mut api),
+        rows(&[
+            ("BTC", "0.00000000", "0.50000000"),
+            ("USDT", "0.10000000", "999.90000000")
+        ])
+    );
+    // Cancelling frees the funds.
+    let r = api.signed(
+        "order.cancel",
+        json!({"symbol": "BTCUSDT", "origClientOrderId": "b-big"}),
+    );
+    assert_eq!(r["status"], 200, "{r}");
+    let r = api.signed("order.place", limit_maker("BUY", "99.00", "0.1", "b-small"));
+    assert_eq!(r["status"], 200, "{r}");
+    // A crossing LIMIT needs price × qty up front: nothing trades.
+    let taker = json!({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC",
+                       "price": "100.01", "quantity": "10.00000", "newClientOrderId": "t-big"});
+    assert_eq!(error_code(&api.signed("order.place", taker)), -2010);
+    // cancelReplace frees the old order's lock before the new one is checked.
+    let replace = json!({"symbol": "BTCUSDT", "cancelReplaceMode": "STOP_ON_FAILURE",
+                         "cancelOrigClientOrderId": "s-all", "side": "SELL",
+                         "type": "LIMIT_MAKER", "price": "103.00", "quantity": "0.50000",
+                         "newClientOrderId": "s-new"});
+    let r = api.signed("order.cancelReplace", replace);
+    assert_eq!(r["status"], 200, "{r}");
+    let acct = sim.stop();
+    assert_eq!(acct["orders_rejected_by_code"]["-2010"], 4);
+    assert_eq!(acct["fills"], 0);
+    assert_eq!(
+        accounting_rows(&acct),
+        rows(&[
+            ("BTC", "0.00000000", "0.50000000"),
+            ("USDT", "990.10000000", "9.90000000")
+        ])
+    );
+
+    // No base at all: omitZeroBalances leaves it out, and nothing can be sold.
+    let sim = Sim::start(&[&data], &["--plain", "--balance-base", "0"]);
+    let mut api = sim.api();
+    let usdt = ("USDT", "100000.00000000", "0.00000000");
+    let r = api.signed("account.status", json!({"omitZeroBalances": true}));
+    assert_eq!(balance_rows(&r["result"]["balances"]), rows(&[usdt]));
+    let r = api.signed("account.status", json!({"omitZeroBalances": "false"}));
+    assert_eq!(
+        balance_rows(&r["result"]["balances"]),
+        rows(&[("BTC", "0.00000000", "0.00000000"), usdt])
+    );
+    let r = api.signed("account.status", json!({"omitZeroBalances": "maybe"}));
+    assert_eq!(error_code(&r), -1100);
+    let r = api.signed("order.place", limit_maker("SELL", "101.00", "0.1", "none"));
+    assert_eq!(error_code(&r), -2010);
+}
+
+#[test]
+fn nothing_open_then_accounting_lists_balances_and_open_order_ids() {
+    let dir = temp_dir("acctids");
+    let data = matching_capture(&dir);
+    let sim = Sim::start(&[&data], &[]);
+    let mut api = sim.api();
+    // Nothing open: openOrders.status is an empty list, cancelAll is -2011 (as on Binance).
+    for params in [json!({"symbol": "BTCUSDT"}), json!({})] {
+        let r = api.signed("openOrders.status", params);
+        assert_eq!(r["status"], 200, "{r}");
+        assert_eq!(r["result"], json!([]));
+    }
+    let r = api.signed("openOrders.cancelAll", json!({"symbol": "BTCUSDT"}));
+    assert_eq!(r["status"], 400, "{r}");
+    assert_eq!(
+        r["error"],
+        json!({"code": -2011, "msg": "Unknown order sent."})
+    );
+    assert!(r["rateLimits"].is_array());
+
+    for (side, price, qty, id) in [
+        ("BUY", "99.00", "0.1", "a1"),
+        ("SELL", "101.00", "0.2", "a2"),
+        ("BUY", "98.00", "0.1", "a3"),
+    ] {
+        let r = api.signed("order.place", limit_maker(side, price, qty, id));
+        assert_eq!(r["status"], 200, "{r}");
+    }
+    let r = api.signed(
+        "order.cancel",
+        json!({"symbol": "BTCUSDT", "origClientOrderId": "a1"}),
+    );
+    assert_eq!(r["status"], 200, "{r}");
+
+    let (status, body) = sim.http("POST", "/control/accounting");
+    assert_eq!(status, 200, "{body}");
+    let acct: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(acct["open_orders"], 2);
+    assert_eq!(acct["open_order_ids"], json!(["a2", "a3"]));
+    // The same ids as the exchange's own open-order list.
+    let open = api.signed("openOrders.status", json!({"symbol": "BTCUSDT"}));
+    let ids: Vec<Value> = open["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["clientOrderId"].clone())
+        .collect();
+    assert_eq!(Value::Array(ids), acct["open_order_ids"]);
+    // 0.2 BTC locked by a2, 0.1 × 98 = 9.8 USDT by a3.
+    let expected = rows(&[
+        ("BTC", "0.80000000", "0.20000000"),
+        ("USDT", "99990.20000000", "9.80000000"),
+    ]);
+    assert_eq!(accounting_rows(&acct), expected);
+    assert_eq!(account_balances(&mut api), expected);
+}
+
+// ---------------------------------------------------------------------------------------
+// Faults by connection kind
+// ---------------------------------------------------------------------------------------
+
+#[allow(clippy::disallowed_methods)] // test code: arrival times on the real clock
+fn instant() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+/// Reads until the connection ends; panics on a close frame (a `drop` sends none) or if it
+/// is still open after the read timeout.
+fn assert_dropped(ws: &mut WebSocket<Stream>, what: &str) {
+    for _ in 0..5000 {
+        match ws.read() {
+            Ok(Message::Close(_)) => panic!("{what}: drop must not send a close frame"),
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                panic!("{what}: still open")
+            }
+            Err(_) => return,
+        }
+    }
+    panic!("{what}: still open after 5000 frames");
+}
+
+#[test]
+fn drop_api_and_drop_market_close_only_their_kind() {
+    let dir = temp_dir("dropkind");
+    let data = fault_capture(&dir, 1500);
+    let mut sim = Sim::start(&[&data], &["--speed", "1"]);
+    let mut market = sim.ws("/ws/btcusdt@depth@100ms");
+    let (_, mut last, _) = next_depth(&mut market);
+    let mut api = sim.api();
+    assert_eq!(api.call("time", Map::new())["status"], 200);
+
+    sim.command("drop api");
+    assert_dropped(&mut api.ws, "API connection");
+    // The market data flows on, nothing lost.
+    for _ in 0..10 {
+        let (first, u, _) = next_depth(&mut market);
+        assert_eq!(first, last + 1);
+        last = u;
+    }
+    let mut api = sim.api();
+    assert_eq!(api.call("time", Map::new())["status"], 200);
+
+    let (status, body) = sim.http("POST", "/control/drop/market");
+    assert_eq!(status, 200, "{body}");
+    assert_dropped(&mut market, "market-data connection");
+    // The API connection opened before it still answers, and a new stream works.
+    assert_eq!(api.call("time", Map::new())["status"], 200);
+    let mut again = sim.ws("/ws/btcusdt@depth@100ms");
+    next_depth(&mut again);
+    let (status, body) = sim.http("POST", "/control/drop/everything");
+    assert_eq!(status, 400, "{body}");
+    let acct = sim.stop();
+    assert_eq!(acct["dropped_connections"], 2);
+}
+
+#[test]
+fn stall_market_silences_market_data_while_the_api_answers() {
+    let dir = temp_dir("stallmkt");
+    let data = fault_capture(&dir, 1500);
+    let sim = Sim::start(&[&data], &["--speed", "1"]);
+    let mut market = sim.ws("/ws/btcusdt@depth@100ms");
+    next_depth(&mut market);
+    let mut api = sim.api();
+    // Arrival time and ids of every diff for 3.5 s, on a thread of its own.
+    let started = instant();
+    let reader = std::thread::spawn(move || {
+        let mut arrivals = Vec::new();
+        while started.elapsed() < Duration::from_millis(3500) {
+            let (first, last, _) = next_depth(&mut market);
+            arrivals.push((instant(), first, last));
+        }
+        arrivals
+    });
+    pause(300);
+    let (status, body) = sim.http("POST", "/control/stall-market/1500");
+    assert_eq!(status, 200, "{body}");
+    pause(100);
+    let mut answered = Vec::new();
+    for _ in 0..4 {
+        let sent = instant();
+        let r = api.call("time", Map::new());
+        assert_eq!(r["status"], 200, "{r}");
+        assert!(
+            sent.elapsed() < Duration::from_millis(300),
+            "{:?}",
+            sent.elapsed()
+        );
+        answered.push(instant());
+        pause(150);
+    }
+    let arrivals = reader.join().unwrap();
+    // The replay waited: nothing lost, nothing skipped.
+    for pair in arrivals.windows(2) {
+        assert_eq!(pair[1].1, pair[0].2 + 1, "a stall loses nothing");
+    }
+    let (gap_start, gap_end) = arrivals
+        .windows(2)
+        .map(|pair| (pair[0].0, pair[1].0))
+        .max_by_key(|(a, b)| *b - *a)
+        .unwrap();
+    assert!(
+        gap_end - gap_start >= Duration::from_millis(1200),
+        "longest silence {:?}",
+        gap_end - gap_start
+    );
+    // Every API answer came while the market data was silent.
+    for t in answered {
+        assert!(gap_start < t && t < gap_end, "answer outside the silence");
+    }
+    let acct = sim.stop();
+    assert_eq!(acct["market_stalls"], 1);
+    assert_eq!(acct["stalls"], 0);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -10,11 +10,14 @@
 //! for order placement).
 //!
 //! Supported methods: `ping`, `time`, `exchangeInfo`, `order.place` (LIMIT with GTC,
-//! LIMIT_MAKER), `order.cancel`, `order.cancelReplace`, `openOrders.status`,
-//! `openOrders.cancelAll`, `userDataStream.subscribe` (with or without a signature: the
-//! simulator has one account), `userDataStream.subscribe.signature`,
-//! `userDataStream.unsubscribe`. Anything else is answered -1020 "This operation is not
-//! supported." — including `session.logon` (Ed25519), MARKET orders and IOC/FOK.
+//! LIMIT_MAKER), `order.cancel`, `order.cancelReplace`, `openOrders.status` (`[]` when
+//! nothing is open), `openOrders.cancelAll` (-2011 "Unknown order sent." when nothing is
+//! open, as Binance answers), `account.status` (`omitZeroBalances` optional),
+//! `userDataStream.subscribe` (with or without a signature: the simulator has one
+//! account), `userDataStream.subscribe.signature`, `userDataStream.unsubscribe`. User-data
+//! subscribers get each executionReport batch followed by an `outboundAccountPosition`.
+//! Anything else is answered -1020 "This operation is not supported." — including
+//! `session.logon` (Ed25519), MARKET orders and IOC/FOK.
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
@@ -166,7 +169,7 @@ fn parse_request(text: &str) -> Result<Request, (String, Failure)> {
 /// Request weight by method (web-socket-api.md).
 fn weight_of(method: &str, params: &Map<String, Value>) -> u64 {
     match method {
-        "exchangeInfo" => 20,
+        "exchangeInfo" | "account.status" => 20,
         "openOrders.status" if params.contains_key("symbol") => 6,
         "openOrders.status" => 80,
         "order.status" => 4,
@@ -216,6 +219,11 @@ fn dispatch(
         "openOrders.cancelAll" => {
             authenticate(shared, params, now_ms)?;
             counted_cancel(ex, |ex| cancel_all(ex, params, now_ms))
+        }
+        "account.status" => {
+            authenticate(shared, params, now_ms)?;
+            let omit_zero = bool_param(params, "omitZeroBalances")?.unwrap_or(false);
+            Ok(wire::account_status(&ex.account(), omit_zero))
         }
         "userDataStream.subscribe" | "userDataStream.subscribe.signature" => {
             let signed = method.ends_with(".signature") || params.contains_key("signature");
@@ -332,6 +340,21 @@ fn int_param(params: &Map<String, Value>, name: &str) -> Result<Option<i64>, Fai
                 format!("Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'."),
             )
         }),
+    }
+}
+
+/// An optional boolean: JSON `true`/`false` or the strings `"true"`/`"false"` (any case).
+fn bool_param(params: &Map<String, Value>, name: &str) -> Result<Option<bool>, Failure> {
+    match text_param(params, name) {
+        None => Ok(None),
+        Some(text) if text.eq_ignore_ascii_case("true") => Ok(Some(true)),
+        Some(text) if text.eq_ignore_ascii_case("false") => Ok(Some(false)),
+        Some(_) => Err(Failure::new(
+            -1100,
+            format!(
+                "Illegal characters found in parameter '{name}'; legal range is 'true, false'."
+            ),
+        )),
     }
 }
 
@@ -688,5 +711,16 @@ mod tests {
         assert_eq!(decimal_param(&params, "c").unwrap_err().code, -1111);
         assert_eq!(decimal_param(&params, "d").unwrap(), 200_000_000);
         assert_eq!(decimal_param(&params, "e").unwrap_err().code, -1102);
+    }
+
+    #[test]
+    fn boolean_parameters() {
+        let params: Map<String, Value> =
+            serde_json::from_str(r#"{"a":true,"b":"FALSE","c":"yes","d":""}"#).unwrap();
+        assert_eq!(bool_param(&params, "a").unwrap(), Some(true));
+        assert_eq!(bool_param(&params, "b").unwrap(), Some(false));
+        assert_eq!(bool_param(&params, "c").unwrap_err().code, -1100);
+        assert_eq!(bool_param(&params, "d").unwrap(), None);
+        assert_eq!(bool_param(&params, "e").unwrap(), None);
     }
 }

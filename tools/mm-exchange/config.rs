@@ -50,6 +50,12 @@ pub struct Flags {
     /// Taker fee in basis points (LIMIT orders that cross).
     #[arg(long, default_value = "0", allow_hyphen_values = true)]
     pub taker_fee_bps: String,
+    /// The account's starting balance of the base asset (BTC), a decimal.
+    #[arg(long, default_value = "1")]
+    pub balance_base: String,
+    /// The account's starting balance of the quote asset (USDT), a decimal.
+    #[arg(long, default_value = "100000")]
+    pub balance_quote: String,
     /// Added one-way latency before a WebSocket API request reaches the matching (ms).
     #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
@@ -141,6 +147,10 @@ pub struct Config {
     pub maker_fee_bps_e8: i64,
     /// Taker fee, bps × 10⁸.
     pub taker_fee_bps_e8: i64,
+    /// Starting balance of the base asset (atoms).
+    pub balance_base: i64,
+    /// Starting balance of the quote asset (atoms).
+    pub balance_quote: i64,
     /// Entry latency (ms).
     pub latency_ms: u64,
     /// Ack latency (ms).
@@ -214,6 +224,8 @@ impl Config {
             api_secret: flags.api_secret,
             maker_fee_bps_e8: signed_atoms("--maker-fee-bps", &flags.maker_fee_bps)?,
             taker_fee_bps_e8: signed_atoms("--taker-fee-bps", &flags.taker_fee_bps)?,
+            balance_base: balance_atoms("--balance-base", &flags.balance_base)?,
+            balance_quote: balance_atoms("--balance-quote", &flags.balance_quote)?,
             latency_ms: flags.latency_ms,
             ack_latency_ms: flags.ack_latency_ms,
             accounting_out: flags.accounting_out,
@@ -236,6 +248,11 @@ fn positive_atoms(flag: &str, text: &str) -> anyhow::Result<i64> {
         Ok(_) => bail!("{flag} {text}: must be greater than 0"),
         Err(e) => bail!("{flag} {text}: {e}"),
     }
+}
+
+fn balance_atoms(flag: &str, text: &str) -> anyhow::Result<i64> {
+    parse_atoms(text.as_bytes())
+        .map_err(|e| anyhow::anyhow!("{flag} {text}: {e} (expected a decimal ≥ 0)"))
 }
 
 fn signed_atoms(flag: &str, text: &str) -> anyhow::Result<i64> {
@@ -267,6 +284,8 @@ mod tests {
         assert_eq!(c.speed, Speed::Factor(1.0));
         assert_eq!(c.orders_per_10s, 100);
         assert_eq!(c.api_key, DOC_API_KEY);
+        assert_eq!(c.balance_base, 100_000_000);
+        assert_eq!(c.balance_quote, 100_000 * 100_000_000);
     }
 
     #[test]
@@ -286,5 +305,9 @@ mod tests {
         assert!(parse(&["--speed", "0"]).is_err());
         assert!(parse(&["--speed", "fast"]).is_err());
         assert!(parse(&["--tick-size", "0"]).is_err());
+        let c = parse(&["--balance-base", "0", "--balance-quote", "2500.5"]).unwrap();
+        assert_eq!((c.balance_base, c.balance_quote), (0, 250_050_000_000));
+        assert!(parse(&["--balance-base", "-1"]).is_err());
+        assert!(parse(&["--balance-quote", "lots"]).is_err());
     }
 }

@@ -4,7 +4,10 @@
 //! | command | effect |
 //! | --- | --- |
 //! | `drop` | close every open connection at once (TCP shutdown, no close frame) |
+//! | `drop market` | close only the market-data WebSockets (`/ws/…`, `/stream?…`) |
+//! | `drop api` | close only the WebSocket API connections (`/ws-api/v3`) |
 //! | `stall <ms>` | no connection sends anything (data, responses, pings) and the replay waits, for ms |
+//! | `stall-market <ms>` | market-data connections send nothing and the replay waits, for ms; the WebSocket API and REST keep answering |
 //! | `gap [n]` | withhold the next n (1) depth updates from every subscriber |
 //! | `dup [n]` | send the next n (1) depth updates twice |
 //! | `garbage` | send every market-data connection a text frame that is not JSON |
@@ -47,13 +50,33 @@ pub fn run(shared: &Shared, line: &str) -> Result<Reply, String> {
     let faults = &shared.faults;
     match command {
         "drop" => {
-            shared.drop_epoch.fetch_add(1, Ordering::SeqCst);
+            let epoch = match arg {
+                None => &shared.drop_epoch,
+                Some("market") => &shared.drop_market_epoch,
+                Some("api") => &shared.drop_api_epoch,
+                Some(other) => {
+                    return Err(format!(
+                        "drop: `{other}` is not `market` or `api` (bare `drop` closes everything)"
+                    ))
+                }
+            };
+            epoch.fetch_add(1, Ordering::SeqCst);
         }
-        "stall" => {
+        "stall" | "stall-market" => {
             let ms = number(None)?;
             let until = clock::now() + Duration::from_millis(ms);
-            *faults.stall_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
-            shared.lock().counters.stalls += 1;
+            let slot = if command == "stall" {
+                &faults.stall_until
+            } else {
+                &faults.stall_market_until
+            };
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
+            let mut ex = shared.lock();
+            if command == "stall" {
+                ex.counters.stalls += 1;
+            } else {
+                ex.counters.market_stalls += 1;
+            }
         }
         "gap" => {
             faults.gap.fetch_add(number(Some(1))?, Ordering::SeqCst);

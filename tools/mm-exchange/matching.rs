@@ -6,7 +6,8 @@
 //!
 //! The model, in the order it is applied:
 //! - **Placement.** Filters first (PRICE_FILTER, LOT_SIZE, NOTIONAL, MAX_NUM_ORDERS), then
-//!   a duplicate `clientOrderId` among open orders is refused. A LIMIT_MAKER that would
+//!   a duplicate `clientOrderId` among open orders is refused, then an order that needs
+//!   more than the account's free balance (-2010, see Balances). A LIMIT_MAKER that would
 //!   cross the best opposite price is refused with -2010. A LIMIT that crosses trades at
 //!   once as a taker against the displayed opposite levels (best first, each level's
 //!   displayed quantity at most, at the level's price) — the replayed book is *not*
@@ -28,6 +29,12 @@
 //! - **Money.** quote = price × qty (exact in atoms, truncated if a grid makes it inexact);
 //!   commission = quote × fee_bps / 10⁴, truncated toward zero, in the quote asset; cash
 //!   moves by ∓quote − commission; position by ±qty.
+//! - **Balances.** One spot account: total base = starting base + position, total quote =
+//!   starting quote + cash. Open orders lock what they may still spend: a buy locks
+//!   price × remaining qty of the quote asset, a sell its remaining qty of the base asset;
+//!   free = total − locked. A new order needing more than free (a buy: price × qty of the
+//!   quote, a sell: qty of the base) is refused. Commission is not reserved, so fees can
+//!   take a quote balance's free part slightly below zero (never with zero fees).
 
 use std::collections::BTreeMap;
 
@@ -268,6 +275,27 @@ pub struct Totals {
     pub filled_orders: u64,
 }
 
+/// One asset's balance (atoms).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Balance {
+    /// Total − locked.
+    pub free: i128,
+    /// Reserved by open orders.
+    pub locked: i128,
+}
+
+/// The account's balances of the symbol's two assets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Balances {
+    /// Base asset (BTC).
+    pub base: Balance,
+    /// Quote asset (USDT).
+    pub quote: Balance,
+}
+
+/// Starting balance (atoms) of each asset when none is given: effectively unlimited.
+const UNLIMITED: i128 = 1_000_000_000_000 * 100_000_000;
+
 /// Our account's order book and the matching against the replayed market.
 #[derive(Debug)]
 pub struct Matcher {
@@ -279,8 +307,12 @@ pub struct Matcher {
     next_order_id: u64,
     next_trade_id: u64,
     next_seq: u64,
+    start_base: i128,
+    start_quote: i128,
     /// Running totals.
     pub totals: Totals,
+    /// When an order or a fill last changed the balances (ms; 0 = never).
+    pub update_ms: i64,
 }
 
 impl Matcher {
@@ -300,8 +332,47 @@ impl Matcher {
             next_order_id: 1,
             next_trade_id: 1,
             next_seq: 0,
+            start_base: UNLIMITED,
+            start_quote: UNLIMITED,
             totals: Totals::default(),
+            update_ms: 0,
         }
+    }
+
+    /// Sets the starting balances (atoms of the base and of the quote asset); without
+    /// this call both are effectively unlimited.
+    pub fn with_balances(mut self, base: i64, quote: i64) -> Self {
+        self.start_base = i128::from(base);
+        self.start_quote = i128::from(quote);
+        self
+    }
+
+    /// The account's balances now (see the file doc).
+    pub fn balances(&self) -> Balances {
+        let (mut base_locked, mut quote_locked) = (0i128, 0i128);
+        for o in self.open.values() {
+            match o.side {
+                Side::Buy => quote_locked += quote_of(o.price, o.remaining()),
+                Side::Sell => base_locked += i128::from(o.remaining()),
+            }
+        }
+        let base_total = self.start_base + i128::from(self.totals.position);
+        let quote_total = self.start_quote + self.totals.cash;
+        Balances {
+            base: Balance {
+                free: base_total - base_locked,
+                locked: base_locked,
+            },
+            quote: Balance {
+                free: quote_total - quote_locked,
+                locked: quote_locked,
+            },
+        }
+    }
+
+    /// The commission rates, bps × 10⁸: (maker, taker).
+    pub fn fees_bps_e8(&self) -> (i64, i64) {
+        (self.maker_fee_bps_e8, self.taker_fee_bps_e8)
     }
 
     /// The trading rules.
@@ -343,6 +414,17 @@ impl Matcher {
         if self.open.values().any(|o| o.client_id == new.client_id) {
             return Err(Reject::new(-2010, "Duplicate order sent."));
         }
+        let free = self.balances();
+        let short = match new.side {
+            Side::Buy => quote_of(new.price, new.qty) > free.quote.free,
+            Side::Sell => i128::from(new.qty) > free.base.free,
+        };
+        if short {
+            return Err(Reject::new(
+                -2010,
+                "Account has insufficient balance for requested action.",
+            ));
+        }
         if new.order_type == OrderType::LimitMaker && crosses(new.side, new.price, market) {
             return Err(Reject::new(
                 -2010,
@@ -378,6 +460,7 @@ impl Matcher {
         self.next_order_id += 1;
         self.next_seq += 1;
         self.totals.accepted += 1;
+        self.update_ms = now_ms;
         let mut out = vec![Execution {
             order: order.clone(),
             kind: ExecKind::New,
@@ -441,6 +524,7 @@ impl Matcher {
         order.status = Status::Canceled;
         order.update_ms = now_ms;
         self.totals.canceled += 1;
+        self.update_ms = now_ms;
         Ok(Execution {
             order,
             kind: ExecKind::Canceled,
@@ -569,6 +653,7 @@ impl Matcher {
         order.executed_qty += qty;
         order.cum_quote += quote;
         order.update_ms = now_ms;
+        self.update_ms = now_ms;
         order.status = if order.remaining() == 0 {
             self.totals.filled_orders += 1;
             Status::Filled
@@ -851,6 +936,75 @@ mod tests {
         assert_eq!(
             m.cancel(&by, "x".into(), 2).unwrap_err().msg,
             "Unknown order sent."
+        );
+    }
+
+    #[test]
+    fn balances_lock_free_and_refuse_what_is_not_there() {
+        // 1 BTC and 150 USDT.
+        let mut m = Matcher::new(rules(), 0, 0, false).with_balances(U, 150 * U);
+        let mk = market();
+        let broke = "Account has insufficient balance for requested action.";
+        let b = m.balances();
+        assert_eq!((b.base.free, b.base.locked), (i128::from(U), 0));
+        // A buy of 2.0 at 99 needs 198 USDT.
+        let err = m
+            .place(
+                new(Side::Buy, OrderType::LimitMaker, 99 * U, 2 * U, "big"),
+                &mk,
+                0,
+            )
+            .unwrap_err();
+        assert_eq!((err.code, err.msg.as_str()), (-2010, broke));
+        m.place(
+            new(Side::Buy, OrderType::LimitMaker, 100 * U, U, "b"),
+            &mk,
+            0,
+        )
+        .unwrap();
+        m.place(
+            new(Side::Sell, OrderType::LimitMaker, 101 * U, 3 * U / 4, "s"),
+            &mk,
+            0,
+        )
+        .unwrap();
+        let b = m.balances();
+        assert_eq!(
+            (b.quote.free, b.quote.locked),
+            (i128::from(50 * U), i128::from(100 * U))
+        );
+        assert_eq!(
+            (b.base.free, b.base.locked),
+            (i128::from(U / 4), i128::from(3 * U / 4))
+        );
+        // 0.5 BTC more to sell is more than the 0.25 free.
+        let err = m.place(
+            new(Side::Sell, OrderType::LimitMaker, 102 * U, U / 2, "s2"),
+            &mk,
+            0,
+        );
+        assert_eq!(err.unwrap_err().msg, broke);
+        // A fill of half the bid: 0.5 BTC in, 50 USDT out, 50 still locked.
+        m.on_trade(&trade(100 * U - TICK, U / 2, true), 1);
+        let b = m.balances();
+        assert_eq!(b.base.free + b.base.locked, i128::from(3 * U / 2));
+        assert_eq!(
+            (b.quote.free, b.quote.locked),
+            (i128::from(50 * U), i128::from(50 * U))
+        );
+        assert_eq!(m.update_ms, 1);
+        // Cancelling releases the lock.
+        let by = OrderRef {
+            order_id: None,
+            client_id: Some("b".into()),
+        };
+        m.cancel(&by, "x".into(), 2).unwrap();
+        assert_eq!(
+            m.balances().quote,
+            Balance {
+                free: i128::from(100 * U),
+                locked: 0
+            }
         );
     }
 

@@ -4,8 +4,8 @@
 //! Timing: the replay clock starts when the first market-data subscriber connects (or at
 //! launch with `--start-at-launch`); record i is published at
 //! `start + (local_ts[i] − local_ts[0]) / speed`, or back to back with `--speed max`. A
-//! `stall` pauses the replay and shifts its clock by the stall, so nothing is skipped or
-//! bunched afterwards. Every subscriber connected at a record's publication receives it,
+//! `stall` (or `stall-market`) pauses the replay and shifts its clock by the stall, so
+//! nothing is skipped or bunched afterwards. Every subscriber connected at a record's publication receives it,
 //! in the same order; a late subscriber starts at the current position (as on Binance).
 //! When the data ends the exchange keeps serving (REST, orders) until it is stopped.
 //!
@@ -40,9 +40,9 @@ pub fn run(shared: Arc<Shared>, capture: Capture) {
                 return;
             }
         }
-        // A stall holds the replay and moves its clock on by the time held.
+        // A stall (or stall-market) holds the replay and moves its clock on by the time held.
         let now = clock::now();
-        if let Some(until) = shared.faults.stalled_until(now) {
+        if let Some(until) = shared.faults.market_stalled_until(now) {
             if !clock::sleep_until(until, slice, || !shared.stopping()) {
                 return;
             }

@@ -9,14 +9,16 @@
 //!   (combined `{"stream":..,"data":..}`), `/ws-api/v3`
 //!
 //! Each WebSocket thread loops: send what is queued for it, send a ping when due, read with
-//! a 1 ms timeout. Every loop checks stop, the `drop` epoch and the `stall` window.
+//! a 1 ms timeout. Every loop checks stop, the `drop` epochs (all connections, or only its
+//! kind: `drop market` / `drop api`) and the `stall` window (`stall-market` too for
+//! market-data connections).
 //! Never: blocks the replay (each connection has its own unbounded queue) or panics on
 //! client input.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -164,8 +166,21 @@ enum Ended {
     Dropped,
 }
 
+/// The drop epochs when a connection was accepted.
+#[derive(Debug, Clone, Copy)]
+struct Epochs {
+    all: u64,
+    market: u64,
+    api: u64,
+}
+
 fn serve(shared: &Shared, tcp: TcpStream, tls: Option<Arc<ServerConfig>>) {
-    let epoch = shared.drop_epoch.load(Ordering::SeqCst);
+    let epochs = Epochs {
+        all: shared.drop_epoch.load(Ordering::SeqCst),
+        market: shared.drop_market_epoch.load(Ordering::SeqCst),
+        api: shared.drop_api_epoch.load(Ordering::SeqCst),
+    };
+    let epoch = epochs.all;
     let Ok(control) = tcp.try_clone() else {
         return;
     };
@@ -200,7 +215,7 @@ fn serve(shared: &Shared, tcp: TcpStream, tls: Option<Arc<ServerConfig>>) {
         if head.is_upgrade() {
             conn.prefix = std::mem::take(&mut buf);
             conn.pos = 0;
-            serve_websocket(shared, conn, control, &head, epoch);
+            serve_websocket(shared, conn, control, &head, epochs);
             return;
         }
         let body_len = head
@@ -546,7 +561,7 @@ fn split_streams(text: &str) -> Vec<String> {
         .collect()
 }
 
-fn serve_websocket(shared: &Shared, conn: Conn, control: TcpStream, head: &Head, epoch: u64) {
+fn serve_websocket(shared: &Shared, conn: Conn, control: TcpStream, head: &Head, epochs: Epochs) {
     let Some(route) = route_ws(head) else {
         let mut conn = conn;
         let body = wire::rest_error(-1000, "Unknown WebSocket path.");
@@ -570,10 +585,16 @@ fn serve_websocket(shared: &Shared, conn: Conn, control: TcpStream, head: &Head,
         }
     };
     let _ = control.set_read_timeout(Some(WS_POLL));
+    let (kind_epoch, kind) = match route {
+        Route::Market { .. } => (epochs.market, &shared.drop_market_epoch),
+        Route::Api => (epochs.api, &shared.drop_api_epoch),
+    };
     let mut session = Session {
         ws,
         control,
-        epoch,
+        epoch: epochs.all,
+        kind,
+        kind_epoch,
         last_ping: clock::now(),
         ping_sent: None,
     };
@@ -584,10 +605,15 @@ fn serve_websocket(shared: &Shared, conn: Conn, control: TcpStream, head: &Head,
 }
 
 /// One WebSocket connection.
-struct Session {
+struct Session<'a> {
     ws: WebSocket<Conn>,
     control: TcpStream,
+    /// `drop_epoch` at accept.
     epoch: u64,
+    /// The drop epoch of this connection's kind (`drop market` / `drop api`)…
+    kind: &'a AtomicU64,
+    /// …and its value at accept.
+    kind_epoch: u64,
     last_ping: Instant,
     ping_sent: Option<Instant>,
 }
@@ -599,7 +625,7 @@ enum Read1 {
     End,
 }
 
-impl Session {
+impl Session<'_> {
     /// Stop, drop and pong-timeout checks; Err ends the loop.
     fn check(&mut self, shared: &Shared) -> Result<(), ()> {
         if shared.stopping() {
@@ -607,7 +633,9 @@ impl Session {
             let _ = self.ws.flush();
             return Err(());
         }
-        if shared.drop_epoch.load(Ordering::SeqCst) != self.epoch {
+        if shared.drop_epoch.load(Ordering::SeqCst) != self.epoch
+            || self.kind.load(Ordering::SeqCst) != self.kind_epoch
+        {
             shutdown(shared, &self.control);
             return Err(());
         }
@@ -675,7 +703,7 @@ impl Session {
 /// Not JSON: what the `garbage` fault sends.
 const GARBAGE_TEXT: &str = "{\"stream\":\"garbage\",\"data\":{\"e\":\"depthUpdate\",\"E\":";
 
-fn market_loop(shared: &Shared, session: &mut Session, streams: Vec<String>, combined: bool) {
+fn market_loop(shared: &Shared, session: &mut Session<'_>, streams: Vec<String>, combined: bool) {
     let conn_id = shared.conn_id();
     let (tx, rx) = mpsc::channel();
     shared.lock().subscribers.push(Subscriber {
@@ -689,12 +717,12 @@ fn market_loop(shared: &Shared, session: &mut Session, streams: Vec<String>, com
     shared.lock().subscribers.retain(|s| s.conn_id != conn_id);
 }
 
-fn run_market(shared: &Shared, session: &mut Session, conn_id: u64, rx: &Receiver<Outbound>) {
+fn run_market(shared: &Shared, session: &mut Session<'_>, conn_id: u64, rx: &Receiver<Outbound>) {
     loop {
         if session.check(shared).is_err() {
             return;
         }
-        if shared.faults.stalled_until(clock::now()).is_none() {
+        if shared.faults.market_stalled_until(clock::now()).is_none() {
             for _ in 0..WRITE_BATCH {
                 match rx.try_recv() {
                     Ok(message) => {
@@ -769,7 +797,7 @@ fn market_request(shared: &Shared, conn_id: u64, text: &str) -> String {
     }
 }
 
-fn api_loop(shared: &Shared, session: &mut Session) {
+fn api_loop(shared: &Shared, session: &mut Session<'_>) {
     let conn_id = shared.conn_id();
     let (tx, rx) = mpsc::channel();
     let conn = ApiConn {
@@ -780,7 +808,7 @@ fn api_loop(shared: &Shared, session: &mut Session) {
     shared.lock().listeners.retain(|(id, _)| *id != conn_id);
 }
 
-fn run_api(shared: &Shared, session: &mut Session, conn: &ApiConn, rx: &Receiver<Outbound>) {
+fn run_api(shared: &Shared, session: &mut Session<'_>, conn: &ApiConn, rx: &Receiver<Outbound>) {
     let entry = Duration::from_millis(shared.cfg.latency_ms);
     let mut inbound: VecDeque<(Instant, String)> = VecDeque::new();
     let mut outbound: VecDeque<(Instant, Outbound)> = VecDeque::new();

@@ -20,7 +20,9 @@ use crate::config::Config;
 use crate::data::{Capture, StreamKind};
 use crate::matching::{Execution, Matcher};
 use crate::ratelimit::Limits;
-use crate::wire::{decimal8_wide, execution_report, quote, InfoSpec};
+use crate::wire::{
+    account_position, decimal8_wide, execution_report, quote, AccountSpec, InfoSpec,
+};
 
 /// A message for one connection's writer.
 #[derive(Debug, Clone)]
@@ -83,6 +85,8 @@ pub struct Counters {
     pub garbage_sent: u64,
     /// `stall` commands.
     pub stalls: u64,
+    /// `stall-market` commands.
+    pub market_stalls: u64,
     /// Orders refused by `reject-next`.
     pub forced_rejects: u64,
 }
@@ -143,7 +147,8 @@ impl Exchange {
                 cfg.maker_fee_bps_e8,
                 cfg.taker_fee_bps_e8,
                 cfg.queue_cancels,
-            ),
+            )
+            .with_balances(cfg.balance_base, cfg.balance_quote),
             limits: Limits::new(
                 cfg.weight_per_minute,
                 cfg.orders_per_10s,
@@ -166,7 +171,10 @@ impl Exchange {
         id
     }
 
-    /// Sends executionReports for `execs` to every user-data subscriber.
+    /// Sends executionReports for `execs` to every user-data subscriber, then one
+    /// `outboundAccountPosition` with the balances after them (every execution — NEW,
+    /// CANCELED, TRADE — changes a balance), as Binance follows an order's report with the
+    /// account update it caused.
     pub fn emit(&mut self, execs: &[Execution], event_ms: i64) {
         if execs.is_empty() {
             return;
@@ -182,6 +190,20 @@ impl Exchange {
             self.next_execution_id += 1;
             self.listeners
                 .retain(|(_, tx)| tx.send(Outbound::Text(text.clone())).is_ok());
+        }
+        let text = account_position(&self.account(), event_ms);
+        self.listeners
+            .retain(|(_, tx)| tx.send(Outbound::Text(text.clone())).is_ok());
+    }
+
+    /// The account: assets, balances, fees, last update.
+    pub fn account(&self) -> AccountSpec<'_> {
+        AccountSpec {
+            base: &self.base,
+            quote: &self.quote,
+            balances: self.matcher.balances(),
+            fees_bps_e8: self.matcher.fees_bps_e8(),
+            update_ms: self.matcher.update_ms,
         }
     }
 
@@ -298,6 +320,24 @@ impl Exchange {
             decimal8_wide(t.quote_volume)
         );
         let _ = write!(out, "\"open_orders\":{},", open.len());
+        let ids = crate::wire::array(open.iter().map(|o| quote(&o.client_id)));
+        let _ = write!(out, "\"open_order_ids\":{ids},");
+        let b = self.matcher.balances();
+        let balance = |bal: crate::matching::Balance| {
+            format!(
+                "{{\"free\":\"{}\",\"locked\":\"{}\"}}",
+                decimal8_wide(bal.free),
+                decimal8_wide(bal.locked)
+            )
+        };
+        let _ = write!(
+            out,
+            "\"balances\":{{{}:{},{}:{}}},",
+            quote(&self.base),
+            balance(b.base),
+            quote(&self.quote),
+            balance(b.quote)
+        );
         let _ = write!(
             out,
             "\"position\":\"{}\",",
@@ -330,6 +370,7 @@ impl Exchange {
         let _ = write!(out, "\"dups_injected\":{},", c.dups_injected);
         let _ = write!(out, "\"garbage_sent\":{},", c.garbage_sent);
         let _ = write!(out, "\"stalls\":{},", c.stalls);
+        let _ = write!(out, "\"market_stalls\":{},", c.market_stalls);
         let _ = write!(out, "\"forced_rejects\":{}", c.forced_rejects);
         out.push('}');
         out
@@ -351,6 +392,9 @@ pub struct Faults {
     pub extra_ack_ms: AtomicU64,
     /// No connection sends anything, and the replay waits, until then.
     pub stall_until: Mutex<Option<Instant>>,
+    /// Market-data connections send nothing, and the replay waits, until then (the
+    /// WebSocket API and REST keep answering).
+    pub stall_market_until: Mutex<Option<Instant>>,
 }
 
 impl Faults {
@@ -365,6 +409,19 @@ impl Faults {
     pub fn stalled_until(&self, now: Instant) -> Option<Instant> {
         let guard = self.stall_until.lock().unwrap_or_else(|e| e.into_inner());
         guard.filter(|until| *until > now)
+    }
+
+    /// When market data may flow again: the later end of a running `stall` or
+    /// `stall-market`, if either is running.
+    pub fn market_stalled_until(&self, now: Instant) -> Option<Instant> {
+        let market = {
+            let guard = self
+                .stall_market_until
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            guard.filter(|until| *until > now)
+        };
+        self.stalled_until(now).max(market)
     }
 }
 
@@ -381,6 +438,10 @@ pub struct Shared {
     pub stop: AtomicBool,
     /// Bumped by `drop`: connections opened before the bump close.
     pub drop_epoch: AtomicU64,
+    /// Bumped by `drop market`: market-data WebSockets opened before the bump close.
+    pub drop_market_epoch: AtomicU64,
+    /// Bumped by `drop api`: WebSocket API connections opened before the bump close.
+    pub drop_api_epoch: AtomicU64,
     /// Connection ids.
     pub next_conn_id: AtomicU64,
     start: (Mutex<bool>, Condvar),
@@ -395,6 +456,8 @@ impl Shared {
             faults: Faults::default(),
             stop: AtomicBool::new(false),
             drop_epoch: AtomicU64::new(0),
+            drop_market_epoch: AtomicU64::new(0),
+            drop_api_epoch: AtomicU64::new(0),
             next_conn_id: AtomicU64::new(1),
             start: (Mutex::new(false), Condvar::new()),
         }

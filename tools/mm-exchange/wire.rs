@@ -6,13 +6,14 @@
 //! numbers, decimals as 8-decimal strings (`"61837.63000000"`), as Binance sends them.
 //!
 //! Sources: web-socket-api.md (order.place ACK/RESULT/FULL, order.cancel,
-//! order.cancelReplace, openOrders.*, rateLimits, errors), user-data-stream.md
-//! (executionReport), rest-api.md and filters.md (exchangeInfo).
+//! order.cancelReplace, openOrders.*, account.status, rateLimits, errors),
+//! user-data-stream.md (executionReport, outboundAccountPosition), rest-api.md and
+//! filters.md (exchangeInfo).
 
 use std::fmt::Display;
 
 use crate::data::decimal8;
-use crate::matching::{ExecKind, Execution, Fill, Order};
+use crate::matching::{Balance, Balances, ExecKind, Execution, Fill, Order};
 
 /// A JSON object under construction, fields in insertion order.
 #[derive(Debug, Default)]
@@ -283,6 +284,91 @@ pub fn execution_report(
     format!("{{\"event\":{report}}}")
 }
 
+/// The account as `account.status` describes it.
+#[derive(Debug, Clone, Copy)]
+pub struct AccountSpec<'a> {
+    /// Base asset (`BTC`).
+    pub base: &'a str,
+    /// Quote asset (`USDT`).
+    pub quote: &'a str,
+    /// Balances now.
+    pub balances: Balances,
+    /// Maker / taker fee, bps × 10⁸.
+    pub fees_bps_e8: (i64, i64),
+    /// Last balance change (ms).
+    pub update_ms: i64,
+}
+
+/// The `result` of `account.status` (web-socket-api.md "Account information"), field for
+/// field. `makerCommission`/`takerCommission` are whole basis points (truncated; the
+/// exact rate is in `commissionRates`). `omit_zero` drops assets with nothing free or
+/// locked (`omitZeroBalances=true`).
+pub fn account_status(account: &AccountSpec<'_>, omit_zero: bool) -> String {
+    let (maker, taker) = account.fees_bps_e8;
+    // bps × 10⁸ → a rate in atoms: 1 bp = 0.0001 = 10⁴ atoms.
+    let rate = |bps_e8: i64| i128::from(bps_e8) / 10_000;
+    let rates = Obj::new()
+        .dec("maker", rate(maker))
+        .dec("taker", rate(taker))
+        .dec("buyer", 0)
+        .dec("seller", 0)
+        .end();
+    let b = &account.balances;
+    let balances = array(
+        [(account.base, b.base), (account.quote, b.quote)]
+            .into_iter()
+            .filter(|(_, bal)| !omit_zero || bal.free != 0 || bal.locked != 0)
+            .map(|(asset, bal)| {
+                Obj::new()
+                    .str("asset", asset)
+                    .dec("free", bal.free)
+                    .dec("locked", bal.locked)
+                    .end()
+            }),
+    );
+    Obj::new()
+        .num("makerCommission", maker / 100_000_000)
+        .num("takerCommission", taker / 100_000_000)
+        .num("buyerCommission", 0)
+        .num("sellerCommission", 0)
+        .raw("canTrade", "true")
+        .raw("canWithdraw", "true")
+        .raw("canDeposit", "true")
+        .raw("commissionRates", &rates)
+        .raw("brokered", "false")
+        .raw("requireSelfTradePrevention", "false")
+        .raw("preventSor", "false")
+        .num("updateTime", account.update_ms)
+        .str("accountType", "SPOT")
+        .raw("balances", &balances)
+        .raw("permissions", "[\"SPOT\"]")
+        .num("uid", 1)
+        .end()
+}
+
+/// An `outboundAccountPosition` event (user-data-stream.md "Account Update"), wrapped as
+/// the WebSocket API sends user-data events: `{"event":{...}}`. Lists both assets.
+pub fn account_position(account: &AccountSpec<'_>, event_ms: i64) -> String {
+    let entry = |asset: &str, bal: Balance| {
+        Obj::new()
+            .str("a", asset)
+            .dec("f", bal.free)
+            .dec("l", bal.locked)
+            .end()
+    };
+    let b = &account.balances;
+    let position = Obj::new()
+        .str("e", "outboundAccountPosition")
+        .num("E", event_ms)
+        .num("u", account.update_ms)
+        .raw(
+            "B",
+            &array([entry(account.base, b.base), entry(account.quote, b.quote)]),
+        )
+        .end();
+    format!("{{\"event\":{position}}}")
+}
+
 /// One `rateLimits` entry.
 pub fn rate_limit(kind: &str, interval: &str, interval_num: u32, limit: u64, count: u64) -> String {
     Obj::new()
@@ -475,6 +561,37 @@ mod tests {
             "922337203685.47758070"
         );
         assert_eq!(decimal8_wide(-5), "-0.00000005");
+    }
+
+    #[test]
+    fn account_shapes() {
+        let account = AccountSpec {
+            base: "BTC",
+            quote: "USDT",
+            balances: Balances {
+                base: Balance { free: 0, locked: 0 },
+                quote: Balance {
+                    free: 99_900 * 100_000_000,
+                    locked: 100 * 100_000_000,
+                },
+            },
+            fees_bps_e8: (-50_000_000, 750_000_000),
+            update_ms: 7,
+        };
+        let v: serde_json::Value = serde_json::from_str(&account_status(&account, false)).unwrap();
+        assert_eq!(v["makerCommission"], 0);
+        assert_eq!(v["takerCommission"], 7);
+        assert_eq!(v["commissionRates"]["maker"], "-0.00005000");
+        assert_eq!(v["commissionRates"]["taker"], "0.00075000");
+        assert_eq!(v["balances"][0]["asset"], "BTC");
+        assert_eq!(v["balances"][1]["free"], "99900.00000000");
+        assert_eq!(v["balances"][1]["locked"], "100.00000000");
+        assert_eq!(v["updateTime"], 7);
+        let v: serde_json::Value = serde_json::from_str(&account_status(&account, true)).unwrap();
+        assert_eq!(v["balances"].as_array().unwrap().len(), 1);
+        let e: serde_json::Value = serde_json::from_str(&account_position(&account, 9)).unwrap();
+        assert_eq!(e["event"]["e"], "outboundAccountPosition");
+        assert_eq!(e["event"]["B"][1]["l"], "100.00000000");
     }
 
     #[test]
