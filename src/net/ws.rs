@@ -39,7 +39,7 @@ use mio::net::TcpStream;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::handshake::client::ClientHandshake;
 use tungstenite::handshake::{HandshakeError, MidHandshake};
-use tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
 
 use crate::net::record::{OVERHEAD, PLAINTEXT_MAX};
@@ -309,9 +309,73 @@ impl WsSettings {
     }
 }
 
+/// tungstenite's read buffer, allocated at the upgrade: at least 2 × `read_buffer_bytes` +
+/// the largest message expected, so that it never grows while trading (tungstenite reserves
+/// a whole frame's length beyond the bytes already buffered; with only `read_buffer_bytes`
+/// a depth diff larger than that — common on Binance — regrows it after start-up).
+pub const READ_CAPACITY_BYTES: usize = 4 * READ_BUFFER_BYTES_MAX;
+
+/// The unsolicited pong every session sends right after the upgrade to size tungstenite's
+/// output buffer for good (125 bytes, the largest control-frame payload). Servers ignore it
+/// (RFC 6455 §5.5.3; Binance: "unsolicited pong frames are allowed").
+pub const PRESIZE_PONG: [u8; 125] = [0u8; 125];
+
+/// The transport during the upgrade: hands tungstenite the bytes of the 101 response and
+/// nothing past its end (what came after is held back), so that the session can rebuild
+/// the WebSocket over the bare transport with a read buffer of `READ_CAPACITY_BYTES`.
+pub struct Upgrading {
+    transport: Transport,
+    /// Bytes read from the transport, not yet handed to tungstenite.
+    held: Vec<u8>,
+    /// How much of the header terminator `\r\n\r\n` the bytes handed out end with.
+    matched: u8,
+}
+
+impl Read for Upgrading {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.matched == 4 || buf.is_empty() {
+            // The response is complete: tungstenite does not read further.
+            return Ok(0);
+        }
+        if self.held.is_empty() {
+            let mut chunk = [0u8; 4096];
+            let n = self.transport.read(&mut chunk)?;
+            self.held.extend_from_slice(&chunk[..n]);
+            if n == 0 {
+                return Ok(0);
+            }
+        }
+        let mut k = 0;
+        while k < buf.len().min(self.held.len()) {
+            self.matched = match (self.matched, self.held[k]) {
+                (0 | 2, b'\r') | (1 | 3, b'\n') => self.matched + 1,
+                (_, b'\r') => 1,
+                _ => 0,
+            };
+            k += 1;
+            if self.matched == 4 {
+                break;
+            }
+        }
+        buf[..k].copy_from_slice(&self.held[..k]);
+        self.held.drain(..k);
+        Ok(k)
+    }
+}
+
+impl Write for Upgrading {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.transport.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.transport.flush()
+    }
+}
+
 /// A WebSocket upgrade in progress.
 pub struct WsHandshake {
-    mid: MidHandshake<ClientHandshake<Transport>>,
+    mid: MidHandshake<ClientHandshake<Upgrading>>,
     settings: WsSettings,
 }
 
@@ -334,14 +398,22 @@ impl WsHandshake {
         let request = format!("{scheme}://{}{}", url.authority(), url.path)
             .into_client_request()
             .map_err(|_| NetError::InvalidUrl)?;
-        let mid = ClientHandshake::start(transport, request, Some(settings.tungstenite()))
-            .map_err(map_ws_error_without_transport)?;
+        let mid = ClientHandshake::start(
+            Upgrading {
+                transport,
+                held: Vec::new(),
+                matched: 0,
+            },
+            request,
+            Some(settings.tungstenite()),
+        )
+        .map_err(map_ws_error_without_transport)?;
         Box::new(WsHandshake { mid, settings }).advance()
     }
 
     /// The socket, for (de)registration with mio.
     pub fn socket_mut(&mut self) -> &mut TcpStream {
-        self.mid.get_mut().get_mut().socket_mut()
+        self.mid.get_mut().get_mut().transport.socket_mut()
     }
 
     /// Continues the upgrade. Consumes the handshake.
@@ -349,7 +421,7 @@ impl WsHandshake {
         let WsHandshake { mut mid, settings } = *self;
         // The transport's fault is the precise reason behind an io error; read it before
         // tungstenite consumes the stream.
-        let fault = mid.get_mut().get_mut().fault();
+        let fault = mid.get_mut().get_mut().transport.fault();
         match mid.handshake() {
             Ok((ws, _response)) => Ok(WsProgress::Done(Box::new(WsSession::new(ws, settings)?))),
             Err(HandshakeError::Interrupted(mid)) => {
@@ -397,13 +469,39 @@ pub struct WsSession {
 }
 
 impl WsSession {
-    fn new(ws: WebSocket<Transport>, settings: WsSettings) -> Result<WsSession, NetError> {
-        Ok(WsSession {
+    fn new(ws: WebSocket<Upgrading>, settings: WsSettings) -> Result<WsSession, NetError> {
+        // tungstenite saw nothing past the 101 response: rebuild the WebSocket with the
+        // bytes held back and the read buffer it will need (the `Vec`'s capacity is kept:
+        // tungstenite collects it with `BytesMut::from_iter`, i.e. `Vec::from_iter` over the
+        // `Vec`'s own `IntoIter`, which std collects in place; tests/zero_alloc_live.rs
+        // would catch a tungstenite or std that did not).
+        let Upgrading {
+            transport, held, ..
+        } = ws.into_inner();
+        let mut part = Vec::with_capacity(READ_CAPACITY_BYTES.max(held.len()));
+        part.extend_from_slice(&held);
+        let mut ws = WebSocket::from_partially_read(
+            transport,
+            part,
+            Role::Client,
+            Some(settings.tungstenite()),
+        );
+        // tungstenite's output buffer starts empty and grows at its first pong (a server
+        // ping, 20 s to minutes into the session). An unsolicited pong of the largest
+        // control-frame payload (125 bytes; RFC 6455 §5.5.3 allows it, Binance ignores it)
+        // grows it now, for good.
+        ws.write(Message::Pong(tungstenite::Bytes::from_static(
+            &PRESIZE_PONG,
+        )))
+        .map_err(|e| map_ws_error(e, ws.get_ref().fault()))?;
+        let mut session = WsSession {
             ws,
             frame: vec![0u8; FRAME_HEADER_MAX + settings.send_frame_bytes].into_boxed_slice(),
             mask: MaskGen::from_os()?,
             ws_unflushed: false,
-        })
+        };
+        session.flush()?;
+        Ok(session)
     }
 
     /// The transport (socket registration, counters).
