@@ -58,6 +58,11 @@ pub struct Config {
     pub venue: VenueConfig,
     /// KPI targets and the markout horizon.
     pub kpi: KpiConfig,
+    /// `[live]`: real order entry.
+    pub live: LiveConfig,
+    /// `[calibration]`: walk-forward split, objective and default grid of
+    /// `--mode=calibration`.
+    pub calibration: CalibrationConfig,
     /// The layers that were applied, in order (for the banner and the log).
     pub layers: Vec<String>,
     /// Accepted but doubtful settings, to be shown to the user at start.
@@ -186,6 +191,26 @@ pub struct KpiConfig {
     pub pnl_min: f64,
 }
 
+/// `[live]`: order entry on Binance (`--mode=live` only).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LiveConfig {
+    /// WebSocket API URL (`wss://ws-api.binance.com:443/ws-api/v3`).
+    pub ws_api_url: String,
+    /// The config-file form of `--i-understand-live-trading`.
+    pub i_understand_live_trading: bool,
+    /// The base balance the strategy steers toward (inventory = balance − target), as
+    /// written (a decimal of the base asset); `None` = not set (live mode refuses to start).
+    pub base_target: Option<String>,
+    /// Cancel every open order on the symbol at start (else refuse to start when any).
+    pub cancel_open_orders_on_start: bool,
+    /// `recvWindow` of signed requests, ms (≤ 60000).
+    pub recv_window_ms: u32,
+    /// Requests held back once a rate-limit count is within this of its limit.
+    pub rate_headroom: u32,
+    /// Ctrl+C: longest wait for the cancel confirmations, seconds.
+    pub shutdown_wait_s: f64,
+}
+
 /// Log file settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LogConfig {
@@ -231,6 +256,57 @@ impl LogLevel {
             LogLevel::Info => "INFO",
             LogLevel::Debug => "DEBUG",
             LogLevel::Trace => "TRACE",
+        }
+    }
+}
+
+/// `[calibration]`: how `--mode=calibration` splits the data, scores a grid point and
+/// which grid it searches when no `--grid` is given.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CalibrationConfig {
+    /// Share of the data's time span the estimators are fitted on (the first part), fraction.
+    pub fit_fraction: f64,
+    /// Share of the span the grid point is chosen on (the next part), fraction; the rest is
+    /// held out and only the chosen point is run on it.
+    pub choose_fraction: f64,
+    /// Shortest data span calibration accepts, seconds.
+    pub min_span_s: f64,
+    /// Trade intensity: trade depths are measured from the mid at the start of intervals of
+    /// this length (the view of an order resting that long), seconds.
+    pub intensity_interval_s: f64,
+    /// What the search maximises.
+    pub objective: CalibrationObjective,
+    /// Objective `penalised`: subtracted per KPI target missed, quote currency.
+    pub kpi_miss_penalty: f64,
+    /// Objective `penalised`: subtracted per unit of RMS inventory / inventory max, quote
+    /// currency.
+    pub rms_inventory_penalty: f64,
+    /// Default grid of `model.gamma_per_bps`, 1/bps.
+    pub grid_gamma_per_bps: Vec<f64>,
+    /// Default grid of `ofi.beta`, ticks per unit of normalised OFI.
+    pub grid_ofi_beta: Vec<f64>,
+    /// Default grid of `model.horizon_s`, seconds.
+    pub grid_horizon_s: Vec<f64>,
+}
+
+/// What `--mode=calibration` maximises over the grid.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CalibrationObjective {
+    /// PnL − kpi_miss_penalty × targets missed − rms_inventory_penalty × RMS inventory.
+    Penalised,
+    /// PnL alone.
+    Pnl,
+    /// Most KPI targets met; PnL breaks ties.
+    Targets,
+}
+
+impl CalibrationObjective {
+    /// The config spelling.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CalibrationObjective::Penalised => "penalised",
+            CalibrationObjective::Pnl => "pnl",
+            CalibrationObjective::Targets => "targets",
         }
     }
 }
@@ -374,6 +450,11 @@ pub fn load(options: &LoadOptions) -> Result<Config, ConfigError> {
             "flag --endpoint",
             &["market_data", "rest_url"],
             toml::Value::String(rest),
+        )?);
+        layers.push(Layer::single(
+            "flag --endpoint",
+            &["live", "ws_api_url"],
+            toml::Value::String(format!("{}/ws-api/v3", endpoint.trim_end_matches('/'))),
         )?);
     }
     if let Some(ca) = &options.ca_file {
@@ -855,6 +936,8 @@ fn validate(
     let risk = validate_risk(&v, raw.risk.unwrap_or_default(), inventory_max)?;
     let venue = validate_venue(&v, raw.venue.unwrap_or_default(), &spec)?;
     let kpi = validate_kpi(&v, raw.kpi.unwrap_or_default())?;
+    let live = validate_live(&v, raw.live.unwrap_or_default())?;
+    let calibration = validate_calibration(&v, raw.calibration.unwrap_or_default())?;
 
     let config = Config {
         spec,
@@ -895,6 +978,8 @@ fn validate(
         risk,
         venue,
         kpi,
+        live,
+        calibration,
         layers,
         warnings,
     };
@@ -1150,6 +1235,179 @@ fn validate_kpi(v: &Validator<'_>, raw: RawKpi) -> Result<KpiConfig, ConfigError
     })
 }
 
+fn validate_live(v: &Validator<'_>, raw: RawLive) -> Result<LiveConfig, ConfigError> {
+    let url = v.required("live.ws_api_url", raw.ws_api_url)?;
+    if !(url.starts_with("wss://") || url.starts_with("ws://")) {
+        return Err(v.error(
+            "live.ws_api_url",
+            format!("{url:?} is not a ws:// or wss:// URL"),
+            "e.g. ws_api_url = \"wss://ws-api.binance.com:443/ws-api/v3\"",
+        ));
+    }
+    let base_target = match raw.base_target.map(|d| d.0) {
+        None => None,
+        Some(text) if text.trim().is_empty() => None,
+        Some(text) => {
+            crate::types::parse_atoms(text.trim().as_bytes()).map_err(|e| {
+                v.error(
+                    "live.base_target",
+                    format!("{text:?}: {e}"),
+                    "write an amount of the base asset, e.g. base_target = \"0.5\"",
+                )
+            })?;
+            Some(text.trim().to_string())
+        }
+    };
+    let recv_window = v.required("live.recv_window_ms", raw.recv_window_ms)?;
+    if !(1..=60_000).contains(&recv_window) {
+        return Err(v.error(
+            "live.recv_window_ms",
+            format!("{recv_window} is outside 1..=60000"),
+            "Binance accepts at most 60000 ms; 5000 is its default",
+        ));
+    }
+    let headroom = v.required("live.rate_headroom", raw.rate_headroom)?;
+    if !(0..=1000).contains(&headroom) {
+        return Err(v.error(
+            "live.rate_headroom",
+            format!("{headroom} is outside 0..=1000"),
+            "e.g. rate_headroom = 5",
+        ));
+    }
+    let wait = v.required("live.shutdown_wait_s", raw.shutdown_wait_s)?;
+    v.positive("live.shutdown_wait_s", wait, "e.g. shutdown_wait_s = 5")?;
+    if wait > 60.0 {
+        return Err(v.error(
+            "live.shutdown_wait_s",
+            format!("{wait} s is too long to wait at Ctrl+C"),
+            "at most 60 s, e.g. shutdown_wait_s = 5",
+        ));
+    }
+    Ok(LiveConfig {
+        ws_api_url: url.trim_end_matches('/').to_string(),
+        i_understand_live_trading: v.required(
+            "live.i_understand_live_trading",
+            raw.i_understand_live_trading,
+        )?,
+        base_target,
+        cancel_open_orders_on_start: v.required(
+            "live.cancel_open_orders_on_start",
+            raw.cancel_open_orders_on_start,
+        )?,
+        recv_window_ms: recv_window as u32,
+        rate_headroom: headroom as u32,
+        shutdown_wait_s: wait,
+    })
+}
+
+fn validate_calibration(
+    v: &Validator<'_>,
+    raw: RawCalibration,
+) -> Result<CalibrationConfig, ConfigError> {
+    let fraction = |key: &str, value: Option<f64>| -> Result<f64, ConfigError> {
+        let value = v.required(key, value)?;
+        if !(value > 0.0 && value < 1.0) {
+            return Err(v.error(
+                key,
+                format!("{value} is not a fraction strictly between 0 and 1"),
+                "e.g. fit_fraction = 0.5, choose_fraction = 0.25 (the rest is held out)",
+            ));
+        }
+        Ok(value)
+    };
+    let fit_fraction = fraction("calibration.fit_fraction", raw.fit_fraction)?;
+    let choose_fraction = fraction("calibration.choose_fraction", raw.choose_fraction)?;
+    if fit_fraction + choose_fraction > 0.95 {
+        return Err(v.error(
+            "calibration.choose_fraction",
+            format!(
+                "fit_fraction + choose_fraction = {} leaves less than 5 % of the data held out",
+                fit_fraction + choose_fraction
+            ),
+            "keep fit_fraction + choose_fraction ≤ 0.95 (default 0.5 + 0.25)",
+        ));
+    }
+    let min_span_s = v.required("calibration.min_span_s", raw.min_span_s)?;
+    v.positive(
+        "calibration.min_span_s",
+        min_span_s,
+        "e.g. min_span_s = 120",
+    )?;
+    let interval = v.required("calibration.intensity_interval_s", raw.intensity_interval_s)?;
+    v.positive(
+        "calibration.intensity_interval_s",
+        interval,
+        "e.g. intensity_interval_s = 1.0",
+    )?;
+    let objective = match v.required("calibration.objective", raw.objective)?.as_str() {
+        "penalised" | "penalized" => CalibrationObjective::Penalised,
+        "pnl" => CalibrationObjective::Pnl,
+        "targets" => CalibrationObjective::Targets,
+        other => {
+            return Err(v.error(
+                "calibration.objective",
+                format!("unknown objective {other:?}"),
+                "use \"penalised\", \"pnl\" or \"targets\"",
+            ))
+        }
+    };
+    let penalty = |key: &str, value: Option<f64>| -> Result<f64, ConfigError> {
+        let value = v.required(key, value)?;
+        if !value.is_finite() || value < 0.0 {
+            return Err(v.error(
+                key,
+                format!("{value} is not a penalty"),
+                "give a finite amount ≥ 0 of the quote currency (0 turns it off)",
+            ));
+        }
+        Ok(value)
+    };
+    let grid = |key: &str,
+                value: Option<Vec<f64>>,
+                ok: &dyn Fn(f64) -> bool,
+                fix: &str|
+     -> Result<Vec<f64>, ConfigError> {
+        let values = v.required(key, value)?;
+        if values.is_empty() || values.len() > 64 {
+            return Err(v.error(key, "needs 1 to 64 values".to_string(), fix));
+        }
+        if let Some(bad) = values.iter().find(|x| !ok(**x)) {
+            return Err(v.error(key, format!("{bad} is out of range"), fix));
+        }
+        Ok(values)
+    };
+    Ok(CalibrationConfig {
+        fit_fraction,
+        choose_fraction,
+        min_span_s,
+        intensity_interval_s: interval,
+        objective,
+        kpi_miss_penalty: penalty("calibration.kpi_miss_penalty", raw.kpi_miss_penalty)?,
+        rms_inventory_penalty: penalty(
+            "calibration.rms_inventory_penalty",
+            raw.rms_inventory_penalty,
+        )?,
+        grid_gamma_per_bps: grid(
+            "calibration.grid_gamma_per_bps",
+            raw.grid_gamma_per_bps,
+            &|x| x.is_finite() && x > 0.0 && x <= model::GAMMA_PER_BPS_MAX,
+            "a list of γ > 0 in 1/bps, e.g. grid_gamma_per_bps = [0.05, 0.1, 0.2]",
+        )?,
+        grid_ofi_beta: grid(
+            "calibration.grid_ofi_beta",
+            raw.grid_ofi_beta,
+            &|x| x.is_finite() && x >= 0.0,
+            "a list of β ≥ 0, e.g. grid_ofi_beta = [0, 0.3, 1]",
+        )?,
+        grid_horizon_s: grid(
+            "calibration.grid_horizon_s",
+            raw.grid_horizon_s,
+            &|x| x.is_finite() && x > 0.0 && x <= HORIZON_S_MAX,
+            "a list of horizons in seconds, each in (0, 3600], e.g. grid_horizon_s = [30, 120]",
+        )?,
+    })
+}
+
 /// `"5ms"`, `"250us"`, `"1.5s"`, `"800ns"` → nanoseconds.
 pub fn parse_duration_ns(text: &str) -> Option<u64> {
     let text = text.trim();
@@ -1324,6 +1582,35 @@ struct RawConfig {
     risk: Option<RawRisk>,
     venue: Option<RawVenue>,
     kpi: Option<RawKpi>,
+    live: Option<RawLive>,
+    calibration: Option<RawCalibration>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCalibration {
+    fit_fraction: Option<f64>,
+    choose_fraction: Option<f64>,
+    min_span_s: Option<f64>,
+    intensity_interval_s: Option<f64>,
+    objective: Option<String>,
+    kpi_miss_penalty: Option<f64>,
+    rms_inventory_penalty: Option<f64>,
+    grid_gamma_per_bps: Option<Vec<f64>>,
+    grid_ofi_beta: Option<Vec<f64>>,
+    grid_horizon_s: Option<Vec<f64>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLive {
+    ws_api_url: Option<String>,
+    i_understand_live_trading: Option<bool>,
+    base_target: Option<DecimalText>,
+    cancel_open_orders_on_start: Option<bool>,
+    recv_window_ms: Option<i64>,
+    rate_headroom: Option<i64>,
+    shutdown_wait_s: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -543,6 +543,61 @@ impl Trader {
     pub fn stopped(&self) -> Option<StopReason> {
         self.stopped
     }
+
+    /// The exchange confirmed nothing of ours is open: every order not finished here is
+    /// forgotten (`OrderManager::forget_open`). Returns how many.
+    pub fn forget_open(&mut self, now_ns: u64) -> u32 {
+        self.orders.forget_open(now_ns)
+    }
+
+    /// Stops quoting while `reason` lasts (the next `on_timer` or market event cancels).
+    pub fn pause(&mut self, reason: StopReason) {
+        self.risk.pause(reason);
+    }
+
+    /// Lifts a pause set by `pause(reason)`.
+    pub fn resume(&mut self, reason: StopReason) {
+        self.risk.resume(reason);
+    }
+
+    /// Takes the exchange's word for our state: nothing of ours is open (every order not
+    /// finished here is forgotten) and the inventory is `inventory` lots. An inventory
+    /// change not seen as fills (at start, or fills missed while disconnected) is booked
+    /// at the current mid, so the mark-to-market PnL does not jump. `None` (nothing done)
+    /// until the book has a touch to value it at.
+    pub fn reconcile(&mut self, now_ns: u64, inventory: Qty) -> Option<Reconciled> {
+        let touch = self.engine.touch()?;
+        let forgotten = self.orders.forget_open(now_ns);
+        let mut position = *self.orders.position();
+        let before = position.inventory;
+        let spec = self.engine.params.quoter.spec();
+        let delta = i128::from(inventory.0) - i128::from(before.0);
+        let mid_x2 = i128::from(touch.bid.0) + i128::from(touch.ask.0);
+        let value = delta * mid_x2 * i128::from(spec.tick_atoms) * i128::from(spec.step_atoms)
+            / (2 * i128::from(crate::types::ATOMS_PER_UNIT));
+        position.cash_atoms = i64::try_from(i128::from(position.cash_atoms) - value)
+            .unwrap_or(if value > 0 { i64::MIN } else { i64::MAX });
+        position.inventory = inventory;
+        self.orders.set_position(position);
+        self.engine.set_inventory(inventory);
+        self.engine.requote(now_ns);
+        Some(Reconciled {
+            before,
+            after: inventory,
+            forgotten,
+        })
+    }
+}
+
+/// What `Trader::reconcile` changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Inventory per our fills before, lots.
+    pub before: Qty,
+    /// Inventory per the exchange, lots.
+    pub after: Qty,
+    /// Orders we still had open that the exchange no longer has.
+    pub forgotten: u32,
 }
 
 #[cfg(test)]

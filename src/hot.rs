@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
-use mio::{Events, Poll, Token};
+use mio::{Events, Poll, Registry, Token};
 
 use crate::engine::{Engine, EngineStats, Step};
 use crate::feed::{BookLevels, Decoder, Event};
@@ -33,6 +33,10 @@ pub const HOT_RECORD_CHANNEL_DEPTH: usize = 4096;
 pub const STATS_EVERY_NS: u64 = 1_000_000_000;
 /// Wait after a failed snapshot before asking again, ns.
 pub const SNAPSHOT_RETRY_NS: u64 = 1_000_000_000;
+/// The market-data connection's mio token; sinks with connections of their own use others.
+pub const MARKET_TOKEN: Token = Token(0);
+/// Longest wind-down after the loop's end (live: cancel everything, wait for the answers).
+pub const WIND_DOWN_MAX_NS: u64 = 65_000_000_000;
 
 /// What the hot thread tells the side thread (all `Copy`, no heap).
 #[derive(Clone, Copy, Debug)]
@@ -133,8 +137,24 @@ pub trait FeedSink {
     fn on_event(&mut self, event: &Event, levels: BookLevels<'_>, now_ns: u64) -> (Step, u32);
     /// The market-data connection dropped: the book must be resynced.
     fn on_disconnect(&mut self, now_ns: u64);
-    /// Once per loop iteration: timers (venue reports due, etc.).
-    fn on_idle(&mut self, now_ns: u64);
+    /// Once per loop iteration: timers (venue reports due, etc.). `registry` is the loop's
+    /// mio registry, for a sink that owns connections of its own (live order entry).
+    fn on_idle(&mut self, now_ns: u64, registry: &Registry);
+    /// A mio readiness event for a token other than the market data's (`MARKET_TOKEN`).
+    fn on_readiness(&mut self, _event: &mio::event::Event) {}
+    /// `Some(why)` when the sink cannot go on (e.g. live trading found orders it may not
+    /// cancel): the loop ends as `LoopEnd::Sink` and winds down.
+    fn fatal(&self) -> Option<&'static str> {
+        None
+    }
+    /// After the loop's end (signal, deadline, fatal): called every iteration, with the
+    /// market data still read, until it returns true or `WIND_DOWN_MAX_NS` passes (the
+    /// sink keeps its own, shorter deadline). `on_idle` is not called meanwhile: the sink
+    /// drives its own connections here. Live trading cancels every order and waits for the
+    /// confirmations.
+    fn wind_down(&mut self, _now_ns: u64, _registry: &Registry) -> bool {
+        true
+    }
     /// The core's counters.
     fn engine_stats(&self) -> EngineStats;
 }
@@ -152,7 +172,7 @@ impl FeedSink for Engine {
     }
 
     #[inline]
-    fn on_idle(&mut self, _now_ns: u64) {}
+    fn on_idle(&mut self, _now_ns: u64, _registry: &Registry) {}
 
     fn engine_stats(&self) -> EngineStats {
         self.stats()
@@ -246,6 +266,19 @@ pub enum LoopEnd {
     Signal,
     /// `--duration` elapsed.
     Duration,
+    /// The sink could not go on (`FeedSink::fatal`).
+    Sink(&'static str),
+}
+
+impl LoopEnd {
+    /// Why, in words (for logs).
+    pub const fn describe(self) -> &'static str {
+        match self {
+            LoopEnd::Signal => "signal",
+            LoopEnd::Duration => "duration reached",
+            LoopEnd::Sink(why) => why,
+        }
+    }
 }
 
 /// Runs the loop on the calling thread until a signal or the deadline. The caller has
@@ -274,7 +307,7 @@ pub fn run_feed_loop<S: FeedSink>(
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(64);
     let start_ns = now();
-    let mut conn = Connection::new(cfg.conn.clone(), Token(0), start_ns)
+    let mut conn = Connection::new(cfg.conn.clone(), MARKET_TOKEN, start_ns)
         .map_err(|e| std::io::Error::other(format!("market-data connection: {e}")))?;
     let deadline_ns = cfg.duration_ns.map(|d| start_ns.saturating_add(d));
 
@@ -292,12 +325,13 @@ pub fn run_feed_loop<S: FeedSink>(
         if deadline_ns.is_some_and(|d| now_ns >= d) {
             break LoopEnd::Duration;
         }
-        poll.poll(&mut events, Some(Duration::ZERO))?;
-        for event in events.iter() {
-            conn.on_readiness(event);
+        if let Some(why) = engine.fatal() {
+            break LoopEnd::Sink(why);
         }
+        poll.poll(&mut events, Some(Duration::ZERO))?;
+        dispatch(&events, &mut conn, engine);
         let frames_before = stats.frames;
-        engine.on_idle(now_ns);
+        engine.on_idle(now_ns, poll.registry());
         let mut handler = FeedHandler {
             clock: &clock,
             wall_offset_ns,
@@ -400,12 +434,46 @@ pub fn run_feed_loop<S: FeedSink>(
             send(records, &mut stats, HotRecord::Stats(snapshot));
         }
     };
+    // Wind down with both connections still served: market data keeps the book (and the
+    // sink's view of its orders) current while the sink cancels and waits.
+    let wind_down_until = now().saturating_add(WIND_DOWN_MAX_NS);
+    loop {
+        let now_ns = now();
+        if engine.wind_down(now_ns, poll.registry()) || now_ns >= wind_down_until {
+            break;
+        }
+        poll.poll(&mut events, Some(Duration::from_millis(1)))?;
+        dispatch(&events, &mut conn, engine);
+        let mut handler = FeedHandler {
+            clock: &clock,
+            wall_offset_ns,
+            decoder: &mut *decoder,
+            engine: &mut *engine,
+            journal: journal.as_deref_mut(),
+            records,
+            stats: &mut stats,
+            need_snapshot: false,
+        };
+        conn.poll(poll.registry(), now_ns, &mut handler);
+    }
     conn.close(poll.registry());
     stats.at_ns = now();
     stats.engine = engine.engine_stats();
     stats.decode_errors = decoder.stats().errors_total();
     stats.journal_dropped = journal.as_deref().map_or(0, FrameRing::dropped);
     Ok((end, stats))
+}
+
+/// Hands each readiness event to its owner: the market-data connection or the sink.
+#[inline]
+fn dispatch<S: FeedSink>(events: &Events, conn: &mut Connection, sink: &mut S) {
+    for event in events.iter() {
+        if event.token() == MARKET_TOKEN {
+            conn.on_readiness(event);
+        } else {
+            sink.on_readiness(event);
+        }
+    }
 }
 
 #[inline]

@@ -6,6 +6,7 @@
 //! clock, touches a socket or allocates after start-up.
 
 pub mod book;
+pub mod calibration;
 pub mod config;
 pub mod engine;
 pub mod feed;

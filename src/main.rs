@@ -60,12 +60,12 @@ struct Cli {
     ca: Option<String>,
 
     /// record, convert: the journal file to write (never overwritten) [default:
-    /// journal/<SYMBOL>_<UTC time>.mmj]; backtest: the folder run folders go into [default:
-    /// reports].
+    /// journal/<SYMBOL>_<UTC time>.mmj]; backtest, calibration: the folder run folders (and
+    /// calibration's shard files) go into [default: reports].
     #[arg(long, value_name = "PATH")]
     out: Option<PathBuf>,
 
-    /// backtest, convert: recorded market data — a file, a folder or a glob (repeatable;
+    /// backtest, calibration, convert: recorded market data — a file, a folder or a glob (repeatable;
     /// several are merged by time): engine journals, raw captures `<ts> <json>` (gzip or
     /// plain), Binance public-data CSV (trades, aggTrades, bookTicker; plain or .zip)
     /// [default: the built-in 5.8-minute BTCUSDT slice, tools/data].
@@ -78,9 +78,26 @@ struct Cli {
     set: Vec<String>,
 
     /// backtest: runs every combination of the values in parallel, one summary row each,
-    /// e.g. --grid model.gamma_per_bps=0.05,0.1,0.2 --grid ofi.beta=0,0.3 (repeatable).
+    /// e.g. --grid model.gamma_per_bps=0.05,0.1,0.2 --grid ofi.beta=0,0.3 (repeatable);
+    /// calibration: the grid searched [default: calibration.grid_* from the config].
     #[arg(long, value_name = "KEY=V1,V2,..")]
     grid: Vec<String>,
+
+    /// calibration: runs only slice i of n of the grid and writes its rows to
+    /// <out>/shard-<i>-of-<n>.csv (for a batch scheduler; combine with --merge).
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
+
+    /// calibration: combines the shard-*.csv files of --shard runs (folders or files,
+    /// repeatable), picks the best point, runs it on the held-out data and writes the
+    /// report and calibrated.toml. Give the same --data, --grid and --set as the shards.
+    #[arg(long, value_name = "PATH")]
+    merge: Vec<PathBuf>,
+
+    /// calibration: where to write the calibrated configuration (the previous file is
+    /// kept as <PATH>.bak) [default: config/calibrated.toml, which every mode then loads].
+    #[arg(long, value_name = "PATH")]
+    calibrated_out: Option<PathBuf>,
 
     /// kpi: print the KPI table once and exit (for scripts) instead of a live view.
     #[arg(long)]
@@ -89,6 +106,11 @@ struct Cli {
     /// latency: the latency dump (.hlog in latency/) to print percentiles of.
     #[arg(long, value_name = "PATH")]
     file: Option<PathBuf>,
+
+    /// live: confirms that you mean to send real orders with real money (or set
+    /// live.i_understand_live_trading = true). Read "Going live" in the README first.
+    #[arg(long)]
+    i_understand_live_trading: bool,
 
     /// simulate: seed of the random number generator; the same seed gives the same numbers.
     #[arg(long, default_value_t = 1)]
@@ -139,6 +161,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if cli.mode == Mode::Live {
+        if let Err(e) = modes::live::preflight(&config, cli.i_understand_live_trading) {
+            eprintln!("mm: {e}");
+            return ExitCode::from(2);
+        }
+    }
     match run(&cli, &config) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
@@ -265,6 +293,44 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
             }
             true
         }
+        Mode::Live => {
+            let args = modes::live::LiveArgs {
+                duration_ns: duration_ns(cli),
+                confirmed: cli.i_understand_live_trading,
+            };
+            let summary = modes::live::run(config, &args, &log, &shutdown)?;
+            writeln!(
+                out,
+                "KPI snapshot: {} (mm --mode=kpi --once shows it)",
+                summary.snapshot_path.display()
+            )?;
+            for file in &summary.latency_files {
+                writeln!(out, "latency: {}", file.display())?;
+            }
+            writeln!(
+                out,
+                "open orders at exit: {} per the engine, {} per the exchange; inventory {} \
+                 (base balance − live.base_target)",
+                summary.open_orders_local,
+                summary
+                    .open_orders_exchange
+                    .map_or_else(|| "UNCONFIRMED".to_string(), |n| n.to_string()),
+                summary
+                    .spec
+                    .qty_to_f64(mm::types::Qty(summary.inventory_lots)),
+            )?;
+            if let mm::hot::LoopEnd::Sink(why) = summary.end {
+                log.error(format_args!("live: stopped: {why}"));
+                anyhow::bail!("live trading stopped: {why}");
+            }
+            if !summary.clean {
+                log.error(format_args!(
+                    "live: exit without the exchange's confirmation that nothing is open: \
+                     check the account"
+                ));
+            }
+            summary.clean
+        }
         Mode::Record => {
             let args = modes::record::RecordArgs {
                 out: cli.out.clone(),
@@ -296,6 +362,24 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
             let met = modes::backtest::run(config, &args, &make_config, &shutdown, &mut out)?;
             log.info(format_args!("backtest done: all KPI targets met: {met}"));
             // A backtest that ran succeeded, whatever its KPIs say.
+            true
+        }
+        Mode::Calibration => {
+            let args = modes::calibration::CalibrationArgs {
+                data: cli.data.clone(),
+                reports_root: cli.out.clone().unwrap_or_else(|| PathBuf::from("reports")),
+                calibrated_out: cli
+                    .calibrated_out
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(config::CALIBRATED_PATH)),
+                duration_ns: duration_ns(cli),
+                grid: cli.grid.clone(),
+                shard: cli.shard.clone(),
+                merge: cli.merge.clone(),
+            };
+            let make_config = |extra: &[String]| load_config_with(cli, extra);
+            modes::calibration::run(config, &args, &make_config, &shutdown, &mut out)?;
+            log.info(format_args!("calibration done"));
             true
         }
         Mode::Convert => {

@@ -1037,6 +1037,24 @@ impl OrderManager {
         &self.stats
     }
 
+    /// Reconciliation found nothing of ours open on the exchange (after a reconnect, or
+    /// after cancelling everything): every order not finished here becomes `Vanished` (a
+    /// late fill report for one still counts). Returns how many there were.
+    pub fn forget_open(&mut self, now_ns: u64) -> u32 {
+        let mut forgotten = 0;
+        for order in self.slots.iter_mut().flatten() {
+            if order.state.is_finished() {
+                continue;
+            }
+            order.state = OrderState::Vanished {
+                filled: order.state.filled(order.qty),
+            };
+            order.updated_ns = now_ns;
+            forgotten += 1;
+        }
+        forgotten
+    }
+
     /// Every tracked order (open and recently finished), in slot order.
     pub fn orders(&self) -> impl Iterator<Item = &Order> + '_ {
         self.slots.iter().flatten()

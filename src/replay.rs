@@ -925,6 +925,122 @@ impl Tape {
     pub fn sources(&self) -> &[String] {
         &self.sources
     }
+
+    /// The events received in `start_ns ≤ t < end_ns` as a tape of their own, ready to
+    /// replay from its first event (calibration's walk-forward windows).
+    ///
+    /// A window that starts after the data's REST snapshot has no snapshot of its own, and
+    /// the engine only quotes from a synced book. So the order book is rebuilt from this
+    /// tape's snapshot and diffs up to `start_ns` with the engine's own `SyncedBook`
+    /// (`book_levels` per side, as `market_data.book_levels`) and, when it is in sync
+    /// there, the window opens with a synthetic REST snapshot of that book: `lastUpdateId`
+    /// = the update id the book is at, received at `start_ns`, every level the book holds.
+    /// The engine then starts exactly as a live start with a fresh snapshot would; the
+    /// touch, OFI and σ start cold, as they do live. When the book is not in sync at
+    /// `start_ns` (before the first snapshot, or after a gap) the window has no synthetic
+    /// snapshot and the engine waits for the next one in the data:
+    /// `starts_with_snapshot` tells which.
+    ///
+    /// Counts in `stats` are the window's; the feed-delay median and its sample count are
+    /// the whole tape's (a property of the recording, used for the backtest's feed
+    /// latency, so every window of one recording gets the same). Not hot path: allocates.
+    pub fn window(
+        &self,
+        start_ns: u64,
+        end_ns: u64,
+        book_levels: usize,
+    ) -> Result<Tape, ReplayError> {
+        let too_many = || ReplayError {
+            file: self.sources.join(", "),
+            location: Location::File,
+            problem: "more than 4·10⁹ book levels in one replay".to_string(),
+            fix: "replay less data at once (--duration)".to_string(),
+        };
+        let first_in = self.events.partition_point(|e| e.local_ts_ns < start_ns);
+        let end = self.events.partition_point(|e| e.local_ts_ns < end_ns);
+        let inside = self.events.get(first_in..end.max(first_in)).unwrap_or(&[]);
+        let mut events = Vec::with_capacity(inside.len() + 1);
+        let mut levels: Vec<Level> = Vec::new();
+        let mut stats = TapeStats {
+            feed_delay_ns_median: self.stats.feed_delay_ns_median,
+            feed_delay_samples: self.stats.feed_delay_samples,
+            ..TapeStats::default()
+        };
+
+        // The book as the engine would hold it just before `start_ns`.
+        let mut book = crate::book::SyncedBook::new(book_levels);
+        for event in &self.events[..first_in] {
+            match &event.event {
+                Event::Depth(d) => {
+                    let _ = book.on_diff(d, self.levels(event));
+                }
+                Event::Snapshot(s) => {
+                    let _ = book.on_snapshot(s, self.levels(event));
+                }
+                Event::BookTicker(_) | Event::Trade(_) => {}
+            }
+        }
+        let update_id = match book.state() {
+            crate::book::SyncState::Live { final_update_id } => Some(final_update_id),
+            crate::book::SyncState::AwaitingFirst { last_update_id } => Some(last_update_id),
+            crate::book::SyncState::Buffering => None,
+        };
+        if let Some(last_update_id) = update_id {
+            let held = book.book_any_state();
+            levels.extend(held.levels(crate::types::Side::Buy));
+            let bid_count = levels.len();
+            levels.extend(held.levels(crate::types::Side::Sell));
+            let ask_count = levels.len() - bid_count;
+            let snapshot = crate::feed::Snapshot {
+                last_update_id,
+                bid_count: u32::try_from(bid_count).map_err(|_| too_many())?,
+                ask_count: u32::try_from(ask_count).map_err(|_| too_many())?,
+                local_ts_ns: start_ns,
+            };
+            events.push(TapeEvent {
+                local_ts_ns: start_ns,
+                event: Event::Snapshot(snapshot),
+                levels_start: 0,
+            });
+            stats.snapshots += 1;
+        }
+
+        for event in inside {
+            let copied = self.levels(event);
+            let levels_start = u32::try_from(levels.len()).map_err(|_| too_many())?;
+            levels.extend_from_slice(copied.bids);
+            levels.extend_from_slice(copied.asks);
+            match &event.event {
+                Event::Depth(_) => stats.depth_diffs += 1,
+                Event::Snapshot(_) => stats.snapshots += 1,
+                Event::BookTicker(_) => stats.book_tickers += 1,
+                Event::Trade(_) => stats.trades += 1,
+            }
+            events.push(TapeEvent {
+                levels_start,
+                ..*event
+            });
+        }
+        stats.frames = events.len() as u64;
+        stats.events = events.len() as u64;
+        stats.first_ts_ns = events.first().map_or(start_ns, |e| e.local_ts_ns);
+        stats.last_ts_ns = events.last().map_or(start_ns, |e| e.local_ts_ns);
+        Ok(Tape {
+            events,
+            levels,
+            stats,
+            sources: self.sources.clone(),
+        })
+    }
+
+    /// True when the first event is a REST snapshot (a recording's own, or the synthetic
+    /// one `window` opens with): a replay of this tape starts with a synced book.
+    pub fn starts_with_snapshot(&self) -> bool {
+        matches!(
+            self.events.first().map(|e| &e.event),
+            Some(Event::Snapshot(_))
+        )
+    }
 }
 
 /// Writes every frame of `readers`, merged by time, into a new journal at `out` (never
@@ -1552,5 +1668,57 @@ mod tests {
             .events()
             .windows(2)
             .all(|w| w[0].local_ts_ns <= w[1].local_ts_ns));
+    }
+
+    /// The book a replay of a window ends with is the book the whole tape ends with: the
+    /// synthetic snapshot carries the book across the cut exactly.
+    #[test]
+    fn a_window_opens_with_the_book_at_its_start() {
+        use crate::book::{SyncState, SyncedBook};
+        let tape = Tape::load(open_inputs(&[], "BTCUSDT").unwrap(), spec()).unwrap();
+        let stats = tape.stats();
+        let middle = stats.first_ts_ns + (stats.last_ts_ns - stats.first_ts_ns) / 2;
+        let end = stats.last_ts_ns + 1;
+        let window = tape.window(middle, end, 1000).unwrap();
+        assert!(window.starts_with_snapshot());
+        assert!(!tape.starts_with_snapshot(), "the capture opens with diffs");
+        let inside = tape
+            .events()
+            .iter()
+            .filter(|e| e.local_ts_ns >= middle)
+            .count();
+        assert_eq!(window.events().len(), inside + 1);
+        assert_eq!(window.stats().first_ts_ns, middle);
+        assert_eq!(
+            window.stats().feed_delay_ns_median,
+            stats.feed_delay_ns_median
+        );
+        let replay = |t: &Tape| {
+            let mut book = SyncedBook::new(1000);
+            for e in t.events() {
+                match &e.event {
+                    Event::Depth(d) => {
+                        let _ = book.on_diff(d, t.levels(e));
+                    }
+                    Event::Snapshot(s) => {
+                        let _ = book.on_snapshot(s, t.levels(e));
+                    }
+                    _ => {}
+                }
+            }
+            let held = book.book_any_state();
+            let bids: Vec<Level> = held.levels(crate::types::Side::Buy).collect();
+            let asks: Vec<Level> = held.levels(crate::types::Side::Sell).collect();
+            (book.state(), bids, asks)
+        };
+        let (state_all, bids_all, asks_all) = replay(&tape);
+        let (state_win, bids_win, asks_win) = replay(&window);
+        assert!(matches!(state_all, SyncState::Live { .. }));
+        assert_eq!(state_win, state_all);
+        assert_eq!(bids_win, bids_all);
+        assert_eq!(asks_win, asks_all);
+        // Before the recording's snapshot there is no book to carry.
+        let early = tape.window(stats.first_ts_ns, middle, 1000).unwrap();
+        assert!(!early.starts_with_snapshot());
     }
 }

@@ -1225,8 +1225,9 @@ fn utc_text(ts_ns: u64) -> String {
     )
 }
 
-/// Creates `root/<UTC now>_<SYMBOL><suffix>/`, adding `-2`, `-3`, … if it exists.
-fn new_run_folder(root: &Path, symbol: &str, suffix: &str) -> anyhow::Result<PathBuf> {
+/// Creates `root/<UTC now>_<SYMBOL><suffix>/`, adding `-2`, `-3`, … if it exists (backtest
+/// runs, grids, calibrations).
+pub fn new_run_folder(root: &Path, symbol: &str, suffix: &str) -> anyhow::Result<PathBuf> {
     fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
     let now = crate::time::wall_now_ns();
     let stamp = chrono::DateTime::from_timestamp((now / 1_000_000_000) as i64, 0).map_or_else(

@@ -9,10 +9,7 @@
 //! thread* while a thread-local flag is set; libtest's threads and the exchange (another
 //! process) are never counted.
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
 use mio::{Events, Poll, Token};
@@ -29,9 +26,6 @@ use mm::venue::binance::{
 };
 use mm::venue::{SubmitError, Venue};
 
-/// Binance's documentation key pair (PROTOCOL.md), the exchange's default.
-const KEY: &str = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A";
-const SECRET: &str = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j";
 const WAIT: Duration = Duration::from_secs(20);
 
 // ---------------------------------------------------------------------------------------
@@ -43,6 +37,11 @@ mod counting;
 
 #[global_allocator]
 static GLOBAL: counting::Counting = counting::Counting;
+
+#[path = "support/process.rs"]
+mod process;
+
+use process::{KEY, SECRET};
 
 // ---------------------------------------------------------------------------------------
 // Fixtures
@@ -70,22 +69,12 @@ fn place(id: u64, side: Side, price: i64, qty: i64) -> Action {
     }
 }
 
-/// A running `mm-exchange` (killed on drop).
+/// A running `mm-exchange` (killed on drop) on a capture of its own.
 struct Exchange {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
+    process: process::Exchange,
     port: u16,
     cert: PathBuf,
-    _dir: TempDir,
-}
-
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    _dir: process::Workdir,
 }
 
 impl Exchange {
@@ -97,85 +86,33 @@ impl Exchange {
 
     /// The same snapshot, then `lines` (`<ns after the snapshot> <json>`).
     fn start_with(tag: &str, lines: &[(u64, String)]) -> Exchange {
-        let dir = std::env::temp_dir().join(format!("mm-live-venue-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = process::Workdir::new("mm-live-venue", tag);
         let snapshot = r#"{"lastUpdateId":100,"bids":[["100.00000000","2.00000000"],["99.99000000","1.00000000"]],"asks":[["100.01000000","1.00000000"],["100.02000000","3.00000000"]]}"#;
-        let capture = dir.join("capture.txt");
+        let capture = dir.0.join("capture.txt");
         const T0_NS: u64 = 1_723_161_253_000_000_000;
         let mut text = format!("{T0_NS} {snapshot}\n");
         for (after_ns, json) in lines {
             text.push_str(&format!("{} {json}\n", T0_NS + after_ns));
         }
         std::fs::write(&capture, text).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mm-exchange"))
-            .arg("--data")
-            .arg(&capture)
-            .args(["--port", "0", "--api-key", KEY, "--api-secret", SECRET])
-            // The replay clock starts now, not with a market-data subscriber (none here).
-            .arg("--start-at-launch")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting mm-exchange");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let first = lines
-            .recv_timeout(Duration::from_secs(60))
-            .expect("mm-exchange printed no listening line");
-        let rest = first
-            .strip_prefix("mm-exchange listening on 127.0.0.1:")
-            .unwrap_or_else(|| panic!("unexpected first line: {first}"));
-        let (port, mode) = rest.split_once(' ').unwrap();
-        let cert = mode.strip_prefix("tls cert=").expect("a TLS listener");
+        // The replay clock starts now, not with a market-data subscriber (none here).
+        let process = process::Exchange::start(&[capture], &["--start-at-launch"]);
         Exchange {
-            stdin: child.stdin.take(),
-            child,
-            lines,
-            port: port.parse().unwrap(),
-            cert: PathBuf::from(cert),
-            _dir: TempDir(dir),
+            port: process.port,
+            cert: process.cert.clone(),
+            process,
+            _dir: dir,
         }
     }
 
     /// Sends one control command (tools/mm-exchange/control.rs) on stdin.
     fn command(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().unwrap();
-        writeln!(stdin, "{line}").unwrap();
-        stdin.flush().unwrap();
+        self.process.command(line);
     }
 
     /// Stops the exchange (`stop` on stdin) and returns its final accounting.
-    fn stop(mut self) -> Value {
-        let stdin = self.stdin.as_mut().unwrap();
-        writeln!(stdin, "stop").unwrap();
-        stdin.flush().unwrap();
-        loop {
-            let line = self
-                .lines
-                .recv_timeout(Duration::from_secs(30))
-                .expect("no accounting line on stop");
-            if let Some(json) = line.strip_prefix("mm-exchange accounting ") {
-                let status = self.child.wait().unwrap();
-                assert!(status.success(), "mm-exchange exited with {status}");
-                return serde_json::from_str(json).unwrap();
-            }
-        }
-    }
-}
-
-impl Drop for Exchange {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn stop(self) -> Value {
+        self.process.stop()
     }
 }
 

@@ -9,105 +9,28 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-struct Workdir(PathBuf);
+#[path = "support/process.rs"]
+mod process;
 
-impl Workdir {
-    fn new(tag: &str) -> Workdir {
-        let dir = std::env::temp_dir().join(format!("mm-paper-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Workdir(dir)
-    }
-}
-
-impl Drop for Workdir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn mm(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mm"));
-    cmd.args(args).current_dir(dir);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("MM__") {
-            cmd.env_remove(name);
-        }
-    }
-    cmd
-}
-
-fn text(out: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use process::{mm, spot_data, text, Exchange, Workdir};
 
 #[test]
 fn paper_trading_against_the_local_exchange_reports_kpis_and_latency() {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/binance-spot");
-    if !data.is_dir() {
+    let Some(data) = spot_data() else {
         println!("SKIPPED: ../shared/data not found");
         return;
-    }
-    let work = Workdir::new("e2e");
-    let cert = work.0.join("cert.pem");
+    };
+    let work = Workdir::new("mm-paper", "e2e");
 
     // The exchange, 20× real time, TLS on an ephemeral port.
-    let mut exchange = Command::new(env!("CARGO_BIN_EXE_mm-exchange"))
-        .args(["--data"])
-        .arg(data.join("btcusdt_20240808.gz"))
-        .args([
-            "--speed",
-            "20",
-            "--port",
-            "0",
-            "--stdin",
-            "off",
-            "--cert-out",
-        ])
-        .arg(&cert)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = exchange.stdout.take().unwrap();
-    let exchange = Killed(exchange);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let listening = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("mm-exchange did not start");
-    let port = listening
-        .split("127.0.0.1:")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("no port in the exchange's first line")
-        .to_string();
+    let exchange = Exchange::start(&[data.join("btcusdt_20240808.gz")], &["--speed", "20"]);
 
     // Paper trading, stopped by SIGINT after ~20 s (≈ 400 s of market at 20×).
-    let endpoint = format!("--endpoint=wss://127.0.0.1:{port}");
-    let ca = format!("--ca={}", cert.display());
+    let endpoint = exchange.endpoint_flag();
+    let ca = exchange.ca_flag();
     let paper = mm(&work.0, &["--mode=paper-trading", &endpoint, &ca])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -143,7 +143,11 @@ fn hot_loop_streams_100k_real_messages_without_allocating() {
     // Warm-up: pass 0 with the recorded snapshot.
     let mut pings = 0;
     send(&sc, warm, 0, &mut pings);
-    let warm_stats = seen.wait_stats("the warm-up", |s| s.frames == session as u64);
+    // Every frame handled *and* the snapshot loaded (on a loaded machine the REST thread
+    // can answer after the last frame was read: the diffs wait, buffered, until it does).
+    let warm_stats = seen.wait_stats("the warm-up", |s| {
+        s.frames == session as u64 && s.engine.snapshots >= 1
+    });
     assert_eq!(warm_stats.engine.snapshots, 1);
 
     // The counted window.
@@ -202,7 +206,7 @@ fn hot_loop_streams_100k_real_messages_without_allocating() {
         counted.diffs - before.diffs,
         counted.book_tickers - before.book_tickers,
         counted.trades - before.trades,
-        counting::count(counting::SETUP),
+        counting::count(counting::WARMUP),
         counting::count(counting::WIND_DOWN),
         final_stats.records_dropped
     );
@@ -307,120 +311,8 @@ fn sleep(d: Duration) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Counting allocator (marked threads only, per phase)
+// Counting allocator (marked threads only, per phase): tests/support/phased.rs
 // ---------------------------------------------------------------------------------------
 
-#[allow(unsafe_code)]
-mod counting {
-    use std::alloc::{GlobalAlloc, Layout, System};
-    use std::cell::Cell;
-    use std::hint::black_box;
-    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-
-    /// Start-up, connect, warm-up.
-    pub const SETUP: usize = 0;
-    /// The window that must be allocation-free.
-    pub const COUNTED: usize = 1;
-    /// After the window: shutdown.
-    pub const WIND_DOWN: usize = 2;
-    /// The counter's own check.
-    const SELF_TEST: usize = 3;
-    const PHASES: usize = 4;
-    /// Sizes of the first allocations in `COUNTED` kept for the failure message.
-    const SIZES_KEPT: usize = 16;
-
-    thread_local! {
-        static MARKED: Cell<bool> = const { Cell::new(false) };
-    }
-    static PHASE: AtomicUsize = AtomicUsize::new(SETUP);
-    static COUNTS: [AtomicU64; PHASES] = [const { AtomicU64::new(0) }; PHASES];
-    static SIZES: [AtomicUsize; SIZES_KEPT] = [const { AtomicUsize::new(0) }; SIZES_KEPT];
-
-    /// Forwards to `System`, counting allocations of marked threads per phase.
-    pub struct Counting;
-
-    fn note(size: usize) {
-        // A const-initialised thread-local without destructor: reading it never allocates.
-        if !MARKED.try_with(Cell::get).unwrap_or(false) {
-            return;
-        }
-        let phase = PHASE.load(Ordering::SeqCst);
-        let n = COUNTS[phase].fetch_add(1, Ordering::SeqCst) as usize;
-        if phase == COUNTED && n < SIZES_KEPT {
-            SIZES[n].store(size, Ordering::SeqCst);
-        }
-    }
-
-    // SAFETY: every method forwards its arguments unchanged to `System`, which upholds the
-    // `GlobalAlloc` contract; the bookkeeping only touches a `Cell` and atomics and never
-    // allocates.
-    unsafe impl GlobalAlloc for Counting {
-        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            note(layout.size());
-            // SAFETY: same contract as the caller's; forwarded unchanged.
-            unsafe { System.alloc(layout) }
-        }
-        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-            note(layout.size());
-            // SAFETY: same contract as the caller's; forwarded unchanged.
-            unsafe { System.alloc_zeroed(layout) }
-        }
-        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-            note(new_size);
-            // SAFETY: same contract as the caller's; forwarded unchanged.
-            unsafe { System.realloc(ptr, layout, new_size) }
-        }
-        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            // SAFETY: same contract as the caller's; forwarded unchanged.
-            unsafe { System.dealloc(ptr, layout) }
-        }
-    }
-
-    #[global_allocator]
-    static GLOBAL: Counting = Counting;
-
-    /// Counts this thread's allocations from now on.
-    pub fn mark_this_thread() {
-        MARKED.with(|m| m.set(true));
-    }
-
-    /// Switches the phase allocations are counted in.
-    pub fn set_phase(phase: usize) {
-        PHASE.store(phase, Ordering::SeqCst);
-    }
-
-    /// Allocations counted in `phase`.
-    pub fn count(phase: usize) -> u64 {
-        COUNTS[phase].load(Ordering::SeqCst)
-    }
-
-    /// Sizes of the first allocations counted in `COUNTED`.
-    pub fn counted_sizes() -> Vec<usize> {
-        let n = (count(COUNTED) as usize).min(SIZES_KEPT);
-        SIZES[..n]
-            .iter()
-            .map(|s| s.load(Ordering::SeqCst))
-            .collect()
-    }
-
-    /// The counter counts a marked thread's allocation, and only a marked thread's.
-    pub fn self_test() {
-        set_phase(SELF_TEST);
-        std::thread::spawn(|| drop(black_box(Vec::<u8>::with_capacity(3))))
-            .join()
-            .unwrap();
-        assert_eq!(count(SELF_TEST), 0, "an unmarked thread is not counted");
-        std::thread::spawn(|| {
-            mark_this_thread();
-            drop(black_box(Vec::<u8>::with_capacity(3)));
-        })
-        .join()
-        .unwrap();
-        assert_eq!(
-            count(SELF_TEST),
-            1,
-            "a marked thread's allocation counts once"
-        );
-        set_phase(SETUP);
-    }
-}
+#[path = "support/phased.rs"]
+mod counting;

@@ -725,7 +725,7 @@ fn side_index(side: Side) -> usize {
 // -- grid -----------------------------------------------------------------------------------
 
 /// One `--grid` axis: a key and its values.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct GridAxis {
     /// `section.key`.
     pub key: String,

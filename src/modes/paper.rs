@@ -21,6 +21,7 @@ use crate::engine::{Engine, EngineStats, Step, TradeRecord, Trader};
 use crate::feed::{BookLevels, Decoder, Event};
 use crate::hot::{self, FeedLoopConfig, FeedSink, HotRecord, LoopEnd, SnapshotFetcher};
 use crate::modes::engine_params;
+use crate::modes::live::LiveNote;
 use crate::modes::record::log_record;
 use crate::orders::{Action, OrderManager, VenueEvent};
 use crate::risk::{Risk, StopReason};
@@ -81,20 +82,16 @@ impl FeedSink for PaperSink {
 
     #[inline]
     fn on_event(&mut self, event: &Event, levels: BookLevels<'_>, now_ns: u64) -> (Step, u32) {
-        let records = &self.records;
-        let dropped = &mut self.dropped;
-        let mut actions = 0u32;
-        let step = self
-            .trader
-            .on_market(event, levels, now_ns, &mut self.venue, &mut |r| {
-                if let TradeRecord::Action { .. } = r {
-                    actions += 1;
-                }
-                if records.try_send(r).is_err() {
-                    *dropped += 1;
-                }
-            });
-        (step, actions)
+        let (trader, venue) = (&mut self.trader, &mut self.venue);
+        market_step(
+            trader,
+            venue,
+            &self.records,
+            &mut self.dropped,
+            event,
+            levels,
+            now_ns,
+        )
     }
 
     fn on_disconnect(&mut self, _now_ns: u64) {
@@ -102,7 +99,7 @@ impl FeedSink for PaperSink {
     }
 
     #[inline]
-    fn on_idle(&mut self, now_ns: u64) {
+    fn on_idle(&mut self, now_ns: u64, _registry: &mio::Registry) {
         if self.venue.next_due_ns().is_some_and(|due| due <= now_ns) {
             let records = &self.records;
             let dropped = &mut self.dropped;
@@ -123,7 +120,32 @@ impl FeedSink for PaperSink {
     }
 }
 
-fn counts_of(trader: &Trader) -> OrderCounts {
+/// One market event through the trader (paper and live sinks): its records go to the side
+/// thread with `try_send` (a full channel drops and counts); returns the step and how many
+/// order actions were handed to the venue.
+#[inline]
+pub(crate) fn market_step<V: Venue>(
+    trader: &mut Trader,
+    venue: &mut V,
+    records: &Sender<TradeRecord>,
+    dropped: &mut u64,
+    event: &Event,
+    levels: BookLevels<'_>,
+    now_ns: u64,
+) -> (Step, u32) {
+    let mut actions = 0u32;
+    let step = trader.on_market(event, levels, now_ns, venue, &mut |r| {
+        if let TradeRecord::Action { .. } = r {
+            actions += 1;
+        }
+        if records.try_send(r).is_err() {
+            *dropped += 1;
+        }
+    });
+    (step, actions)
+}
+
+pub(crate) fn counts_of(trader: &Trader) -> OrderCounts {
     let s = trader.order_stats();
     OrderCounts {
         quotes: s.quotes_seen,
@@ -180,43 +202,19 @@ pub fn run(
     let (trade_tx, trade_rx) = bounded(TRADE_RECORD_CHANNEL_DEPTH);
     let (hot_tx, hot_rx) = bounded(hot::HOT_RECORD_CHANNEL_DEPTH);
     let (counts_tx, counts_rx) = bounded(64);
-    let mut kpi_params = KpiParams::new(
-        config.spec,
+    let side = SideThread::new(
+        config,
         "paper-trading",
-        config.quoting.inventory_max_lots,
-    );
-    kpi_params.markout_ns = (config.kpi.markout_horizon_s * 1e9).round() as u64;
-    kpi_params.targets = KpiTargets {
-        spread_captured_min: config.kpi.spread_captured_min,
-        rms_inventory_max: config.kpi.rms_inventory_max,
-        fill_ratio_min: config.kpi.fill_ratio_min,
-        cancel_ratio_max: config.kpi.cancel_ratio_max,
-        latency_p99_max_ms: config.kpi.latency_p99_ms_max,
-        pnl_min_quote: config.kpi.pnl_min,
-    };
-    let tracker = KpiTracker::new(kpi_params, start_wall_ns)
-        .map_err(|e| anyhow::anyhow!("KPI settings: {e}"))?;
-    let writer = LatencyLogWriter::create(
+        "Real-time",
+        log,
+        &snapshot_path,
         &latency_path,
         start_wall_ns,
-        LATENCY_INTERVAL_NS,
-        &format!("mm paper-trading {symbol}"),
     )?;
-    let side = SideThread {
-        tracker,
-        writer: Some(writer),
-        spec: config.spec,
-        log: log.clone(),
-        snapshot_path: snapshot_path.clone(),
-        title: "Real-time".to_string(),
-        sent_ns: HashMap::new(),
-        report_every_ns: (config.kpi.report_every_s * 1e9) as u64,
-        next_report_ns: start_wall_ns + (config.kpi.report_every_s * 1e9) as u64,
-        latency_files: Vec::new(),
-    };
+    let (_no_notes, notes_rx) = bounded(1);
     let side_thread = std::thread::Builder::new()
         .name("mm-side".to_string())
-        .spawn(move || side.run(trade_rx, hot_rx, counts_rx))?;
+        .spawn(move || side.run(trade_rx, hot_rx, counts_rx, notes_rx))?;
     let fetcher = SnapshotFetcher::start(snapshot_url, roots, log.clone())?;
 
     let mut sink = PaperSink {
@@ -274,10 +272,7 @@ pub fn run(
     log.info(format_args!(
         "paper-trading: stopped ({}) — {} frames, {} quotes, {} gaps, {} open orders left, \
          {records_dropped} records dropped",
-        match end {
-            LoopEnd::Signal => "signal",
-            LoopEnd::Duration => "duration reached",
-        },
+        end.describe(),
         stats.frames,
         stats.engine.quotes,
         stats.engine.gaps,
@@ -292,8 +287,8 @@ pub fn run(
     })
 }
 
-/// The side thread: logs, KPIs, latency, reports.
-struct SideThread {
+/// The side thread of paper and live trading: logs, KPIs, latency, reports.
+pub(crate) struct SideThread {
     tracker: KpiTracker,
     writer: Option<LatencyLogWriter>,
     spec: SymbolSpec,
@@ -308,15 +303,65 @@ struct SideThread {
 }
 
 impl SideThread {
-    fn run(
+    /// The KPI tracker, the latency log (created now) and the report settings for a
+    /// session of `mode` (`paper-trading`, `live`).
+    pub(crate) fn new(
+        config: &Config,
+        mode: &str,
+        title: &str,
+        log: &LogHandle,
+        snapshot_path: &std::path::Path,
+        latency_path: &std::path::Path,
+        start_wall_ns: u64,
+    ) -> anyhow::Result<SideThread> {
+        let symbol = config.spec.symbol;
+        let mut kpi_params = KpiParams::new(config.spec, mode, config.quoting.inventory_max_lots);
+        kpi_params.markout_ns = (config.kpi.markout_horizon_s * 1e9).round() as u64;
+        kpi_params.targets = KpiTargets {
+            spread_captured_min: config.kpi.spread_captured_min,
+            rms_inventory_max: config.kpi.rms_inventory_max,
+            fill_ratio_min: config.kpi.fill_ratio_min,
+            cancel_ratio_max: config.kpi.cancel_ratio_max,
+            latency_p99_max_ms: config.kpi.latency_p99_ms_max,
+            pnl_min_quote: config.kpi.pnl_min,
+        };
+        let tracker = KpiTracker::new(kpi_params, start_wall_ns)
+            .map_err(|e| anyhow::anyhow!("KPI settings: {e}"))?;
+        let writer = LatencyLogWriter::create(
+            latency_path,
+            start_wall_ns,
+            LATENCY_INTERVAL_NS,
+            &format!("mm {mode} {symbol}"),
+        )?;
+        Ok(SideThread {
+            tracker,
+            writer: Some(writer),
+            spec: config.spec,
+            log: log.clone(),
+            snapshot_path: snapshot_path.to_path_buf(),
+            title: title.to_string(),
+            sent_ns: HashMap::new(),
+            report_every_ns: (config.kpi.report_every_s * 1e9) as u64,
+            next_report_ns: start_wall_ns + (config.kpi.report_every_s * 1e9) as u64,
+            latency_files: Vec::new(),
+        })
+    }
+
+    /// Runs until both the trade and the hot channel are closed; prints the final report
+    /// and returns the final KPIs and the latency files written.
+    pub(crate) fn run(
         mut self,
         trades: Receiver<TradeRecord>,
         hot: Receiver<HotRecord>,
         counts: Receiver<OrderCounts>,
+        notes: Receiver<LiveNote>,
     ) -> anyhow::Result<(KpiSnapshot, Vec<PathBuf>)> {
         let mut trades_open = true;
         let mut hot_open = true;
         while trades_open || hot_open {
+            while let Ok(note) = notes.try_recv() {
+                note.log(&self.log, &self.spec);
+            }
             let mut idle = true;
             for _ in 0..1024 {
                 match trades.try_recv() {
@@ -343,6 +388,9 @@ impl SideThread {
         }
         while let Ok(c) = counts.try_recv() {
             self.tracker.on_record(KpiRecord::Counts(c));
+        }
+        while let Ok(note) = notes.try_recv() {
+            note.log(&self.log, &self.spec);
         }
         let now = wall_now_ns();
         self.tracker.finish();

@@ -127,10 +127,7 @@ pub fn run(
     log.info(format_args!(
         "record: stopped ({}) — {records} records, {bytes} bytes, {} frames, {} decode errors, \
          {} gaps, {} snapshots, {} dropped",
-        match end {
-            LoopEnd::Signal => "signal",
-            LoopEnd::Duration => "duration reached",
-        },
+        end.describe(),
         stats.frames,
         stats.decode_errors,
         stats.engine.gaps,

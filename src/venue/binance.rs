@@ -330,6 +330,20 @@ impl RequestEncoder {
         req.finish()
     }
 
+    /// `account.status` with `omitZeroBalances=true`: the balances, for reconciliation.
+    pub fn encode_account_status(
+        &self,
+        req_id: u64,
+        timestamp_ms: u64,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let mut req = self.start(req_id, b"account.status", out);
+        req.text_raw(b"omitZeroBalances", b"true");
+        req.number(b"recvWindow", u64::from(self.recv_window_ms));
+        req.number(b"timestamp", timestamp_ms);
+        req.finish()
+    }
+
     /// `time` (unsigned): the server's clock, for the timestamp correction.
     pub fn encode_time(&self, req_id: u64, out: &mut [u8]) -> Option<usize> {
         let mut digits = [0u8; 20];
@@ -451,6 +465,13 @@ impl SignedWriter<'_> {
         self.put(b"\"");
         self.put(value);
         self.put(b"\"");
+        self.mac.update(value);
+    }
+
+    /// A literal parameter (`true`, a number already in text): written unquoted.
+    fn text_raw(&mut self, name: &[u8], value: &[u8]) {
+        self.name(name);
+        self.put(value);
         self.mac.update(value);
     }
 
@@ -877,6 +898,8 @@ pub enum RequestKind {
     CancelAll,
     /// `openOrders.status`.
     OpenOrders,
+    /// `account.status`.
+    Account,
     /// `userDataStream.subscribe.signature`.
     Subscribe,
     /// `time`.
@@ -958,7 +981,23 @@ struct Core {
     last_error_code: i32,
     server_skew_ms: Option<i64>,
     open_orders: Option<u32>,
+    open_orders_all: Option<u32>,
+    balances: Option<Balances>,
+    last_heard_ns: u64,
     stats: BinanceStats,
+}
+
+/// The symbol's two balances from `account.status`, free + locked, atoms (10⁻⁸).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Balances {
+    /// Base asset (BTC) held, free + locked, atoms.
+    pub base_atoms: i64,
+    /// Base asset locked in open orders, atoms.
+    pub base_locked_atoms: i64,
+    /// Quote asset (USDT) held, free + locked, atoms.
+    pub quote_atoms: i64,
+    /// Quote asset locked in open orders, atoms.
+    pub quote_locked_atoms: i64,
 }
 
 impl BinanceVenue {
@@ -996,6 +1035,9 @@ impl BinanceVenue {
                 last_error_code: 0,
                 server_skew_ms: None,
                 open_orders: None,
+                open_orders_all: None,
+                balances: None,
+                last_heard_ns: 0,
                 stats: BinanceStats::default(),
             },
         })
@@ -1044,12 +1086,46 @@ impl BinanceVenue {
     /// Asks for `openOrders.status`; the answer lands in `open_orders()`.
     pub fn request_open_orders(&mut self, now_ns: u64) -> Result<(), SubmitError> {
         self.core.open_orders = None;
+        self.core.open_orders_all = None;
         self.send(now_ns, RequestKind::OpenOrders)
     }
 
     /// Our open orders per the last `openOrders.status` answer (orders of this session).
     pub fn open_orders(&self) -> Option<u32> {
         self.core.open_orders
+    }
+
+    /// Every open order on the symbol per the last `openOrders.status` answer, whoever
+    /// placed it (another session's orders, or another client's).
+    pub fn open_orders_all(&self) -> Option<u32> {
+        self.core.open_orders_all
+    }
+
+    /// Asks for `account.status`; the answer lands in `balances()`.
+    pub fn request_account(&mut self, now_ns: u64) -> Result<(), SubmitError> {
+        self.core.balances = None;
+        self.send(now_ns, RequestKind::Account)
+    }
+
+    /// The symbol's two balances per the last `account.status` answer.
+    pub fn balances(&self) -> Option<Balances> {
+        self.core.balances
+    }
+
+    /// Sends `openOrders.cancelAll` outside the order manager (reconciliation: orders the
+    /// engine no longer tracks). Its answer is not an event: `request_open_orders` after it
+    /// tells whether anything is left. Refused during a back-off unless it only limits
+    /// new orders.
+    pub fn cancel_all_untracked(&mut self, now_ns: u64) -> Result<(), SubmitError> {
+        if self.is_backing_off(now_ns) && !self.core.backoff_orders_only {
+            return Err(SubmitError::QueueFull);
+        }
+        self.send(now_ns, RequestKind::CancelAll)
+    }
+
+    /// Time of the last response or user-data event, ns (0 before any).
+    pub fn last_heard_ns(&self) -> u64 {
+        self.core.last_heard_ns
     }
 
     /// Asks for the server's time; the answer corrects every request timestamp (also sent
@@ -1117,6 +1193,8 @@ impl BinanceVenue {
         let sent = self.conn.send_with(OP_TEXT, |buf| match (action, kind) {
             (Some(a), _) => enc.encode_action(req_id, a, ts_ms, buf),
             (None, RequestKind::OpenOrders) => enc.encode_open_orders(req_id, ts_ms, buf),
+            (None, RequestKind::Account) => enc.encode_account_status(req_id, ts_ms, buf),
+            (None, RequestKind::CancelAll) => enc.encode_cancel_all(req_id, ts_ms, buf),
             (None, RequestKind::Subscribe) => enc.encode_subscribe(req_id, ts_ms, buf),
             (None, RequestKind::Time) => enc.encode_time(req_id, buf),
             (None, _) => None,
@@ -1292,7 +1370,17 @@ impl Core {
             }
             RequestKind::OpenOrders => {
                 if ok {
-                    self.open_orders = Some(self.count_open_orders(frame));
+                    let (ours, all) = self.count_open_orders(frame);
+                    self.open_orders = Some(ours);
+                    self.open_orders_all = Some(all);
+                }
+            }
+            RequestKind::Account => {
+                if ok {
+                    self.balances = self.decode_balances(frame);
+                    if self.balances.is_none() {
+                        self.stats.decode_errors += 1;
+                    }
                 }
             }
             RequestKind::Subscribe => self.subscribed = ok,
@@ -1373,15 +1461,67 @@ impl Core {
         }
     }
 
-    fn count_open_orders(&self, frame: &[u8]) -> u32 {
+    /// (ours, all) open orders in an `openOrders.status` result.
+    fn count_open_orders(&self, frame: &[u8]) -> (u32, u32) {
         let session = self.encoder.session();
-        let mut count = 0;
+        let (mut ours, mut all) = (0, 0);
         let _ = each_result_order(frame, b"clientOrderId", |wire| {
+            all += 1;
             if ClientOrderId::parse_wire(wire, session).is_ok() {
-                count += 1;
+                ours += 1;
             }
         });
-        count
+        (ours, all)
+    }
+
+    /// The base and quote balances in an `account.status` result (an asset absent from
+    /// the list, as `omitZeroBalances` leaves it, is 0). `None` if it does not parse.
+    fn decode_balances(&self, frame: &[u8]) -> Option<Balances> {
+        let mut result = None;
+        for_each_field(frame, |key, value| {
+            if key == b"result" {
+                result = Some(value);
+            }
+        })
+        .ok()?;
+        let mut list = None;
+        for_each_field(result?, |key, value| {
+            if key == b"balances" {
+                list = Some(value);
+            }
+        })
+        .ok()?;
+        let base = self.base_asset.as_str().as_bytes();
+        let quote = self.quote_asset.as_str().as_bytes();
+        let mut balances = Balances::default();
+        let mut bad = false;
+        for_each_element(list?, |item| {
+            let (mut asset, mut free, mut locked) = (None, None, None);
+            for_each_field(item, |key, value| match key {
+                b"asset" => asset = as_str(value),
+                b"free" => free = as_str(value),
+                b"locked" => locked = as_str(value),
+                _ => {}
+            })?;
+            let amounts = free
+                .and_then(|f| parse_atoms(f).ok())
+                .zip(locked.and_then(|l| parse_atoms(l).ok()));
+            match (asset, amounts) {
+                (Some(a), Some((f, l))) if a == base => {
+                    balances.base_atoms = f.saturating_add(l);
+                    balances.base_locked_atoms = l;
+                }
+                (Some(a), Some((f, l))) if a == quote => {
+                    balances.quote_atoms = f.saturating_add(l);
+                    balances.quote_locked_atoms = l;
+                }
+                (Some(a), None) if a == base || a == quote => bad = true,
+                _ => {}
+            }
+            Ok(())
+        })
+        .ok()?;
+        (!bad).then_some(balances)
     }
 }
 
@@ -1390,6 +1530,7 @@ impl Handler for Core {
         if kind != MessageKind::Text {
             return;
         }
+        self.last_heard_ns = now_ns;
         let decoded = decode(
             payload,
             self.encoder.spec(),
@@ -1761,9 +1902,11 @@ mod tests {
         ));
         assert!(payload.contains("&side=SELL&"));
         type Encode = fn(&RequestEncoder, &mut [u8]) -> Option<usize>;
-        let encoders: [Encode; 2] = [
+        let encoders: [Encode; 4] = [
             |e, b| e.encode_open_orders(1, 1_000, b),
             |e, b| e.encode_subscribe(1, 1_000, b),
+            |e, b| e.encode_account_status(1, 1_000, b),
+            |e, b| e.encode_cancel_all(1, 1_000, b),
         ];
         for encode in encoders {
             let n = encode(&enc, &mut buf).unwrap();
@@ -1958,6 +2101,54 @@ mod tests {
         let mut out = Vec::new();
         venue.poll_events(now_ns, &mut |e| out.push(e));
         out
+    }
+
+    #[test]
+    fn account_status_gives_the_symbols_balances_and_open_orders_count_everyone() {
+        let enc = encoder();
+        let mut buf = [0u8; REQUEST_BYTES_MAX];
+        let n = enc.encode_account_status(5, 1_000, &mut buf).unwrap();
+        let (payload, _) = reference_payload(std::str::from_utf8(&buf[..n]).unwrap());
+        assert_eq!(
+            payload,
+            format!("apiKey={KEY}&omitZeroBalances=true&recvWindow=5000&timestamp=1000")
+        );
+
+        let mut venue = offline_venue();
+        // web-socket-api.md "Account information", trimmed; BNB is ignored.
+        track(&mut venue, 5, RequestKind::Account);
+        let frame = r#"{"id":"5","status":200,"result":{"makerCommission":15,"takerCommission":15,"canTrade":true,"accountType":"SPOT","balances":[{"asset":"BNB","free":"0.10000000","locked":"0.00000000"},{"asset":"BTC","free":"0.99000000","locked":"0.01000000"},{"asset":"USDT","free":"99000.00000000","locked":"617.76000000"}],"permissions":["SPOT"],"uid":354937868},"rateLimits":[{"rateLimitType":"REQUEST_WEIGHT","interval":"MINUTE","intervalNum":1,"limit":6000,"count":20}]}"#;
+        assert!(feed(&mut venue, frame, 1).is_empty());
+        assert_eq!(
+            venue.balances(),
+            Some(Balances {
+                base_atoms: 100_000_000,
+                base_locked_atoms: 1_000_000,
+                quote_atoms: 9_961_776_000_000,
+                quote_locked_atoms: 61_776_000_000,
+            })
+        );
+        // omitZeroBalances: an absent asset is 0.
+        track(&mut venue, 6, RequestKind::Account);
+        let frame = r#"{"id":"6","status":200,"result":{"balances":[{"asset":"USDT","free":"5.00000000","locked":"0.00000000"}]}}"#;
+        feed(&mut venue, frame, 2);
+        assert_eq!(venue.balances().map(|b| b.base_atoms), Some(0));
+        // A broken amount is no answer at all (and counted), never a zero balance.
+        track(&mut venue, 7, RequestKind::Account);
+        let frame = r#"{"id":"7","status":200,"result":{"balances":[{"asset":"BTC","free":"x","locked":"0"}]}}"#;
+        feed(&mut venue, frame, 3);
+        assert_eq!(venue.balances(), None);
+        assert_eq!(venue.stats().decode_errors, 1);
+
+        // openOrders.status: ours and everyone's.
+        track(&mut venue, 8, RequestKind::OpenOrders);
+        let frame = r#"{"id":"8","status":200,"result":[{"symbol":"BTCUSDT","clientOrderId":"mmt1-4"},{"symbol":"BTCUSDT","clientOrderId":"web_x1"},{"symbol":"BTCUSDT","clientOrderId":"mmold-9"}]}"#;
+        feed(&mut venue, frame, 4);
+        assert_eq!(
+            (venue.open_orders(), venue.open_orders_all()),
+            (Some(1), Some(3))
+        );
+        assert_eq!(venue.last_heard_ns(), 4);
     }
 
     #[test]

@@ -1,0 +1,688 @@
+//! `--mode=calibration`: recorded data → fitted σ and k, a walk-forward grid search over
+//! γ, OFI β and τ (or `--grid`), `config/calibrated.toml` and a report folder.
+//!
+//! Wiring only: `replay::Tape` decodes the data once; `calibration::series` and
+//! `calibration::estimate` fit the estimators on the fit part; `calibration::search` runs
+//! the grid on the choose part (all of it, one `--shard`, or the `--merge` of shards);
+//! the chosen point and the configuration as it was before are then run on the choose
+//! and held-out parts; `calibration::report` writes the folder and `calibration::
+//! calibrated` the config layer. See `src/calibration/mod.rs` for the method.
+//!
+//! Walk-forward windows start mid-recording, where the data has no REST snapshot: each is
+//! cut with `Tape::window`, which opens it with a synthetic snapshot of the book the
+//! engine would hold there (the backtest then starts as a live start with a fresh
+//! snapshot would: book in sync, σ/OFI/touch cold).
+//!
+//! Errors a trader can act on: too little data, no synced book, a fit with too few
+//! points, all name the fix; nothing is written before every backtest has run.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::calibration::calibrated::{backup_path, render, write_atomically};
+use crate::calibration::report::{self, ReportInput, RunFigures, Span, Summary};
+use crate::calibration::search::{
+    self, best, default_axes, fingerprint, in_shard, merge_shards, objective, parse_shard,
+    run_points, shard_file_name, shard_files, write_shard, Progress, Row, Windows,
+};
+use crate::calibration::series::MarketSeries;
+use crate::calibration::{estimate, Estimates, EstimatorSettings, Stability};
+use crate::config::{Config, ConfigError};
+use crate::modes::backtest::{grid_combinations, parse_grid, simulate, GridAxis, Replayed};
+use crate::replay::{self, Tape};
+use crate::report::GridRow;
+use crate::shutdown::Shutdown;
+use crate::telemetry::kpi::KpiKind;
+use crate::time::{Clock, SystemClock};
+use crate::types::DECIMALS;
+
+/// Significant digits of the fitted σ and k written to calibrated.toml (and used by the
+/// grid): more would claim a precision 10 minutes of data does not have.
+pub const WRITTEN_DIGITS: i32 = 4;
+
+/// Flags of the mode.
+#[derive(Clone, Debug, Default)]
+pub struct CalibrationArgs {
+    /// `--data` (files, folders, globs); empty = the built-in slice.
+    pub data: Vec<String>,
+    /// `--out`: the folder report folders and shard files go into.
+    pub reports_root: PathBuf,
+    /// `--calibrated-out`: the config layer to write.
+    pub calibrated_out: PathBuf,
+    /// `--duration`: use only this much data from its start, ns.
+    pub duration_ns: Option<u64>,
+    /// `--grid key=v1,v2,..` (empty = `[calibration] grid_*`).
+    pub grid: Vec<String>,
+    /// `--shard i/n`.
+    pub shard: Option<String>,
+    /// `--merge` folders or files.
+    pub merge: Vec<PathBuf>,
+}
+
+/// What a full (or merged) run produced.
+pub struct CalibrationOutcome {
+    /// The report folder.
+    pub folder: PathBuf,
+    /// Where calibrated.toml was written.
+    pub calibrated: PathBuf,
+    /// The summary written.
+    pub summary: Summary,
+}
+
+/// Runs the mode. `make_config` builds the configuration with extra `--set` flags.
+/// Returns `None` for a `--shard` run (it writes only its rows).
+pub fn run(
+    config: &Config,
+    args: &CalibrationArgs,
+    make_config: &(dyn Fn(&[String]) -> Result<Config, ConfigError> + Sync),
+    shutdown: &Shutdown,
+    out: &mut dyn Write,
+) -> anyhow::Result<Option<CalibrationOutcome>> {
+    let wall = SystemClock::new();
+    let shard = args.shard.as_deref().map(parse_shard).transpose()?;
+    if shard.is_some() && !args.merge.is_empty() {
+        anyhow::bail!("--shard and --merge do not go together: run the shards, then merge");
+    }
+    let cal = &config.calibration;
+    let book_levels = config.market_data.book_levels;
+
+    // -- data and windows ---------------------------------------------------------------
+    let readers = replay::open_inputs(&args.data, config.spec.symbol.as_str())?;
+    let tape = Tape::load_until(readers, config.spec, args.duration_ns.unwrap_or(u64::MAX))?;
+    let stats = tape.stats().clone();
+    writeln!(
+        out,
+        "data: {} ({} events: {} depth, {} bookTicker, {} trades, {} snapshots)",
+        tape.sources().join(", "),
+        stats.events,
+        stats.depth_diffs,
+        stats.book_tickers,
+        stats.trades,
+        stats.snapshots
+    )?;
+    let span_s = stats.last_ts_ns.saturating_sub(stats.first_ts_ns) as f64 / 1e9;
+    if stats.events == 0 || span_s < cal.min_span_s {
+        anyhow::bail!(
+            "calibration needs at least {:.1} minutes of data with a depth snapshot; {} holds \
+             {:.1} s ({} events of {}) — fix: give a longer recording (--data, e.g. the two \
+             files of ../shared/data/binance-spot), or lower calibration.min_span_s",
+            cal.min_span_s / 60.0,
+            tape.sources().join(", "),
+            span_s,
+            stats.events,
+            config.spec.symbol
+        );
+    }
+    let windows = Windows::split(
+        stats.first_ts_ns,
+        stats.last_ts_ns,
+        cal.fit_fraction,
+        cal.choose_fraction,
+    );
+    let choose_tape = tape.window(windows.fit_end_ns, windows.choose_end_ns, book_levels)?;
+    let held_tape = tape.window(windows.choose_end_ns, windows.end_ns, book_levels)?;
+    for (name, part, at) in [
+        ("choose", &choose_tape, windows.fit_end_ns),
+        ("held-out", &held_tape, windows.choose_end_ns),
+    ] {
+        if !part.starts_with_snapshot() {
+            anyhow::bail!(
+                "the order book is not in sync at the start of the {name} part ({}): \
+                 calibration needs data with a depth snapshot and unbroken depth diffs before \
+                 it — fix: give a recording made with --mode=record (or a capture with its \
+                 REST snapshot), or move the split with calibration.fit_fraction",
+                report::utc_text(at)
+            );
+        }
+    }
+    let (fit_s, choose_s, held_s) = windows.spans_s();
+    writeln!(
+        out,
+        "walk-forward: fit {:.1} min | choose {:.1} min | held out {:.1} min",
+        fit_s / 60.0,
+        choose_s / 60.0,
+        held_s / 60.0
+    )?;
+
+    // -- estimators -----------------------------------------------------------------------
+    let settings = EstimatorSettings::from_config(config);
+    let tick_quote = config.spec.tick_atoms as f64 / 10f64.powi(DECIMALS as i32);
+    let fit_series =
+        MarketSeries::from_tape(&tape, windows.start_ns, windows.fit_end_ns, book_levels);
+    let estimates = estimate(&fit_series, tick_quote, &settings)
+        .map_err(|e| anyhow::anyhow!("on the fit part of the data: {e}"))?;
+    let middle = windows.start_ns + (windows.end_ns - windows.start_ns) / 2;
+    let halves = {
+        let first = MarketSeries::from_tape(&tape, windows.start_ns, middle, book_levels);
+        let second = MarketSeries::from_tape(&tape, middle, windows.end_ns, book_levels);
+        match (
+            estimate(&first, tick_quote, &settings),
+            estimate(&second, tick_quote, &settings),
+        ) {
+            (Ok(a), Ok(b)) => Ok(Stability::between(&a, &b)),
+            (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
+        }
+    };
+    print_estimates(out, &estimates, &halves)?;
+    let sigma = round_significant(estimates.sigma.bps_per_sqrt_s, WRITTEN_DIGITS);
+    let k = round_significant(estimates.intensity.k_per_bps, WRITTEN_DIGITS);
+    let base_sets = vec![
+        format!("model.sigma_bps_per_sqrt_s={sigma}"),
+        format!("model.k_per_bps={k}"),
+    ];
+    let base = make_config(&base_sets).map_err(|e| anyhow::anyhow!("the fitted values: {e}"))?;
+
+    // -- grid -----------------------------------------------------------------------------
+    let axes: Vec<GridAxis> = if args.grid.is_empty() {
+        default_axes(cal)
+    } else {
+        args.grid
+            .iter()
+            .map(|a| parse_grid(a))
+            .collect::<anyhow::Result<_>>()?
+    };
+    let combos = grid_combinations(&axes);
+    let fp = run_fingerprint(&tape, &windows, &base_sets, &axes, &base);
+    let points: Vec<(usize, Vec<String>)> = combos
+        .iter()
+        .cloned()
+        .enumerate()
+        .filter(|(i, _)| shard.is_none_or(|s| in_shard(*i, s)))
+        .collect();
+    let rows: Vec<Row> = if args.merge.is_empty() {
+        writeln!(
+            out,
+            "grid: {} of {} points on {} threads, each a backtest of the choose part{}",
+            points.len(),
+            combos.len(),
+            rayon::current_num_threads(),
+            shard.map_or_else(String::new, |(i, n)| format!(" (shard {i}/{n})"))
+        )?;
+        let progress = Progress::new("grid", points.len(), true);
+        run_points(
+            &points,
+            &base_sets,
+            make_config,
+            &base,
+            &choose_tape,
+            &progress,
+        )?
+    } else {
+        let files = shard_files(&args.merge)?;
+        let rows = merge_shards(&files, &fp, &axes, combos.len())?;
+        writeln!(
+            out,
+            "merged {} grid points from {} shard files",
+            rows.len(),
+            files.len()
+        )?;
+        rows
+    };
+    if shutdown.requested() {
+        anyhow::bail!("stopped by Ctrl+C before anything was written");
+    }
+    if let Some(shard) = shard {
+        let path = args.reports_root.join(shard_file_name(shard));
+        write_shard(&path, &search::rows_csv(&fp, &axes, &rows))?;
+        writeln!(
+            out,
+            "shard {}/{}: {} rows (fingerprint {fp}) → {}",
+            shard.0,
+            shard.1,
+            rows.len(),
+            path.display()
+        )?;
+        writeln!(
+            out,
+            "when every shard is done: mm --mode=calibration --merge {} with the same --data, \
+             --grid and --set",
+            args.reports_root.display()
+        )?;
+        return Ok(None);
+    }
+
+    // -- the chosen point, in and out of sample ---------------------------------------------
+    let chosen = best(&rows)
+        .context("no grid point gave a usable objective (every one was NaN)")?
+        .clone();
+    let chosen_sets: Vec<String> = base_sets
+        .iter()
+        .chain(&chosen.grid.settings)
+        .cloned()
+        .collect();
+    let chosen_config = make_config(&chosen_sets).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let figures = |c: &Config, t: &Tape| -> anyhow::Result<RunFigures> {
+        let run: Replayed = simulate(c, t, None)?;
+        let value = objective(&GridRow::of(&[], &run), cal);
+        Ok(RunFigures::of(&run, value))
+    };
+    let in_sample = figures(&chosen_config, &choose_tape)?;
+    let out_of_sample = figures(&chosen_config, &held_tape)?;
+    let before_in = figures(config, &choose_tape)?;
+    let before_out = figures(config, &held_tape)?;
+    let mut notes = vec![
+        format!(
+            "The choose and held-out parts each start with a synthetic REST snapshot of the book \
+             the engine would hold there (Tape::window); σ, OFI and the touch start cold, as at \
+             a live start. σ uses the prior {sigma} bps/√s until the online estimator has \
+             {} samples.",
+            config.model.sigma_warmup_samples
+        ),
+        format!(
+            "OFI β is searched on the grid, not set from the regression: the engine's tilt is \
+             clamp(β·OFI, −1, +1) ticks, so a regression β of {:.1} ticks already saturates it; \
+             the regression shows whether the sign of OFI is informative.",
+            estimates.ofi.normalised.slope
+        ),
+        format!("Feed latency: {}.", estimates.feed_latency.note),
+    ];
+    if (in_sample.objective - chosen.objective).abs() > 1e-9 * chosen.objective.abs().max(1.0) {
+        notes.push(format!(
+            "warning: the chosen point's objective on the choose part was {} in the grid and {} \
+             when run again; the backtest should be deterministic",
+            chosen.objective, in_sample.objective
+        ));
+    }
+    let mut warnings = Vec::new();
+    if in_sample.objective < before_in.objective {
+        warnings.push(format!(
+            "WARNING: no grid point beat the configuration as it was before calibration on \
+             the choose part (best objective {:.4}, before {:.4}): the grid may miss the good \
+             values (widen --grid) or the data is too short to tell; the file is written \
+             anyway — keep the .bak if you prefer the old one",
+            in_sample.objective, before_in.objective
+        ));
+    }
+    if out_of_sample.objective < before_out.objective {
+        warnings.push(format!(
+            "WARNING: out of sample (held-out part) the chosen point did worse than the \
+             configuration before calibration (objective {:.4} vs {:.4}, PnL {:.4} vs \
+             {:.4}): its in-sample edge did not carry over",
+            out_of_sample.objective,
+            before_out.objective,
+            out_of_sample.pnl_quote,
+            before_out.pnl_quote
+        ));
+    }
+    notes.extend(warnings.iter().cloned());
+
+    // -- files --------------------------------------------------------------------------------
+    let folder = report::create_folder(&args.reports_root, config.spec.symbol.as_str())?;
+    let generated_utc = report::utc_text(crate::time::wall_now_ns());
+    let objective_text = match cal.objective {
+        crate::config::CalibrationObjective::Penalised => format!(
+            "penalised: PnL − {} × KPI targets missed − {} × RMS inventory",
+            cal.kpi_miss_penalty, cal.rms_inventory_penalty
+        ),
+        other => other.as_str().to_string(),
+    };
+    let header = calibrated_header(&HeaderFacts {
+        generated_utc: &generated_utc,
+        tape: &tape,
+        windows: &windows,
+        estimates: &estimates,
+        sigma,
+        k,
+        objective: &objective_text,
+        chosen: &chosen,
+        combos: combos.len(),
+        in_sample: &in_sample,
+        out_of_sample: &out_of_sample,
+        warnings: &warnings,
+        folder: &folder,
+    });
+    let toml_text = render(&header, &chosen_sets)?;
+    let mut summary = Summary {
+        version: report::REPORT_VERSION,
+        mode: "calibration",
+        symbol: config.spec.symbol.as_str().to_string(),
+        generated_utc,
+        sources: tape.sources().to_vec(),
+        events: stats.events,
+        data: Span::of(windows.start_ns, windows.end_ns),
+        fit: Span::of(windows.start_ns, windows.fit_end_ns),
+        choose: Span::of(windows.fit_end_ns, windows.choose_end_ns),
+        held_out: Span::of(windows.choose_end_ns, windows.end_ns),
+        sigma_bps_per_sqrt_s: sigma,
+        k_per_bps: k,
+        objective: objective_text,
+        axes: axes.clone(),
+        grid_points: combos.len(),
+        chosen_index: chosen.index,
+        chosen: chosen.grid.settings.clone(),
+        written: chosen_sets.clone(),
+        in_sample,
+        out_of_sample,
+        before_in_sample: before_in,
+        before_out_of_sample: before_out,
+        fingerprint: fp.clone(),
+        calibrated_path: args.calibrated_out.display().to_string(),
+        notes,
+        wall_s: 0.0,
+    };
+    let had_previous = args.calibrated_out.is_file();
+    write_atomically(&args.calibrated_out, toml_text.as_bytes(), true)
+        .with_context(|| format!("writing {}", args.calibrated_out.display()))?;
+    summary.wall_s = wall.mono_ns() as f64 / 1e9;
+    let grid_csv = search::rows_csv(&fp, &axes, &rows);
+    report::write_folder(
+        &folder,
+        &ReportInput {
+            summary: &summary,
+            estimates: &estimates,
+            halves: halves.as_ref().map_err(Clone::clone),
+            rows: &rows,
+            grid_csv: &grid_csv,
+            calibrated_toml: &toml_text,
+        },
+    )?;
+    print_choice(out, &summary)?;
+    for warning in &warnings {
+        writeln!(out, "{warning}")?;
+    }
+    writeln!(
+        out,
+        "calibrated: {}{}",
+        args.calibrated_out.display(),
+        if had_previous {
+            format!(
+                " (previous kept as {})",
+                backup_path(&args.calibrated_out).display()
+            )
+        } else {
+            String::new()
+        }
+    )?;
+    writeln!(out, "report: {}", folder.display())?;
+    writeln!(out, "wall time {:.1} s", summary.wall_s)?;
+    Ok(Some(CalibrationOutcome {
+        folder,
+        calibrated: args.calibrated_out.clone(),
+        summary,
+    }))
+}
+
+/// `x` rounded to `digits` significant digits (exact decimal when printed).
+pub fn round_significant(x: f64, digits: i32) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    let magnitude = x.abs().log10().floor() as i32;
+    let places = digits - 1 - magnitude;
+    if places >= 0 {
+        let scale = 10f64.powi(places);
+        (x * scale).round() / scale
+    } else {
+        let scale = 10f64.powi(-places);
+        (x / scale).round() * scale
+    }
+}
+
+/// Everything that shapes a grid row: the data (file names, not paths, so shards on other
+/// machines agree), the windows, the fitted values, the axes and the configuration.
+fn run_fingerprint(
+    tape: &Tape,
+    windows: &Windows,
+    base_sets: &[String],
+    axes: &[GridAxis],
+    base: &Config,
+) -> String {
+    let s = tape.stats();
+    let mut parts = vec![format!("mm calibration rows v{}", search::ROWS_VERSION)];
+    for source in tape.sources() {
+        parts.push(
+            std::path::Path::new(source)
+                .file_name()
+                .map_or_else(|| source.clone(), |n| n.to_string_lossy().into_owned()),
+        );
+    }
+    parts.push(format!(
+        "{} {} {} {} {} {} {}",
+        s.events, s.depth_diffs, s.book_tickers, s.trades, s.snapshots, s.first_ts_ns, s.last_ts_ns
+    ));
+    parts.push(format!("{windows:?}"));
+    parts.extend(base_sets.iter().cloned());
+    for axis in axes {
+        parts.push(format!("{}={}", axis.key, axis.values.join(",")));
+    }
+    parts.push(format!(
+        "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {}",
+        base.spec,
+        base.model,
+        base.quoting,
+        base.ofi,
+        base.orders,
+        base.risk,
+        base.venue,
+        base.kpi,
+        base.calibration,
+        base.market_data.book_levels
+    ));
+    fingerprint(&parts)
+}
+
+struct HeaderFacts<'a> {
+    generated_utc: &'a str,
+    tape: &'a Tape,
+    windows: &'a Windows,
+    estimates: &'a Estimates,
+    sigma: f64,
+    k: f64,
+    objective: &'a str,
+    chosen: &'a Row,
+    combos: usize,
+    in_sample: &'a RunFigures,
+    out_of_sample: &'a RunFigures,
+    warnings: &'a [String],
+    folder: &'a std::path::Path,
+}
+
+/// The comment header of calibrated.toml.
+fn calibrated_header(f: &HeaderFacts<'_>) -> Vec<String> {
+    let w = f.windows;
+    let e = f.estimates;
+    let kpis = |r: &RunFigures| -> String {
+        let parts: Vec<String> = r
+            .kpis
+            .iter()
+            .map(|k| {
+                let value = k.value.map_or_else(
+                    || "n/a".to_string(),
+                    |v| match k.kind {
+                        KpiKind::LatencyP99 => format!("{v:.3} ms"),
+                        KpiKind::TotalPnl | KpiKind::RmsInventory => format!("{v:.4}"),
+                        _ => format!("{:.1} %", v * 100.0),
+                    },
+                );
+                format!(
+                    "{} {value} {}",
+                    k.kind.name(),
+                    if k.met { "ok" } else { "MISS" }
+                )
+            })
+            .collect();
+        format!(
+            "PnL {:.4} quote, {} KPI targets met, {} fills / {} orders; {}",
+            r.pnl_quote,
+            r.kpi_status,
+            r.fills,
+            r.orders_placed,
+            parts.join(", ")
+        )
+    };
+    let mut lines = vec![
+        format!(
+            "Written by `mm --mode=calibration` on {} (UTC). Rerun calibration rather than \
+             editing by hand; the previous file is kept as calibrated.toml.bak.",
+            f.generated_utc
+        ),
+        format!(
+            "Data: {} — {} events, {} → {} ({:.1} min).",
+            f.tape.sources().join(", "),
+            f.tape.stats().events,
+            report::utc_text(w.start_ns),
+            report::utc_text(w.end_ns),
+            (w.end_ns - w.start_ns) as f64 / 60e9
+        ),
+        format!(
+            "Walk-forward: fit to {}, choose to {}, held out to the end.",
+            report::utc_text(w.fit_end_ns),
+            report::utc_text(w.choose_end_ns)
+        ),
+        format!(
+            "Fitted on the fit part: sigma = {} bps/sqrt(s) at {} s sampling; k = {} /bps \
+             (A = {:.3} /s per side, R^2 {:.3}); OFI impact beta = {:.1} ticks per unit of \
+             normalised OFI (R^2 {:.3}).",
+            f.sigma,
+            e.sigma.interval_s,
+            f.k,
+            e.intensity.a_per_s,
+            e.intensity.r_squared,
+            e.ofi.normalised.slope,
+            e.ofi.normalised.r_squared
+        ),
+        format!(
+            "Chosen on the choose part (objective {}): {} — grid point {} of {}, objective {:.4}.",
+            f.objective,
+            f.chosen.grid.settings.join(", "),
+            f.chosen.index,
+            f.combos,
+            f.chosen.objective
+        ),
+        format!("Out-of-sample (held-out part): {}.", kpis(f.out_of_sample)),
+        format!("In-sample (choose part): {}.", kpis(f.in_sample)),
+    ];
+    lines.extend(f.warnings.iter().cloned());
+    lines.push(format!("Report: {}", f.folder.display()));
+    lines
+}
+
+fn print_estimates(
+    out: &mut dyn Write,
+    e: &Estimates,
+    halves: &Result<Stability, String>,
+) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "sigma = {:.4} bps/√s at {} s; signature: {}",
+        e.sigma.bps_per_sqrt_s,
+        e.sigma.interval_s,
+        e.sigma
+            .signature
+            .iter()
+            .map(|p| format!("{} s {:.3}", p.interval_s, p.sigma_bps_per_sqrt_s))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )?;
+    if let Some(noise) = &e.sigma.noise {
+        writeln!(out, "  {}", noise.verdict)?;
+    }
+    let i = &e.intensity;
+    writeln!(
+        out,
+        "k = {:.4} /bps, A = {:.3} /s per side, R² = {:.3} ({} of {} depths in the fit, {} market \
+         orders)",
+        i.k_per_bps,
+        i.a_per_s,
+        i.r_squared,
+        i.points.iter().filter(|p| p.in_fit).count(),
+        i.points.len(),
+        e.market_orders
+    )?;
+    let o = &e.ofi;
+    writeln!(
+        out,
+        "OFI impact ({} s windows): β = {:.2} ticks per unit normalised OFI (R² {:.3}), raw β = \
+         {:.3e} ticks/lot (R² {:.3}); one window ahead R² {:.3}",
+        o.window_s,
+        o.normalised.slope,
+        o.normalised.r_squared,
+        o.raw.slope,
+        o.raw.r_squared,
+        o.predictive.r_squared
+    )?;
+    writeln!(out, "feed latency: {}", e.feed_latency.note)?;
+    match halves {
+        Ok(h) => writeln!(
+            out,
+            "halves: sigma {:.3} / {:.3}, k {:.3} / {:.3}, OFI β {:.1} / {:.1}",
+            h.first_half.sigma_bps_per_sqrt_s,
+            h.second_half.sigma_bps_per_sqrt_s,
+            h.first_half.k_per_bps,
+            h.second_half.k_per_bps,
+            h.first_half.ofi_beta_ticks,
+            h.second_half.ofi_beta_ticks
+        )?,
+        Err(why) => writeln!(out, "halves: not comparable ({why})")?,
+    }
+    Ok(())
+}
+
+fn print_choice(out: &mut dyn Write, s: &Summary) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "chosen: {} (grid point {} of {}; objective {})",
+        s.chosen.join(" "),
+        s.chosen_index,
+        s.grid_points,
+        s.objective
+    )?;
+    writeln!(
+        out,
+        "{:<18} {:>14} {:>14} {:>14} {:>14}",
+        "", "in-sample", "out-of-sample", "before/choose", "before/held"
+    )?;
+    let runs = [
+        &s.in_sample,
+        &s.out_of_sample,
+        &s.before_in_sample,
+        &s.before_out_of_sample,
+    ];
+    let line = |out: &mut dyn Write, name: &str, f: &dyn Fn(&RunFigures) -> String| {
+        let cells: Vec<String> = runs.iter().map(|r| format!("{:>14}", f(r))).collect();
+        writeln!(out, "{name:<18} {}", cells.join(" "))
+    };
+    line(out, "objective", &|r| format!("{:.4}", r.objective))?;
+    line(out, "PnL", &|r| format!("{:.4}", r.pnl_quote))?;
+    line(out, "KPIs met", &|r| r.kpi_status.clone())?;
+    for kind in KpiKind::ALL {
+        line(out, kind.name(), &|r| {
+            r.kpis
+                .iter()
+                .find(|k| k.kind == kind)
+                .and_then(|k| k.value)
+                .map_or_else(
+                    || "n/a".to_string(),
+                    |v| match kind {
+                        KpiKind::SpreadCaptured | KpiKind::FillRatio | KpiKind::CancelRatio => {
+                            format!("{:.1}%", v * 100.0)
+                        }
+                        _ => format!("{v:.4}"),
+                    },
+                )
+        })?;
+    }
+    line(out, "fills/orders", &|r| {
+        format!("{}/{}", r.fills, r.orders_placed)
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn significant_digits() {
+        assert_eq!(round_significant(1.168_706, 4), 1.169);
+        assert_eq!(round_significant(0.869_681, 4), 0.8697);
+        assert_eq!(round_significant(12_345.0, 4), 12_350.0);
+        assert_eq!(
+            format!("{}", round_significant(0.000_123_456, 4)),
+            "0.0001235"
+        );
+        assert_eq!(round_significant(0.0, 4), 0.0);
+    }
+}

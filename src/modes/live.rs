@@ -1,0 +1,1163 @@
+//! `--mode=live`: real orders on Binance spot. The same `Trader` (engine, order manager,
+//! risk) as paper trading and backtests, against `venue::binance::BinanceVenue`, whose
+//! WebSocket API connection the hot thread drives beside the market data on one mio `Poll`.
+//!
+//! Owns: the start-up gates (keys from the environment, the explicit confirmation, a set
+//! `live.base_target`, the exchange's filters from exchangeInfo checked against the
+//! configuration), `LiveSink` (the hot side: the reconciliation state machine run at start
+//! and after every order-connection reconnect, the pauses for a lost order connection and
+//! for a 429/418 back-off, and the Ctrl+C wind-down that cancels everything and waits for
+//! the exchange to confirm it), and `LiveNote` (what the hot side tells the log).
+//!
+//! Reconciliation (at start and after every reconnect of the order connection): quoting is
+//! paused; `openOrders.cancelAll` for the symbol (Binance spot has no cancel-on-disconnect:
+//! orders rest while we are away, so the first thing a new connection does is cancel
+//! them); then `openOrders.status` and `account.status`; once nothing is open and the
+//! balances are in, the engine takes the exchange's word (`Trader::reconcile`: inventory =
+//! base balance − `live.base_target`, every order it still tracked is forgotten) and
+//! quoting resumes. A fill missed while disconnected shows up as an inventory change
+//! booked at the mid, and is logged.
+//!
+//! Never: reads the secret anywhere but `Credentials::from_env`, prints or logs it, sends
+//! an order before the reconciliation, or allocates, blocks or formats on the hot thread
+//! (`LiveSink` hands `Copy` records to the side thread with `try_send`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use crossbeam_channel::{bounded, Sender};
+use mio::{Registry, Token};
+
+use crate::config::Config;
+use crate::engine::{EngineStats, Reconciled, Step, TradeRecord, Trader};
+use crate::feed::{BookLevels, Decoder, Event};
+use crate::hot::{self, FeedLoopConfig, FeedSink, LoopEnd, SnapshotFetcher};
+use crate::modes::paper::{
+    build_trader, counts_of, market_step, SideThread, TRADE_RECORD_CHANNEL_DEPTH,
+};
+use crate::net::ConnConfig;
+use crate::orders::SessionTag;
+use crate::risk::StopReason;
+use crate::shutdown::Shutdown;
+use crate::telemetry::kpi::{KpiSnapshot, OrderCounts};
+use crate::telemetry::latency;
+use crate::telemetry::log::LogHandle;
+use crate::telemetry::report::default_snapshot_path;
+use crate::time::wall_now_ns;
+use crate::types::{parse_atoms, Qty, Symbol, SymbolSpec};
+use crate::venue::binance::{
+    Balances, BinanceConfig, BinanceStats, BinanceVenue, Credentials, API_KEY_LEN_MAX,
+};
+
+/// The order connection's mio token (the market data's is `hot::MARKET_TOKEN`).
+pub const ORDER_TOKEN: Token = Token(1);
+/// A reconciliation step unanswered this long is sent again, ns.
+const RECONCILE_RETRY_NS: u64 = 3_000_000_000;
+/// Wind-down: after this long, ask the exchange what is open even if the engine still
+/// waits for cancel confirmations, ns.
+const WIND_QUERY_AFTER_NS: u64 = 1_000_000_000;
+/// Venue counters go to the log this often, ns.
+const STATS_EVERY_NS: u64 = 10_000_000_000;
+/// Order counts go to the side thread this often, ns.
+const COUNTS_EVERY_NS: u64 = 1_000_000_000;
+/// The engine's open orders are checked against the exchange's this often, ns.
+pub const AUDIT_EVERY_NS: u64 = 5_000_000_000;
+/// A difference is checked again this soon before it counts, ns.
+const AUDIT_RECHECK_NS: u64 = 500_000_000;
+
+/// Flags of the mode.
+#[derive(Clone, Debug, Default)]
+pub struct LiveArgs {
+    /// Stop after this long, ns.
+    pub duration_ns: Option<u64>,
+    /// `--i-understand-live-trading` was given.
+    pub confirmed: bool,
+}
+
+/// What a live session produced.
+#[derive(Clone, Debug)]
+pub struct LiveSummary {
+    /// Why it stopped.
+    pub end: LoopEnd,
+    /// The final KPIs.
+    pub kpi: KpiSnapshot,
+    /// The KPI snapshot file.
+    pub snapshot_path: PathBuf,
+    /// Latency files written.
+    pub latency_files: Vec<PathBuf>,
+    /// Orders the engine still counted as open at exit.
+    pub open_orders_local: u32,
+    /// Our open orders per the exchange's last answer (`None`: never confirmed).
+    pub open_orders_exchange: Option<u32>,
+    /// The exchange confirmed nothing of ours is open (or the session never traded).
+    pub clean: bool,
+    /// Inventory at exit, lots (base balance − target, per fills since the last
+    /// reconciliation).
+    pub inventory_lots: i64,
+    /// The symbol's grid.
+    pub spec: SymbolSpec,
+}
+
+/// What the hot side tells the log (all `Copy`).
+#[derive(Clone, Copy, Debug)]
+pub enum LiveNote {
+    /// The order connection is down: quoting paused, orders rest at the exchange until it
+    /// is back and reconciled.
+    OrderConnectionDown {
+        /// When, ns.
+        at_ns: u64,
+    },
+    /// The order connection is up: reconciling.
+    ReconcileStarted {
+        /// When, ns.
+        at_ns: u64,
+        /// The first of the session.
+        first: bool,
+    },
+    /// At start, with `live.cancel_open_orders_on_start = false`, orders were open.
+    OpenOrdersAtStart {
+        /// How many (anyone's).
+        count: u32,
+    },
+    /// Reconciled: trading (again).
+    Reconciled {
+        /// When, ns.
+        at_ns: u64,
+        /// What changed.
+        result: Reconciled,
+        /// The balances read.
+        balances: Balances,
+        /// The first of the session.
+        first: bool,
+    },
+    /// A 429/418 back-off started (`on`) or ended.
+    BackOff {
+        /// When, ns.
+        at_ns: u64,
+        /// Started or ended.
+        on: bool,
+        /// The last error code.
+        code: i32,
+    },
+    /// Ctrl+C / deadline: cancelling everything.
+    WindDownStarted {
+        /// Orders the engine counts as open.
+        open_local: u32,
+    },
+    /// The exchange confirmed nothing of ours is open.
+    WindDownConfirmed {
+        /// How long the wind-down took, ns.
+        took_ns: u64,
+    },
+    /// The wind-down deadline passed without the confirmation.
+    WindDownTimedOut {
+        /// Orders the engine still counts as open.
+        open_local: u32,
+        /// Our orders per the exchange's last answer.
+        open_exchange: Option<u32>,
+    },
+    /// The engine's open orders against the exchange's (`openOrders.status`), taken while
+    /// nothing else was in flight.
+    Audit {
+        /// Our open orders per the engine.
+        engine: u32,
+        /// Our open orders per the exchange.
+        exchange: u32,
+        /// Nothing was sent or executed meanwhile: a difference is real.
+        stable: bool,
+        /// The previous audit, 0.5 s earlier, found the same stable difference: the
+        /// difference is not a report still on its way, and a reconciliation starts.
+        confirmed: bool,
+    },
+    /// Periodic venue counters.
+    VenueStats {
+        /// The counters.
+        stats: BinanceStats,
+        /// Server − local clock, ms.
+        skew_ms: Option<i64>,
+        /// Last REQUEST_WEIGHT count and limit.
+        weight: (u32, u32),
+        /// Last ORDERS/10 s count and limit.
+        orders_10s: (u32, u32),
+    },
+}
+
+impl LiveNote {
+    /// Writes the note to the log (side thread).
+    pub fn log(&self, log: &LogHandle, spec: &SymbolSpec) {
+        let lots = |q: Qty| spec.qty_to_f64(q);
+        let units = |atoms: i64| atoms as f64 / 1e8;
+        match *self {
+            LiveNote::OrderConnectionDown { .. } => log.warn(format_args!(
+                "live: order connection down; quoting paused (orders rest at the exchange \
+                 until it is back and reconciled)"
+            )),
+            LiveNote::ReconcileStarted { first, .. } => log.info(format_args!(
+                "live: order connection ready; reconciling ({}): cancel all open orders on \
+                 the symbol, read open orders and balances",
+                if first { "start" } else { "after a reconnect" }
+            )),
+            LiveNote::OpenOrdersAtStart { count } => log.error(format_args!(
+                "live: {count} orders are open on the symbol and \
+                 live.cancel_open_orders_on_start = false: not trading. Cancel them, or set \
+                 live.cancel_open_orders_on_start = true"
+            )),
+            LiveNote::Reconciled {
+                result,
+                balances,
+                first,
+                ..
+            } => {
+                let missed = result.after.0 - result.before.0;
+                log.info(format_args!(
+                    "live: reconciled ({}): base {} (locked {}), quote {} (locked {}); \
+                     inventory {} (engine had {}), {} orders forgotten; quoting",
+                    if first { "start" } else { "reconnect" },
+                    units(balances.base_atoms),
+                    units(balances.base_locked_atoms),
+                    units(balances.quote_atoms),
+                    units(balances.quote_locked_atoms),
+                    lots(result.after),
+                    lots(result.before),
+                    result.forgotten
+                ));
+                if !first && missed != 0 {
+                    log.warn(format_args!(
+                        "live: inventory changed by {} while the order connection was down \
+                         (fills not seen): booked at the mid",
+                        lots(Qty(missed))
+                    ));
+                }
+            }
+            LiveNote::BackOff { on: true, code, .. } => log.warn(format_args!(
+                "live: rate limited (code {code}): backing off, quoting paused"
+            )),
+            LiveNote::BackOff { on: false, .. } => {
+                log.info(format_args!("live: back-off over; quoting resumes"))
+            }
+            LiveNote::WindDownStarted { open_local } => log.info(format_args!(
+                "live: stopping: cancelling every order ({open_local} open per the engine)"
+            )),
+            LiveNote::WindDownConfirmed { took_ns } => log.info(format_args!(
+                "live: the exchange confirms no order of ours is open ({:.3} s)",
+                took_ns as f64 / 1e9
+            )),
+            LiveNote::WindDownTimedOut {
+                open_local,
+                open_exchange,
+            } => log.error(format_args!(
+                "live: stop deadline passed without confirmation: {open_local} open per the \
+                 engine, {} per the exchange — CHECK THE ACCOUNT (a restart cancels them)",
+                open_exchange.map_or_else(|| "unknown".to_string(), |n| n.to_string())
+            )),
+            LiveNote::Audit {
+                engine,
+                exchange,
+                stable,
+                confirmed,
+            } => {
+                if engine == exchange {
+                    log.info(format_args!(
+                        "live: audit: {engine} open orders per the engine, {exchange} per the \
+                         exchange: match"
+                    ));
+                } else if stable && !confirmed {
+                    log.info(format_args!(
+                        "live: audit: {engine} open orders per the engine, {exchange} per the \
+                         exchange; checking again in 0.5 s (a report may be on its way)"
+                    ));
+                } else if stable {
+                    log.error(format_args!(
+                        "live: audit: {engine} open orders per the engine, {exchange} per the \
+                         exchange: MISMATCH; reconciling (cancel all, read the account)"
+                    ));
+                } else {
+                    log.info(format_args!(
+                        "live: audit: {engine} per the engine, {exchange} per the exchange \
+                         while orders were in flight: not compared"
+                    ));
+                }
+            }
+            LiveNote::VenueStats {
+                stats,
+                skew_ms,
+                weight,
+                orders_10s,
+            } => log.info(format_args!(
+                "live: venue {} requests, {} responses, {} errors, {} executions, {} \
+                 throttled, {} rate limited, {} lost in flight, {} timeouts; last round trip \
+                 {:.3} ms; skew {} ms; weight {}/{}; orders/10s {}/{}",
+                stats.requests_sent,
+                stats.responses,
+                stats.errors,
+                stats.executions,
+                stats.throttled,
+                stats.rate_limited,
+                stats.lost_in_flight,
+                stats.request_timeouts,
+                stats.last_round_trip_ns as f64 / 1e6,
+                skew_ms.map_or_else(|| "?".to_string(), |s| s.to_string()),
+                weight.0,
+                weight.1,
+                orders_10s.0,
+                orders_10s.1
+            )),
+        }
+    }
+}
+
+/// Where the reconciliation stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the order connection (connected and subscribed).
+    Connecting,
+    /// Start with `cancel_open_orders_on_start = false`: asked what is open.
+    CheckOpen { sent_ns: u64 },
+    /// `openOrders.cancelAll` sent: waiting for every answer.
+    Cancelling { sent_ns: u64 },
+    /// `openOrders.status` and `account.status` sent.
+    Querying { sent_ns: u64 },
+    /// Reconciled: trading.
+    Trading,
+}
+
+/// Where the wind-down stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wind {
+    /// Cancels sent: waiting for the confirmations.
+    Cancelling { sent_ns: u64 },
+    /// Asked the exchange what is still open.
+    Querying { sent_ns: u64 },
+}
+
+/// An `openOrders.status` audit in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Audit {
+    sent_ns: u64,
+    engine: u32,
+    requests_before: u64,
+    executions_before: u64,
+}
+
+/// The hot side of live trading.
+pub struct LiveSink {
+    trader: Trader,
+    venue: BinanceVenue,
+    records: Sender<TradeRecord>,
+    notes: Sender<LiveNote>,
+    counts: Sender<OrderCounts>,
+    dropped: u64,
+    next_counts_ns: u64,
+    next_stats_ns: u64,
+    phase: Phase,
+    reconciles: u32,
+    base_target_atoms: i64,
+    step_atoms: i64,
+    cancel_on_start: bool,
+    fatal: Option<&'static str>,
+    backing_off: bool,
+    wind: Option<(u64, Wind)>,
+    wind_done: bool,
+    wind_confirmed: bool,
+    shutdown_wait_ns: u64,
+    next_audit_ns: u64,
+    audit: Option<Audit>,
+    audit_suspect: bool,
+}
+
+impl LiveSink {
+    fn note(&mut self, note: LiveNote) {
+        if self.notes.try_send(note).is_err() {
+            self.dropped += 1;
+        }
+    }
+
+    fn timer(&mut self, now_ns: u64) {
+        let records = &self.records;
+        let dropped = &mut self.dropped;
+        self.trader.on_timer(now_ns, &mut self.venue, &mut |r| {
+            if records.try_send(r).is_err() {
+                *dropped += 1;
+            }
+        });
+    }
+
+    /// Inventory per the balances, lots (toward zero: dust below a lot is not inventory).
+    fn inventory_of(&self, balances: &Balances) -> Qty {
+        Qty((balances.base_atoms - self.base_target_atoms) / self.step_atoms)
+    }
+
+    fn start_cancel(&mut self, now_ns: u64) {
+        // -2011 when nothing is open: fine, the query after it says so.
+        let _ = self.venue.cancel_all_untracked(now_ns);
+        self.phase = Phase::Cancelling { sent_ns: now_ns };
+    }
+
+    fn start_query(&mut self, now_ns: u64) {
+        let _ = self.venue.request_open_orders(now_ns);
+        let _ = self.venue.request_account(now_ns);
+        self.phase = Phase::Querying { sent_ns: now_ns };
+    }
+
+    /// The reconciliation state machine (see the module doc).
+    fn reconcile(&mut self, now_ns: u64) {
+        let answered = self.venue.in_flight() == 0;
+        match self.phase {
+            Phase::Trading => {}
+            Phase::Connecting => {
+                let first = self.reconciles == 0;
+                self.note(LiveNote::ReconcileStarted {
+                    at_ns: now_ns,
+                    first,
+                });
+                if first && !self.cancel_on_start {
+                    let _ = self.venue.request_open_orders(now_ns);
+                    self.phase = Phase::CheckOpen { sent_ns: now_ns };
+                } else {
+                    self.start_cancel(now_ns);
+                }
+            }
+            Phase::CheckOpen { sent_ns } => match self.venue.open_orders_all() {
+                Some(0) if answered => self.start_query(now_ns),
+                Some(count) if count > 0 => {
+                    self.note(LiveNote::OpenOrdersAtStart { count });
+                    self.fatal = Some("orders open on the symbol at start (see the log)");
+                }
+                _ if now_ns.saturating_sub(sent_ns) > RECONCILE_RETRY_NS => {
+                    let _ = self.venue.request_open_orders(now_ns);
+                    self.phase = Phase::CheckOpen { sent_ns: now_ns };
+                }
+                _ => {}
+            },
+            Phase::Cancelling { sent_ns } => {
+                if answered || now_ns.saturating_sub(sent_ns) > RECONCILE_RETRY_NS {
+                    self.start_query(now_ns);
+                }
+            }
+            Phase::Querying { sent_ns } => {
+                if !answered {
+                    if now_ns.saturating_sub(sent_ns) > RECONCILE_RETRY_NS {
+                        self.start_query(now_ns);
+                    }
+                    return;
+                }
+                match (self.venue.open_orders_all(), self.venue.balances()) {
+                    (Some(0), Some(balances)) => {
+                        let inventory = self.inventory_of(&balances);
+                        // Needs a touch to value the inventory: waits for the book.
+                        if let Some(result) = self.trader.reconcile(now_ns, inventory) {
+                            let first = self.reconciles == 0;
+                            self.reconciles += 1;
+                            self.phase = Phase::Trading;
+                            self.trader.resume(StopReason::VenueDisconnected);
+                            self.note(LiveNote::Reconciled {
+                                at_ns: now_ns,
+                                result,
+                                balances,
+                                first,
+                            });
+                        }
+                    }
+                    // Something is still open (an order raced the cancel): again.
+                    (Some(_), _) => self.start_cancel(now_ns),
+                    _ if now_ns.saturating_sub(sent_ns) > RECONCILE_RETRY_NS => {
+                        self.start_query(now_ns)
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Compares the engine's open orders with the exchange's every `AUDIT_EVERY_NS` while
+    /// trading; a real difference starts a reconciliation.
+    fn audit(&mut self, now_ns: u64) {
+        let idle = self.venue.in_flight() == 0;
+        match self.audit {
+            None => {
+                if self.phase == Phase::Trading && idle && now_ns >= self.next_audit_ns {
+                    let stats = self.venue.stats();
+                    let pending = Audit {
+                        sent_ns: now_ns,
+                        engine: self.trader.open_orders(),
+                        requests_before: stats.requests_sent,
+                        executions_before: stats.executions,
+                    };
+                    if self.venue.request_open_orders(now_ns).is_ok() {
+                        self.audit = Some(pending);
+                    }
+                    self.next_audit_ns = now_ns + AUDIT_EVERY_NS;
+                }
+            }
+            Some(pending) => {
+                if self.phase != Phase::Trading
+                    || now_ns.saturating_sub(pending.sent_ns) > RECONCILE_RETRY_NS
+                {
+                    self.audit = None;
+                    return;
+                }
+                if !idle {
+                    return;
+                }
+                self.audit = None;
+                let Some(exchange) = self.venue.open_orders() else {
+                    return;
+                };
+                let stats = self.venue.stats();
+                let stable = stats.requests_sent == pending.requests_before + 1
+                    && stats.executions == pending.executions_before
+                    && self.trader.open_orders() == pending.engine;
+                let differs = stable && exchange != pending.engine;
+                let confirmed = differs && self.audit_suspect;
+                self.note(LiveNote::Audit {
+                    engine: pending.engine,
+                    exchange,
+                    stable,
+                    confirmed,
+                });
+                self.audit_suspect = differs && !confirmed;
+                if self.audit_suspect {
+                    self.next_audit_ns = now_ns + AUDIT_RECHECK_NS;
+                }
+                if confirmed {
+                    self.phase = Phase::Connecting;
+                    self.trader.pause(StopReason::VenueDisconnected);
+                }
+            }
+        }
+    }
+
+    fn periodic(&mut self, now_ns: u64) {
+        if now_ns >= self.next_counts_ns {
+            self.next_counts_ns = now_ns + COUNTS_EVERY_NS;
+            let _ = self.counts.try_send(counts_of(&self.trader));
+        }
+        if now_ns >= self.next_stats_ns {
+            self.next_stats_ns = now_ns + STATS_EVERY_NS;
+            let limits = self.venue.rate_limits();
+            self.note(LiveNote::VenueStats {
+                stats: self.venue.stats(),
+                skew_ms: self.venue.server_skew_ms(),
+                weight: limits.weight_1m,
+                orders_10s: limits.orders_10s,
+            });
+        }
+    }
+
+    /// Orders the engine counts as open.
+    pub fn open_orders_local(&self) -> u32 {
+        self.trader.open_orders()
+    }
+}
+
+impl FeedSink for LiveSink {
+    const TIMED: bool = true;
+
+    #[inline]
+    fn on_event(&mut self, event: &Event, levels: BookLevels<'_>, now_ns: u64) -> (Step, u32) {
+        let (trader, venue) = (&mut self.trader, &mut self.venue);
+        market_step(
+            trader,
+            venue,
+            &self.records,
+            &mut self.dropped,
+            event,
+            levels,
+            now_ns,
+        )
+    }
+
+    fn on_disconnect(&mut self, _now_ns: u64) {
+        // Quoting stops at once (the next timer cancels), not after stale_data_ms.
+        self.trader.engine_mut().resync();
+        self.trader.pause(StopReason::BookResync);
+    }
+
+    fn on_readiness(&mut self, event: &mio::event::Event) {
+        if event.token() == ORDER_TOKEN {
+            self.venue.on_readiness(event);
+        }
+    }
+
+    #[inline]
+    fn on_idle(&mut self, now_ns: u64, registry: &Registry) {
+        self.venue.poll_io(registry, now_ns);
+        if !self.venue.is_ready() {
+            if self.phase != Phase::Connecting {
+                self.phase = Phase::Connecting;
+                self.trader.pause(StopReason::VenueDisconnected);
+                self.note(LiveNote::OrderConnectionDown { at_ns: now_ns });
+            }
+        } else if self.phase != Phase::Trading {
+            self.reconcile(now_ns);
+        }
+        let backing_off = self.venue.is_backing_off(now_ns);
+        if backing_off != self.backing_off {
+            self.backing_off = backing_off;
+            if backing_off {
+                self.trader.pause(StopReason::RateLimited);
+            } else {
+                self.trader.resume(StopReason::RateLimited);
+            }
+            self.note(LiveNote::BackOff {
+                at_ns: now_ns,
+                on: backing_off,
+                code: self.venue.last_error_code(),
+            });
+        }
+        self.timer(now_ns);
+        self.audit(now_ns);
+        self.periodic(now_ns);
+    }
+
+    fn fatal(&self) -> Option<&'static str> {
+        self.fatal
+    }
+
+    fn wind_down(&mut self, now_ns: u64, registry: &Registry) -> bool {
+        if self.wind_done {
+            return true;
+        }
+        self.venue.poll_io(registry, now_ns);
+        let Some((started_ns, wind)) = self.wind else {
+            let open_local = self.trader.open_orders();
+            self.note(LiveNote::WindDownStarted { open_local });
+            let records = &self.records;
+            let dropped = &mut self.dropped;
+            self.trader
+                .stop(now_ns, StopReason::Shutdown, &mut self.venue, &mut |r| {
+                    if records.try_send(r).is_err() {
+                        *dropped += 1;
+                    }
+                });
+            if self.reconciles == 0 && open_local == 0 {
+                // Never traded: this session placed nothing.
+                self.wind_done = true;
+                self.wind_confirmed = true;
+                return true;
+            }
+            self.wind = Some((now_ns, Wind::Cancelling { sent_ns: now_ns }));
+            return false;
+        };
+        self.timer(now_ns);
+        if now_ns.saturating_sub(started_ns) > self.shutdown_wait_ns {
+            self.note(LiveNote::WindDownTimedOut {
+                open_local: self.trader.open_orders(),
+                open_exchange: self.venue.open_orders(),
+            });
+            self.wind_done = true;
+            return true;
+        }
+        if !self.venue.is_ready() {
+            // Reconnecting: its first act after the subscription is ours below.
+            self.wind = Some((started_ns, Wind::Cancelling { sent_ns: now_ns }));
+            return false;
+        }
+        let answered = self.venue.in_flight() == 0;
+        match wind {
+            Wind::Cancelling { sent_ns } => {
+                let waited = now_ns.saturating_sub(sent_ns) > WIND_QUERY_AFTER_NS;
+                if answered && (self.trader.open_orders() == 0 || waited) {
+                    let _ = self.venue.request_open_orders(now_ns);
+                    self.wind = Some((started_ns, Wind::Querying { sent_ns: now_ns }));
+                }
+            }
+            Wind::Querying { sent_ns } => {
+                if !answered {
+                    return false;
+                }
+                match self.venue.open_orders() {
+                    Some(0) => {
+                        // The exchange's word: whatever the engine still waits for is gone.
+                        self.trader.forget_open(now_ns);
+                        self.note(LiveNote::WindDownConfirmed {
+                            took_ns: now_ns.saturating_sub(started_ns),
+                        });
+                        self.wind_done = true;
+                        self.wind_confirmed = true;
+                        return true;
+                    }
+                    Some(_) => {
+                        let _ = self.venue.cancel_all_untracked(now_ns);
+                        self.wind = Some((started_ns, Wind::Cancelling { sent_ns: now_ns }));
+                    }
+                    None if now_ns.saturating_sub(sent_ns) > RECONCILE_RETRY_NS => {
+                        let _ = self.venue.request_open_orders(now_ns);
+                        self.wind = Some((started_ns, Wind::Querying { sent_ns: now_ns }));
+                    }
+                    None => {}
+                }
+            }
+        }
+        false
+    }
+
+    fn engine_stats(&self) -> EngineStats {
+        self.trader.engine().stats()
+    }
+}
+
+/// The exchange's rules for the symbol, from exchangeInfo.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExchangeRules {
+    /// `status` (`TRADING`).
+    pub status: String,
+    /// Base asset name.
+    pub base_asset: String,
+    /// Quote asset name.
+    pub quote_asset: String,
+    /// PRICE_FILTER tickSize, atoms.
+    pub tick_atoms: i64,
+    /// LOT_SIZE stepSize, atoms.
+    pub step_atoms: i64,
+    /// LOT_SIZE minQty, maxQty, atoms.
+    pub qty_range_atoms: (i64, i64),
+    /// NOTIONAL / MIN_NOTIONAL minNotional, atoms.
+    pub min_notional_atoms: i64,
+    /// MAX_NUM_ORDERS, if given.
+    pub max_num_orders: Option<u32>,
+    /// ORDERS per 10 s, if given.
+    pub orders_per_10s: Option<u32>,
+}
+
+/// Reads the symbol's entry of an exchangeInfo body.
+pub fn parse_exchange_info(body: &[u8], symbol: &str) -> anyhow::Result<ExchangeRules> {
+    let info: serde_json::Value =
+        serde_json::from_slice(body).context("exchangeInfo is not JSON")?;
+    let entry = info["symbols"]
+        .as_array()
+        .and_then(|list| list.iter().find(|s| s["symbol"] == symbol))
+        .with_context(|| format!("exchangeInfo has no symbol {symbol}"))?;
+    let text = |v: &serde_json::Value, what: &str| -> anyhow::Result<String> {
+        v.as_str()
+            .map(str::to_string)
+            .with_context(|| format!("exchangeInfo {symbol}: {what} missing"))
+    };
+    let atoms = |v: &serde_json::Value, what: &str| -> anyhow::Result<i64> {
+        let t = text(v, what)?;
+        parse_atoms(t.as_bytes())
+            .map_err(|e| anyhow::anyhow!("exchangeInfo {symbol}: {what} {t:?}: {e}"))
+    };
+    let filters = entry["filters"]
+        .as_array()
+        .with_context(|| format!("exchangeInfo {symbol}: no filters"))?;
+    let filter = |kind: &str| filters.iter().find(|f| f["filterType"] == kind);
+    let price = filter("PRICE_FILTER").context("exchangeInfo: no PRICE_FILTER")?;
+    let lot = filter("LOT_SIZE").context("exchangeInfo: no LOT_SIZE")?;
+    let notional = filter("NOTIONAL").or_else(|| filter("MIN_NOTIONAL"));
+    let orders_per_10s = info["rateLimits"].as_array().and_then(|limits| {
+        limits
+            .iter()
+            .find(|l| {
+                l["rateLimitType"] == "ORDERS"
+                    && l["interval"] == "SECOND"
+                    && l["intervalNum"] == 10
+            })
+            .and_then(|l| l["limit"].as_u64())
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+    });
+    Ok(ExchangeRules {
+        status: text(&entry["status"], "status")?,
+        base_asset: text(&entry["baseAsset"], "baseAsset")?,
+        quote_asset: text(&entry["quoteAsset"], "quoteAsset")?,
+        tick_atoms: atoms(&price["tickSize"], "PRICE_FILTER tickSize")?,
+        step_atoms: atoms(&lot["stepSize"], "LOT_SIZE stepSize")?,
+        qty_range_atoms: (
+            atoms(&lot["minQty"], "LOT_SIZE minQty")?,
+            atoms(&lot["maxQty"], "LOT_SIZE maxQty")?,
+        ),
+        min_notional_atoms: match notional {
+            Some(f) => atoms(&f["minNotional"], "NOTIONAL minNotional")?,
+            None => 0,
+        },
+        max_num_orders: filter("MAX_NUM_ORDERS")
+            .and_then(|f| f["maxNumOrders"].as_u64())
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+        orders_per_10s,
+    })
+}
+
+/// Checks the configuration against the exchange's rules; every mismatch is an error that
+/// names the key to change.
+pub fn check_rules(config: &Config, rules: &ExchangeRules) -> anyhow::Result<()> {
+    let spec = &config.spec;
+    let symbol = spec.symbol;
+    let units = |atoms: i64| atoms as f64 / 1e8;
+    let mut problems = Vec::new();
+    if rules.status != "TRADING" {
+        problems.push(format!(
+            "{symbol} status is {} (not TRADING): nothing to quote",
+            rules.status
+        ));
+    }
+    if rules.tick_atoms != spec.tick_atoms {
+        problems.push(format!(
+            "tick size: exchange {} vs market.tick_size {}: set market.tick_size = \"{}\"",
+            units(rules.tick_atoms),
+            units(spec.tick_atoms),
+            units(rules.tick_atoms)
+        ));
+    }
+    if rules.step_atoms != spec.step_atoms {
+        problems.push(format!(
+            "step size: exchange {} vs market.step_size {}: set market.step_size = \"{}\"",
+            units(rules.step_atoms),
+            units(spec.step_atoms),
+            units(rules.step_atoms)
+        ));
+    }
+    if rules.min_notional_atoms > spec.min_notional_atoms {
+        problems.push(format!(
+            "min notional: exchange {} vs market.min_notional {}: set market.min_notional = \
+             \"{}\"",
+            units(rules.min_notional_atoms),
+            units(spec.min_notional_atoms),
+            units(rules.min_notional_atoms)
+        ));
+    }
+    let size = config
+        .quoting
+        .quote_size_lots
+        .0
+        .saturating_mul(spec.step_atoms);
+    if size < rules.qty_range_atoms.0 || size > rules.qty_range_atoms.1 {
+        problems.push(format!(
+            "quoting.quote_size {} is outside the exchange's LOT_SIZE {}..{}",
+            units(size),
+            units(rules.qty_range_atoms.0),
+            units(rules.qty_range_atoms.1)
+        ));
+    }
+    if let Some(max) = rules.max_num_orders {
+        if config.risk.open_orders_max > max {
+            problems.push(format!(
+                "risk.open_orders_max {} is above the exchange's MAX_NUM_ORDERS {max}",
+                config.risk.open_orders_max
+            ));
+        }
+    }
+    if let Some(limit) = rules.orders_per_10s {
+        if config.orders.orders_per_10s_max > limit {
+            problems.push(format!(
+                "orders.orders_per_10s_max {} is above the exchange's ORDERS limit {limit} \
+                 per 10 s",
+                config.orders.orders_per_10s_max
+            ));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "the configuration does not match the exchange's rules for {symbol}:\n  - {}",
+            problems.join("\n  - ")
+        )
+    }
+}
+
+/// The API key as printed: first 4 and last 4 characters (never the secret).
+pub fn masked_key(key: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&key[..key.len().min(API_KEY_LEN_MAX)]).into_owned();
+    if text.len() <= 8 {
+        return "****".to_string();
+    }
+    format!("{}…{}", &text[..4], &text[text.len() - 4..])
+}
+
+/// The start-up gates (keys, confirmation, base target) without touching the network:
+/// `main` runs them before anything else, so a refusal is one line and exit status 2.
+pub fn preflight(config: &Config, confirmed: bool) -> anyhow::Result<()> {
+    let args = LiveArgs {
+        duration_ns: None,
+        confirmed,
+    };
+    gates(config, &args).map(|_| ())
+}
+
+/// The start-up gates, in order: keys, confirmation, base target. Errors say what to do.
+fn gates(config: &Config, args: &LiveArgs) -> anyhow::Result<(Credentials, i64)> {
+    let creds = Credentials::from_env().map_err(|e| {
+        anyhow::anyhow!(
+            "live trading needs API keys: {e} (a key with spot trading enabled and \
+             IP-restricted; never put keys in a file in the repository)"
+        )
+    })?;
+    if !(args.confirmed || config.live.i_understand_live_trading) {
+        anyhow::bail!(
+            "live trading sends real orders with real money: add --i-understand-live-trading \
+             (or set live.i_understand_live_trading = true) after reading \"Going live\" in \
+             the README"
+        );
+    }
+    let target = config.live.base_target.as_deref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "set live.base_target, the base balance the strategy steers toward (inventory = \
+             balance − target), e.g. --set live.base_target=0.5 or MM__LIVE__BASE_TARGET=0.5; \
+             usually the base balance you hold now"
+        )
+    })?;
+    let target_atoms = parse_atoms(target.as_bytes())
+        .map_err(|e| anyhow::anyhow!("live.base_target {target:?}: {e}"))?;
+    Ok((creds, target_atoms))
+}
+
+/// Runs live trading until a signal, the deadline, or a fatal condition.
+pub fn run(
+    config: &Config,
+    args: &LiveArgs,
+    log: &LogHandle,
+    shutdown: &Shutdown,
+) -> anyhow::Result<LiveSummary> {
+    let (creds, base_target_atoms) = gates(config, args)?;
+    let symbol = config.spec.symbol;
+    let super::MarketData {
+        roots,
+        url,
+        snapshot_url,
+        conn,
+    } = super::market_data(config)?;
+
+    // The exchange's rules (REST, before anything is sent).
+    let info_url = format!(
+        "{}/api/v3/exchangeInfo?symbol={symbol}",
+        config.market_data.rest_url
+    );
+    let response = crate::net::rest::get(&info_url, &roots)
+        .map_err(|e| anyhow::anyhow!("GET {info_url}: {e}"))?;
+    if response.status != 200 {
+        anyhow::bail!(
+            "GET {info_url}: HTTP {}: {}",
+            response.status,
+            String::from_utf8_lossy(&response.body)
+        );
+    }
+    let rules = parse_exchange_info(&response.body, symbol.as_str())?;
+    check_rules(config, &rules)?;
+    let base_asset = Symbol::new(&rules.base_asset)
+        .map_err(|e| anyhow::anyhow!("base asset {:?}: {e}", rules.base_asset))?;
+    let quote_asset = Symbol::new(&rules.quote_asset)
+        .map_err(|e| anyhow::anyhow!("quote asset {:?}: {e}", rules.quote_asset))?;
+
+    let start_wall_ns = wall_now_ns();
+    // The start time in ms, base 36 (8 characters until 2059): unique per run on a host.
+    let session = SessionTag::from_number(start_wall_ns / 1_000_000);
+    let key = masked_key(creds.api_key());
+    let banner = format!(
+        "LIVE TRADING {symbol}: orders {} (API key {key}), market data {url}; session tag {}; \
+         base target {} {}; quote size {} {}; inventory max {} {}; session loss max {} {}. \
+         Ctrl+C cancels every order and waits for the exchange to confirm.",
+        config.live.ws_api_url,
+        String::from_utf8_lossy(session.as_bytes()),
+        base_target_atoms as f64 / 1e8,
+        rules.base_asset,
+        config.spec.qty_to_f64(config.quoting.quote_size_lots),
+        rules.base_asset,
+        config.spec.qty_to_f64(config.quoting.inventory_max_lots),
+        rules.base_asset,
+        config.risk.session_loss_max_atoms as f64 / 1e8,
+        rules.quote_asset,
+    );
+    println!("{banner}");
+    log.info(format_args!("{banner}"));
+
+    let mut order_conn = ConnConfig::new(&config.live.ws_api_url, roots.clone());
+    // The WebSocket API pings every 20 s; its answers keep the connection fresh too.
+    order_conn.stale_after_ns = 60_000_000_000;
+    order_conn
+        .validate()
+        .map_err(|e| anyhow::anyhow!("order connection settings: {e}"))?;
+    let venue_cfg = BinanceConfig {
+        conn: order_conn,
+        spec: config.spec,
+        base_asset,
+        quote_asset,
+        session,
+        recv_window_ms: config.live.recv_window_ms,
+        rate_headroom: config.live.rate_headroom,
+    };
+    let venue = BinanceVenue::new(venue_cfg, creds, ORDER_TOKEN, start_wall_ns)
+        .map_err(|e| anyhow::anyhow!("order entry: {e}"))?;
+
+    let snapshot_path = default_snapshot_path(symbol.as_str());
+    let latency_path = latency::log_path(
+        std::path::Path::new(latency::LATENCY_DIR),
+        "live",
+        symbol.as_str(),
+        start_wall_ns,
+    );
+    let (trade_tx, trade_rx) = bounded(TRADE_RECORD_CHANNEL_DEPTH);
+    let (hot_tx, hot_rx) = bounded(hot::HOT_RECORD_CHANNEL_DEPTH);
+    let (counts_tx, counts_rx) = bounded(64);
+    let (notes_tx, notes_rx) = bounded(1024);
+    let side = SideThread::new(
+        config,
+        "live",
+        "Live",
+        log,
+        &snapshot_path,
+        &latency_path,
+        start_wall_ns,
+    )?;
+    let side_thread = std::thread::Builder::new()
+        .name("mm-side".to_string())
+        .spawn(move || side.run(trade_rx, hot_rx, counts_rx, notes_rx))?;
+    let fetcher = SnapshotFetcher::start(snapshot_url, roots, log.clone())?;
+
+    let mut trader = build_trader(config)?;
+    // Nothing is sent before the order connection is up and reconciled.
+    trader.pause(StopReason::VenueDisconnected);
+    let mut sink = LiveSink {
+        trader,
+        venue,
+        records: trade_tx,
+        notes: notes_tx,
+        counts: counts_tx,
+        dropped: 0,
+        next_counts_ns: 0,
+        next_stats_ns: start_wall_ns + STATS_EVERY_NS,
+        phase: Phase::Connecting,
+        reconciles: 0,
+        base_target_atoms,
+        step_atoms: config.spec.step_atoms,
+        cancel_on_start: config.live.cancel_open_orders_on_start,
+        fatal: None,
+        backing_off: false,
+        wind: None,
+        wind_done: false,
+        wind_confirmed: false,
+        shutdown_wait_ns: (config.live.shutdown_wait_s * 1e9) as u64,
+        next_audit_ns: 0,
+        audit: None,
+        audit_suspect: false,
+    };
+    let mut decoder = Decoder::new(config.spec);
+    let loop_cfg = FeedLoopConfig {
+        conn,
+        cpu_core: config.engine.cpu_core,
+        duration_ns: args.duration_ns,
+    };
+    let result = hot::run_feed_loop(
+        &loop_cfg,
+        &mut sink,
+        &mut decoder,
+        None,
+        &hot_tx,
+        &fetcher,
+        shutdown,
+    );
+    let _ = sink
+        .counts
+        .send_timeout(counts_of(&sink.trader), Duration::from_secs(1));
+    let open_orders_local = sink.trader.open_orders();
+    let clean = sink.wind_confirmed;
+    let open_orders_exchange = if sink.wind_done {
+        sink.venue.open_orders()
+    } else {
+        None
+    };
+    let inventory_lots = sink.trader.position().inventory.0;
+    let dropped = sink.dropped;
+    let stats = sink.venue.stats();
+    drop(sink);
+    drop(hot_tx);
+    let (kpi, latency_files) = side_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("the side thread panicked"))??;
+    fetcher.join();
+    let (end, loop_stats) = result?;
+    log.info(format_args!(
+        "live: stopped ({}) — {} frames, {} quotes, {} requests, {} executions; open orders \
+         {open_orders_local} per the engine, {} per the exchange; {dropped} records dropped",
+        end.describe(),
+        loop_stats.frames,
+        loop_stats.engine.quotes,
+        stats.requests_sent,
+        stats.executions,
+        open_orders_exchange.map_or_else(|| "unconfirmed".to_string(), |n| n.to_string()),
+    ));
+    Ok(LiveSummary {
+        end,
+        kpi,
+        snapshot_path,
+        latency_files,
+        open_orders_local,
+        open_orders_exchange,
+        clean,
+        inventory_lots,
+        spec: config.spec,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{load, LoadOptions};
+
+    fn config() -> Config {
+        let mut options = LoadOptions::from_process(None);
+        options.root = std::env::temp_dir().join("mm-live-unit-no-config");
+        options.env.clear();
+        load(&options).unwrap()
+    }
+
+    /// The shape of Binance's exchangeInfo (rest-api.md "Exchange information"), BTCUSDT's
+    /// filters as PROTOCOL.md gives them.
+    const INFO: &str = r#"{"timezone":"UTC","serverTime":1565246363776,
+      "rateLimits":[{"rateLimitType":"REQUEST_WEIGHT","interval":"MINUTE","intervalNum":1,"limit":6000},
+                    {"rateLimitType":"ORDERS","interval":"SECOND","intervalNum":10,"limit":100},
+                    {"rateLimitType":"ORDERS","interval":"DAY","intervalNum":1,"limit":200000}],
+      "exchangeFilters":[],
+      "symbols":[{"symbol":"BTCUSDT","status":"TRADING","baseAsset":"BTC","quoteAsset":"USDT",
+        "filters":[{"filterType":"PRICE_FILTER","minPrice":"0.01000000","maxPrice":"1000000.00000000","tickSize":"0.01000000"},
+                   {"filterType":"LOT_SIZE","minQty":"0.00001000","maxQty":"9000.00000000","stepSize":"0.00001000"},
+                   {"filterType":"NOTIONAL","minNotional":"5.00000000","applyMinToMarket":true,"maxNotional":"9000000.00000000","applyMaxToMarket":false,"avgPriceMins":5},
+                   {"filterType":"MAX_NUM_ORDERS","maxNumOrders":200}]}]}"#;
+
+    #[test]
+    fn exchange_info_gives_the_symbols_rules() {
+        let rules = parse_exchange_info(INFO.as_bytes(), "BTCUSDT").unwrap();
+        assert_eq!(rules.status, "TRADING");
+        assert_eq!(
+            (rules.base_asset.as_str(), rules.quote_asset.as_str()),
+            ("BTC", "USDT")
+        );
+        assert_eq!((rules.tick_atoms, rules.step_atoms), (1_000_000, 1_000));
+        assert_eq!(rules.qty_range_atoms, (1_000, 900_000_000_000));
+        assert_eq!(rules.min_notional_atoms, 500_000_000);
+        assert_eq!(rules.max_num_orders, Some(200));
+        assert_eq!(rules.orders_per_10s, Some(100));
+        assert!(parse_exchange_info(INFO.as_bytes(), "ETHUSDT")
+            .unwrap_err()
+            .to_string()
+            .contains("no symbol ETHUSDT"));
+        check_rules(&config(), &rules).unwrap();
+    }
+
+    #[test]
+    fn a_config_that_disagrees_with_the_exchange_is_refused_naming_the_key() {
+        let mut rules = parse_exchange_info(INFO.as_bytes(), "BTCUSDT").unwrap();
+        rules.tick_atoms = 10_000_000;
+        rules.min_notional_atoms = 1_000_000_000;
+        rules.orders_per_10s = Some(50);
+        rules.status = "BREAK".to_string();
+        let error = check_rules(&config(), &rules).unwrap_err().to_string();
+        for needle in [
+            "status is BREAK",
+            "set market.tick_size = \"0.1\"",
+            "set market.min_notional = \"10\"",
+            "orders.orders_per_10s_max 100 is above the exchange's ORDERS limit 50",
+        ] {
+            assert!(error.contains(needle), "{needle:?} missing from: {error}");
+        }
+    }
+
+    #[test]
+    fn the_key_is_masked_and_short_keys_are_hidden() {
+        assert_eq!(
+            masked_key(b"vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"),
+            "vmPU…Eh8A"
+        );
+        assert_eq!(masked_key(b"short"), "****");
+    }
+}

@@ -1,0 +1,170 @@
+//! Child processes for end-to-end tests: a scratch folder, the `mm` binary with a clean
+//! environment, and the `mm-exchange` simulator with its stdin (fault commands) and stdout
+//! (the listening line, `accounting` answers). Shared by test binaries with
+//! `#[path = "support/process.rs"] mod process;`.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// Binance's documented HMAC test key pair (PROTOCOL.md), also mm-exchange's default.
+pub const KEY: &str = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A";
+/// Its secret.
+pub const SECRET: &str = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j";
+
+/// A scratch folder under the temp dir, removed on drop.
+pub struct Workdir(pub PathBuf);
+
+impl Workdir {
+    /// `<tmp>/<prefix>-<tag>-<pid>`, emptied first.
+    pub fn new(prefix: &str, tag: &str) -> Workdir {
+        let dir = std::env::temp_dir().join(format!("{prefix}-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Workdir(dir)
+    }
+}
+
+impl Drop for Workdir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `mm <args>` in `dir`, without the caller's `MM__*` or `BINANCE_*` variables.
+pub fn mm(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mm"));
+    cmd.args(args).current_dir(dir);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("MM__") || name.starts_with("BINANCE_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
+/// stdout and stderr as text.
+pub fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The recorded spot data, if `../shared/data` is there.
+pub fn spot_data() -> Option<PathBuf> {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/binance-spot");
+    data.is_dir().then_some(data)
+}
+
+/// A running `mm-exchange` on an ephemeral port with a TLS listener.
+pub struct Exchange {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// The PEM certificate it serves (trust it with `--ca`).
+    pub cert: PathBuf,
+}
+
+impl Exchange {
+    /// Starts `mm-exchange --data <each> --port 0 --api-key KEY --api-secret SECRET <args>`
+    /// and waits for its listening line.
+    pub fn start(data: &[PathBuf], args: &[&str]) -> Exchange {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mm-exchange"));
+        for d in data {
+            cmd.arg("--data").arg(d);
+        }
+        let mut child = cmd
+            .args(["--port", "0", "--api-key", KEY, "--api-secret", SECRET])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting mm-exchange");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("mm-exchange printed no listening line");
+        // `mm-exchange listening on 127.0.0.1:PORT tls cert=/path`.
+        let rest = first
+            .strip_prefix("mm-exchange listening on 127.0.0.1:")
+            .unwrap_or_else(|| panic!("unexpected first line: {first}"));
+        let (port, mode) = rest.split_once(' ').unwrap();
+        let cert = mode.strip_prefix("tls cert=").expect("a TLS listener");
+        Exchange {
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            port: port.parse().unwrap(),
+            cert: PathBuf::from(cert),
+        }
+    }
+
+    /// `--endpoint=wss://127.0.0.1:PORT` for mm.
+    pub fn endpoint_flag(&self) -> String {
+        format!("--endpoint=wss://127.0.0.1:{}", self.port)
+    }
+
+    /// `--ca=<cert>` for mm.
+    pub fn ca_flag(&self) -> String {
+        format!("--ca={}", self.cert.display())
+    }
+
+    /// Sends one control command (tools/mm-exchange/control.rs) on stdin.
+    pub fn command(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The accounting JSON now (`accounting` on stdin).
+    pub fn accounting(&mut self) -> Value {
+        self.command("accounting");
+        self.wait_accounting()
+    }
+
+    /// Stops the exchange (`stop` on stdin) and returns its final accounting.
+    pub fn stop(mut self) -> Value {
+        self.command("stop");
+        let accounting = self.wait_accounting();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "mm-exchange exited with {status}");
+        accounting
+    }
+
+    fn wait_accounting(&mut self) -> Value {
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(30))
+                .expect("no accounting line");
+            if let Some(json) = line.strip_prefix("mm-exchange accounting ") {
+                return serde_json::from_str(json).unwrap();
+            }
+        }
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
