@@ -282,7 +282,7 @@ impl Engine {
 /// a backtest consumes them directly).
 #[derive(Clone, Copy, Debug)]
 pub enum TradeRecord {
-    /// An action handed to the venue.
+    /// An action the venue took (a refused submit is answered locally and not recorded).
     Action {
         /// When.
         ts_ns: u64,
@@ -496,11 +496,15 @@ impl Trader {
             if let Action::Place { id, .. } | Action::CancelReplace { new_id: id, .. } = action {
                 self.placed_mid_x2[(id.0 % ORDER_SLOTS as u64) as usize] = self.last_mid_x2;
             }
-            sink(TradeRecord::Action {
-                ts_ns: now_ns,
-                action: *action,
-            });
-            if venue.submit(now_ns, action).is_err() {
+            // Only what the venue took is an action (a disconnected or throttled venue
+            // refuses at once, and the order manager retries at a later quote: recording
+            // each attempt would flood the log during an outage).
+            if venue.submit(now_ns, action).is_ok() {
+                sink(TradeRecord::Action {
+                    ts_ns: now_ns,
+                    action: *action,
+                });
+            } else {
                 self.orders.on_send_failed(now_ns, action);
             }
         }
@@ -546,8 +550,18 @@ impl Trader {
 
     /// The exchange confirmed nothing of ours is open: every order not finished here is
     /// forgotten (`OrderManager::forget_open`). Returns how many.
-    pub fn forget_open(&mut self, now_ns: u64) -> u32 {
-        self.orders.forget_open(now_ns)
+    pub fn forget_open(&mut self) -> u32 {
+        self.orders.forget_open()
+    }
+
+    /// The venue refused our `CancelAll` (`code`): its orders are cancelled again.
+    pub fn on_cancel_all_refused(&mut self, now_ns: u64, code: i32) {
+        self.orders.on_cancel_all_refused(now_ns, code);
+    }
+
+    /// When the longest-waiting cancel was last updated (`None`: no cancel pending).
+    pub fn oldest_pending_cancel_ns(&self) -> Option<u64> {
+        self.orders.oldest_pending_cancel_ns()
     }
 
     /// Stops quoting while `reason` lasts (the next `on_timer` or market event cancels).
@@ -566,8 +580,22 @@ impl Trader {
     /// at the current mid, so the mark-to-market PnL does not jump. `None` (nothing done)
     /// until the book has a touch to value it at.
     pub fn reconcile(&mut self, now_ns: u64, inventory: Qty) -> Option<Reconciled> {
+        self.engine.touch()?;
+        let forgotten = self.orders.forget_open();
+        let before = self.adopt_inventory(now_ns, inventory)?;
+        Some(Reconciled {
+            before,
+            after: inventory,
+            forgotten,
+        })
+    }
+
+    /// Takes `inventory` lots as the position's inventory (the balances' figure) without
+    /// touching the orders; the change is booked at the current mid, so the
+    /// mark-to-market PnL does not jump. Returns the inventory before, or `None` (nothing
+    /// done) without a touch.
+    pub fn adopt_inventory(&mut self, now_ns: u64, inventory: Qty) -> Option<Qty> {
         let touch = self.engine.touch()?;
-        let forgotten = self.orders.forget_open(now_ns);
         let mut position = *self.orders.position();
         let before = position.inventory;
         let spec = self.engine.params.quoter.spec();
@@ -581,11 +609,7 @@ impl Trader {
         self.orders.set_position(position);
         self.engine.set_inventory(inventory);
         self.engine.requote(now_ns);
-        Some(Reconciled {
-            before,
-            after: inventory,
-            forgotten,
-        })
+        Some(before)
     }
 }
 

@@ -317,18 +317,22 @@ pub fn run_feed_loop<S: FeedSink>(
     let mut snapshot_retry_at_ns = 0u64;
     let mut next_stats_ns = start_ns + STATS_EVERY_NS;
 
-    let end = loop {
+    // An I/O error ends the loop like a signal: the sink still winds down (cancels its
+    // orders) before the error is returned.
+    let end: std::io::Result<LoopEnd> = loop {
         if shutdown.requested() {
-            break LoopEnd::Signal;
+            break Ok(LoopEnd::Signal);
         }
         let now_ns = now();
         if deadline_ns.is_some_and(|d| now_ns >= d) {
-            break LoopEnd::Duration;
+            break Ok(LoopEnd::Duration);
         }
         if let Some(why) = engine.fatal() {
-            break LoopEnd::Sink(why);
+            break Ok(LoopEnd::Sink(why));
         }
-        poll.poll(&mut events, Some(Duration::ZERO))?;
+        if let Err(e) = poll.poll(&mut events, Some(Duration::ZERO)) {
+            break Err(e);
+        }
         dispatch(&events, &mut conn, engine);
         let frames_before = stats.frames;
         engine.on_idle(now_ns, poll.registry());
@@ -359,7 +363,7 @@ pub fn run_feed_loop<S: FeedSink>(
                     );
                 }
                 Err(TrySendError::Disconnected(())) => {
-                    return Err(std::io::Error::other("the REST snapshot thread stopped"));
+                    break Err(std::io::Error::other("the REST snapshot thread stopped"));
                 }
             }
         }
@@ -442,7 +446,13 @@ pub fn run_feed_loop<S: FeedSink>(
         if engine.wind_down(now_ns, poll.registry()) || now_ns >= wind_down_until {
             break;
         }
-        poll.poll(&mut events, Some(Duration::from_millis(1)))?;
+        if poll
+            .poll(&mut events, Some(Duration::from_millis(1)))
+            .is_err()
+        {
+            // Nothing left to read with: the sink's own deadline is all that is left.
+            continue;
+        }
         dispatch(&events, &mut conn, engine);
         let mut handler = FeedHandler {
             clock: &clock,
@@ -461,7 +471,7 @@ pub fn run_feed_loop<S: FeedSink>(
     stats.engine = engine.engine_stats();
     stats.decode_errors = decoder.stats().errors_total();
     stats.journal_dropped = journal.as_deref().map_or(0, FrameRing::dropped);
-    Ok((end, stats))
+    Ok((end?, stats))
 }
 
 /// Hands each readiness event to its owner: the market-data connection or the sink.

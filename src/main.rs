@@ -307,18 +307,25 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
             for file in &summary.latency_files {
                 writeln!(out, "latency: {}", file.display())?;
             }
-            writeln!(
-                out,
-                "open orders at exit: {} per the engine, {} per the exchange; inventory {} \
-                 (base balance − live.base_target)",
-                summary.open_orders_local,
-                summary
-                    .open_orders_exchange
-                    .map_or_else(|| "UNCONFIRMED".to_string(), |n| n.to_string()),
-                summary
-                    .spec
-                    .qty_to_f64(mm::types::Qty(summary.inventory_lots)),
-            )?;
+            let inventory = summary
+                .spec
+                .qty_to_f64(mm::types::Qty(summary.inventory_lots));
+            if summary.traded {
+                writeln!(
+                    out,
+                    "open orders at exit: {} per the engine, {} per the exchange; inventory \
+                     {inventory} (base balance − live.base_target)",
+                    summary.open_orders_local,
+                    summary
+                        .open_orders_exchange
+                        .map_or_else(|| "UNCONFIRMED".to_string(), |n| n.to_string()),
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "open orders at exit: none (the session never reconciled, so it placed none)"
+                )?;
+            }
             if let mm::hot::LoopEnd::Sink(why) = summary.end {
                 log.error(format_args!("live: stopped: {why}"));
                 anyhow::bail!("live trading stopped: {why}");
@@ -328,6 +335,10 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
                     "live: exit without the exchange's confirmation that nothing is open: \
                      check the account"
                 ));
+                eprintln!(
+                    "mm: CHECK THE ACCOUNT: the exchange did not confirm that every order of \
+                     this session is cancelled (the next start cancels them)"
+                );
             }
             summary.clean
         }

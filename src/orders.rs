@@ -1037,22 +1037,46 @@ impl OrderManager {
         &self.stats
     }
 
-    /// Reconciliation found nothing of ours open on the exchange (after a reconnect, or
-    /// after cancelling everything): every order not finished here becomes `Vanished` (a
-    /// late fill report for one still counts). Returns how many there were.
-    pub fn forget_open(&mut self, now_ns: u64) -> u32 {
+    /// Reconciliation: the exchange has nothing of ours open and the position is taken
+    /// from its balances, which already hold every fill of these orders. Every order not
+    /// finished here is dropped from the table, so that a report still on its way for one
+    /// (a fill, a cancel) is unknown and books nothing a second time. Returns how many.
+    pub fn forget_open(&mut self) -> u32 {
         let mut forgotten = 0;
-        for order in self.slots.iter_mut().flatten() {
-            if order.state.is_finished() {
-                continue;
+        for slot in self.slots.iter_mut() {
+            if slot.is_some_and(|o| !o.state.is_finished()) {
+                *slot = None;
+                forgotten += 1;
             }
-            order.state = OrderState::Vanished {
-                filled: order.state.filled(order.qty),
-            };
-            order.updated_ns = now_ns;
-            forgotten += 1;
         }
         forgotten
+    }
+
+    /// The exchange refused a `CancelAll` we sent (other than "nothing open"): the orders
+    /// waiting on it are working again, and the next quote while stopped cancels each.
+    pub fn on_cancel_all_refused(&mut self, now_ns: u64, code: i32) {
+        for order in self.slots.iter_mut().flatten() {
+            if let OrderState::PendingCancel {
+                via: CancelVia::All,
+                ..
+            } = order.state
+            {
+                if let Ok(next) = order.state.on_cancel_rejected(code) {
+                    order.state = next;
+                    order.updated_ns = now_ns;
+                }
+            }
+        }
+        // Cancel again at the next quote.
+        self.stopped_seen = false;
+    }
+
+    /// When the longest-waiting cancel was last updated (`None`: no cancel pending).
+    pub fn oldest_pending_cancel_ns(&self) -> Option<u64> {
+        self.orders()
+            .filter(|o| matches!(o.state, OrderState::PendingCancel { .. }))
+            .map(|o| o.updated_ns)
+            .min()
     }
 
     /// Every tracked order (open and recently finished), in slot order.
@@ -1240,22 +1264,7 @@ impl OrderManager {
                     },
                 );
             }
-            Action::CancelAll => {
-                for order in self.slots.iter_mut().flatten() {
-                    if let OrderState::PendingCancel {
-                        via: CancelVia::All,
-                        ..
-                    } = order.state
-                    {
-                        if let Ok(next) = order.state.on_cancel_rejected(CODE_NOT_SENT) {
-                            order.state = next;
-                            order.updated_ns = now_ns;
-                        }
-                    }
-                }
-                // Try again at the next quote.
-                self.stopped_seen = false;
-            }
+            Action::CancelAll => self.on_cancel_all_refused(now_ns, CODE_NOT_SENT),
         }
     }
 
@@ -1735,6 +1744,63 @@ mod tests {
         assert_eq!(parse(""), Err(IdError::Empty));
         assert_eq!(SessionTag::new("a-b"), Err(IdError::InvalidChar));
         assert_eq!(SessionTag::new("abcdefghijklm"), Err(IdError::TooLong));
+    }
+
+    // -- reconciliation ------------------------------------------------------------------
+
+    #[test]
+    fn forgotten_orders_book_no_late_fill() {
+        let mut m = manager(OrderParams::default());
+        let r = risk();
+        let placed = run(&mut m, T0, level(6_000_000, 100), level(6_000_100, 100), &r);
+        assert_eq!(placed.len(), 2);
+        let (bid, ask) = (placed_id(&placed[0]), placed_id(&placed[1]));
+        ack(&mut m, bid);
+        m.on_venue_event(T0, &fill(bid.0, 6_000_000, 40, 40, 0));
+        assert_eq!(m.position().inventory, Qty(40));
+        // Reconciliation: the balances hold every fill; both orders leave the table.
+        assert_eq!(m.forget_open(), 2);
+        assert_eq!(m.open_orders(), 0);
+        assert!(m.order(ask).is_none());
+        // A report of a fill made before the cancel-all, arriving late, books nothing.
+        let out = m.on_venue_event(T0, &fill(bid.0, 6_000_000, 60, 100, 0));
+        assert_eq!(out, EventOutcome::Unknown);
+        assert_eq!(m.position().inventory, Qty(40));
+        assert_eq!(m.forget_open(), 0, "nothing left to forget");
+    }
+
+    #[test]
+    fn a_refused_cancel_all_cancels_again_order_by_order() {
+        let mut m = manager(OrderParams::default());
+        let mut r = risk();
+        let placed = run(&mut m, T0, level(6_000_000, 100), level(6_000_100, 100), &r);
+        for a in &placed {
+            ack(&mut m, placed_id(a));
+        }
+        r.pause(StopReason::StaleData);
+        let t = T0 + 10 * MS;
+        assert_eq!(
+            run(&mut m, t, level(6_000_000, 100), level(6_000_100, 100), &r),
+            [Action::CancelAll]
+        );
+        assert_eq!(m.oldest_pending_cancel_ns(), Some(t));
+        // The exchange refused it (not -2011): the orders are working again...
+        m.on_cancel_all_refused(t + MS, -1001);
+        assert_eq!(m.oldest_pending_cancel_ns(), None);
+        assert_eq!(m.open_orders(), 2);
+        // ...and the next quote while stopped cancels them again.
+        let again = run(
+            &mut m,
+            t + 2 * MS,
+            level(6_000_000, 100),
+            level(6_000_100, 100),
+            &r,
+        );
+        assert!(!again.is_empty(), "cancels again");
+        assert!(again
+            .iter()
+            .all(|a| matches!(a, Action::CancelAll | Action::Cancel { .. })));
+        assert_eq!(m.oldest_pending_cancel_ns(), Some(t + 2 * MS));
     }
 
     // -- state machine -------------------------------------------------------------------

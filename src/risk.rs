@@ -128,11 +128,14 @@ pub enum StopReason {
     Manual,
     /// The process is shutting down.
     Shutdown,
+    /// Live trading is taking the exchange's word for its orders and balances (after a
+    /// confirmed audit difference or a stuck cancel).
+    Reconciling,
 }
 
 impl StopReason {
     /// Number of reasons.
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 8;
     /// Every reason, in declaration order.
     pub const ALL: [StopReason; StopReason::COUNT] = [
         StopReason::MaxLoss,
@@ -142,6 +145,7 @@ impl StopReason {
         StopReason::RateLimited,
         StopReason::Manual,
         StopReason::Shutdown,
+        StopReason::Reconciling,
     ];
 
     /// Position in `ALL` (a bit in the pause set).
@@ -159,6 +163,7 @@ impl StopReason {
             StopReason::RateLimited => "rate_limited",
             StopReason::Manual => "manual",
             StopReason::Shutdown => "shutdown",
+            StopReason::Reconciling => "reconciling",
         }
     }
 }

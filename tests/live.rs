@@ -256,7 +256,7 @@ fn live_session_survives_a_crash_and_faults_and_cancels_everything_on_ctrl_c() {
     // The order connection drops: quoting pauses, the reconnect reconciles.
     ex.command("drop api");
     s2.wait_for("live: order connection down", 30);
-    s2.wait_for("live: reconciled (reconnect)", 60);
+    s2.wait_for("live: reconciled (after a reconnect)", 60);
     s2.wait_for_matching_audit(30);
 
     // The market-data connection drops: the book resyncs, orders keep matching.
@@ -353,4 +353,43 @@ fn live_session_survives_a_crash_and_faults_and_cancels_everything_on_ctrl_c() {
     let base_total = decimal(&base["free"]) + decimal(&base["locked"]);
     assert!((base_total - (1.0 + position)).abs() < 1e-9, "{after}");
     assert_eq!(decimal(&base["locked"]), 0.0, "{after}");
+}
+
+#[test]
+fn a_refused_key_stops_the_session_with_the_reason() {
+    let Some(data) = spot_data() else {
+        println!("SKIPPED: ../shared/data not found");
+        return;
+    };
+    let work = Workdir::new("mm-live", "badkey");
+    let ex = Exchange::start(&[data.join("btcusdt_20240808.gz")], &["--speed", "4"]);
+    let wrong = "wRoNg-secret-0123456789abcdef";
+    let out = mm(
+        &work.0,
+        &[
+            "--mode=live",
+            &ex.endpoint_flag(),
+            &ex.ca_flag(),
+            "--i-understand-live-trading",
+            "--set",
+            "live.base_target=1",
+        ],
+    )
+    .env("BINANCE_API_KEY", KEY)
+    .env("BINANCE_API_SECRET", wrong)
+    .output()
+    .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("refused the API key or its signature"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("open orders at exit: none"), "{stdout}");
+    let log = Live::log_text_in(&work.0);
+    assert!(
+        log.contains("code -1022: signature refused: check BINANCE_API_SECRET"),
+        "{log}"
+    );
+    assert!(!log.contains(wrong) && !stdout.contains(wrong) && !stderr.contains(wrong));
 }

@@ -16,7 +16,14 @@
 //! balances are in, the engine takes the exchange's word (`Trader::reconcile`: inventory =
 //! base balance − `live.base_target`, every order it still tracked is forgotten) and
 //! quoting resumes. A fill missed while disconnected shows up as an inventory change
-//! booked at the mid, and is logged.
+//! booked at the mid, and is logged. Orders forgotten there leave the order table, so a
+//! late report of a fill the balance already holds books nothing.
+//!
+//! While trading, audits (sent with nothing else in flight, acted on only when a stable
+//! difference is found twice in a row): open orders against `openOrders.status` every 5 s
+//! (a difference starts a reconciliation), inventory against `account.status` every 60 s
+//! (a difference is corrected to the balances'); a cancel unanswered for 3 s starts a
+//! reconciliation. During a 429/418 back-off nothing but cancels (after a -1015) is sent.
 //!
 //! Never: reads the secret anywhere but `Credentials::from_env`, prints or logs it, sends
 //! an order before the reconciliation, or allocates, blocks or formats on the hot thread
@@ -36,7 +43,7 @@ use crate::hot::{self, FeedLoopConfig, FeedSink, LoopEnd, SnapshotFetcher};
 use crate::modes::paper::{
     build_trader, counts_of, market_step, SideThread, TRADE_RECORD_CHANNEL_DEPTH,
 };
-use crate::net::ConnConfig;
+use crate::net::{ConnConfig, NetEvent};
 use crate::orders::SessionTag;
 use crate::risk::StopReason;
 use crate::shutdown::Shutdown;
@@ -48,6 +55,7 @@ use crate::time::wall_now_ns;
 use crate::types::{parse_atoms, Qty, Symbol, SymbolSpec};
 use crate::venue::binance::{
     Balances, BinanceConfig, BinanceStats, BinanceVenue, Credentials, API_KEY_LEN_MAX,
+    SUBSCRIBE_RETRY_NS,
 };
 
 /// The order connection's mio token (the market data's is `hot::MARKET_TOKEN`).
@@ -64,7 +72,15 @@ const COUNTS_EVERY_NS: u64 = 1_000_000_000;
 /// The engine's open orders are checked against the exchange's this often, ns.
 pub const AUDIT_EVERY_NS: u64 = 5_000_000_000;
 /// A difference is checked again this soon before it counts, ns.
-const AUDIT_RECHECK_NS: u64 = 500_000_000;
+const AUDIT_RECHECK_NS: u64 = 2_000_000_000;
+/// The engine's inventory is checked against the balances this often, ns.
+pub const BALANCE_AUDIT_EVERY_NS: u64 = 60_000_000_000;
+/// A cancel unanswered this long starts a reconciliation, ns.
+const STUCK_CANCEL_NS: u64 = 3_000_000_000;
+/// Reconciliation: at least this long between two cancel-all rounds, ns.
+const RECONCILE_ROUND_NS: u64 = 1_000_000_000;
+/// Reconciliation: after this many cancel-all rounds with orders still appearing, stop.
+const RECONCILE_ROUNDS_MAX: u32 = 10;
 
 /// Flags of the mode.
 #[derive(Clone, Debug, Default)]
@@ -92,6 +108,8 @@ pub struct LiveSummary {
     pub open_orders_exchange: Option<u32>,
     /// The exchange confirmed nothing of ours is open (or the session never traded).
     pub clean: bool,
+    /// The session reconciled at least once (and so may have placed orders).
+    pub traded: bool,
     /// Inventory at exit, lots (base balance − target, per fills since the last
     /// reconciliation).
     pub inventory_lots: i64,
@@ -99,21 +117,64 @@ pub struct LiveSummary {
     pub spec: SymbolSpec,
 }
 
+/// Why a reconciliation runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cause {
+    /// The session's start.
+    Start,
+    /// The order connection came back.
+    Reconnect,
+    /// Two audits in a row found the engine's open orders differ from the exchange's.
+    Audit,
+    /// A cancel has waited for its answer longer than `STUCK_CANCEL_NS`.
+    StuckCancel,
+}
+
+impl Cause {
+    const fn describe(self) -> &'static str {
+        match self {
+            Cause::Start => "start",
+            Cause::Reconnect => "after a reconnect",
+            Cause::Audit => "after an audit difference",
+            Cause::StuckCancel => "after a cancel went unanswered",
+        }
+    }
+}
+
 /// What the hot side tells the log (all `Copy`).
 #[derive(Clone, Copy, Debug)]
 pub enum LiveNote {
+    /// An order-connection event (connecting, open, disconnected and why).
+    OrderNet(NetEvent),
     /// The order connection is down: quoting paused, orders rest at the exchange until it
     /// is back and reconciled.
     OrderConnectionDown {
         /// When, ns.
         at_ns: u64,
     },
-    /// The order connection is up: reconciling.
+    /// The exchange refused the user-data subscription: no order can be sent.
+    SubscribeRefused {
+        /// Binance error code.
+        code: i32,
+    },
+    /// The exchange refused our `openOrders.cancelAll`: the orders are cancelled one by one.
+    CancelAllRefused {
+        /// Binance error code.
+        code: i32,
+    },
+    /// Reconciling: quoting paused.
     ReconcileStarted {
         /// When, ns.
         at_ns: u64,
-        /// The first of the session.
-        first: bool,
+        /// Why.
+        cause: Cause,
+    },
+    /// A reconciliation round found orders still open after the cancel: cancelling again.
+    ReconcileRepeat {
+        /// Rounds so far.
+        rounds: u32,
+        /// Orders open on the symbol (anyone's).
+        open: u32,
     },
     /// At start, with `live.cancel_open_orders_on_start = false`, orders were open.
     OpenOrdersAtStart {
@@ -128,8 +189,23 @@ pub enum LiveNote {
         result: Reconciled,
         /// The balances read.
         balances: Balances,
-        /// The first of the session.
-        first: bool,
+        /// Why it ran.
+        cause: Cause,
+    },
+    /// The balances say the inventory differs from the fills booked (twice in a row, with
+    /// nothing executed meanwhile): the engine takes the balances' figure.
+    InventoryCorrected {
+        /// Per the fills, lots.
+        engine: Qty,
+        /// Per the balances, lots.
+        exchange: Qty,
+    },
+    /// At start, base balance − `live.base_target` is beyond `quoting.inventory_max`.
+    InventoryBeyondLimit {
+        /// Base balance − target, lots.
+        inventory: Qty,
+        /// The balances read.
+        balances: Balances,
     },
     /// A 429/418 back-off started (`on`) or ended.
     BackOff {
@@ -166,8 +242,7 @@ pub enum LiveNote {
         exchange: u32,
         /// Nothing was sent or executed meanwhile: a difference is real.
         stable: bool,
-        /// The previous audit, 0.5 s earlier, found the same stable difference: the
-        /// difference is not a report still on its way, and a reconciliation starts.
+        /// The previous audit found the same stable difference: a reconciliation starts.
         confirmed: bool,
     },
     /// Periodic venue counters.
@@ -189,14 +264,29 @@ impl LiveNote {
         let lots = |q: Qty| spec.qty_to_f64(q);
         let units = |atoms: i64| atoms as f64 / 1e8;
         match *self {
+            LiveNote::OrderNet(event) => crate::modes::record::log_net(log, "orders", &event),
             LiveNote::OrderConnectionDown { .. } => log.warn(format_args!(
                 "live: order connection down; quoting paused (orders rest at the exchange \
                  until it is back and reconciled)"
             )),
-            LiveNote::ReconcileStarted { first, .. } => log.info(format_args!(
-                "live: order connection ready; reconciling ({}): cancel all open orders on \
-                 the symbol, read open orders and balances",
-                if first { "start" } else { "after a reconnect" }
+            LiveNote::SubscribeRefused { code } => log.error(format_args!(
+                "live: the exchange refused the user-data subscription (code {code}{}); no \
+                 order can be sent; retrying in {} s",
+                refusal_hint(code),
+                SUBSCRIBE_RETRY_NS / 1_000_000_000
+            )),
+            LiveNote::CancelAllRefused { code } => log.error(format_args!(
+                "live: the exchange refused openOrders.cancelAll (code {code}): cancelling \
+                 the orders one by one"
+            )),
+            LiveNote::ReconcileStarted { cause, .. } => log.info(format_args!(
+                "live: reconciling ({}): cancel all open orders on the symbol, read open \
+                 orders and balances; quoting paused",
+                cause.describe()
+            )),
+            LiveNote::ReconcileRepeat { rounds, open } => log.warn(format_args!(
+                "live: {open} orders still open on the symbol after cancel-all round {rounds}: \
+                 cancelling again (another client trading the symbol on this account?)"
             )),
             LiveNote::OpenOrdersAtStart { count } => log.error(format_args!(
                 "live: {count} orders are open on the symbol and \
@@ -206,14 +296,14 @@ impl LiveNote {
             LiveNote::Reconciled {
                 result,
                 balances,
-                first,
+                cause,
                 ..
             } => {
                 let missed = result.after.0 - result.before.0;
                 log.info(format_args!(
                     "live: reconciled ({}): base {} (locked {}), quote {} (locked {}); \
                      inventory {} (engine had {}), {} orders forgotten; quoting",
-                    if first { "start" } else { "reconnect" },
+                    cause.describe(),
                     units(balances.base_atoms),
                     units(balances.base_locked_atoms),
                     units(balances.quote_atoms),
@@ -222,16 +312,34 @@ impl LiveNote {
                     lots(result.before),
                     result.forgotten
                 ));
-                if !first && missed != 0 {
+                if cause != Cause::Start && missed != 0 {
                     log.warn(format_args!(
-                        "live: inventory changed by {} while the order connection was down \
-                         (fills not seen): booked at the mid",
+                        "live: inventory differs by {} from the fills the engine saw (fills \
+                         missed while disconnected, or base-asset fees): booked at the mid",
                         lots(Qty(missed))
                     ));
                 }
             }
+            LiveNote::InventoryCorrected { engine, exchange } => log.warn(format_args!(
+                "live: balances say inventory {} where the fills say {} (base-asset fees or \
+                 a missed fill): taking the balances' figure, booked at the mid",
+                lots(exchange),
+                lots(engine)
+            )),
+            LiveNote::InventoryBeyondLimit {
+                inventory,
+                balances,
+            } => log.error(format_args!(
+                "live: base balance {} (locked {}) − live.base_target = inventory {}, beyond \
+                 quoting.inventory_max: not trading. Set live.base_target to the base \
+                 balance you mean to hold",
+                units(balances.base_atoms),
+                units(balances.base_locked_atoms),
+                lots(inventory)
+            )),
             LiveNote::BackOff { on: true, code, .. } => log.warn(format_args!(
-                "live: rate limited (code {code}): backing off, quoting paused"
+                "live: rate limited (code {code}): backing off, quoting paused, nothing sent \
+                 but cancels (after -1015) until retryAfter"
             )),
             LiveNote::BackOff { on: false, .. } => {
                 log.info(format_args!("live: back-off over; quoting resumes"))
@@ -248,7 +356,8 @@ impl LiveNote {
                 open_exchange,
             } => log.error(format_args!(
                 "live: stop deadline passed without confirmation: {open_local} open per the \
-                 engine, {} per the exchange — CHECK THE ACCOUNT (a restart cancels them)",
+                 engine, {} per the exchange — CHECK THE ACCOUNT (the next start cancels \
+                 them unless live.cancel_open_orders_on_start = false)",
                 open_exchange.map_or_else(|| "unknown".to_string(), |n| n.to_string())
             )),
             LiveNote::Audit {
@@ -265,7 +374,8 @@ impl LiveNote {
                 } else if stable && !confirmed {
                     log.info(format_args!(
                         "live: audit: {engine} open orders per the engine, {exchange} per the \
-                         exchange; checking again in 0.5 s (a report may be on its way)"
+                         exchange; checking again in {} s (a report may be on its way)",
+                        AUDIT_RECHECK_NS as f64 / 1e9
                     ));
                 } else if stable {
                     log.error(format_args!(
@@ -307,6 +417,23 @@ impl LiveNote {
     }
 }
 
+/// What a refusal code most likely means, for the log.
+fn refusal_hint(code: i32) -> &'static str {
+    match code {
+        -2015 | -2014 | -2008 => {
+            ": API key refused: check BINANCE_API_KEY, its permissions and IP whitelist"
+        }
+        -1022 => ": signature refused: check BINANCE_API_SECRET",
+        -1021 => ": timestamp outside recvWindow: check the host clock (NTP)",
+        _ => "",
+    }
+}
+
+/// The refusals that no retry cures: at start they end the session.
+const fn is_credential_refusal(code: i32) -> bool {
+    matches!(code, -2015 | -2014 | -2008 | -1022)
+}
+
 /// Where the reconciliation stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -331,13 +458,15 @@ enum Wind {
     Querying { sent_ns: u64 },
 }
 
-/// An `openOrders.status` audit in flight.
+/// An `openOrders.status` or `account.status` audit in flight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Audit {
     sent_ns: u64,
     engine: u32,
+    inventory: Qty,
     requests_before: u64,
     executions_before: u64,
+    balances: bool,
 }
 
 /// The hot side of live trading.
@@ -351,19 +480,29 @@ pub struct LiveSink {
     next_counts_ns: u64,
     next_stats_ns: u64,
     phase: Phase,
+    cause: Cause,
     reconciles: u32,
+    /// Cancel-all rounds of the reconciliation under way.
+    rounds: u32,
+    last_round_ns: u64,
     base_target_atoms: i64,
     step_atoms: i64,
+    inventory_max: Qty,
     cancel_on_start: bool,
     fatal: Option<&'static str>,
     backing_off: bool,
+    subscribe_noted: bool,
     wind: Option<(u64, Wind)>,
     wind_done: bool,
     wind_confirmed: bool,
     shutdown_wait_ns: u64,
     next_audit_ns: u64,
+    next_balance_audit_ns: u64,
     audit: Option<Audit>,
-    audit_suspect: bool,
+    /// The last stable difference of open orders (engine, exchange), to be confirmed.
+    audit_suspect: Option<(u32, u32)>,
+    /// The last stable inventory difference (engine, exchange), to be confirmed.
+    balance_suspect: Option<(Qty, Qty)>,
 }
 
 impl LiveSink {
@@ -388,9 +527,27 @@ impl LiveSink {
         Qty((balances.base_atoms - self.base_target_atoms) / self.step_atoms)
     }
 
+    /// Pauses quoting and starts a reconciliation (not on a lost connection: that waits in
+    /// `Connecting` for the venue to be ready again).
+    fn begin_reconcile(&mut self, now_ns: u64, cause: Cause) {
+        self.cause = cause;
+        self.rounds = 0;
+        self.audit = None;
+        self.audit_suspect = None;
+        self.balance_suspect = None;
+        self.trader.pause(StopReason::Reconciling);
+        self.note(LiveNote::ReconcileStarted {
+            at_ns: now_ns,
+            cause,
+        });
+        self.start_cancel(now_ns);
+    }
+
     fn start_cancel(&mut self, now_ns: u64) {
         // -2011 when nothing is open: fine, the query after it says so.
         let _ = self.venue.cancel_all_untracked(now_ns);
+        self.rounds += 1;
+        self.last_round_ns = now_ns;
         self.phase = Phase::Cancelling { sent_ns: now_ns };
     }
 
@@ -400,22 +557,28 @@ impl LiveSink {
         self.phase = Phase::Querying { sent_ns: now_ns };
     }
 
-    /// The reconciliation state machine (see the module doc).
+    /// The reconciliation state machine (see the module doc). Called while the venue is
+    /// ready and not backing off.
     fn reconcile(&mut self, now_ns: u64) {
         let answered = self.venue.in_flight() == 0;
         match self.phase {
             Phase::Trading => {}
             Phase::Connecting => {
-                let first = self.reconciles == 0;
-                self.note(LiveNote::ReconcileStarted {
-                    at_ns: now_ns,
-                    first,
-                });
-                if first && !self.cancel_on_start {
+                let cause = if self.reconciles == 0 {
+                    Cause::Start
+                } else {
+                    Cause::Reconnect
+                };
+                if cause == Cause::Start && !self.cancel_on_start {
+                    self.cause = cause;
+                    self.note(LiveNote::ReconcileStarted {
+                        at_ns: now_ns,
+                        cause,
+                    });
                     let _ = self.venue.request_open_orders(now_ns);
                     self.phase = Phase::CheckOpen { sent_ns: now_ns };
                 } else {
-                    self.start_cancel(now_ns);
+                    self.begin_reconcile(now_ns, cause);
                 }
             }
             Phase::CheckOpen { sent_ns } => match self.venue.open_orders_all() {
@@ -436,95 +599,182 @@ impl LiveSink {
                 }
             }
             Phase::Querying { sent_ns } => {
+                let late = now_ns.saturating_sub(sent_ns) > RECONCILE_RETRY_NS;
                 if !answered {
-                    if now_ns.saturating_sub(sent_ns) > RECONCILE_RETRY_NS {
+                    if late {
                         self.start_query(now_ns);
                     }
                     return;
                 }
                 match (self.venue.open_orders_all(), self.venue.balances()) {
-                    (Some(0), Some(balances)) => {
-                        let inventory = self.inventory_of(&balances);
-                        // Needs a touch to value the inventory: waits for the book.
-                        if let Some(result) = self.trader.reconcile(now_ns, inventory) {
-                            let first = self.reconciles == 0;
-                            self.reconciles += 1;
-                            self.phase = Phase::Trading;
-                            self.trader.resume(StopReason::VenueDisconnected);
-                            self.note(LiveNote::Reconciled {
-                                at_ns: now_ns,
-                                result,
-                                balances,
-                                first,
-                            });
+                    (Some(0), Some(balances)) => self.finish_reconcile(now_ns, balances, late),
+                    // Something is still open (an order raced the cancel, or another client
+                    // trades the symbol): cancel again, at most once a second.
+                    (Some(open), _) => {
+                        if now_ns.saturating_sub(self.last_round_ns) < RECONCILE_ROUND_NS {
+                            return;
                         }
+                        if self.rounds >= RECONCILE_ROUNDS_MAX {
+                            self.fatal = Some(
+                                "orders keep appearing on the symbol after every cancel-all: \
+                                 another client trades it on this account (see the log)",
+                            );
+                            return;
+                        }
+                        self.note(LiveNote::ReconcileRepeat {
+                            rounds: self.rounds,
+                            open,
+                        });
+                        self.start_cancel(now_ns);
                     }
-                    // Something is still open (an order raced the cancel): again.
-                    (Some(_), _) => self.start_cancel(now_ns),
-                    _ if now_ns.saturating_sub(sent_ns) > RECONCILE_RETRY_NS => {
-                        self.start_query(now_ns)
-                    }
+                    _ if late => self.start_query(now_ns),
                     _ => {}
                 }
             }
         }
     }
 
-    /// Compares the engine's open orders with the exchange's every `AUDIT_EVERY_NS` while
-    /// trading; a real difference starts a reconciliation.
+    /// Nothing is open and the balances are in: the engine takes the exchange's word.
+    fn finish_reconcile(&mut self, now_ns: u64, balances: Balances, stale: bool) {
+        let inventory = self.inventory_of(&balances);
+        if self.reconciles == 0 && inventory.0.unsigned_abs() > self.inventory_max.0.unsigned_abs()
+        {
+            self.fatal = Some(
+                "the start inventory (base balance − live.base_target) is beyond \
+                 quoting.inventory_max: check live.base_target (see the log)",
+            );
+            self.note(LiveNote::InventoryBeyondLimit {
+                inventory,
+                balances,
+            });
+            return;
+        }
+        // Needs a touch to value the inventory: waits for the book, with fresh balances.
+        let Some(result) = self.trader.reconcile(now_ns, inventory) else {
+            if stale {
+                self.start_query(now_ns);
+            }
+            return;
+        };
+        self.reconciles += 1;
+        self.phase = Phase::Trading;
+        self.next_audit_ns = now_ns + AUDIT_EVERY_NS;
+        self.next_balance_audit_ns = now_ns + BALANCE_AUDIT_EVERY_NS;
+        self.trader.resume(StopReason::VenueDisconnected);
+        self.trader.resume(StopReason::Reconciling);
+        self.note(LiveNote::Reconciled {
+            at_ns: now_ns,
+            result,
+            balances,
+            cause: self.cause,
+        });
+    }
+
+    /// While trading: every `AUDIT_EVERY_NS` the engine's open orders against
+    /// `openOrders.status`, every `BALANCE_AUDIT_EVERY_NS` its inventory against
+    /// `account.status`, each sent with nothing else in flight; a difference found twice in
+    /// a row with nothing sent or executed meanwhile is acted on. A cancel unanswered for
+    /// `STUCK_CANCEL_NS` starts a reconciliation.
     fn audit(&mut self, now_ns: u64) {
+        if self.phase != Phase::Trading {
+            self.audit = None;
+            return;
+        }
         let idle = self.venue.in_flight() == 0;
-        match self.audit {
-            None => {
-                if self.phase == Phase::Trading && idle && now_ns >= self.next_audit_ns {
-                    let stats = self.venue.stats();
-                    let pending = Audit {
-                        sent_ns: now_ns,
-                        engine: self.trader.open_orders(),
-                        requests_before: stats.requests_sent,
-                        executions_before: stats.executions,
-                    };
-                    if self.venue.request_open_orders(now_ns).is_ok() {
-                        self.audit = Some(pending);
-                    }
-                    self.next_audit_ns = now_ns + AUDIT_EVERY_NS;
-                }
+        let Some(pending) = self.audit else {
+            if !idle {
+                return;
             }
-            Some(pending) => {
-                if self.phase != Phase::Trading
-                    || now_ns.saturating_sub(pending.sent_ns) > RECONCILE_RETRY_NS
-                {
-                    self.audit = None;
-                    return;
-                }
-                if !idle {
-                    return;
-                }
-                self.audit = None;
-                let Some(exchange) = self.venue.open_orders() else {
-                    return;
-                };
-                let stats = self.venue.stats();
-                let stable = stats.requests_sent == pending.requests_before + 1
-                    && stats.executions == pending.executions_before
-                    && self.trader.open_orders() == pending.engine;
-                let differs = stable && exchange != pending.engine;
-                let confirmed = differs && self.audit_suspect;
-                self.note(LiveNote::Audit {
-                    engine: pending.engine,
+            if self
+                .trader
+                .oldest_pending_cancel_ns()
+                .is_some_and(|t| now_ns.saturating_sub(t) > STUCK_CANCEL_NS)
+            {
+                self.begin_reconcile(now_ns, Cause::StuckCancel);
+                return;
+            }
+            let balances = now_ns >= self.next_balance_audit_ns;
+            if !balances && now_ns < self.next_audit_ns {
+                return;
+            }
+            let stats = self.venue.stats();
+            let pending = Audit {
+                sent_ns: now_ns,
+                engine: self.trader.open_orders(),
+                inventory: self.trader.position().inventory,
+                requests_before: stats.requests_sent,
+                executions_before: stats.executions,
+                balances,
+            };
+            let sent = if balances {
+                self.next_balance_audit_ns = now_ns + BALANCE_AUDIT_EVERY_NS;
+                self.venue.request_account(now_ns)
+            } else {
+                self.next_audit_ns = now_ns + AUDIT_EVERY_NS;
+                self.venue.request_open_orders(now_ns)
+            };
+            if sent.is_ok() {
+                self.audit = Some(pending);
+            }
+            return;
+        };
+        if now_ns.saturating_sub(pending.sent_ns) > RECONCILE_RETRY_NS {
+            // Unanswered: forget it, and any suspicion it was to confirm.
+            self.audit = None;
+            self.audit_suspect = None;
+            self.balance_suspect = None;
+            return;
+        }
+        if !idle {
+            return;
+        }
+        self.audit = None;
+        let stats = self.venue.stats();
+        let stable = stats.requests_sent == pending.requests_before + 1
+            && stats.executions == pending.executions_before
+            && self.trader.open_orders() == pending.engine
+            && self.trader.position().inventory == pending.inventory;
+        if pending.balances {
+            let Some(balances) = self.venue.balances() else {
+                return;
+            };
+            let exchange = self.inventory_of(&balances);
+            if !stable || exchange == pending.inventory {
+                self.balance_suspect = None;
+                return;
+            }
+            let pair = (pending.inventory, exchange);
+            if self.balance_suspect == Some(pair) {
+                self.balance_suspect = None;
+                self.trader.adopt_inventory(now_ns, exchange);
+                self.note(LiveNote::InventoryCorrected {
+                    engine: pending.inventory,
                     exchange,
-                    stable,
-                    confirmed,
                 });
-                self.audit_suspect = differs && !confirmed;
-                if self.audit_suspect {
-                    self.next_audit_ns = now_ns + AUDIT_RECHECK_NS;
-                }
-                if confirmed {
-                    self.phase = Phase::Connecting;
-                    self.trader.pause(StopReason::VenueDisconnected);
-                }
+            } else {
+                self.balance_suspect = Some(pair);
+                self.next_balance_audit_ns = now_ns + AUDIT_RECHECK_NS;
             }
+            return;
+        }
+        let Some(exchange) = self.venue.open_orders() else {
+            return;
+        };
+        let pair = (pending.engine, exchange);
+        let differs = stable && exchange != pending.engine;
+        let confirmed = differs && self.audit_suspect == Some(pair);
+        self.note(LiveNote::Audit {
+            engine: pending.engine,
+            exchange,
+            stable,
+            confirmed,
+        });
+        self.audit_suspect = (differs && !confirmed).then_some(pair);
+        if self.audit_suspect.is_some() {
+            self.next_audit_ns = now_ns + AUDIT_RECHECK_NS;
+        }
+        if confirmed {
+            self.begin_reconcile(now_ns, Cause::Audit);
         }
     }
 
@@ -542,6 +792,32 @@ impl LiveSink {
                 weight: limits.weight_1m,
                 orders_10s: limits.orders_10s,
             });
+        }
+    }
+
+    /// Order-connection events and refusals, for the log; a credential refusal at start
+    /// ends the session.
+    fn venue_notes(&mut self, now_ns: u64) {
+        while let Some(event) = self.venue.take_net_event() {
+            self.note(LiveNote::OrderNet(event));
+        }
+        match self.venue.subscribe_refused() {
+            Some(code) if !self.subscribe_noted => {
+                self.subscribe_noted = true;
+                self.note(LiveNote::SubscribeRefused { code });
+                if self.reconciles == 0 && is_credential_refusal(code) {
+                    self.fatal = Some(
+                        "the exchange refused the API key or its signature (see the log for \
+                         the code)",
+                    );
+                }
+            }
+            Some(_) => {}
+            None => self.subscribe_noted = false,
+        }
+        if let Some(code) = self.venue.take_cancel_all_refused() {
+            self.trader.on_cancel_all_refused(now_ns, code);
+            self.note(LiveNote::CancelAllRefused { code });
         }
     }
 
@@ -583,15 +859,7 @@ impl FeedSink for LiveSink {
     #[inline]
     fn on_idle(&mut self, now_ns: u64, registry: &Registry) {
         self.venue.poll_io(registry, now_ns);
-        if !self.venue.is_ready() {
-            if self.phase != Phase::Connecting {
-                self.phase = Phase::Connecting;
-                self.trader.pause(StopReason::VenueDisconnected);
-                self.note(LiveNote::OrderConnectionDown { at_ns: now_ns });
-            }
-        } else if self.phase != Phase::Trading {
-            self.reconcile(now_ns);
-        }
+        self.venue_notes(now_ns);
         let backing_off = self.venue.is_backing_off(now_ns);
         if backing_off != self.backing_off {
             self.backing_off = backing_off;
@@ -606,8 +874,21 @@ impl FeedSink for LiveSink {
                 code: self.venue.last_error_code(),
             });
         }
+        if !self.venue.is_ready() {
+            if self.phase != Phase::Connecting {
+                self.phase = Phase::Connecting;
+                self.trader.pause(StopReason::VenueDisconnected);
+                self.note(LiveNote::OrderConnectionDown { at_ns: now_ns });
+            }
+        } else if !backing_off {
+            // Nothing but cancels may go out during a back-off: reconciliation and audits
+            // wait for its end.
+            if self.phase != Phase::Trading {
+                self.reconcile(now_ns);
+            }
+            self.audit(now_ns);
+        }
         self.timer(now_ns);
-        self.audit(now_ns);
         self.periodic(now_ns);
     }
 
@@ -620,6 +901,7 @@ impl FeedSink for LiveSink {
             return true;
         }
         self.venue.poll_io(registry, now_ns);
+        self.venue_notes(now_ns);
         let Some((started_ns, wind)) = self.wind else {
             let open_local = self.trader.open_orders();
             self.note(LiveNote::WindDownStarted { open_local });
@@ -644,7 +926,10 @@ impl FeedSink for LiveSink {
         if now_ns.saturating_sub(started_ns) > self.shutdown_wait_ns {
             self.note(LiveNote::WindDownTimedOut {
                 open_local: self.trader.open_orders(),
-                open_exchange: self.venue.open_orders(),
+                open_exchange: match wind {
+                    Wind::Querying { .. } => self.venue.open_orders(),
+                    Wind::Cancelling { .. } => None,
+                },
             });
             self.wind_done = true;
             return true;
@@ -670,7 +955,7 @@ impl FeedSink for LiveSink {
                 match self.venue.open_orders() {
                     Some(0) => {
                         // The exchange's word: whatever the engine still waits for is gone.
-                        self.trader.forget_open(now_ns);
+                        self.trader.forget_open();
                         self.note(LiveNote::WindDownConfirmed {
                             took_ns: now_ns.saturating_sub(started_ns),
                         });
@@ -1017,19 +1302,26 @@ pub fn run(
         next_counts_ns: 0,
         next_stats_ns: start_wall_ns + STATS_EVERY_NS,
         phase: Phase::Connecting,
+        cause: Cause::Start,
         reconciles: 0,
+        rounds: 0,
+        last_round_ns: 0,
         base_target_atoms,
         step_atoms: config.spec.step_atoms,
+        inventory_max: config.quoting.inventory_max_lots,
         cancel_on_start: config.live.cancel_open_orders_on_start,
         fatal: None,
         backing_off: false,
+        subscribe_noted: false,
         wind: None,
         wind_done: false,
         wind_confirmed: false,
         shutdown_wait_ns: (config.live.shutdown_wait_s * 1e9) as u64,
         next_audit_ns: 0,
+        next_balance_audit_ns: 0,
         audit: None,
-        audit_suspect: false,
+        audit_suspect: None,
+        balance_suspect: None,
     };
     let mut decoder = Decoder::new(config.spec);
     let loop_cfg = FeedLoopConfig {
@@ -1051,6 +1343,7 @@ pub fn run(
         .send_timeout(counts_of(&sink.trader), Duration::from_secs(1));
     let open_orders_local = sink.trader.open_orders();
     let clean = sink.wind_confirmed;
+    let traded = sink.reconciles > 0;
     let open_orders_exchange = if sink.wind_done {
         sink.venue.open_orders()
     } else {
@@ -1084,6 +1377,7 @@ pub fn run(
         open_orders_local,
         open_orders_exchange,
         clean,
+        traded,
         inventory_lots,
         spec: config.spec,
     })

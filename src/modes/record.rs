@@ -184,28 +184,28 @@ fn side_thread(
     writer.finish()
 }
 
-/// One log line per hot record (side thread: formatting is allowed here).
-pub fn log_record(log: &LogHandle, record: &HotRecord) {
-    match record {
-        HotRecord::Net(NetEvent::Connecting { attempt, addr, .. }) => {
+/// One log line for a connection event of `what` ("market data", "orders").
+pub fn log_net(log: &LogHandle, what: &str, event: &NetEvent) {
+    match event {
+        NetEvent::Connecting { attempt, addr, .. } => {
             log.info(format_args!(
-                "market data: connecting to {addr} (attempt {attempt})"
+                "{what}: connecting to {addr} (attempt {attempt})"
             ));
         }
-        HotRecord::Net(NetEvent::Open {
+        NetEvent::Open {
             attempt,
             handshake_ns,
             ..
-        }) => log.info(format_args!(
-            "market data: open after {:.1} ms (attempt {attempt})",
+        } => log.info(format_args!(
+            "{what}: open after {:.1} ms (attempt {attempt})",
             *handshake_ns as f64 / 1e6
         )),
-        HotRecord::Net(NetEvent::Disconnected {
+        NetEvent::Disconnected {
             cause,
             open_for_ns,
             next_attempt_at_ns,
             at_ns,
-        }) => {
+        } => {
             let why = match cause {
                 Disconnect::Failed(e) => format!("failed: {e}"),
                 Disconnect::PeerClosed { ws_code } => match ws_code {
@@ -220,13 +220,24 @@ pub fn log_record(log: &LogHandle, record: &HotRecord) {
                 }
                 Disconnect::Restart => "restarted".to_string(),
             };
+            let after = if what == "market data" {
+                "; the book will be resynced"
+            } else {
+                ""
+            };
             log.warn(format_args!(
-                "market data: disconnected ({why}) after {:.1} s open; reconnecting in {} ms; \
-                 the book will be resynced",
+                "{what}: disconnected ({why}) after {:.1} s open; reconnecting in {} ms{after}",
                 *open_for_ns as f64 / 1e9,
                 next_attempt_at_ns.saturating_sub(*at_ns) / 1_000_000
             ));
         }
+    }
+}
+
+/// One log line per hot record (side thread: formatting is allowed here).
+pub fn log_record(log: &LogHandle, record: &HotRecord) {
+    match record {
+        HotRecord::Net(event) => log_net(log, "market data", event),
         HotRecord::SnapshotRequested { gaps, .. } => log.info(format_args!(
             "book: requesting a depth snapshot (resync; {gaps} gaps so far)"
         )),

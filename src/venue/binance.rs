@@ -73,6 +73,11 @@ pub const BACKOFF_MS_DEFAULT: u64 = 1_000;
 /// A request unanswered for this long means the connection is broken: it is restarted
 /// (Binance answers every request; the exchange's own timeout is 10 s).
 pub const REQUEST_TIMEOUT_NS: u64 = 10_000 * NS_PER_MS;
+/// After a refused user-data subscription, the connection is restarted (and subscribes
+/// again) this long after the refusal, or at the end of a back-off if that is later.
+pub const SUBSCRIBE_RETRY_NS: u64 = 5_000 * NS_PER_MS;
+/// Order-connection events kept until the owner takes them (`take_net_event`).
+pub const NET_EVENTS_MAX: usize = 8;
 /// Rejection code we report for an executionReport `x=REJECTED` (it carries no code).
 pub const CODE_REPORT_REJECTED: i32 = -2010;
 
@@ -506,8 +511,10 @@ pub enum Message {
     Response(Response),
     /// A user-data executionReport.
     Execution(ExecutionReport),
-    /// Another user-data event (balances, `eventStreamTerminated`, …): counted, skipped.
+    /// Another user-data event (balances, …): counted, skipped.
     OtherEvent,
+    /// `eventStreamTerminated`: the subscription ended (executionReports stop coming).
+    StreamTerminated,
 }
 
 /// A WebSocket API response. `Copy`; the variable parts (`result`) are read by the venue
@@ -798,6 +805,9 @@ fn decode_event(
         b"t" => trade = as_u64(value).unwrap_or(0),
         _ => {}
     })?;
+    if kind == Some(b"eventStreamTerminated") {
+        return Ok(Message::StreamTerminated);
+    }
     if kind != Some(b"executionReport") {
         return Ok(Message::OtherEvent);
     }
@@ -984,6 +994,12 @@ struct Core {
     open_orders_all: Option<u32>,
     balances: Option<Balances>,
     last_heard_ns: u64,
+    /// The last refused subscription: (error code, when).
+    subscribe_refused: Option<(i32, u64)>,
+    /// `openOrders.cancelAll` (the trader's) refused with this code, not yet taken.
+    cancel_all_refused: Option<i32>,
+    net_events: [Option<NetEvent>; NET_EVENTS_MAX],
+    net_events_len: usize,
     stats: BinanceStats,
 }
 
@@ -1038,6 +1054,10 @@ impl BinanceVenue {
                 open_orders_all: None,
                 balances: None,
                 last_heard_ns: 0,
+                subscribe_refused: None,
+                cancel_all_refused: None,
+                net_events: [None; NET_EVENTS_MAX],
+                net_events_len: 0,
                 stats: BinanceStats::default(),
             },
         })
@@ -1066,11 +1086,44 @@ impl BinanceVenue {
             self.core.stats.request_timeouts += 1;
             self.conn.restart(registry, now_ns, &mut self.core);
         }
-        if self.core.want_subscribe && self.conn.is_open() {
+        if let Some((_, at_ns)) = self.core.subscribe_refused {
+            // A refused subscription leaves an open connection that can never trade:
+            // start over (a new connection subscribes again) once the wait is over.
+            if at_ns + SUBSCRIBE_RETRY_NS <= now_ns && !self.is_backing_off(now_ns) {
+                self.core.subscribe_refused = None;
+                self.conn.restart(registry, now_ns, &mut self.core);
+            }
+        }
+        if self.core.want_subscribe && self.conn.is_open() && !self.is_backing_off(now_ns) {
             self.core.want_subscribe = false;
             let _ = self.send(now_ns, RequestKind::Time);
             let _ = self.send(now_ns, RequestKind::Subscribe);
         }
+    }
+
+    /// The code of the last refused user-data subscription, while the venue waits to retry
+    /// (-2015 / -1022 / -2014: the key, its permissions or IP whitelist, or the secret).
+    pub fn subscribe_refused(&self) -> Option<i32> {
+        self.core.subscribe_refused.map(|(code, _)| code)
+    }
+
+    /// Takes the code of a refused `openOrders.cancelAll` sent for the trader (other than
+    /// -2011 "nothing open"): its orders are not cancelled and must be cancelled again.
+    pub fn take_cancel_all_refused(&mut self) -> Option<i32> {
+        self.core.cancel_all_refused.take()
+    }
+
+    /// Takes the oldest order-connection event not yet taken (connects, opens, drops).
+    pub fn take_net_event(&mut self) -> Option<NetEvent> {
+        let core = &mut self.core;
+        if core.net_events_len == 0 {
+            return None;
+        }
+        let first = core.net_events[0];
+        core.net_events.copy_within(1.., 0);
+        core.net_events_len -= 1;
+        core.net_events[core.net_events_len] = None;
+        first
     }
 
     /// True when orders can be sent: connected and subscribed to executionReports.
@@ -1182,6 +1235,13 @@ impl BinanceVenue {
         if !self.conn.is_open() {
             return Err(SubmitError::Disconnected);
         }
+        // Nothing goes out during a 429/418 back-off (repeated violations get the IP
+        // banned), except cancels when only new orders are limited (-1015).
+        let cancel = matches!(kind, RequestKind::Cancel(_) | RequestKind::CancelAll);
+        if self.is_backing_off(now_ns) && !(cancel && self.core.backoff_orders_only) {
+            self.core.stats.throttled += 1;
+            return Err(SubmitError::QueueFull);
+        }
         let core = &mut self.core;
         let req_id = core.next_req_id;
         let slot = (req_id % IN_FLIGHT_MAX as u64) as usize;
@@ -1273,12 +1333,10 @@ impl Core {
     /// older than its window is assumed to have reset.
     fn rate_exhausted(&self, now_ns: u64, new_order: bool) -> bool {
         let age_ns = now_ns.saturating_sub(self.limits_at_ns);
+        // Cancels may use the headroom: pulling stale orders matters most near a limit.
+        let headroom = if new_order { self.rate_headroom } else { 0 };
         let near = |(count, limit): (u32, u32), pending: u32| {
-            limit > 0
-                && count
-                    .saturating_add(pending)
-                    .saturating_add(self.rate_headroom)
-                    >= limit
+            limit > 0 && count.saturating_add(pending).saturating_add(headroom) >= limit
         };
         let pending = self.in_flight_len as u32;
         let weight = age_ns < 60_000 * NS_PER_MS && near(self.limits.weight_1m, pending);
@@ -1366,13 +1424,21 @@ impl Core {
             RequestKind::CancelAll => {
                 if ok {
                     self.on_cancel_all(frame);
+                } else if r.code != -2011 {
+                    // -2011: nothing was open. Anything else: nothing was cancelled.
+                    self.cancel_all_refused = Some(r.code);
                 }
             }
             RequestKind::OpenOrders => {
                 if ok {
-                    let (ours, all) = self.count_open_orders(frame);
-                    self.open_orders = Some(ours);
-                    self.open_orders_all = Some(all);
+                    // A list that does not parse is no answer (never a low count).
+                    match self.count_open_orders(frame) {
+                        Some((ours, all)) => {
+                            self.open_orders = Some(ours);
+                            self.open_orders_all = Some(all);
+                        }
+                        None => self.stats.decode_errors += 1,
+                    }
                 }
             }
             RequestKind::Account => {
@@ -1383,7 +1449,10 @@ impl Core {
                     }
                 }
             }
-            RequestKind::Subscribe => self.subscribed = ok,
+            RequestKind::Subscribe => {
+                self.subscribed = ok;
+                self.subscribe_refused = (!ok).then_some((r.code, now_ns));
+            }
             RequestKind::Time => {
                 if ok && r.server_time_ms > 0 {
                     // The server read its clock about half-way through the round trip.
@@ -1461,17 +1530,29 @@ impl Core {
         }
     }
 
-    /// (ours, all) open orders in an `openOrders.status` result.
-    fn count_open_orders(&self, frame: &[u8]) -> (u32, u32) {
+    /// (ours, all) open orders in an `openOrders.status` result; `None` if the result is
+    /// not a list of orders.
+    fn count_open_orders(&self, frame: &[u8]) -> Option<(u32, u32)> {
         let session = self.encoder.session();
         let (mut ours, mut all) = (0, 0);
-        let _ = each_result_order(frame, b"clientOrderId", |wire| {
+        let mut is_list = false;
+        for_each_field(frame, |key, value| {
+            if key == b"result" {
+                is_list = value.first() == Some(&b'[');
+            }
+        })
+        .ok()?;
+        if !is_list {
+            return None;
+        }
+        each_result_order(frame, b"clientOrderId", |wire| {
             all += 1;
             if ClientOrderId::parse_wire(wire, session).is_ok() {
                 ours += 1;
             }
-        });
-        (ours, all)
+        })
+        .ok()?;
+        Some((ours, all))
     }
 
     /// The base and quote balances in an `account.status` result (an asset absent from
@@ -1553,11 +1634,21 @@ impl Handler for Core {
                 }
             }
             Ok(Message::OtherEvent) => self.stats.other_events += 1,
+            Ok(Message::StreamTerminated) => {
+                // No more executionReports on this subscription: subscribe again at once.
+                self.stats.other_events += 1;
+                self.subscribed = false;
+                self.want_subscribe = true;
+            }
             Err(_) => self.stats.decode_errors += 1,
         }
     }
 
     fn on_event(&mut self, event: NetEvent) {
+        if self.net_events_len < NET_EVENTS_MAX {
+            self.net_events[self.net_events_len] = Some(event);
+            self.net_events_len += 1;
+        }
         match event {
             NetEvent::Open { .. } => {
                 self.subscribed = false;
@@ -2152,6 +2243,62 @@ mod tests {
     }
 
     #[test]
+    fn refusals_are_kept_for_the_owner_and_a_terminated_stream_resubscribes() {
+        let mut venue = offline_venue();
+        // A refused subscription: the code is kept (the venue restarts the connection
+        // after SUBSCRIBE_RETRY_NS when polled).
+        track(&mut venue, 1, RequestKind::Subscribe);
+        let refused = r#"{"id":"1","status":400,"error":{"code":-1022,"msg":"Signature for this request is not valid."}}"#;
+        feed(&mut venue, refused, 5);
+        assert_eq!(venue.subscribe_refused(), Some(-1022));
+        assert!(!venue.core.subscribed);
+        track(&mut venue, 2, RequestKind::Subscribe);
+        feed(
+            &mut venue,
+            r#"{"id":"2","status":200,"result":{"subscriptionId":0}}"#,
+            6,
+        );
+        assert_eq!(venue.subscribe_refused(), None);
+        assert!(venue.core.subscribed);
+        // The trader's cancel-all refused: taken once; -2011 (nothing open) is no refusal.
+        track(&mut venue, 3, RequestKind::CancelAll);
+        feed(
+            &mut venue,
+            r#"{"id":"3","status":400,"error":{"code":-2011,"msg":"Unknown order sent."}}"#,
+            7,
+        );
+        assert_eq!(venue.take_cancel_all_refused(), None);
+        track(&mut venue, 4, RequestKind::CancelAll);
+        feed(
+            &mut venue,
+            r#"{"id":"4","status":503,"error":{"code":-1001,"msg":"Internal error"}}"#,
+            8,
+        );
+        assert_eq!(venue.take_cancel_all_refused(), Some(-1001));
+        assert_eq!(venue.take_cancel_all_refused(), None);
+        // eventStreamTerminated: not subscribed any more; subscribe again.
+        feed(
+            &mut venue,
+            r#"{"subscriptionId":0,"event":{"e":"eventStreamTerminated","E":1728973001334}}"#,
+            9,
+        );
+        assert!(!venue.core.subscribed);
+        assert!(venue.core.want_subscribe);
+        // A result that is not a list is no answer, never "0 open".
+        track(&mut venue, 5, RequestKind::OpenOrders);
+        feed(
+            &mut venue,
+            r#"{"id":"5","status":200,"result":{"orders":[]}}"#,
+            10,
+        );
+        assert_eq!(venue.open_orders(), None);
+        // During a back-off nothing is sent, not even the reconciliation's requests.
+        venue.core.backoff_until_ms = u64::MAX;
+        venue.core.backoff_orders_only = false;
+        assert_eq!(venue.request_account(11), Err(SubmitError::Disconnected));
+    }
+
+    #[test]
     fn cancel_replace_outcomes_map_to_both_orders() {
         let (old, new) = (ClientOrderId(3), ClientOrderId(4));
         let kind = RequestKind::CancelReplace {
@@ -2279,7 +2426,18 @@ mod tests {
         let cancel = r#"{"id":"5","status":200,"result":{},"rateLimits":[{"rateLimitType":"REQUEST_WEIGHT","interval":"MINUTE","intervalNum":1,"limit":6000,"count":5996}]}"#;
         feed(&mut venue, cancel, t);
         assert_eq!(venue.rate_limits().orders_10s, (95, 100));
-        assert!(venue.core.rate_exhausted(t, false), "weight near its limit");
+        assert!(venue.core.rate_exhausted(t, true), "weight near its limit");
+        assert!(
+            !venue.core.rate_exhausted(t, false),
+            "cancels may use the headroom"
+        );
+        track(&mut venue, 6, RequestKind::Cancel(ClientOrderId(1)));
+        let full = r#"{"id":"6","status":200,"result":{},"rateLimits":[{"rateLimitType":"REQUEST_WEIGHT","interval":"MINUTE","intervalNum":1,"limit":6000,"count":6000}]}"#;
+        feed(&mut venue, full, t);
+        assert!(
+            venue.core.rate_exhausted(t, false),
+            "not beyond the limit itself"
+        );
     }
 
     #[test]
