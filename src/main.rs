@@ -387,6 +387,7 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
                 grid: cli.grid.clone(),
                 shard: cli.shard.clone(),
                 merge: cli.merge.clone(),
+                sets: cli.set.clone(),
             };
             let make_config = |extra: &[String]| load_config_with(cli, extra);
             modes::calibration::run(config, &args, &make_config, &shutdown, &mut out)?;

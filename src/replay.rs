@@ -961,11 +961,28 @@ impl Tape {
         let inside = self.events.get(first_in..end.max(first_in)).unwrap_or(&[]);
         let mut events = Vec::with_capacity(inside.len() + 1);
         let mut levels: Vec<Level> = Vec::new();
+        // The window's own feed latency (never the whole tape's: a backtest of one part must
+        // not see another part's data, e.g. the held-out part's).
+        let mut delays: Vec<i64> = if self.stats.feed_delay_samples > 0 {
+            inside
+                .iter()
+                .filter(|e| e.event.exch_ts_ms() > 0)
+                .map(|e| {
+                    e.local_ts_ns as i64 - (e.event.exch_ts_ms() as i64).saturating_mul(1_000_000)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut stats = TapeStats {
-            feed_delay_ns_median: self.stats.feed_delay_ns_median,
-            feed_delay_samples: self.stats.feed_delay_samples,
+            feed_delay_samples: delays.len() as u64,
             ..TapeStats::default()
         };
+        if !delays.is_empty() {
+            let mid = delays.len() / 2;
+            let (_, median, _) = delays.select_nth_unstable(mid);
+            stats.feed_delay_ns_median = Some(*median);
+        }
 
         // The book as the engine would hold it just before `start_ns`.
         let mut book = crate::book::SyncedBook::new(book_levels);
@@ -1689,10 +1706,17 @@ mod tests {
             .count();
         assert_eq!(window.events().len(), inside + 1);
         assert_eq!(window.stats().first_ts_ns, middle);
-        assert_eq!(
-            window.stats().feed_delay_ns_median,
-            stats.feed_delay_ns_median
-        );
+        // The window's feed latency is its own events' median, not the whole tape's.
+        let mut own: Vec<i64> = tape
+            .events()
+            .iter()
+            .filter(|e| e.local_ts_ns >= middle && e.event.exch_ts_ms() > 0)
+            .map(|e| e.local_ts_ns as i64 - e.event.exch_ts_ms() as i64 * 1_000_000)
+            .collect();
+        let mid = own.len() / 2;
+        let median = *own.select_nth_unstable(mid).1;
+        assert_eq!(window.stats().feed_delay_ns_median, Some(median));
+        assert_eq!(window.stats().feed_delay_samples, own.len() as u64);
         let replay = |t: &Tape| {
             let mut book = SyncedBook::new(1000);
             for e in t.events() {

@@ -511,3 +511,62 @@ fn too_little_data_is_refused_with_the_fix() {
         text(&bad.stderr)
     );
 }
+
+#[test]
+fn gapped_data_and_empty_shards_are_refused_and_set_flags_are_carried() {
+    let w = Workdir::new("gaps");
+    // Two copies of one synthetic session, the second an hour later: a 20-minute hole.
+    let capture = synthetic_capture(1.2, 2.0, 1.5, 7);
+    let later: String = capture
+        .lines()
+        .map(|line| {
+            let (ts, json) = line.split_once(' ').unwrap();
+            let ts: u64 = ts.parse().unwrap();
+            format!("{} {json}\n", ts + 3_600_000_000_000)
+        })
+        .collect();
+    std::fs::write(w.path("a.txt"), &capture).unwrap();
+    std::fs::write(w.path("b.txt"), later).unwrap();
+    let gapped = w.run(&[
+        "--mode=calibration",
+        "--data",
+        w.path("a.txt").to_str().unwrap(),
+        "--data",
+        w.path("b.txt").to_str().unwrap(),
+    ]);
+    assert_eq!(gapped.status.code(), Some(1));
+    let err = text(&gapped.stderr);
+    assert!(err.contains("gap of 20.0 min"), "{err}");
+    assert!(
+        err.contains("fix: calibrate on one contiguous recording"),
+        "{err}"
+    );
+    assert!(!w.path("config/calibrated.toml").exists());
+
+    // More shards than grid points: refused before anything runs.
+    let empty = w.run(&[
+        "--mode=calibration",
+        "--grid",
+        "model.gamma_per_bps=0.1",
+        "--shard",
+        "2/2",
+    ]);
+    assert_eq!(empty.status.code(), Some(1));
+    assert!(
+        text(&empty.stderr).contains("the grid has only 1 points"),
+        "{}",
+        text(&empty.stderr)
+    );
+
+    // --set flags shaped every backtest: the written file carries them.
+    w.ok(&[
+        "--mode=calibration",
+        "--grid",
+        "model.gamma_per_bps=0.1",
+        "--set",
+        "quoting.spread_max_bps=50",
+    ]);
+    let written = std::fs::read_to_string(w.path("config/calibrated.toml")).unwrap();
+    assert_eq!(toml_number(&written, "spread_max_bps"), 50.0, "{written}");
+    assert_eq!(toml_number(&written, "gamma_per_bps"), 0.1, "{written}");
+}

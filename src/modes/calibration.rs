@@ -41,6 +41,9 @@ use crate::types::DECIMALS;
 /// Significant digits of the fitted σ and k written to calibrated.toml (and used by the
 /// grid): more would claim a precision 10 minutes of data does not have.
 pub const WRITTEN_DIGITS: i32 = 4;
+/// Longest stretch without any event calibration accepts, ns (BTCUSDT has events every
+/// few ms; the thin NEXOUSDT recording's quietest stretch is 43 s).
+pub const MAX_GAP_NS: u64 = 120_000_000_000;
 
 /// Flags of the mode.
 #[derive(Clone, Debug, Default)]
@@ -59,6 +62,9 @@ pub struct CalibrationArgs {
     pub shard: Option<String>,
     /// `--merge` folders or files.
     pub merge: Vec<PathBuf>,
+    /// `--set` flags of the command line: they shaped every backtest, so the written file
+    /// carries them.
+    pub sets: Vec<String>,
 }
 
 /// What a full (or merged) run produced.
@@ -113,6 +119,29 @@ pub fn run(
             span_s,
             stats.events,
             config.spec.symbol
+        );
+    }
+    // A recording with holes (several sessions, a crash) would make every estimate and the
+    // walk-forward cut about the holes: refuse it.
+    if let Some((gap_ns, at_ns)) = tape
+        .events()
+        .windows(2)
+        .map(|w| {
+            (
+                w[1].local_ts_ns.saturating_sub(w[0].local_ts_ns),
+                w[0].local_ts_ns,
+            )
+        })
+        .max_by_key(|(gap, _)| *gap)
+        .filter(|(gap, _)| *gap > MAX_GAP_NS)
+    {
+        anyhow::bail!(
+            "the data has a gap of {:.1} min without any event after {} (limit {} s): σ, the \
+             intensity and the walk-forward cut would measure the gap — fix: calibrate on one \
+             contiguous recording at a time (--data of one session)",
+            gap_ns as f64 / 6e10,
+            report::utc_text(at_ns),
+            MAX_GAP_NS / 1_000_000_000
         );
     }
     let windows = Windows::split(
@@ -184,6 +213,16 @@ pub fn run(
             .collect::<anyhow::Result<_>>()?
     };
     let combos = grid_combinations(&axes);
+    if let Some((_, n)) = shard {
+        if n > combos.len() {
+            anyhow::bail!(
+                "--shard i/{n}: the grid has only {} points, so some shards would be empty — fix: \
+                 use at most {} shards",
+                combos.len(),
+                combos.len()
+            );
+        }
+    }
     let fp = run_fingerprint(&tape, &windows, &base_sets, &axes, &base);
     let points: Vec<(usize, Vec<String>)> = combos
         .iter()
@@ -253,6 +292,12 @@ pub fn run(
         .cloned()
         .collect();
     let chosen_config = make_config(&chosen_sets).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // What the file holds: everything that shaped the backtests but lives in a layer the
+    // file replaces or that is not there next time — the previous calibrated.toml (when
+    // loaded) and the --set flags — then σ, k and the chosen point, which win.
+    let mut written_sets = previous_calibrated_sets(config)?;
+    written_sets.extend(args.sets.iter().cloned());
+    written_sets.extend(chosen_sets.iter().cloned());
     let figures = |c: &Config, t: &Tape| -> anyhow::Result<RunFigures> {
         let run: Replayed = simulate(c, t, None)?;
         let value = objective(&GridRow::of(&[], &run), cal);
@@ -333,7 +378,7 @@ pub fn run(
         warnings: &warnings,
         folder: &folder,
     });
-    let toml_text = render(&header, &chosen_sets)?;
+    let toml_text = render(&header, &written_sets)?;
     let mut summary = Summary {
         version: report::REPORT_VERSION,
         mode: "calibration",
@@ -352,7 +397,7 @@ pub fn run(
         grid_points: combos.len(),
         chosen_index: chosen.index,
         chosen: chosen.grid.settings.clone(),
-        written: chosen_sets.clone(),
+        written: written_sets.clone(),
         in_sample,
         out_of_sample,
         before_in_sample: before_in,
@@ -363,10 +408,10 @@ pub fn run(
         wall_s: 0.0,
     };
     let had_previous = args.calibrated_out.is_file();
-    write_atomically(&args.calibrated_out, toml_text.as_bytes(), true)
-        .with_context(|| format!("writing {}", args.calibrated_out.display()))?;
     summary.wall_s = wall.mono_ns() as f64 / 1e9;
     let grid_csv = search::rows_csv(&fp, &axes, &rows);
+    // The report first: calibrated.toml (which every later run loads) is replaced only
+    // once everything else is written.
     report::write_folder(
         &folder,
         &ReportInput {
@@ -378,6 +423,8 @@ pub fn run(
             calibrated_toml: &toml_text,
         },
     )?;
+    write_atomically(&args.calibrated_out, toml_text.as_bytes(), true)
+        .with_context(|| format!("writing {}", args.calibrated_out.display()))?;
     print_choice(out, &summary)?;
     for warning in &warnings {
         writeln!(out, "{warning}")?;
@@ -668,6 +715,29 @@ fn print_choice(out: &mut dyn Write, s: &Summary) -> anyhow::Result<()> {
         format!("{}/{}", r.fills, r.orders_placed)
     })?;
     Ok(())
+}
+
+/// The keys of the calibrated.toml layer the configuration was loaded with, as
+/// `section.key=value` (empty when none was loaded).
+fn previous_calibrated_sets(config: &Config) -> anyhow::Result<Vec<String>> {
+    let Some(path) = config
+        .layers
+        .iter()
+        .find(|l| l.ends_with(crate::config::CALIBRATED_PATH))
+    else {
+        return Ok(Vec::new());
+    };
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    let table: toml::Table = toml::from_str(&text).with_context(|| format!("parsing {path}"))?;
+    let mut sets = Vec::new();
+    for (section, values) in &table {
+        if let toml::Value::Table(values) = values {
+            for (key, value) in values {
+                sets.push(format!("{section}.{key}={value}"));
+            }
+        }
+    }
+    Ok(sets)
 }
 
 #[cfg(test)]
