@@ -49,8 +49,8 @@ struct Cli {
     config: Option<PathBuf>,
 
     /// Market-data WebSocket base URL, e.g. wss://127.0.0.1:9443 for the local exchange; the
-    /// REST URL is derived from it (same host and port) [default: market_data.ws_url,
-    /// wss://stream.binance.com:9443].
+    /// REST URL (same host and port) and, for live, the order endpoint <URL>/ws-api/v3 are
+    /// derived from it [default: market_data.ws_url, wss://stream.binance.com:9443].
     #[arg(long, value_name = "URL")]
     endpoint: Option<String>,
 
