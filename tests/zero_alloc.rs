@@ -282,7 +282,32 @@ impl Seen {
             if done(self) {
                 return;
             }
-            assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
+            if start.elapsed() >= WAIT {
+                // What the loop said, to tell a lost connection from a snapshot problem.
+                let net: Vec<String> = self
+                    .all
+                    .iter()
+                    .filter_map(|r| match r {
+                        HotRecord::Net(NetEvent::Disconnected { cause, .. }) => {
+                            Some(format!("disconnected: {cause:?}"))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                let kinds = |f: fn(&HotRecord) -> bool| self.all.iter().filter(|r| f(r)).count();
+                let last_stats = self.all.iter().rev().find_map(|r| match r {
+                    HotRecord::Stats(s) => Some(*s),
+                    _ => None,
+                });
+                panic!(
+                    "timed out waiting for {what}: snapshots requested {}, loaded {}, too old \
+                     {}, failed {}; {net:?}; last stats {last_stats:?}",
+                    kinds(|r| matches!(r, HotRecord::SnapshotRequested { .. })),
+                    kinds(|r| matches!(r, HotRecord::SnapshotLoaded { .. })),
+                    kinds(|r| matches!(r, HotRecord::SnapshotTooOld { .. })),
+                    kinds(|r| matches!(r, HotRecord::SnapshotFailed { .. })),
+                );
+            }
             sleep(Duration::from_millis(2));
         }
     }
