@@ -13,59 +13,15 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use mm::journal::JournalWriter;
 use mm::replay::{FrameReader, Merger, DEFAULT_SLICE, DEFAULT_SLICE_NAME};
 
-struct Workdir(PathBuf);
+#[path = "support/process.rs"]
+mod process;
 
-impl Workdir {
-    fn new(tag: &str) -> Workdir {
-        let dir = std::env::temp_dir().join(format!("mm-backtest-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Workdir(dir)
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mm"));
-        cmd.args(args).current_dir(&self.0);
-        for (name, _) in std::env::vars() {
-            if name.starts_with("MM__") {
-                cmd.env_remove(name);
-            }
-        }
-        cmd.output().unwrap()
-    }
-
-    /// Runs and expects success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "mm {args:?}\nstdout: {}\nstderr: {}",
-            stdout(&out),
-            stderr(&out)
-        );
-        stdout(&out)
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.0.join(rel)
-    }
-}
-
-impl Drop for Workdir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use process::Workdir;
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -115,7 +71,7 @@ fn fixture(name: &str) -> String {
 
 #[test]
 fn default_run_uses_the_built_in_slice_and_writes_every_report_file() {
-    let w = Workdir::new("default");
+    let w = Workdir::new("mm-backtest", "default");
     let out = w.ok(&["--mode=backtest"]);
     assert!(out.contains(DEFAULT_SLICE_NAME), "{out}");
     assert!(
@@ -172,7 +128,7 @@ fn default_run_uses_the_built_in_slice_and_writes_every_report_file() {
 
 #[test]
 fn two_runs_give_identical_summaries_and_fills() {
-    let w = Workdir::new("determinism");
+    let w = Workdir::new("mm-backtest", "determinism");
     let args = [
         "--mode=backtest",
         "--set",
@@ -223,7 +179,7 @@ fn atoms(text: &str) -> i128 {
 
 #[test]
 fn pnl_reconciles_with_the_fills_csv() {
-    let w = Workdir::new("accounting");
+    let w = Workdir::new("mm-backtest", "accounting");
     // A low risk aversion quotes at the spread floor: dozens of fills on both sides.
     let folder = report_folder(
         &w,
@@ -295,7 +251,7 @@ fn pnl_reconciles_with_the_fills_csv() {
 
 #[test]
 fn a_journal_written_by_the_engine_replays_like_its_capture() {
-    let w = Workdir::new("journal");
+    let w = Workdir::new("mm-backtest", "journal");
     // The built-in capture, re-written record by record with the engine's JournalWriter.
     let journal = w.path("slice.mmj");
     let mut writer = JournalWriter::create(&journal, "BTCUSDT", 1).unwrap();
@@ -328,7 +284,7 @@ fn a_journal_written_by_the_engine_replays_like_its_capture() {
 
 #[test]
 fn malformed_input_names_the_file_and_the_line() {
-    let w = Workdir::new("malformed");
+    let w = Workdir::new("mm-backtest", "malformed");
     let good = r#"{"stream":"btcusdt@bookTicker","data":{"u":5,"s":"BTCUSDT","b":"100.00","B":"1.0","a":"100.01","A":"2.0"}}"#;
     let cases: Vec<(&str, String, &str)> = vec![
         (
@@ -376,7 +332,7 @@ fn malformed_input_names_the_file_and_the_line() {
 
 #[test]
 fn binance_csv_dumps_replay_plain_zipped_and_converted() {
-    let w = Workdir::new("csv");
+    let w = Workdir::new("mm-backtest", "csv");
     let trades = fixture("BTCUSDT-trades-2024-08-08.csv");
     let agg = fixture("BTCUSDT-aggTrades-2024-08-08.csv");
     let book = fixture("BTCUSDT-bookTicker-2024-08-08.csv");
@@ -476,7 +432,7 @@ fn zip_one(name: &str, data: &[u8]) -> Vec<u8> {
 
 #[test]
 fn grid_runs_every_combination() {
-    let w = Workdir::new("grid");
+    let w = Workdir::new("mm-backtest", "grid");
     let out = w.ok(&[
         "--mode=backtest",
         "--duration=0.05",
@@ -507,7 +463,7 @@ fn shared_data_sets_replay() {
         println!("SKIPPED: ../shared/data not found");
         return;
     };
-    let w = Workdir::new("shared");
+    let w = Workdir::new("mm-backtest", "shared");
     let spot = |name: &str| root.join("binance-spot").join(name).display().to_string();
     // One file, as the README shows.
     let one = report_folder(

@@ -12,7 +12,6 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -22,50 +21,10 @@ use mm::calibration::{estimate, EstimatorSettings, Stability};
 use mm::config::{self, Config, LoadOptions};
 use mm::replay::{open_inputs, Tape};
 
-struct Workdir(PathBuf);
+#[path = "support/process.rs"]
+mod process;
 
-impl Workdir {
-    fn new(tag: &str) -> Workdir {
-        let dir = std::env::temp_dir().join(format!("mm-calibration-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Workdir(dir)
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mm"));
-        cmd.args(args).current_dir(&self.0);
-        for (name, _) in std::env::vars() {
-            if name.starts_with("MM__") {
-                cmd.env_remove(name);
-            }
-        }
-        cmd.output().unwrap()
-    }
-
-    /// Runs and expects success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "mm {args:?}\nstdout: {}\nstderr: {}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        text(&out.stdout)
-    }
-
-    fn path(&self, rel: &str) -> PathBuf {
-        self.0.join(rel)
-    }
-}
-
-impl Drop for Workdir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use process::Workdir;
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -198,7 +157,7 @@ fn synthetic_capture(sigma: f64, a: f64, k: f64, seed: u64) -> String {
 #[test]
 fn synthetic_data_gives_back_its_sigma_a_and_k() {
     let (sigma, a, k) = (1.2, 2.0, 1.5);
-    let w = Workdir::new("synthetic");
+    let w = Workdir::new("mm-calibration", "synthetic");
     let path = w.path("synthetic.txt");
     std::fs::write(&path, synthetic_capture(sigma, a, k, 42)).unwrap();
     let config = default_config(&w.0);
@@ -261,7 +220,7 @@ fn shared_data_estimates_are_positive_and_stable_across_halves() {
         println!("SKIPPED: ../shared/data not found");
         return;
     };
-    let w = Workdir::new("halves");
+    let w = Workdir::new("mm-calibration", "halves");
     let config = default_config(&w.0);
     let tape = Tape::load(open_inputs(&files, "BTCUSDT").unwrap(), config.spec).unwrap();
     let stats = tape.stats();
@@ -313,7 +272,7 @@ fn cli_writes_calibrated_toml_and_the_report() {
         println!("SKIPPED: ../shared/data not found");
         return;
     };
-    let w = Workdir::new("cli");
+    let w = Workdir::new("mm-calibration", "cli");
     let mut args: Vec<&str> = vec!["--mode=calibration", "--out", "reports"];
     for f in &files {
         args.extend(["--data", f.as_str()]);
@@ -412,7 +371,7 @@ fn cli_writes_calibrated_toml_and_the_report() {
 /// calibrated values (built-in slice, so this runs without ../shared/data too).
 #[test]
 fn shards_merge_into_the_unsharded_choice() {
-    let w = Workdir::new("shards");
+    let w = Workdir::new("mm-calibration", "shards");
     let grid = [
         "--grid",
         "model.gamma_per_bps=0.01,0.02",
@@ -493,7 +452,7 @@ fn shards_merge_into_the_unsharded_choice() {
 
 #[test]
 fn too_little_data_is_refused_with_the_fix() {
-    let w = Workdir::new("short");
+    let w = Workdir::new("mm-calibration", "short");
     let out = w.run(&["--mode=calibration", "--duration", "0.01"]);
     assert_eq!(out.status.code(), Some(1));
     let err = text(&out.stderr);
@@ -514,7 +473,7 @@ fn too_little_data_is_refused_with_the_fix() {
 
 #[test]
 fn gapped_data_and_empty_shards_are_refused_and_set_flags_are_carried() {
-    let w = Workdir::new("gaps");
+    let w = Workdir::new("mm-calibration", "gaps");
     // Two copies of one synthetic session, the second an hour later: a 20-minute hole.
     let capture = synthetic_capture(1.2, 2.0, 1.5, 7);
     let later: String = capture

@@ -67,6 +67,8 @@ const RECONCILE_RETRY_NS: u64 = 3_000_000_000;
 const WIND_QUERY_AFTER_NS: u64 = 1_000_000_000;
 /// Venue counters go to the log this often, ns.
 const STATS_EVERY_NS: u64 = 10_000_000_000;
+/// Without venue reports, the trader's timer runs this often, ns.
+const TIMER_EVERY_NS: u64 = 1_000_000;
 /// Order counts go to the side thread this often, ns.
 const COUNTS_EVERY_NS: u64 = 1_000_000_000;
 /// The engine's open orders are checked against the exchange's this often, ns.
@@ -501,6 +503,8 @@ pub struct LiveSink {
     audit: Option<Audit>,
     /// The last stable difference of open orders (engine, exchange), to be confirmed.
     audit_suspect: Option<(u32, u32)>,
+    /// When the trader's timer runs next without a venue report.
+    next_timer_ns: u64,
     /// The last stable inventory difference (engine, exchange), to be confirmed.
     balance_suspect: Option<(Qty, Qty)>,
 }
@@ -685,10 +689,12 @@ impl LiveSink {
             if !idle {
                 return;
             }
-            if self
-                .trader
-                .oldest_pending_cancel_ns()
-                .is_some_and(|t| now_ns.saturating_sub(t) > STUCK_CANCEL_NS)
+            // The order table scan runs on the timer tick, not on every loop turn.
+            if now_ns >= self.next_timer_ns
+                && self
+                    .trader
+                    .oldest_pending_cancel_ns()
+                    .is_some_and(|t| now_ns.saturating_sub(t) > STUCK_CANCEL_NS)
             {
                 self.begin_reconcile(now_ns, Cause::StuckCancel);
                 return;
@@ -888,7 +894,13 @@ impl FeedSink for LiveSink {
             }
             self.audit(now_ns);
         }
-        self.timer(now_ns);
+        // The trader's timer (venue reports, stale-data and kill-switch checks, the
+        // mark-to-market) runs when the venue has reports, else once per TIMER_EVERY_NS:
+        // not on every busy-poll turn.
+        if self.venue.pending_events() > 0 || now_ns >= self.next_timer_ns {
+            self.next_timer_ns = now_ns + TIMER_EVERY_NS;
+            self.timer(now_ns);
+        }
         self.periodic(now_ns);
     }
 
@@ -1321,6 +1333,7 @@ pub fn run(
         next_balance_audit_ns: 0,
         audit: None,
         audit_suspect: None,
+        next_timer_ns: 0,
         balance_suspect: None,
     };
     let mut decoder = Decoder::new(config.spec);

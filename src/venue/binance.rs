@@ -1202,6 +1202,11 @@ impl BinanceVenue {
         self.core.last_error_code
     }
 
+    /// Venue events decoded but not yet handed out by `poll_events`.
+    pub fn pending_events(&self) -> usize {
+        self.core.events_len
+    }
+
     /// Requests awaiting a response.
     pub fn in_flight(&self) -> usize {
         self.core.in_flight_len

@@ -29,6 +29,28 @@ impl Workdir {
         std::fs::create_dir_all(&dir).unwrap();
         Workdir(dir)
     }
+
+    /// `mm <args>` in this folder; waits for it.
+    pub fn run(&self, args: &[&str]) -> Output {
+        mm(&self.0, args).output().unwrap()
+    }
+
+    /// Runs and expects success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "mm {args:?}\nstdout: {stdout}\nstderr: {stderr}"
+        );
+        stdout
+    }
+
+    /// A path inside the folder.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.0.join(rel)
+    }
 }
 
 impl Drop for Workdir {
