@@ -25,6 +25,9 @@ use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use serde_json::{json, Map, Value};
 use tungstenite::{Message, WebSocket};
 
+#[path = "support/process.rs"]
+mod process;
+
 /// Binance's documentation key pair (PROTOCOL.md).
 const KEY: &str = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A";
 const SECRET: &str = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j";
@@ -516,6 +519,143 @@ fn signature_vector_then_signed_orders_over_tls() {
     assert_eq!(acct["errors_by_code"]["-1022"], 2);
 }
 
+/// Signs `params` (plus `apiKey` = the Ed25519 test key and a timestamp, unless given)
+/// with the Ed25519 private key `pem`: base64 signature of the sorted payload.
+fn sign_ed25519(pem: &str, mut params: Map<String, Value>) -> Map<String, Value> {
+    use base64::Engine as _;
+    params.insert("apiKey".into(), json!(process::ED25519_KEY));
+    params.entry("timestamp").or_insert_with(|| json!(now_ms()));
+    let der = rustls::pki_types::PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes()).unwrap();
+    let pair = ring::signature::Ed25519KeyPair::from_pkcs8_maybe_unchecked(der.secret_pkcs8_der())
+        .unwrap();
+    let signature = pair.sign(ws_payload(&params).as_bytes());
+    let b64 = base64::engine::general_purpose::STANDARD.encode(signature.as_ref());
+    params.insert("signature".into(), json!(b64));
+    params
+}
+
+/// `session.logon` / `session.status` / `session.logout` with an Ed25519 key, as
+/// web-socket-api.md describes them: a logged-on connection sends requests without
+/// `apiKey` and signature (still with a timestamp) and may subscribe to user data
+/// unsigned; another connection is not logged on; an HMAC key, a wrong key or a stale
+/// timestamp is refused with Binance's codes.
+#[test]
+fn session_logon_status_logout_with_an_ed25519_key() {
+    let dir = temp_dir("session");
+    let data = matching_capture(&dir);
+    let (_, public, _) = process::write_ed25519_keys(&dir);
+    let args = process::ed25519_exchange_args(&public);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let sim = Sim::start(&[&data], &args);
+    let mut api = sim.api();
+    let unsigned_order = |id: &str| {
+        let Value::Object(mut p) = limit_maker("BUY", "99.00", "0.1", id) else {
+            unreachable!()
+        };
+        p.insert("timestamp".into(), json!(now_ms()));
+        p
+    };
+
+    // Not logged on: status says so; unsigned requests are refused.
+    let status = api.call("session.status", Map::new());
+    assert_eq!(status["status"], 200, "{status}");
+    assert!(status["result"]["apiKey"].is_null(), "{status}");
+    assert!(status["result"]["authorizedSince"].is_null(), "{status}");
+    assert!(status["result"]["connectedSince"].as_i64().unwrap() <= now_ms());
+    let r = api.call("userDataStream.subscribe", Map::new());
+    assert_eq!(
+        (r["status"].as_i64(), error_code(&r)),
+        (Some(401), -1002),
+        "{r}"
+    );
+    let r = api.call("order.place", unsigned_order("u0"));
+    assert_eq!(error_code(&r), -1102);
+    assert!(
+        r["error"]["msg"].as_str().unwrap().contains("'apiKey'"),
+        "{r}"
+    );
+
+    // Refused logons: the HMAC key, a wrong private key, a stale timestamp, no signature.
+    let r = api.call("session.logon", sign(Map::new()));
+    assert_eq!(error_code(&r), -2015, "{r}");
+    let r = api.call(
+        "session.logon",
+        sign_ed25519(process::ED25519_WRONG_PRIVATE_PEM, Map::new()),
+    );
+    assert_eq!(error_code(&r), -1022, "{r}");
+    assert_eq!(
+        r["error"]["msg"],
+        "Signature for this request is not valid."
+    );
+    let mut stale = Map::new();
+    stale.insert("timestamp".into(), json!(now_ms() - 10_000));
+    let r = api.call(
+        "session.logon",
+        sign_ed25519(process::ED25519_PRIVATE_PEM, stale),
+    );
+    assert_eq!(error_code(&r), -1021, "{r}");
+    let mut unsigned = Map::new();
+    unsigned.insert("apiKey".into(), json!(process::ED25519_KEY));
+    unsigned.insert("timestamp".into(), json!(now_ms()));
+    let r = api.call("session.logon", unsigned);
+    assert!(
+        r["error"]["msg"].as_str().unwrap().contains("'signature'"),
+        "{r}"
+    );
+    assert!(api.call("session.status", Map::new())["result"]["apiKey"].is_null());
+
+    // Logged on.
+    let before = now_ms();
+    let r = api.call(
+        "session.logon",
+        sign_ed25519(process::ED25519_PRIVATE_PEM, Map::new()),
+    );
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(r["result"]["apiKey"], process::ED25519_KEY, "{r}");
+    assert!(r["result"]["authorizedSince"].as_i64().unwrap() >= before - 1_000);
+    assert!(r["rateLimits"].is_array(), "{r}");
+    let r = api.call("session.status", Map::new());
+    assert_eq!(r["result"]["apiKey"], process::ED25519_KEY, "{r}");
+    assert_eq!(r["result"]["userDataStream"], false, "{r}");
+    let r = api.call("userDataStream.subscribe", Map::new());
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(
+        api.call("session.status", Map::new())["result"]["userDataStream"],
+        true
+    );
+    let r = api.call("order.place", unsigned_order("u1"));
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(api.event()["c"], "u1");
+    // Still a signed request: the timestamp is checked.
+    let mut no_ts = unsigned_order("u2");
+    no_ts.remove("timestamp");
+    let r = api.call("order.place", no_ts);
+    assert!(
+        r["error"]["msg"].as_str().unwrap().contains("'timestamp'"),
+        "{r}"
+    );
+
+    // Another connection is not logged on, but may sign each request with the key.
+    let mut other = sim.api();
+    let r = other.call("order.place", unsigned_order("o1"));
+    assert_eq!(error_code(&r), -1102, "{r}");
+    let r = other.call(
+        "order.place",
+        sign_ed25519(process::ED25519_PRIVATE_PEM, unsigned_order("o2")),
+    );
+    assert_eq!(r["status"], 200, "{r}");
+
+    // Logged out: back to signing every request.
+    let r = api.call("session.logout", Map::new());
+    assert_eq!(r["status"], 200, "{r}");
+    assert!(r["result"]["apiKey"].is_null(), "{r}");
+    let r = api.call("order.place", unsigned_order("u3"));
+    assert_eq!(error_code(&r), -1102, "{r}");
+    let acct = sim.stop();
+    assert_eq!(acct["orders_accepted"], 2, "{acct}");
+    assert_eq!(acct["api_requests_by_method"]["session.logon"], 5, "{acct}");
+}
+
 #[test]
 fn timestamp_window_is_enforced_with_1021() {
     let dir = temp_dir("ts");
@@ -795,7 +935,7 @@ fn queue_position_partial_fills_trade_through_and_cancel_replace_race() {
         ],
     );
     let mut api = sim.api();
-    let sub = api.call("userDataStream.subscribe", Map::new());
+    let sub = api.signed("userDataStream.subscribe.signature", json!({}));
     assert_eq!(sub["status"], 200, "{sub}");
     // Joins behind 2.0 displayed at 100.00.
     let r = api.signed("order.place", limit_maker("BUY", "100.00", "1.00000", "q1"));
@@ -1217,7 +1357,7 @@ fn account_status_balances_follow_fills_and_open_orders() {
     unsigned.insert("apiKey".into(), json!(KEY));
     assert_eq!(error_code(&api.call("account.status", unsigned)), -1102);
 
-    let sub = api.call("userDataStream.subscribe", Map::new());
+    let sub = api.signed("userDataStream.subscribe.signature", json!({}));
     assert_eq!(sub["status"], 200, "{sub}");
     // A resting bid locks price × qty of USDT, a resting ask its qty of BTC.
     let r = api.signed("order.place", limit_maker("BUY", "100.00", "1.00000", "q1"));

@@ -2,7 +2,8 @@
 //! The live Binance venue (src/venue/binance.rs) against the local exchange: the real
 //! `mm-exchange` binary as a child process on an ephemeral port, real TLS 1.3 + WebSocket
 //! through `mm::net::Connection`, signed WebSocket API requests, executionReports through
-//! `userDataStream.subscribe.signature`.
+//! `userDataStream.subscribe.signature` — and the same with an Ed25519 key: `session.logon`
+//! once per connection, then unsigned requests and `userDataStream.subscribe`.
 //!
 //! The allocation checks install a counting global allocator for this test binary. It
 //! counts `alloc`, `alloc_zeroed` and `realloc` calls (not `dealloc`) made by the *current
@@ -41,7 +42,7 @@ static GLOBAL: counting::Counting = counting::Counting;
 #[path = "support/process.rs"]
 mod process;
 
-use process::{KEY, SECRET};
+use process::{ed25519_exchange_args, write_ed25519_keys, ED25519_KEY, KEY, SECRET};
 
 // ---------------------------------------------------------------------------------------
 // Fixtures
@@ -69,11 +70,15 @@ fn place(id: u64, side: Side, price: i64, qty: i64) -> Action {
     }
 }
 
-/// A running `mm-exchange` (killed on drop) on a capture of its own.
+/// A running `mm-exchange` (killed on drop) on a capture of its own. The account has the
+/// HMAC test key and the Ed25519 test key.
 struct Exchange {
     process: process::Exchange,
     port: u16,
     cert: PathBuf,
+    /// The Ed25519 private key PEM, and a valid key that is not the registered one.
+    ed25519_pem: PathBuf,
+    ed25519_wrong_pem: PathBuf,
     _dir: process::Workdir,
 }
 
@@ -95,14 +100,30 @@ impl Exchange {
             text.push_str(&format!("{} {json}\n", T0_NS + after_ns));
         }
         std::fs::write(&capture, text).unwrap();
+        let (private, public, wrong) = write_ed25519_keys(&dir.0);
         // The replay clock starts now, not with a market-data subscriber (none here).
-        let process = process::Exchange::start(&[capture], &["--start-at-launch"]);
+        let mut args = vec!["--start-at-launch".to_string()];
+        args.extend(ed25519_exchange_args(&public));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let process = process::Exchange::start(&[capture], &args);
         Exchange {
             port: process.port,
             cert: process.cert.clone(),
             process,
+            ed25519_pem: private,
+            ed25519_wrong_pem: wrong,
             _dir: dir,
         }
+    }
+
+    /// Credentials of the Ed25519 test key (`wrong`: signed with another private key).
+    fn ed25519(&self, wrong: bool) -> Credentials {
+        let path = if wrong {
+            &self.ed25519_wrong_pem
+        } else {
+            &self.ed25519_pem
+        };
+        Credentials::ed25519_from_pem(ED25519_KEY, &std::fs::read(path).unwrap()).unwrap()
     }
 
     /// Sends one control command (tools/mm-exchange/control.rs) on stdin.
@@ -126,7 +147,25 @@ struct Driver {
 }
 
 impl Driver {
+    /// Connected with the HMAC key, subscribed.
     fn connect(exchange: &Exchange) -> Driver {
+        let driver = Driver::start(exchange, Credentials::new(KEY, SECRET).unwrap());
+        driver.until_ready()
+    }
+
+    fn until_ready(mut self) -> Driver {
+        assert!(
+            self.run_until(|d| d.venue.is_ready()),
+            "not subscribed: {:?} {:?} refused {:?}",
+            self.venue.connection().phase(),
+            self.venue.stats(),
+            self.venue.subscribe_refused()
+        );
+        self
+    }
+
+    /// The venue with `creds`, connecting (not waited for).
+    fn start(exchange: &Exchange, creds: Credentials) -> Driver {
         let url = format!("wss://127.0.0.1:{}/ws-api/v3", exchange.port);
         let cfg = BinanceConfig {
             conn: ConnConfig::new(&url, TlsRoots::CaFile(exchange.cert.clone())),
@@ -137,24 +176,16 @@ impl Driver {
             recv_window_ms: RECV_WINDOW_MS_DEFAULT,
             rate_headroom: 5,
         };
-        let creds = Credentials::new(KEY, SECRET).unwrap();
         let clock = SystemClock::new();
         let mut venue = BinanceVenue::new(cfg, creds, Token(3), clock.mono_ns()).unwrap();
         venue.set_wall_offset_ns(clock.wall_ns() as i64 - clock.mono_ns() as i64);
-        let mut driver = Driver {
+        Driver {
             poll: Poll::new().unwrap(),
             events: Events::with_capacity(64),
             venue,
             clock,
             seen: Vec::new(),
-        };
-        assert!(
-            driver.run_until(|d| d.venue.is_ready()),
-            "not subscribed: {:?} {:?}",
-            driver.venue.connection().phase(),
-            driver.venue.stats()
-        );
-        driver
+        }
     }
 
     fn now_ns(&self) -> u64 {
@@ -200,6 +231,15 @@ impl Driver {
             self.seen,
             self.venue.stats()
         );
+    }
+
+    /// Submits `action`; the submit (encode, sign, frame, encrypt, write) allocates nothing.
+    fn submit_without_allocating(&mut self, action: &Action) {
+        let now = self.now_ns();
+        let venue = &mut self.venue;
+        let (sent, allocations) = counting::count(|| venue.submit(now, action));
+        assert_eq!(sent, Ok(()));
+        assert_eq!(allocations, 0, "submit {action:?}");
     }
 
     /// Waits for every request to be answered.
@@ -502,11 +542,7 @@ fn the_order_path_allocates_nothing_against_the_local_exchange() {
     ];
     let mut receive_allocations = 0;
     for action in &actions {
-        let now = d.now_ns();
-        let venue = &mut d.venue;
-        let (sent, allocations) = counting::count(|| venue.submit(now, action));
-        assert_eq!(sent, Ok(()));
-        assert_eq!(allocations, 0, "submit {action:?}");
+        d.submit_without_allocating(action);
         // The receive side: loop turns until the answer (and its reports) are in.
         let ((), allocations) = counting::count(|| {
             d.settle();
@@ -527,6 +563,106 @@ fn the_order_path_allocates_nothing_against_the_local_exchange() {
     drop(d);
     let acct = exchange.stop();
     assert_eq!(acct["open_orders"], 0, "{acct}");
+}
+
+/// Ed25519: `session.logon` once, then orders without `apiKey` or signature; the order path
+/// allocates nothing; a dropped connection logs on again before anything else is sent.
+#[test]
+fn ed25519_session_logs_on_trades_and_logs_on_again_after_a_drop() {
+    let mut exchange = Exchange::start("ed25519");
+    let mut d = Driver::start(&exchange, exchange.ed25519(false)).until_ready();
+    assert!(d.venue.is_logged_on());
+    // Warm-up round trip, then the counted one.
+    d.submit(&place(1, Side::Buy, 9_900, 10_000));
+    assert!(d.run_until(|d| d.accepted_count(1) >= 2), "{:?}", d.seen);
+    d.seen.reserve(1_024);
+    let actions = [
+        Action::CancelReplace {
+            cancel_id: ClientOrderId(1),
+            new_id: ClientOrderId(2),
+            order: approve(Side::Buy, 9_890, 10_000),
+        },
+        Action::Cancel {
+            id: ClientOrderId(2),
+        },
+    ];
+    for action in &actions {
+        d.submit_without_allocating(action);
+        d.settle();
+    }
+    d.expect(VenueEvent::Canceled {
+        id: ClientOrderId(2),
+    });
+    // A crossing order is refused by the matching (so the unsigned request was accepted
+    // as authenticated), not by the authentication.
+    d.submit(&place(3, Side::Buy, 10_001, 10_000));
+    d.expect(VenueEvent::Rejected {
+        id: ClientOrderId(3),
+        code: -2010,
+    });
+    d.submit(&place(4, Side::Sell, 10_100, 10_000));
+    assert!(d.run_until(|d| d.accepted_count(4) >= 2));
+
+    // The connection drops: the new one logs on (and subscribes) again.
+    let opens = d.venue.connection().stats().opens;
+    exchange.command("drop api");
+    assert!(
+        d.run_until(|d| d.venue.is_ready() && d.venue.connection().stats().opens > opens),
+        "not ready again: {:?} refused {:?}",
+        d.venue.stats(),
+        d.venue.subscribe_refused()
+    );
+    assert!(d.venue.is_logged_on());
+    assert_eq!(d.open_orders(), 1, "order 4 rests across the drop");
+    d.submit(&Action::CancelAll);
+    d.expect(VenueEvent::Canceled {
+        id: ClientOrderId(4),
+    });
+    d.settle();
+    assert_eq!(d.open_orders(), 0);
+    let stats = d.venue.stats();
+    assert_eq!(stats.errors, 1, "only the -2010: {stats:?}");
+    drop(d);
+    let acct = exchange.stop();
+    assert_eq!(acct["api_requests_by_method"]["session.logon"], 2, "{acct}");
+    assert_eq!(
+        acct["api_requests_by_method"]["userDataStream.subscribe"], 2,
+        "{acct}"
+    );
+    assert!(
+        acct["api_requests_by_method"]["userDataStream.subscribe.signature"].is_null(),
+        "{acct}"
+    );
+    assert_eq!(acct["open_orders"], 0, "{acct}");
+}
+
+/// A private key that is not the one registered for the API key: `session.logon` is
+/// answered -1022, the venue never becomes ready and says why.
+#[test]
+fn a_wrong_ed25519_key_is_refused_at_logon_with_1022() {
+    let exchange = Exchange::start("ed25519-wrong");
+    let mut d = Driver::start(&exchange, exchange.ed25519(true));
+    assert!(
+        d.run_until(|d| d.venue.subscribe_refused().is_some()),
+        "no refusal: {:?}",
+        d.venue.stats()
+    );
+    assert_eq!(d.venue.subscribe_refused(), Some(-1022));
+    assert!(d.venue.refused_at_logon());
+    assert!(!d.venue.is_ready() && !d.venue.is_logged_on());
+    // Nothing that needs the session is sent while it is not logged on.
+    let now = d.now_ns();
+    assert_eq!(
+        d.venue.request_open_orders(now),
+        Err(SubmitError::Disconnected)
+    );
+    drop(d);
+    let acct = exchange.stop();
+    assert_eq!(acct["errors_by_code"]["-1022"], 1, "{acct}");
+    assert!(
+        acct["api_requests_by_method"]["openOrders.status"].is_null(),
+        "{acct}"
+    );
 }
 
 #[test]

@@ -54,7 +54,7 @@ use crate::telemetry::report::default_snapshot_path;
 use crate::time::wall_now_ns;
 use crate::types::{parse_atoms, Qty, Symbol, SymbolSpec};
 use crate::venue::binance::{
-    Balances, BinanceConfig, BinanceStats, BinanceVenue, Credentials, API_KEY_LEN_MAX,
+    Balances, BinanceConfig, BinanceStats, BinanceVenue, Credentials, KeyType, API_KEY_LEN_MAX,
     SUBSCRIBE_RETRY_NS,
 };
 
@@ -154,10 +154,15 @@ pub enum LiveNote {
         /// When, ns.
         at_ns: u64,
     },
-    /// The exchange refused the user-data subscription: no order can be sent.
+    /// The exchange refused `session.logon` (Ed25519) or the user-data subscription: no
+    /// order can be sent.
     SubscribeRefused {
         /// Binance error code.
         code: i32,
+        /// It answered `session.logon`.
+        at_logon: bool,
+        /// The key kind (for the hint: secret or private key file).
+        key: KeyType,
     },
     /// The exchange refused our `openOrders.cancelAll`: the orders are cancelled one by one.
     CancelAllRefused {
@@ -271,10 +276,19 @@ impl LiveNote {
                 "live: order connection down; quoting paused (orders rest at the exchange \
                  until it is back and reconciled)"
             )),
-            LiveNote::SubscribeRefused { code } => log.error(format_args!(
-                "live: the exchange refused the user-data subscription (code {code}{}); no \
-                 order can be sent; retrying in {} s",
-                refusal_hint(code),
+            LiveNote::SubscribeRefused {
+                code,
+                at_logon,
+                key,
+            } => log.error(format_args!(
+                "live: the exchange refused {} (code {code}{}); no order can be sent; \
+                 retrying in {} s",
+                if at_logon {
+                    "session.logon (Ed25519)"
+                } else {
+                    "the user-data subscription"
+                },
+                refusal_hint(code, key),
                 SUBSCRIBE_RETRY_NS / 1_000_000_000
             )),
             LiveNote::CancelAllRefused { code } => log.error(format_args!(
@@ -420,13 +434,17 @@ impl LiveNote {
 }
 
 /// What a refusal code most likely means, for the log.
-fn refusal_hint(code: i32) -> &'static str {
-    match code {
-        -2015 | -2014 | -2008 => {
+fn refusal_hint(code: i32, key: KeyType) -> &'static str {
+    match (code, key) {
+        (-2015 | -2014 | -2008, _) => {
             ": API key refused: check BINANCE_API_KEY, its permissions and IP whitelist"
         }
-        -1022 => ": signature refused: check BINANCE_API_SECRET",
-        -1021 => ": timestamp outside recvWindow: check the host clock (NTP)",
+        (-1022, KeyType::Hmac) => ": signature refused: check BINANCE_API_SECRET",
+        (-1022, KeyType::Ed25519) => {
+            ": signature refused: BINANCE_ED25519_PRIVATE_KEY_PATH must be the private key \
+             whose public key was registered for BINANCE_API_KEY"
+        }
+        (-1021, _) => ": timestamp outside recvWindow: check the host clock (NTP)",
         _ => "",
     }
 }
@@ -810,7 +828,11 @@ impl LiveSink {
         match self.venue.subscribe_refused() {
             Some(code) if !self.subscribe_noted => {
                 self.subscribe_noted = true;
-                self.note(LiveNote::SubscribeRefused { code });
+                self.note(LiveNote::SubscribeRefused {
+                    code,
+                    at_logon: self.venue.refused_at_logon(),
+                    key: self.venue.key_type(),
+                });
                 if self.reconciles == 0 && is_credential_refusal(code) {
                     self.fatal = Some(
                         "the exchange refused the API key or its signature (see the log for \
@@ -1240,8 +1262,12 @@ pub fn run(
     // The start time in ms, base 36 (8 characters until 2059): unique per run on a host.
     let session = SessionTag::from_number(start_wall_ns / 1_000_000);
     let key = masked_key(creds.api_key());
+    let key_kind = match creds.key_type() {
+        KeyType::Hmac => "HMAC, every request signed",
+        KeyType::Ed25519 => "Ed25519, session.logon per connection",
+    };
     let banner = format!(
-        "LIVE TRADING {symbol}: orders {} (API key {key}), market data {url}; session tag {}; \
+        "LIVE TRADING {symbol}: orders {} (API key {key}, {key_kind}), market data {url}; session tag {}; \
          base target {} {}; quote size {} {}; inventory max {} {}; session loss max {} {}. \
          Ctrl+C cancels every order and waits for the exchange to confirm.",
         config.live.ws_api_url,

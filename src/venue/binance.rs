@@ -38,10 +38,16 @@
 //! wall-clock offset come in), never log and never panic on network input.
 
 use std::fmt;
+use std::sync::Arc;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use mio::event::Event;
 use mio::{Registry, Token};
+use ring::signature::Ed25519KeyPair;
+use rustls_pki_types::pem::{self, PemObject};
+use rustls_pki_types::PrivatePkcs8KeyDer;
 use sha2::Sha256;
 
 use crate::feed::Trade;
@@ -78,6 +84,8 @@ pub const REQUEST_TIMEOUT_NS: u64 = 10_000 * NS_PER_MS;
 pub const SUBSCRIBE_RETRY_NS: u64 = 5_000 * NS_PER_MS;
 /// Order-connection events kept until the owner takes them (`take_net_event`).
 pub const NET_EVENTS_MAX: usize = 8;
+/// Length of an Ed25519 signature in standard base64 with padding (64 bytes → 88 chars).
+pub const ED25519_SIGNATURE_B64_LEN: usize = 88;
 /// Rejection code we report for an executionReport `x=REJECTED` (it carries no code).
 pub const CODE_REPORT_REJECTED: i32 = -2010;
 
@@ -88,55 +96,132 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 // Credentials and signing
 // ---------------------------------------------------------------------------------------
 
-/// The API key and the HMAC-SHA256 key schedule prepared from the secret. The secret is
-/// consumed by `new` and not kept; `Debug` prints neither.
+/// The API key and how requests are authenticated: an HMAC-SHA256 key schedule prepared
+/// from the secret (every signed request carries `apiKey` and a hex signature), or an
+/// Ed25519 private key (the connection is authenticated once with `session.logon`; later
+/// requests carry neither `apiKey` nor a signature). The secret or private key is consumed
+/// by the constructor and kept only as the prepared key; `Debug` prints neither.
 #[derive(Clone)]
 pub struct Credentials {
     api_key: [u8; API_KEY_LEN_MAX],
     api_key_len: usize,
-    mac: Hmac<Sha256>,
+    signer: Signer,
+}
+
+/// Which kind of API key the credentials hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyType {
+    /// HMAC-SHA256 (`BINANCE_API_SECRET`): every request signed.
+    Hmac,
+    /// Ed25519 (`BINANCE_ED25519_PRIVATE_KEY_PATH`): `session.logon` once per connection.
+    Ed25519,
+}
+
+#[derive(Clone)]
+enum Signer {
+    Hmac(Hmac<Sha256>),
+    // `Ed25519KeyPair` is not `Clone`; cloned credentials share the key.
+    Ed25519(Arc<Ed25519KeyPair>),
 }
 
 impl Credentials {
-    /// Validates the key (printable ASCII without quotes or backslashes, so it can be
-    /// written into JSON as is) and prepares the key schedule. Off the hot path.
+    /// HMAC credentials. Validates the key (printable ASCII without quotes or backslashes,
+    /// so it can be written into JSON as is) and prepares the key schedule. Off the hot
+    /// path.
     pub fn new(api_key: &str, api_secret: &str) -> Result<Credentials, BinanceError> {
-        let raw = api_key.as_bytes();
-        let legal = |b: &u8| b.is_ascii_graphic() && *b != b'"' && *b != b'\\';
-        if raw.is_empty() || raw.len() > API_KEY_LEN_MAX || !raw.iter().all(legal) {
-            return Err(BinanceError::BadApiKey);
-        }
+        let (key, len) = checked_api_key(api_key)?;
         if api_secret.is_empty() {
             return Err(BinanceError::BadApiSecret);
         }
         let mac = Hmac::<Sha256>::new_from_slice(api_secret.as_bytes())
             .map_err(|_| BinanceError::BadApiSecret)?;
-        let mut key = [0u8; API_KEY_LEN_MAX];
-        key[..raw.len()].copy_from_slice(raw);
         Ok(Credentials {
             api_key: key,
-            api_key_len: raw.len(),
-            mac,
+            api_key_len: len,
+            signer: Signer::Hmac(mac),
         })
     }
 
-    /// From `BINANCE_API_KEY` and `BINANCE_API_SECRET`; `MissingKeys` names neither value.
-    pub fn from_env() -> Result<Credentials, BinanceError> {
-        let key = std::env::var("BINANCE_API_KEY").map_err(|_| BinanceError::MissingKeys)?;
-        let secret = std::env::var("BINANCE_API_SECRET").map_err(|_| BinanceError::MissingKeys)?;
-        Credentials::new(&key, &secret)
+    /// Ed25519 credentials from a PKCS#8 private key in PEM (`-----BEGIN PRIVATE KEY-----`,
+    /// as `openssl genpkey -algorithm ed25519` writes it). Off the hot path.
+    pub fn ed25519_from_pem(api_key: &str, pem: &[u8]) -> Result<Credentials, BinanceError> {
+        let (key, len) = checked_api_key(api_key)?;
+        let der = PrivatePkcs8KeyDer::from_pem_slice(pem).map_err(|e| match e {
+            pem::Error::NoItemsFound => BinanceError::BadPrivateKey(
+                "no unencrypted PKCS#8 PEM block (-----BEGIN PRIVATE KEY-----) found; an \
+                 encrypted key must be decrypted first (openssl pkey -in KEY -out PLAIN)",
+            ),
+            _ => BinanceError::BadPrivateKey("the PEM text is malformed"),
+        })?;
+        // `maybe_unchecked`: OpenSSL writes PKCS#8 v1 (no public key inside), which
+        // `from_pkcs8` refuses.
+        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der.secret_pkcs8_der())
+            .map_err(|_| BinanceError::BadPrivateKey("not an Ed25519 private key"))?;
+        Ok(Credentials {
+            api_key: key,
+            api_key_len: len,
+            signer: Signer::Ed25519(Arc::new(pair)),
+        })
     }
 
-    /// The API key (public: it is sent with every request).
+    /// From the environment: `BINANCE_API_KEY` and either `BINANCE_API_SECRET` (HMAC) or
+    /// `BINANCE_ED25519_PRIVATE_KEY_PATH` (a PEM file; Ed25519). Both set is an error (which
+    /// key was meant is not guessed). Errors name the variables, never their values.
+    pub fn from_env() -> Result<Credentials, BinanceError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let key = var("BINANCE_API_KEY").ok_or(BinanceError::MissingKeys)?;
+        match (
+            var("BINANCE_API_SECRET"),
+            var("BINANCE_ED25519_PRIVATE_KEY_PATH"),
+        ) {
+            (Some(_), Some(_)) => Err(BinanceError::TwoKeyTypes),
+            (Some(secret), None) => Credentials::new(&key, &secret),
+            (None, Some(path)) => {
+                let pem = std::fs::read(&path).map_err(|e| BinanceError::KeyFile(e.kind()))?;
+                Credentials::ed25519_from_pem(&key, &pem)
+            }
+            (None, None) => Err(BinanceError::MissingKeys),
+        }
+    }
+
+    /// The API key (public: it is sent with every request or at logon).
     pub fn api_key(&self) -> &[u8] {
         &self.api_key[..self.api_key_len]
     }
 
-    /// Lower-case hex HMAC-SHA256 of `payload` (clones the prepared key schedule).
-    pub fn sign_hex(&self, payload: &[u8], out: &mut [u8; 64]) {
-        let mut mac = self.mac.clone();
+    /// Which kind of key this is.
+    pub fn key_type(&self) -> KeyType {
+        match self.signer {
+            Signer::Hmac(_) => KeyType::Hmac,
+            Signer::Ed25519(_) => KeyType::Ed25519,
+        }
+    }
+
+    /// Lower-case hex HMAC-SHA256 of `payload` (clones the prepared key schedule); `false`
+    /// (nothing written) for an Ed25519 key.
+    pub fn sign_hex(&self, payload: &[u8], out: &mut [u8; 64]) -> bool {
+        let Signer::Hmac(mac) = &self.signer else {
+            return false;
+        };
+        let mut mac = mac.clone();
         mac.update(payload);
         hex_into(&mac.finalize().into_bytes(), out);
+        true
+    }
+
+    /// Standard base64 (with padding) of the Ed25519 signature of `payload`, as
+    /// `session.logon` wants it; `false` (nothing written) for an HMAC key. Never
+    /// allocates.
+    pub fn sign_ed25519_base64(
+        &self,
+        payload: &[u8],
+        out: &mut [u8; ED25519_SIGNATURE_B64_LEN],
+    ) -> bool {
+        let Signer::Ed25519(pair) = &self.signer else {
+            return false;
+        };
+        let signature = pair.sign(payload);
+        BASE64.encode_slice(signature.as_ref(), out) == Ok(ED25519_SIGNATURE_B64_LEN)
     }
 }
 
@@ -145,19 +230,41 @@ impl fmt::Debug for Credentials {
         // The key is shown shortened (enough to tell accounts apart); the secret is gone.
         let key = self.api_key();
         let head = std::str::from_utf8(&key[..key.len().min(6)]).unwrap_or("?");
-        write!(f, "Credentials {{ api_key: {head}…, secret: <redacted> }}")
+        let kind = self.key_type();
+        write!(
+            f,
+            "Credentials {{ api_key: {head}…, {kind:?}, secret: <redacted> }}"
+        )
     }
+}
+
+fn checked_api_key(api_key: &str) -> Result<([u8; API_KEY_LEN_MAX], usize), BinanceError> {
+    let raw = api_key.as_bytes();
+    let legal = |b: &u8| b.is_ascii_graphic() && *b != b'"' && *b != b'\\';
+    if raw.is_empty() || raw.len() > API_KEY_LEN_MAX || !raw.iter().all(legal) {
+        return Err(BinanceError::BadApiKey);
+    }
+    let mut key = [0u8; API_KEY_LEN_MAX];
+    key[..raw.len()].copy_from_slice(raw);
+    Ok((key, raw.len()))
 }
 
 /// Why the live venue could not be set up (off the hot path).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BinanceError {
-    /// `BINANCE_API_KEY` or `BINANCE_API_SECRET` is not set.
+    /// `BINANCE_API_KEY`, or both `BINANCE_API_SECRET` and
+    /// `BINANCE_ED25519_PRIVATE_KEY_PATH`, are not set.
     MissingKeys,
+    /// Both `BINANCE_API_SECRET` and `BINANCE_ED25519_PRIVATE_KEY_PATH` are set.
+    TwoKeyTypes,
     /// The API key is empty, too long or holds characters no Binance key has.
     BadApiKey,
     /// The secret is empty.
     BadApiSecret,
+    /// The file `BINANCE_ED25519_PRIVATE_KEY_PATH` names could not be read.
+    KeyFile(std::io::ErrorKind),
+    /// The private key file is not an unencrypted Ed25519 PKCS#8 PEM key (why).
+    BadPrivateKey(&'static str),
     /// `recv_window_ms` is 0 or above 60000.
     BadRecvWindow,
     /// The order connection could not be set up.
@@ -167,11 +274,23 @@ pub enum BinanceError {
 impl fmt::Display for BinanceError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BinanceError::MissingKeys => {
-                f.write_str("BINANCE_API_KEY and BINANCE_API_SECRET must be set in the environment")
-            }
+            BinanceError::MissingKeys => f.write_str(
+                "BINANCE_API_KEY must be set in the environment, with BINANCE_API_SECRET (an \
+                 HMAC key) or BINANCE_ED25519_PRIVATE_KEY_PATH (the PEM file of an Ed25519 key)",
+            ),
+            BinanceError::TwoKeyTypes => f.write_str(
+                "both BINANCE_API_SECRET and BINANCE_ED25519_PRIVATE_KEY_PATH are set: unset the \
+                 one that does not belong to BINANCE_API_KEY",
+            ),
             BinanceError::BadApiKey => f.write_str("BINANCE_API_KEY is not a valid API key"),
             BinanceError::BadApiSecret => f.write_str("BINANCE_API_SECRET is empty"),
+            BinanceError::KeyFile(kind) => write!(
+                f,
+                "cannot read the file named by BINANCE_ED25519_PRIVATE_KEY_PATH: {kind}"
+            ),
+            BinanceError::BadPrivateKey(why) => {
+                write!(f, "BINANCE_ED25519_PRIVATE_KEY_PATH: {why}")
+            }
             BinanceError::BadRecvWindow => f.write_str("recv_window_ms must be in 1..=60000"),
             BinanceError::Net(e) => write!(f, "order connection: {e:?}"),
         }
@@ -320,19 +439,79 @@ impl RequestEncoder {
         self.symbol_only(req_id, b"openOrders.status", timestamp_ms, out)
     }
 
-    /// `userDataStream.subscribe.signature`: executionReports on this connection, signed
-    /// with the HMAC key (plain `userDataStream.subscribe` needs an Ed25519
-    /// `session.logon`, which HMAC keys cannot do).
+    /// executionReports on this connection. HMAC: `userDataStream.subscribe.signature`,
+    /// signed. Ed25519: `userDataStream.subscribe` without parameters, for a session that
+    /// `session.logon` authenticated.
     pub fn encode_subscribe(
         &self,
         req_id: u64,
         timestamp_ms: u64,
         out: &mut [u8],
     ) -> Option<usize> {
+        if self.creds.key_type() == KeyType::Ed25519 {
+            return encode_bare(req_id, b"userDataStream.subscribe", out);
+        }
         let mut req = self.start(req_id, b"userDataStream.subscribe.signature", out);
         req.number(b"recvWindow", u64::from(self.recv_window_ms));
         req.number(b"timestamp", timestamp_ms);
         req.finish()
+    }
+
+    /// `session.logon` (Ed25519 keys only; `None` for HMAC): `apiKey`, `recvWindow`,
+    /// `timestamp` and the base64 Ed25519 signature of their sorted payload. After a
+    /// successful logon every other request of the connection goes without `apiKey` and
+    /// signature. Never allocates (the signature takes ~20–50 µs: once per connection).
+    pub fn encode_logon(&self, req_id: u64, timestamp_ms: u64, out: &mut [u8]) -> Option<usize> {
+        let mut payload = [0u8; API_KEY_LEN_MAX + 64];
+        let mut digits = [0u8; 20];
+        let mut len = 0;
+        let window = write_u64(u64::from(self.recv_window_ms), &mut digits);
+        let window_text = digits;
+        let mut ts_digits = [0u8; 20];
+        let ts = write_u64(timestamp_ms, &mut ts_digits);
+        let parts: [&[u8]; 6] = [
+            b"apiKey=",
+            self.creds.api_key(),
+            b"&recvWindow=",
+            &window_text[..window],
+            b"&timestamp=",
+            &ts_digits[..ts],
+        ];
+        for part in parts {
+            payload
+                .get_mut(len..len + part.len())?
+                .copy_from_slice(part);
+            len += part.len();
+        }
+        let mut signature = [0u8; ED25519_SIGNATURE_B64_LEN];
+        if !self
+            .creds
+            .sign_ed25519_base64(&payload[..len], &mut signature)
+        {
+            return None;
+        }
+        let mut req = SignedWriter::new(out, None);
+        req.head(req_id, b"session.logon");
+        req.text(b"apiKey", self.creds.api_key());
+        req.number(b"recvWindow", u64::from(self.recv_window_ms));
+        req.text(b"signature", &signature);
+        req.number(b"timestamp", timestamp_ms);
+        req.finish()
+    }
+
+    /// `session.status` (no parameters): who the connection is logged on as.
+    pub fn encode_session_status(&self, req_id: u64, out: &mut [u8]) -> Option<usize> {
+        encode_bare(req_id, b"session.status", out)
+    }
+
+    /// `session.logout` (no parameters): the connection forgets its API key.
+    pub fn encode_session_logout(&self, req_id: u64, out: &mut [u8]) -> Option<usize> {
+        encode_bare(req_id, b"session.logout", out)
+    }
+
+    /// Which kind of key signs (HMAC: every request; Ed25519: `session.logon`).
+    pub fn key_type(&self) -> KeyType {
+        self.creds.key_type()
     }
 
     /// `account.status` with `omitZeroBalances=true`: the balances, for reconciliation.
@@ -351,15 +530,7 @@ impl RequestEncoder {
 
     /// `time` (unsigned): the server's clock, for the timestamp correction.
     pub fn encode_time(&self, req_id: u64, out: &mut [u8]) -> Option<usize> {
-        let mut digits = [0u8; 20];
-        let n = write_u64(req_id, &mut digits);
-        let parts: [&[u8]; 3] = [b"{\"id\":\"", &digits[..n], b"\",\"method\":\"time\"}"];
-        let mut pos = 0;
-        for part in parts {
-            out.get_mut(pos..pos + part.len())?.copy_from_slice(part);
-            pos += part.len();
-        }
-        Some(pos)
+        encode_bare(req_id, b"time", out)
     }
 
     fn symbol_only(
@@ -391,39 +562,50 @@ impl RequestEncoder {
         req.text(b"type", b"LIMIT_MAKER");
     }
 
-    /// `{"id":"<req_id>","method":"<method>","params":{"apiKey":"…"` — `apiKey` sorts
-    /// first among every method's parameters.
+    /// HMAC: `{"id":"<req_id>","method":"<method>","params":{"apiKey":"…"` — `apiKey`
+    /// sorts first among every method's parameters — and a writer that signs. Ed25519
+    /// (a logged-on session): the same without `apiKey`, and nothing is signed.
     fn start<'a>(&self, req_id: u64, method: &[u8], out: &'a mut [u8]) -> SignedWriter<'a> {
-        let mut req = SignedWriter {
-            out,
-            pos: 0,
-            overflow: false,
-            mac: self.creds.mac.clone(),
-            params: 0,
-            #[cfg(debug_assertions)]
-            last_name: [0u8; 32],
-            #[cfg(debug_assertions)]
-            last_name_len: 0,
+        let mac = match &self.creds.signer {
+            Signer::Hmac(mac) => Some(mac.clone()),
+            Signer::Ed25519(_) => None,
         };
-        req.put(b"{\"id\":\"");
-        let mut digits = [0u8; 20];
-        let n = write_u64(req_id, &mut digits);
-        req.put(&digits[..n]);
-        req.put(b"\",\"method\":\"");
-        req.put(method);
-        req.put(b"\",\"params\":{");
-        req.text(b"apiKey", self.creds.api_key());
+        let signed = mac.is_some();
+        let mut req = SignedWriter::new(out, mac);
+        req.head(req_id, method);
+        if signed {
+            req.text(b"apiKey", self.creds.api_key());
+        }
         req
     }
 }
 
-/// The JSON writer that signs as it writes. Parameters must come in name order (checked in
-/// debug builds).
+/// `{"id":"<req_id>","method":"<method>"}`: a request without parameters.
+fn encode_bare(req_id: u64, method: &[u8], out: &mut [u8]) -> Option<usize> {
+    let mut digits = [0u8; 20];
+    let n = write_u64(req_id, &mut digits);
+    let parts: [&[u8]; 5] = [
+        b"{\"id\":\"",
+        &digits[..n],
+        b"\",\"method\":\"",
+        method,
+        b"\"}",
+    ];
+    let mut pos = 0;
+    for part in parts {
+        out.get_mut(pos..pos + part.len())?.copy_from_slice(part);
+        pos += part.len();
+    }
+    Some(pos)
+}
+
+/// The JSON writer that signs as it writes (with an HMAC key schedule; without one it only
+/// writes). Parameters must come in name order (checked in debug builds).
 struct SignedWriter<'a> {
     out: &'a mut [u8],
     pos: usize,
     overflow: bool,
-    mac: Hmac<Sha256>,
+    mac: Option<Hmac<Sha256>>,
     params: u32,
     #[cfg(debug_assertions)]
     last_name: [u8; 32],
@@ -431,7 +613,38 @@ struct SignedWriter<'a> {
     last_name_len: usize,
 }
 
-impl SignedWriter<'_> {
+impl<'a> SignedWriter<'a> {
+    fn new(out: &'a mut [u8], mac: Option<Hmac<Sha256>>) -> SignedWriter<'a> {
+        SignedWriter {
+            out,
+            pos: 0,
+            overflow: false,
+            mac,
+            params: 0,
+            #[cfg(debug_assertions)]
+            last_name: [0u8; 32],
+            #[cfg(debug_assertions)]
+            last_name_len: 0,
+        }
+    }
+
+    /// `{"id":"<req_id>","method":"<method>","params":{`.
+    fn head(&mut self, req_id: u64, method: &[u8]) {
+        self.put(b"{\"id\":\"");
+        let mut digits = [0u8; 20];
+        let n = write_u64(req_id, &mut digits);
+        self.put(&digits[..n]);
+        self.put(b"\",\"method\":\"");
+        self.put(method);
+        self.put(b"\",\"params\":{");
+    }
+
+    fn sign(&mut self, bytes: &[u8]) {
+        if let Some(mac) = self.mac.as_mut() {
+            mac.update(bytes);
+        }
+    }
+
     fn put(&mut self, bytes: &[u8]) {
         match self.out.get_mut(self.pos..self.pos + bytes.len()) {
             Some(dst) if !self.overflow => {
@@ -454,14 +667,14 @@ impl SignedWriter<'_> {
         }
         if self.params > 0 {
             self.put(b",");
-            self.mac.update(b"&");
+            self.sign(b"&");
         }
         self.params += 1;
         self.put(b"\"");
         self.put(name);
         self.put(b"\":");
-        self.mac.update(name);
-        self.mac.update(b"=");
+        self.sign(name);
+        self.sign(b"=");
     }
 
     /// A string parameter (the caller guarantees it needs no JSON escaping).
@@ -470,14 +683,14 @@ impl SignedWriter<'_> {
         self.put(b"\"");
         self.put(value);
         self.put(b"\"");
-        self.mac.update(value);
+        self.sign(value);
     }
 
     /// A literal parameter (`true`, a number already in text): written unquoted.
     fn text_raw(&mut self, name: &[u8], value: &[u8]) {
         self.name(name);
         self.put(value);
-        self.mac.update(value);
+        self.sign(value);
     }
 
     /// A number parameter (signed as its JSON text, as Binance does).
@@ -486,16 +699,19 @@ impl SignedWriter<'_> {
         let mut digits = [0u8; 20];
         let n = write_u64(value, &mut digits);
         self.put(&digits[..n]);
-        self.mac.update(&digits[..n]);
+        self.sign(&digits[..n]);
     }
 
-    /// `,"signature":"<hex>"}}` and the length.
+    /// With a key schedule `,"signature":"<hex>"}}`, without one `}}`; the length.
     fn finish(mut self) -> Option<usize> {
-        let mut hex = [0u8; 64];
-        hex_into(&self.mac.clone().finalize().into_bytes(), &mut hex);
-        self.put(b",\"signature\":\"");
-        self.put(&hex);
-        self.put(b"\"}}");
+        if let Some(mac) = self.mac.take() {
+            let mut hex = [0u8; 64];
+            hex_into(&mac.finalize().into_bytes(), &mut hex);
+            self.put(b",\"signature\":\"");
+            self.put(&hex);
+            self.put(b"\"");
+        }
+        self.put(b"}}");
         (!self.overflow).then_some(self.pos)
     }
 }
@@ -910,8 +1126,10 @@ pub enum RequestKind {
     OpenOrders,
     /// `account.status`.
     Account,
-    /// `userDataStream.subscribe.signature`.
+    /// `userDataStream.subscribe.signature` (HMAC) or `userDataStream.subscribe` (Ed25519).
     Subscribe,
+    /// `session.logon` (Ed25519).
+    Logon,
     /// `time`.
     Time,
 }
@@ -983,6 +1201,8 @@ struct Core {
     events_len: usize,
     subscribed: bool,
     want_subscribe: bool,
+    /// Ed25519: `session.logon` answered 200 on this connection.
+    logged_on: bool,
     limits: RateLimits,
     limits_at_ns: u64,
     backoff_until_ms: u64,
@@ -994,8 +1214,11 @@ struct Core {
     open_orders_all: Option<u32>,
     balances: Option<Balances>,
     last_heard_ns: u64,
-    /// The last refused subscription: (error code, when).
+    /// The last refused session set-up (`session.logon` or the subscription): (error
+    /// code, when).
     subscribe_refused: Option<(i32, u64)>,
+    /// That refusal answered `session.logon` (not the subscription).
+    refused_at_logon: bool,
     /// `openOrders.cancelAll` (the trader's) refused with this code, not yet taken.
     cancel_all_refused: Option<i32>,
     net_events: [Option<NetEvent>; NET_EVENTS_MAX],
@@ -1044,6 +1267,7 @@ impl BinanceVenue {
                 events_len: 0,
                 subscribed: false,
                 want_subscribe: false,
+                logged_on: false,
                 limits: RateLimits::default(),
                 limits_at_ns: 0,
                 backoff_until_ms: 0,
@@ -1055,6 +1279,7 @@ impl BinanceVenue {
                 balances: None,
                 last_heard_ns: 0,
                 subscribe_refused: None,
+                refused_at_logon: false,
                 cancel_all_refused: None,
                 net_events: [None; NET_EVENTS_MAX],
                 net_events_len: 0,
@@ -1075,7 +1300,8 @@ impl BinanceVenue {
     }
 
     /// Drives the connection: connects, reads responses and events (decoded into the
-    /// event queue), and subscribes to user data on every new connection.
+    /// event queue), and on every new connection asks the server's time and subscribes to
+    /// user data — with an Ed25519 key after `session.logon` has been answered 200.
     pub fn poll_io(&mut self, registry: &Registry, now_ns: u64) {
         self.conn.poll(registry, now_ns, &mut self.core);
         if self
@@ -1096,15 +1322,40 @@ impl BinanceVenue {
         }
         if self.core.want_subscribe && self.conn.is_open() && !self.is_backing_off(now_ns) {
             self.core.want_subscribe = false;
-            let _ = self.send(now_ns, RequestKind::Time);
-            let _ = self.send(now_ns, RequestKind::Subscribe);
+            let ed25519 = self.core.encoder.key_type() == KeyType::Ed25519;
+            if ed25519 && !self.core.logged_on {
+                // The answer (`on_response`) asks for the subscription.
+                let _ = self.send(now_ns, RequestKind::Time);
+                let _ = self.send(now_ns, RequestKind::Logon);
+            } else {
+                if !ed25519 {
+                    let _ = self.send(now_ns, RequestKind::Time);
+                }
+                let _ = self.send(now_ns, RequestKind::Subscribe);
+            }
         }
     }
 
-    /// The code of the last refused user-data subscription, while the venue waits to retry
-    /// (-2015 / -1022 / -2014: the key, its permissions or IP whitelist, or the secret).
+    /// The code of the last refused session set-up — `session.logon` (Ed25519) or the
+    /// user-data subscription — while the venue waits to retry (-2015 / -1022 / -2014: the
+    /// key, its permissions or IP whitelist, or the secret / private key).
     pub fn subscribe_refused(&self) -> Option<i32> {
         self.core.subscribe_refused.map(|(code, _)| code)
+    }
+
+    /// The last refusal (`subscribe_refused`) answered `session.logon`.
+    pub fn refused_at_logon(&self) -> bool {
+        self.core.refused_at_logon
+    }
+
+    /// Which kind of key authenticates the requests.
+    pub fn key_type(&self) -> KeyType {
+        self.core.encoder.key_type()
+    }
+
+    /// Ed25519: `session.logon` was answered 200 on the current connection.
+    pub fn is_logged_on(&self) -> bool {
+        self.core.logged_on
     }
 
     /// Takes the code of a refused `openOrders.cancelAll` sent for the trader (other than
@@ -1240,6 +1491,13 @@ impl BinanceVenue {
         if !self.conn.is_open() {
             return Err(SubmitError::Disconnected);
         }
+        // Ed25519: requests other than the logon itself and `time` carry no signature,
+        // so they wait for the logon's answer.
+        let unsigned_ok = matches!(kind, RequestKind::Logon | RequestKind::Time);
+        if self.core.encoder.key_type() == KeyType::Ed25519 && !self.core.logged_on && !unsigned_ok
+        {
+            return Err(SubmitError::Disconnected);
+        }
         // Nothing goes out during a 429/418 back-off (repeated violations get the IP
         // banned), except cancels when only new orders are limited (-1015).
         let cancel = matches!(kind, RequestKind::Cancel(_) | RequestKind::CancelAll);
@@ -1261,6 +1519,7 @@ impl BinanceVenue {
             (None, RequestKind::Account) => enc.encode_account_status(req_id, ts_ms, buf),
             (None, RequestKind::CancelAll) => enc.encode_cancel_all(req_id, ts_ms, buf),
             (None, RequestKind::Subscribe) => enc.encode_subscribe(req_id, ts_ms, buf),
+            (None, RequestKind::Logon) => enc.encode_logon(req_id, ts_ms, buf),
             (None, RequestKind::Time) => enc.encode_time(req_id, buf),
             (None, _) => None,
         });
@@ -1457,6 +1716,13 @@ impl Core {
             RequestKind::Subscribe => {
                 self.subscribed = ok;
                 self.subscribe_refused = (!ok).then_some((r.code, now_ns));
+                self.refused_at_logon = false;
+            }
+            RequestKind::Logon => {
+                self.logged_on = ok;
+                self.want_subscribe = ok;
+                self.subscribe_refused = (!ok).then_some((r.code, now_ns));
+                self.refused_at_logon = !ok;
             }
             RequestKind::Time => {
                 if ok && r.server_time_ms > 0 {
@@ -1657,10 +1923,12 @@ impl Handler for Core {
         match event {
             NetEvent::Open { .. } => {
                 self.subscribed = false;
+                self.logged_on = false;
                 self.want_subscribe = true;
             }
             NetEvent::Disconnected { .. } => {
                 self.subscribed = false;
+                self.logged_on = false;
                 self.want_subscribe = false;
                 self.stats.lost_in_flight += self.in_flight_len as u64;
                 self.in_flight = [None; IN_FLIGHT_MAX];
@@ -2030,6 +2298,122 @@ mod tests {
         );
         let shown = format!("{:?}", Credentials::new(KEY, SECRET).unwrap());
         assert!(!shown.contains(SECRET) && !shown.contains(KEY), "{shown}");
+    }
+
+    /// RFC 8032 §7.1 TEST 2's secret key as PKCS#8 v1 PEM (as `openssl genpkey -algorithm
+    /// ed25519` writes keys); its public key is 3d4017c3…f4660c.
+    const ED25519_PEM: &str = "-----BEGIN PRIVATE KEY-----\n\
+        MC4CAQAwBQYDK2VwBCIEIEzNCJso/5banbbDRuwRTg9bijGfNaumJNqM9u1PuKb7\n\
+        -----END PRIVATE KEY-----\n";
+    const ED25519_PUBLIC: &str = "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c";
+
+    fn unhex(text: &str) -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn ed25519_encoder() -> RequestEncoder {
+        let creds = Credentials::ed25519_from_pem("edKey", ED25519_PEM.as_bytes()).unwrap();
+        RequestEncoder::new(creds, spec(), SessionTag::new("t1").unwrap(), 5000).unwrap()
+    }
+
+    #[test]
+    fn ed25519_key_signs_the_rfc8032_vector() {
+        let creds = Credentials::ed25519_from_pem("edKey", ED25519_PEM.as_bytes()).unwrap();
+        assert_eq!(creds.key_type(), KeyType::Ed25519);
+        let mut b64 = [0u8; ED25519_SIGNATURE_B64_LEN];
+        assert!(creds.sign_ed25519_base64(&[0x72], &mut b64));
+        let expected = unhex(
+            "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da\
+             085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
+        );
+        assert_eq!(BASE64.decode(b64).unwrap(), expected);
+        // An Ed25519 key makes no HMAC, an HMAC key no Ed25519 signature.
+        assert!(!creds.sign_hex(b"x", &mut [0u8; 64]));
+        assert!(!Credentials::new(KEY, SECRET)
+            .unwrap()
+            .sign_ed25519_base64(b"x", &mut b64));
+        let shown = format!("{creds:?}");
+        assert!(
+            !shown.contains("MC4CAQ") && shown.contains("Ed25519"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn bad_private_keys_are_refused_with_a_reason() {
+        let refused = |pem: &str| Credentials::ed25519_from_pem("k", pem.as_bytes()).unwrap_err();
+        assert!(matches!(
+            refused("no pem here"),
+            BinanceError::BadPrivateKey(_)
+        ));
+        let encrypted = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMC4CAQ==\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        let why = refused(encrypted).to_string();
+        assert!(why.contains("encrypted"), "{why}");
+        // A PKCS#8 block that is not Ed25519 (an EC P-256 key from rcgen).
+        let ec = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let why = refused(&ec.serialize_pem()).to_string();
+        assert!(why.contains("not an Ed25519 private key"), "{why}");
+        assert_eq!(
+            Credentials::ed25519_from_pem("", ED25519_PEM.as_bytes()).unwrap_err(),
+            BinanceError::BadApiKey
+        );
+    }
+
+    #[test]
+    fn ed25519_logon_is_signed_and_later_requests_carry_no_key_or_signature() {
+        let enc = ed25519_encoder();
+        let mut buf = [0u8; REQUEST_BYTES_MAX];
+        let n = enc.encode_logon(5, 1_723_161_255_343, &mut buf).unwrap();
+        let text = std::str::from_utf8(&buf[..n]).unwrap();
+        assert!(text.starts_with("{\"id\":\"5\",\"method\":\"session.logon\",\"params\":{"));
+        let (payload, signature) = reference_payload(text);
+        assert_eq!(
+            payload,
+            "apiKey=edKey&recvWindow=5000&timestamp=1723161255343"
+        );
+        let public = unhex(ED25519_PUBLIC);
+        let key = ring::signature::UnparsedPublicKey::new(&ring::signature::ED25519, &public);
+        let sig = BASE64.decode(&signature).unwrap();
+        key.verify(payload.as_bytes(), &sig).unwrap();
+        assert!(key
+            .verify(b"apiKey=edKey&recvWindow=5000&timestamp=1", &sig)
+            .is_err());
+
+        // After the logon: the same parameters as HMAC requests, minus apiKey and signature.
+        let order = approve(Side::Buy, 6_183_763, 100);
+        let n = enc
+            .encode_place(7, ClientOrderId(42), &order, 1_723_161_255_343, &mut buf)
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
+        let params = v["params"].as_object().unwrap();
+        assert!(!params.contains_key("apiKey") && !params.contains_key("signature"));
+        assert_eq!(params["timestamp"], 1_723_161_255_343u64);
+        assert_eq!(params["type"], "LIMIT_MAKER");
+        for action in [
+            Action::Cancel {
+                id: ClientOrderId(3),
+            },
+            Action::CancelAll,
+        ] {
+            let n = enc.encode_action(9, &action, 1_000, &mut buf).unwrap();
+            let v: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
+            assert!(v["params"].get("signature").is_none(), "{v}");
+            assert_eq!(v["params"]["timestamp"], 1_000);
+        }
+        let n = enc.encode_subscribe(2, 1_000, &mut buf).unwrap();
+        assert_eq!(
+            &buf[..n],
+            b"{\"id\":\"2\",\"method\":\"userDataStream.subscribe\"}"
+        );
+        let n = enc.encode_session_status(3, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"{\"id\":\"3\",\"method\":\"session.status\"}");
+        let n = enc.encode_session_logout(4, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"{\"id\":\"4\",\"method\":\"session.logout\"}");
+        // An HMAC encoder has no logon.
+        assert_eq!(encoder().encode_logon(1, 1, &mut buf), None);
     }
 
     fn dec(frame: &str) -> Result<Message, DecodeError> {

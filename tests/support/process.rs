@@ -18,6 +18,50 @@ pub const KEY: &str = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju9
 /// Its secret.
 pub const SECRET: &str = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j";
 
+/// An Ed25519 API key name for tests (what Binance would issue for a registered public
+/// key; never a real key).
+pub const ED25519_KEY: &str = "mmTestEd25519KeyRfc8032Test2000000000000000000000000000000000000";
+/// RFC 8032 §7.1 TEST 2's secret key (a published test vector, never a real key) as PKCS#8
+/// PEM, as `openssl genpkey -algorithm ed25519` writes keys.
+pub const ED25519_PRIVATE_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIEzNCJso/5banbbDRuwRTg9bijGfNaumJNqM9u1PuKb7
+-----END PRIVATE KEY-----
+";
+/// Its public key as `openssl pkey -pubout` writes it (what is registered with Binance).
+pub const ED25519_PUBLIC_PEM: &str = "-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEAPUAXw+hDiVqStwqnTRt+vJyYLM8uxJaMwM1V8Sr0Zgw=
+-----END PUBLIC KEY-----
+";
+/// RFC 8032 §7.1 TEST 1's secret key: a valid Ed25519 key, but not the registered one.
+pub const ED25519_WRONG_PRIVATE_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIJ1hsZ3v/VpguoRK9JLsLMREScVpezJpGXA7rAMcrn9g
+-----END PRIVATE KEY-----
+";
+
+/// The Ed25519 test key pair written to `dir`: (private key PEM, public key PEM, a wrong
+/// private key PEM).
+pub fn write_ed25519_keys(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let files = (
+        dir.join("ed25519.pem"),
+        dir.join("ed25519.pub.pem"),
+        dir.join("ed25519-wrong.pem"),
+    );
+    std::fs::write(&files.0, ED25519_PRIVATE_PEM).unwrap();
+    std::fs::write(&files.1, ED25519_PUBLIC_PEM).unwrap();
+    std::fs::write(&files.2, ED25519_WRONG_PRIVATE_PEM).unwrap();
+    files
+}
+
+/// mm-exchange flags registering the Ed25519 test key (public key at `public_pem`).
+pub fn ed25519_exchange_args(public_pem: &Path) -> Vec<String> {
+    vec![
+        "--ed25519-api-key".to_string(),
+        ED25519_KEY.to_string(),
+        "--ed25519-public-key".to_string(),
+        public_pem.display().to_string(),
+    ]
+}
+
 /// A scratch folder under the temp dir, removed on drop.
 pub struct Workdir(pub PathBuf);
 

@@ -2,8 +2,10 @@
 //! executionReports to the connections that called `userDataStream.subscribe`.
 //!
 //! Checks run in Binance's order of concern: request shape (-1135 / -1102), request
-//! weight (429, -1003), then for signed methods the API key (-1102 / -2015), the HMAC
-//! signature (-1022) and the timestamp against `recvWindow` (-1021), then the parameters
+//! weight (429, -1003), then for signed methods the API key (-1102 / -2015), the HMAC or
+//! Ed25519 signature (-1022) and the timestamp against `recvWindow` (-1021) — a connection
+//! logged on with `session.logon` (session.rs) may omit `apiKey` and `signature` — then
+//! the parameters
 //! (-1102 missing, -1100 illegal characters, -1111 precision, -1117/-1116/-1115/-1106
 //! enums), then the rate-limit fault and the ORDERS limit (429, -1015), then the matching
 //! (-1013 filters, -2010, -2011). Every response carries `rateLimits` (ORDERS entries too
@@ -13,11 +15,15 @@
 //! LIMIT_MAKER), `order.cancel`, `order.cancelReplace`, `openOrders.status` (`[]` when
 //! nothing is open), `openOrders.cancelAll` (-2011 "Unknown order sent." when nothing is
 //! open, as Binance answers), `account.status` (`omitZeroBalances` optional),
-//! `userDataStream.subscribe` (with or without a signature: the simulator has one
-//! account), `userDataStream.subscribe.signature`, `userDataStream.unsubscribe`. User-data
+//! `userDataStream.subscribe` (signed, or unsigned on a logged-on connection; unsigned
+//! without a logon is refused -1002 "You are not authorized to execute this request." —
+//! our reading of Binance's rule that it needs an authenticated session; the code is not
+//! in PROTOCOL.md), `userDataStream.subscribe.signature`, `userDataStream.unsubscribe`,
+//! `session.logon` / `session.status` / `session.logout` (Ed25519 keys, session.rs). The
+//! account has one HMAC key and optionally one Ed25519 key (`--ed25519-api-key`). User-data
 //! subscribers get each executionReport batch followed by an `outboundAccountPosition`.
-//! Anything else is answered -1020 "This operation is not supported." — including
-//! `session.logon` (Ed25519), MARKET orders and IOC/FOK.
+//! Anything else is answered -1020 "This operation is not supported." — including MARKET
+//! orders and IOC/FOK.
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Sender;
@@ -26,7 +32,9 @@ use mm::types::{parse_atoms, DecimalError, Side};
 use serde_json::{Map, Value};
 
 use crate::clock;
+use crate::config::Config;
 use crate::matching::{Execution, NewOrder, OrderRef, OrderType, Reject};
+use crate::session::SessionState;
 use crate::sign;
 use crate::state::{Exchange, Faults, Outbound, Shared};
 use crate::wire::{self, array, cancel_result, order_result, status_result, Obj, RespType};
@@ -38,6 +46,19 @@ pub struct ApiConn {
     pub conn_id: u64,
     /// Where this connection's user-data events go.
     pub events: Sender<Outbound>,
+    /// Its `session.logon` state.
+    pub session: SessionState,
+}
+
+impl ApiConn {
+    /// A connection accepted now, not logged on.
+    pub fn new(conn_id: u64, events: Sender<Outbound>) -> ApiConn {
+        ApiConn {
+            conn_id,
+            events,
+            session: SessionState::new(clock::wall_ms()),
+        }
+    }
 }
 
 /// A refused request: HTTP-like status, Binance code and message, optional `data`.
@@ -53,7 +74,7 @@ impl Failure {
     fn new(code: i32, msg: impl Into<String>) -> Failure {
         let status = match code {
             -1003 | -1015 => 429,
-            -2015 | -2014 => 401,
+            -2015 | -2014 | -1002 => 401,
             _ => 400,
         };
         Failure {
@@ -175,6 +196,7 @@ fn weight_of(method: &str, params: &Map<String, Value>) -> u64 {
         "order.status" => 4,
         "userDataStream.subscribe" | "userDataStream.subscribe.signature" => 2,
         "userDataStream.unsubscribe" => 2,
+        "session.logon" | "session.status" | "session.logout" => 2,
         _ => 1,
     }
 }
@@ -192,19 +214,19 @@ fn dispatch(
         "time" => Ok(Obj::new().num("serverTime", now_ms).end()),
         "exchangeInfo" => Ok(wire::exchange_info(&ex.info_spec(&shared.cfg), now_ms)),
         "order.place" => {
-            authenticate(shared, params, now_ms)?;
+            authenticate(shared, conn, params, now_ms)?;
             counted_new(ex, |ex| place(shared, ex, params, now_ms))
         }
         "order.cancel" => {
-            authenticate(shared, params, now_ms)?;
+            authenticate(shared, conn, params, now_ms)?;
             counted_cancel(ex, |ex| cancel(ex, params, now_ms))
         }
         "order.cancelReplace" => {
-            authenticate(shared, params, now_ms)?;
+            authenticate(shared, conn, params, now_ms)?;
             cancel_replace(shared, ex, params, now_ms)
         }
         "openOrders.status" => {
-            authenticate(shared, params, now_ms)?;
+            authenticate(shared, conn, params, now_ms)?;
             if let Some(symbol) = text_param(params, "symbol") {
                 check_symbol(ex, &symbol)?;
             }
@@ -217,18 +239,23 @@ fn dispatch(
             ))
         }
         "openOrders.cancelAll" => {
-            authenticate(shared, params, now_ms)?;
+            authenticate(shared, conn, params, now_ms)?;
             counted_cancel(ex, |ex| cancel_all(ex, params, now_ms))
         }
         "account.status" => {
-            authenticate(shared, params, now_ms)?;
+            authenticate(shared, conn, params, now_ms)?;
             let omit_zero = bool_param(params, "omitZeroBalances")?.unwrap_or(false);
             Ok(wire::account_status(&ex.account(), omit_zero))
         }
         "userDataStream.subscribe" | "userDataStream.subscribe.signature" => {
             let signed = method.ends_with(".signature") || params.contains_key("signature");
             if signed {
-                authenticate(shared, params, now_ms)?;
+                authenticate(shared, conn, params, now_ms)?;
+            } else if conn.session.api_key().is_none() {
+                return Err(Failure::new(
+                    -1002,
+                    "You are not authorized to execute this request.",
+                ));
             }
             if !ex.listeners.iter().any(|(id, _)| *id == conn.conn_id) {
                 ex.listeners.push((conn.conn_id, conn.events.clone()));
@@ -242,6 +269,23 @@ fn dispatch(
         "userDataStream.unsubscribe" => {
             ex.listeners.retain(|(id, _)| *id != conn.conn_id);
             Ok(String::from("{}"))
+        }
+        "session.logon" => {
+            let key = verify_signed(&shared.cfg, params, now_ms)?;
+            if key == KeyKind::Hmac {
+                return Err(Failure::new(
+                    -2015,
+                    "Invalid API-key, IP, or permissions for action.",
+                ));
+            }
+            let api_key = text_param(params, "apiKey").unwrap_or_default();
+            conn.session.log_on(api_key, now_ms);
+            Ok(session_result(ex, conn, now_ms))
+        }
+        "session.status" => Ok(session_result(ex, conn, now_ms)),
+        "session.logout" => {
+            conn.session.log_out();
+            Ok(session_result(ex, conn, now_ms))
         }
         _ => Err(Failure::new(-1020, "This operation is not supported.")),
     }
@@ -278,11 +322,46 @@ fn counted_cancel(
     out
 }
 
-/// API key, signature, timestamp (see the file doc for the order).
-fn authenticate(shared: &Shared, params: &Map<String, Value>, now_ms: i64) -> Result<(), Failure> {
-    let cfg = &shared.cfg;
+/// The result of the `session.*` methods.
+fn session_result(ex: &Exchange, conn: &ApiConn, now_ms: i64) -> String {
+    let subscribed = ex.listeners.iter().any(|(id, _)| *id == conn.conn_id);
+    conn.session.result(now_ms, subscribed)
+}
+
+/// Which of the account's keys signed a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum KeyKind {
+    Hmac,
+    Ed25519,
+}
+
+/// A signed request: API key, signature, timestamp (see the file doc for the order). A
+/// connection logged on with `session.logon` may leave out both `apiKey` and `signature`
+/// (the timestamp is still checked).
+fn authenticate(
+    shared: &Shared,
+    conn: &ApiConn,
+    params: &Map<String, Value>,
+    now_ms: i64,
+) -> Result<(), Failure> {
+    let bare = !params.contains_key("apiKey") && !params.contains_key("signature");
+    if bare && conn.session.api_key().is_some() {
+        let timestamp =
+            int_param(params, "timestamp")?.ok_or_else(|| Failure::missing("timestamp"))?;
+        return check_timestamp(timestamp, recv_window_param(params)?, now_ms);
+    }
+    verify_signed(&shared.cfg, params, now_ms).map(|_| ())
+}
+
+/// API key, signature (HMAC hex or Ed25519 base64, by the key), timestamp.
+fn verify_signed(
+    cfg: &Config,
+    params: &Map<String, Value>,
+    now_ms: i64,
+) -> Result<KeyKind, Failure> {
     let key = text_param(params, "apiKey").ok_or_else(|| Failure::missing("apiKey"))?;
-    if key != cfg.api_key {
+    let ed25519 = cfg.ed25519.as_ref().filter(|e| e.api_key == key);
+    if key != cfg.api_key && ed25519.is_none() {
         return Err(Failure::new(
             -2015,
             "Invalid API-key, IP, or permissions for action.",
@@ -290,6 +369,30 @@ fn authenticate(shared: &Shared, params: &Map<String, Value>, now_ms: i64) -> Re
     }
     let signature = text_param(params, "signature").ok_or_else(|| Failure::missing("signature"))?;
     let timestamp = int_param(params, "timestamp")?.ok_or_else(|| Failure::missing("timestamp"))?;
+    let payload = sign::ws_payload(params);
+    let (kind, valid) = match ed25519 {
+        Some(e) => (
+            KeyKind::Ed25519,
+            sign::verify_ed25519(&e.public_key, &payload, &signature),
+        ),
+        None => (
+            KeyKind::Hmac,
+            sign::verify(&cfg.api_secret, &payload, &signature),
+        ),
+    };
+    let recv_window = recv_window_param(params)?;
+    if !valid {
+        return Err(Failure::new(
+            -1022,
+            "Signature for this request is not valid.",
+        ));
+    }
+    check_timestamp(timestamp, recv_window, now_ms)?;
+    Ok(kind)
+}
+
+/// `recvWindow`, ms (default 5000, at most 60000).
+fn recv_window_param(params: &Map<String, Value>) -> Result<i64, Failure> {
     let recv_window = int_param(params, "recvWindow")?.unwrap_or(5000);
     if !(0..=60_000).contains(&recv_window) {
         return Err(Failure::new(
@@ -297,12 +400,11 @@ fn authenticate(shared: &Shared, params: &Map<String, Value>, now_ms: i64) -> Re
             "'recvWindow' contains unexpected value. Cannot be greater than '60000'.",
         ));
     }
-    if !sign::verify(&cfg.api_secret, &sign::ws_payload(params), &signature) {
-        return Err(Failure::new(
-            -1022,
-            "Signature for this request is not valid.",
-        ));
-    }
+    Ok(recv_window)
+}
+
+/// `timestamp` within `recv_window` of the server's clock, at most 1 s ahead.
+fn check_timestamp(timestamp: i64, recv_window: i64, now_ms: i64) -> Result<(), Failure> {
     if timestamp >= now_ms + 1000 {
         return Err(Failure::new(
             -1021,

@@ -44,6 +44,23 @@ pub struct Flags {
     /// HMAC secret of that key [default: Binance's documentation example pair].
     #[arg(long, env = "MM_EXCHANGE_API_SECRET", default_value = DOC_API_SECRET, hide_default_value = true)]
     pub api_secret: String,
+    /// A second API key of the same account, of type Ed25519: `session.logon` and signed
+    /// requests with it are verified against `--ed25519-public-key`.
+    #[arg(
+        long,
+        env = "MM_EXCHANGE_ED25519_API_KEY",
+        requires = "ed25519_public_key"
+    )]
+    pub ed25519_api_key: Option<String>,
+    /// The PEM public key (`-----BEGIN PUBLIC KEY-----`, `openssl pkey -pubout`) registered
+    /// for `--ed25519-api-key`.
+    #[arg(
+        long,
+        env = "MM_EXCHANGE_ED25519_PUBLIC_KEY",
+        value_name = "PEM",
+        requires = "ed25519_api_key"
+    )]
+    pub ed25519_public_key: Option<PathBuf>,
     /// Maker fee in basis points of the quote amount (decimal, may be negative for a rebate).
     #[arg(long, default_value = "0", allow_hyphen_values = true)]
     pub maker_fee_bps: String,
@@ -126,6 +143,15 @@ pub enum Speed {
     Max,
 }
 
+/// An Ed25519 API key: its name and the public key registered for it.
+#[derive(Debug, Clone)]
+pub struct Ed25519Key {
+    /// The API key (sent as `apiKey`).
+    pub api_key: String,
+    /// The raw public key.
+    pub public_key: [u8; 32],
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -143,6 +169,8 @@ pub struct Config {
     pub api_key: String,
     /// API secret.
     pub api_secret: String,
+    /// The Ed25519 key of the account, if one is registered.
+    pub ed25519: Option<Ed25519Key>,
     /// Maker fee, bps × 10⁸.
     pub maker_fee_bps_e8: i64,
     /// Taker fee, bps × 10⁸.
@@ -200,6 +228,22 @@ impl Config {
         if flags.api_key.is_empty() || flags.api_secret.is_empty() {
             bail!("--api-key and --api-secret must not be empty");
         }
+        let ed25519 = match (flags.ed25519_api_key, flags.ed25519_public_key) {
+            (Some(api_key), Some(path)) => {
+                if api_key.is_empty() || api_key == flags.api_key {
+                    bail!("--ed25519-api-key must be non-empty and differ from --api-key");
+                }
+                let pem = std::fs::read(&path)
+                    .with_context(|| format!("--ed25519-public-key {}", path.display()))?;
+                let public_key = crate::sign::ed25519_public_key_from_pem(&pem)
+                    .map_err(|e| anyhow::anyhow!("--ed25519-public-key {}: {e}", path.display()))?;
+                Some(Ed25519Key {
+                    api_key,
+                    public_key,
+                })
+            }
+            _ => None,
+        };
         if flags.max_open_orders == 0 {
             bail!("--max-open-orders must be at least 1");
         }
@@ -222,6 +266,7 @@ impl Config {
             cert_out: flags.cert_out,
             api_key: flags.api_key,
             api_secret: flags.api_secret,
+            ed25519,
             maker_fee_bps_e8: signed_atoms("--maker-fee-bps", &flags.maker_fee_bps)?,
             taker_fee_bps_e8: signed_atoms("--taker-fee-bps", &flags.taker_fee_bps)?,
             balance_base: balance_atoms("--balance-base", &flags.balance_base)?,

@@ -17,6 +17,7 @@ mod matching;
 mod ratelimit;
 mod replay;
 mod server;
+mod session;
 mod sign;
 mod state;
 mod tls;

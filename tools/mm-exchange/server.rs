@@ -800,10 +800,7 @@ fn market_request(shared: &Shared, conn_id: u64, text: &str) -> String {
 fn api_loop(shared: &Shared, session: &mut Session<'_>) {
     let conn_id = shared.conn_id();
     let (tx, rx) = mpsc::channel();
-    let conn = ApiConn {
-        conn_id,
-        events: tx,
-    };
+    let conn = ApiConn::new(conn_id, tx);
     run_api(shared, session, &conn, &rx);
     shared.lock().listeners.retain(|(id, _)| *id != conn_id);
 }
