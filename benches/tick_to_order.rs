@@ -29,12 +29,18 @@
 //! - `tick_to_order/encode_sign_frame_seal`: `WireVenue::submit` alone on one of those
 //!   `CancelReplace`s, timed the same way — subtract it from the above to get the engine +
 //!   order manager + risk share.
+//! - `tick_to_order/ed25519/…`: the same two, with an Ed25519 key: the session was
+//!   authenticated once by `session.logon`, so each request is written without `apiKey`
+//!   and without a signature (no HMAC per request). Both key types run in the same
+//!   process, one after the other, on fresh traders warmed the same way: compare them
+//!   within one run (the machine's load moves both).
 //!
 //! Correctness first: before timing (and again on the last iteration), every sealed record
 //! is opened with a second `RecordKey` and must hold a masked text frame whose unmasked
 //! payload is JSON with the action's method (`order.place` / `order.cancelReplace`), id,
-//! symbol, side, price, quantity, client order ids and timestamp, and a 64-hex `signature`
-//! that verifies (hmac/sha2, independently of `Credentials`) over the sorted parameters.
+//! symbol, side, price, quantity, client order ids and timestamp, and (HMAC) a 64-hex
+//! `signature` that verifies (hmac/sha2, independently of `Credentials`) over the sorted
+//! parameters, or (Ed25519 session) neither `apiKey` nor `signature`.
 //!
 //! Excluded: the socket write (`flush_tx`'s `send` syscall) and everything after it, the
 //! trade-record channel `try_send`s of the live sink (here a no-op sink), the live venue's
@@ -73,7 +79,7 @@ use mm::orders::{
 };
 use mm::time::{Clock, SystemClock};
 use mm::types::{Side, SymbolSpec};
-use mm::venue::binance::{Credentials, RequestEncoder};
+use mm::venue::binance::{Credentials, KeyType, RequestEncoder};
 use mm::venue::{MarketView, SubmitError, Venue};
 
 const DATA: &str = "../shared/data/binance-spot/btcusdt_20240808.gz";
@@ -93,6 +99,11 @@ const SECRET: &str = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5
 /// AES-128-GCM traffic key and IV (what Binance negotiates); any value does.
 const TLS_KEY: [u8; 16] = [7; 16];
 const TLS_IV: [u8; 12] = [0x5A; 12];
+/// RFC 8032 §7.1 TEST 2's secret key (a published test vector) as PKCS#8 PEM.
+const ED25519_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MC4CAQAwBQYDK2VwBCIEIEzNCJso/5banbbDRuwRTg9bijGfNaumJNqM9u1PuKb7
+-----END PRIVATE KEY-----
+";
 const NS_PER_MS: u64 = 1_000_000;
 
 fn bench_tick_to_order(c: &mut Criterion) {
@@ -102,13 +113,23 @@ fn bench_tick_to_order(c: &mut Criterion) {
         println!("SKIPPED: {} not found", path.display());
         return;
     }
-    let config = bench_config(root);
+    bench_key_type(c, &root, &path, KeyType::Hmac);
+    bench_key_type(c, &root, &path, KeyType::Ed25519);
+}
+
+/// Both benches with one kind of key (HMAC names unprefixed, Ed25519 under `ed25519/`).
+fn bench_key_type(c: &mut Criterion, root: &Path, path: &Path, keys: KeyType) {
+    let prefix = match keys {
+        KeyType::Hmac => "tick_to_order",
+        KeyType::Ed25519 => "tick_to_order/ed25519",
+    };
+    let config = bench_config(root.to_path_buf());
     let mut trader = build_trader(&config).unwrap_or_else(|e| panic!("trader: {e}"));
     let mut decoder = Decoder::new(config.spec);
-    let lines = load(&path);
+    let lines = load(path);
     let w = warm_up(trader.engine_mut(), &mut decoder, &lines);
     let session = SessionTag::from_number(w.start_ns / 1_000_000_000);
-    let mut venue = WireVenue::new(&config, session);
+    let mut venue = WireVenue::new(&config, session, keys);
     let mut now = w.now_ns;
     // The project's clock (src/time.rs: monotonic ns from `Instant`), read around each
     // timed iteration.
@@ -167,7 +188,7 @@ fn bench_tick_to_order(c: &mut Criterion) {
 
     let ticks_before = i;
     let records_before = venue.records;
-    c.bench_function("tick_to_order/book_ticker_to_sealed_record", |b| {
+    c.bench_function(&format!("{prefix}/book_ticker_to_sealed_record"), |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
@@ -204,14 +225,14 @@ fn bench_tick_to_order(c: &mut Criterion) {
     check_records(&venue, &mut rx, &config.spec, now);
 
     // The venue's part alone: one CancelReplace → signed, framed, sealed.
-    let mut alone = WireVenue::new(&config, session);
+    let mut alone = WireVenue::new(&config, session, keys);
     let mut rx = RecordKey::from_raw(&aead::AES_128_GCM, &TLS_KEY, TLS_IV, 0)
         .unwrap_or_else(|e| panic!("key: {e}"));
     now += STEP_NS;
     alone.flushed();
     assert_eq!(alone.submit(now, &replace), Ok(()));
     check_records(&alone, &mut rx, &config.spec, now);
-    c.bench_function("tick_to_order/encode_sign_frame_seal", |b| {
+    c.bench_function(&format!("{prefix}/encode_sign_frame_seal"), |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
@@ -306,8 +327,12 @@ struct WireVenue {
 }
 
 impl WireVenue {
-    fn new(config: &Config, session: SessionTag) -> WireVenue {
-        let creds = Credentials::new(KEY, SECRET).unwrap_or_else(|e| panic!("{e}"));
+    fn new(config: &Config, session: SessionTag, keys: KeyType) -> WireVenue {
+        let creds = match keys {
+            KeyType::Hmac => Credentials::new(KEY, SECRET),
+            KeyType::Ed25519 => Credentials::ed25519_from_pem(KEY, ED25519_PEM.as_bytes()),
+        }
+        .unwrap_or_else(|e| panic!("{e}"));
         let encoder = RequestEncoder::new(creds, config.spec, session, config.live.recv_window_ms)
             .unwrap_or_else(|e| panic!("{e}"));
         WireVenue {
@@ -501,7 +526,6 @@ fn check_request(
         Some(req_id.to_string().as_str()),
         "{text}"
     );
-    assert_eq!(str_of("apiKey"), KEY);
     assert_eq!(str_of("symbol"), spec.symbol.as_str(), "{text}");
     assert_eq!(
         params.get("timestamp").and_then(Value::as_u64),
@@ -540,6 +564,12 @@ fn check_request(
         spec.parse_qty(str_of("quantity").as_bytes()),
         Ok(order.qty())
     );
+    if venue.encoder.key_type() == KeyType::Ed25519 {
+        // A session authenticated by session.logon: nothing per request.
+        assert!(params.get("apiKey").is_none() && params.get("signature").is_none());
+        return;
+    }
+    assert_eq!(str_of("apiKey"), KEY);
     // The exchange's way: every parameter but the signature, sorted, `name=value` by `&`.
     let mut names: Vec<&String> = params.keys().filter(|k| *k != "signature").collect();
     names.sort();

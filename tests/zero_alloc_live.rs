@@ -1,4 +1,6 @@
-//! Zero allocation on the live trading hot path, proven on the production entry point:
+//! Zero allocation on the live trading hot path, proven on the production entry point —
+//! once with each kind of API key, one session after the other (HMAC: every request
+//! signed; Ed25519: `session.logon` once per connection, then unsigned requests):
 //! `mm::modes::live::run` trades the `mm-exchange` simulator (the recorded BTCUSDT session
 //! replayed at 4× over TLS, the WebSocket API with one account) exactly as `mm --mode=live`
 //! does, and the thread that runs it — market data and order entry on one mio `Poll`:
@@ -31,8 +33,8 @@
 //!   wait for the exchange to confirm nothing is open) and `run`'s return. Printed.
 //!
 //! Excluded from the window, and why: reconnects (`drop`, `drop api`, `drop market`, stale
-//! data) — a reconnect resolves the host with `ToSocketAddrs` (allocates: a known issue)
-//! and builds a new TLS session; a depth gap's resync is proven allocation-free by
+//! data) — a reconnect builds a new TLS session (rustls's handshake allocates; the host
+//! name is resolved on the connection's resolver thread, not here); a depth gap's resync is proven allocation-free by
 //! `tests/zero_alloc.rs` instead.
 //!
 //! Diagnostics: with `MM_ZERO_ALLOC_BACKTRACE=1` the first counted allocations are printed
@@ -59,7 +61,7 @@ use mm::modes::live::{self, LiveArgs};
 use mm::shutdown::Shutdown;
 use mm::telemetry::log::Logger;
 
-use process::{spot_data, Exchange, Workdir, KEY, SECRET};
+use process::{spot_data, Exchange, Workdir, ED25519_KEY, KEY, SECRET};
 
 /// The counted window lasts at least this long (the session replays at 4×).
 const WINDOW: Duration = Duration::from_secs(16);
@@ -75,6 +77,13 @@ const PING_EVERY: Duration = Duration::from_secs(20);
 /// Bound on the connections' set-up after `live::run` starts, plus the pong's way back.
 const PING_MARGIN: Duration = Duration::from_secs(3);
 
+/// The kind of API key a session trades with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Keys {
+    Hmac,
+    Ed25519,
+}
+
 #[test]
 fn live_hot_loop_trades_against_the_exchange_without_allocating() {
     counting::self_test();
@@ -82,20 +91,40 @@ fn live_hot_loop_trades_against_the_exchange_without_allocating() {
         println!("SKIPPED: ../shared/data not found");
         return;
     };
+    for keys in [Keys::Hmac, Keys::Ed25519] {
+        counting::reset();
+        trade_without_allocating(&data, keys);
+    }
+}
+
+/// One session with `keys`: warm-up, the counted window, the wind-down.
+fn trade_without_allocating(data: &Path, keys: Keys) {
+    println!("== {keys:?} key");
     let t0 = now();
-    let mut ex = Exchange::start(
+    let work = Workdir::new("mm-zero-alloc-live", &format!("{keys:?}"));
+    let (mut ex, private, _) = Exchange::start_with_ed25519(
         &[
             data.join("btcusdt_20240808.gz"),
             data.join("btcusdt_20240809.gz"),
         ],
         &["--speed", "4"],
+        &work.0,
     );
-    let work = Workdir::new("mm-zero-alloc-live", "run");
     let home = std::env::current_dir().unwrap();
     // kpi/ and latency/ are written relative to the working directory.
     std::env::set_current_dir(&work.0).unwrap();
-    std::env::set_var("BINANCE_API_KEY", KEY);
-    std::env::set_var("BINANCE_API_SECRET", SECRET);
+    match keys {
+        Keys::Hmac => {
+            std::env::set_var("BINANCE_API_KEY", KEY);
+            std::env::set_var("BINANCE_API_SECRET", SECRET);
+            std::env::remove_var("BINANCE_ED25519_PRIVATE_KEY_PATH");
+        }
+        Keys::Ed25519 => {
+            std::env::set_var("BINANCE_API_KEY", ED25519_KEY);
+            std::env::remove_var("BINANCE_API_SECRET");
+            std::env::set_var("BINANCE_ED25519_PRIVATE_KEY_PATH", &private);
+        }
+    }
 
     // Configured as tests/live.rs configures `mm --mode=live`.
     let log_dir = work.0.join("logs");
@@ -233,8 +262,16 @@ fn live_hot_loop_trades_against_the_exchange_without_allocating() {
     assert_eq!(end["open_orders"].as_u64(), Some(0), "{end}");
     assert!(log_text.contains("live: the exchange confirms no order of ours is open"));
 
+    if keys == Keys::Ed25519 {
+        let methods = &end["api_requests_by_method"];
+        assert!(methods["session.logon"].as_u64() >= Some(1), "{end}");
+        assert!(
+            methods["userDataStream.subscribe.signature"].is_null(),
+            "{end}"
+        );
+    }
     println!(
-        "live hot thread, counted window of {window:.1?}: {orders} new orders ({accepted} \
+        "{keys:?} key: live hot thread, counted window of {window:.1?}: {orders} new orders ({accepted} \
          accepted), {cancels} cancels, {fills} fills, {rejects} rejects (-2010), {limited} \
          answers 429 (back-off and resume), {requests} WebSocket API requests, {} acks, {} \
          audits matched, {} venue-counter lines: {allocations} allocations; \
@@ -251,7 +288,7 @@ fn live_hot_loop_trades_against_the_exchange_without_allocating() {
     // ...and never allocated.
     assert_eq!(
         allocations, 0,
-        "allocations on the live hot thread in the window (first sizes: {sizes:?}; \
+        "{keys:?} key: allocations on the live hot thread in the window (first sizes: {sizes:?}; \
          MM_ZERO_ALLOC_BACKTRACE=1 prints where)"
     );
     drop(work);

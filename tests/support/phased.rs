@@ -106,6 +106,19 @@ pub fn set_phase(phase: usize) {
     PHASE.store(phase, Ordering::SeqCst);
 }
 
+/// Zeroes every phase's count (and the kept sizes and backtraces) and returns to
+/// `WARMUP`: for a second run in the same test, after the first run's threads ended.
+pub fn reset() {
+    set_phase(WARMUP);
+    for c in &COUNTS {
+        c.store(0, Ordering::SeqCst);
+    }
+    for s in &SIZES {
+        s.store(0, Ordering::SeqCst);
+    }
+    TRACES.lock().unwrap().clear();
+}
+
 /// Allocations counted in `phase`.
 pub fn count(phase: usize) -> u64 {
     COUNTS[phase].load(Ordering::SeqCst)

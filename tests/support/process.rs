@@ -183,6 +183,20 @@ impl Exchange {
         }
     }
 
+    /// `start` with the Ed25519 test key registered too (key files written to `dir`);
+    /// returns the exchange, the private key file and a wrong (unregistered) key file.
+    pub fn start_with_ed25519(
+        data: &[PathBuf],
+        args: &[&str],
+        dir: &Path,
+    ) -> (Exchange, PathBuf, PathBuf) {
+        let (private, public, wrong) = write_ed25519_keys(dir);
+        let ed_args = ed25519_exchange_args(&public);
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(ed_args.iter().map(String::as_str));
+        (Exchange::start(data, &all), private, wrong)
+    }
+
     /// `--endpoint=wss://127.0.0.1:PORT` for mm.
     pub fn endpoint_flag(&self) -> String {
         format!("--endpoint=wss://127.0.0.1:{}", self.port)
