@@ -326,6 +326,17 @@ pub enum TradeRecord {
         /// Why (None = resumed).
         reason: Option<StopReason>,
     },
+    /// The inventory was taken from the exchange's balances (live: reconciliation or
+    /// balance audit), the change booked at the mid — what the KPI side thread must apply
+    /// to agree with the engine (fills alone do not explain it).
+    Inventory {
+        /// When.
+        ts_ns: u64,
+        /// The inventory now, lots.
+        inventory: Qty,
+        /// Best bid + best ask, ticks: the mid the change was booked at.
+        mid_x2_ticks: i64,
+    },
 }
 
 /// Engine + order manager + risk: the strategy, venue-agnostic.

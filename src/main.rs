@@ -339,6 +339,9 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
                     "mm: CHECK THE ACCOUNT: the exchange did not confirm that every order of \
                      this session is cancelled (the next start cancels them)"
                 );
+                for line in summary.unverified.iter().flat_map(|u| u.lines()) {
+                    eprintln!("mm:   not verified: {line}");
+                }
             }
             summary.clean
         }

@@ -27,7 +27,10 @@ use serde_json::Value;
 #[path = "support/process.rs"]
 mod process;
 
-use process::{mm, spot_data, text, Exchange, Workdir, KEY, SECRET};
+use process::{
+    mm, spot_data, text, write_ed25519_keys, Exchange, Workdir, ED25519_KEY, ED25519_PRIVATE_PEM,
+    KEY, SECRET,
+};
 
 #[allow(clippy::disallowed_methods)] // tests wait for processes in real time
 fn pause(ms: u64) {
@@ -43,7 +46,18 @@ struct Live {
 }
 
 impl Live {
+    /// With the HMAC test key.
     fn start(dir: &Path, ex: &Exchange, extra: &[&str]) -> Live {
+        Live::start_with_keys(
+            dir,
+            ex,
+            extra,
+            &[("BINANCE_API_KEY", KEY), ("BINANCE_API_SECRET", SECRET)],
+        )
+    }
+
+    /// With the keys in `keys` (environment variables).
+    fn start_with_keys(dir: &Path, ex: &Exchange, extra: &[&str], keys: &[(&str, &str)]) -> Live {
         let endpoint = ex.endpoint_flag();
         let ca = ex.ca_flag();
         let mut args = vec![
@@ -61,9 +75,11 @@ impl Live {
             "--log-level=debug",
         ];
         args.extend_from_slice(extra);
-        let child = mm(dir, &args)
-            .env("BINANCE_API_KEY", KEY)
-            .env("BINANCE_API_SECRET", SECRET)
+        let mut cmd = mm(dir, &args);
+        for (name, value) in keys {
+            cmd.env(name, value);
+        }
+        let child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -123,6 +139,15 @@ impl Live {
         assert!(line.contains("live: audit:"), "{line}");
     }
 
+    /// `drop api` on the exchange: the order connection goes down, reconnects, reconciles,
+    /// and an audit matches.
+    fn drop_order_connection(&mut self, ex: &mut Exchange) {
+        ex.command("drop api");
+        self.wait_for("live: order connection down", 30);
+        self.wait_for("live: reconciled (after a reconnect)", 60);
+        self.wait_for_matching_audit(30);
+    }
+
     fn signal(&mut self, signal: &str) -> Output {
         let child = self.child.take().unwrap();
         let status = Command::new("kill")
@@ -141,6 +166,44 @@ impl Drop for Live {
             let _ = child.wait();
         }
     }
+}
+
+/// `mm --mode=live` against `ex`, confirmed, base target 1 BTC (no other setting).
+fn live_command(dir: &Path, ex: &Exchange) -> Command {
+    let (endpoint, ca) = (ex.endpoint_flag(), ex.ca_flag());
+    mm(
+        dir,
+        &[
+            "--mode=live",
+            &endpoint,
+            &ca,
+            "--i-understand-live-trading",
+            "--set",
+            "live.base_target=1",
+        ],
+    )
+}
+
+/// A refusal at the start-up gates: exit 2, one line on stderr containing `needle`, nothing
+/// on stdout. Returns stderr.
+fn assert_gate_refusal(out: &Output, needle: &str, case: &str) -> String {
+    let (stdout, stderr) = text(out);
+    assert_eq!(out.status.code(), Some(2), "{case}: {stderr}");
+    assert!(stderr.contains(needle), "{case}: {stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    stderr
+}
+
+/// The exchange refused the key at start: exit 1, the reason on stderr. (stdout, stderr).
+fn assert_key_refused(out: &Output) -> (String, String) {
+    let (stdout, stderr) = text(out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("refused the API key or its signature"),
+        "{stderr}"
+    );
+    (stdout, stderr)
 }
 
 fn decimal(v: &Value) -> f64 {
@@ -174,13 +237,8 @@ fn live_refuses_to_start_without_keys_confirmation_or_target() {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let out = cmd.output().unwrap();
-        let (stdout, stderr) = text(&out);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-        assert!(stderr.contains(needle), "{args:?}: {stderr}");
-        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
-        assert!(stdout.is_empty(), "{stdout}");
-        assert!(!stderr.contains(secret) && !stdout.contains(secret));
+        let stderr = assert_gate_refusal(&cmd.output().unwrap(), needle, &format!("{args:?}"));
+        assert!(!stderr.contains(secret));
     }
     // The config switch stands in for the flag (and still wants a target).
     let out = mm(
@@ -254,10 +312,7 @@ fn live_session_survives_a_crash_and_faults_and_cancels_everything_on_ctrl_c() {
     s2.wait_for_matching_audit(30);
 
     // The order connection drops: quoting pauses, the reconnect reconciles.
-    ex.command("drop api");
-    s2.wait_for("live: order connection down", 30);
-    s2.wait_for("live: reconciled (after a reconnect)", 60);
-    s2.wait_for_matching_audit(30);
+    s2.drop_order_connection(&mut ex);
 
     // The market-data connection drops: the book resyncs, orders keep matching.
     ex.command("drop market");
@@ -353,6 +408,22 @@ fn live_session_survives_a_crash_and_faults_and_cancels_everything_on_ctrl_c() {
     let base_total = decimal(&base["free"]) + decimal(&base["locked"]);
     assert!((base_total - (1.0 + position)).abs() < 1e-9, "{after}");
     assert_eq!(decimal(&base["locked"]), 0.0, "{after}");
+    // The console report (the KPI side thread) agrees with the account: its final
+    // inventory is the base balance − live.base_target, including session 1's position
+    // that session 2 took from the balances at its start (not from fills it saw).
+    let report_inventory: f64 = stdout
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("Inventory:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("no Inventory line in the final report");
+    assert!(
+        (report_inventory - (base_total - 1.0)).abs() < 1e-9,
+        "report inventory {report_inventory} vs balance − target {}",
+        base_total - 1.0
+    );
+    assert!(log.contains("kpi: inventory set to "), "{log}");
 }
 
 #[test]
@@ -364,27 +435,12 @@ fn a_refused_key_stops_the_session_with_the_reason() {
     let work = Workdir::new("mm-live", "badkey");
     let ex = Exchange::start(&[data.join("btcusdt_20240808.gz")], &["--speed", "4"]);
     let wrong = "wRoNg-secret-0123456789abcdef";
-    let out = mm(
-        &work.0,
-        &[
-            "--mode=live",
-            &ex.endpoint_flag(),
-            &ex.ca_flag(),
-            "--i-understand-live-trading",
-            "--set",
-            "live.base_target=1",
-        ],
-    )
-    .env("BINANCE_API_KEY", KEY)
-    .env("BINANCE_API_SECRET", wrong)
-    .output()
-    .unwrap();
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
-    assert!(
-        stderr.contains("refused the API key or its signature"),
-        "{stderr}"
-    );
+    let out = live_command(&work.0, &ex)
+        .env("BINANCE_API_KEY", KEY)
+        .env("BINANCE_API_SECRET", wrong)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = assert_key_refused(&out);
     assert!(stdout.contains("open orders at exit: none"), "{stdout}");
     let log = Live::log_text_in(&work.0);
     assert!(
@@ -392,4 +448,186 @@ fn a_refused_key_stops_the_session_with_the_reason() {
         "{log}"
     );
     assert!(!log.contains(wrong) && !stdout.contains(wrong) && !stderr.contains(wrong));
+}
+
+/// The same session with an Ed25519 key: `session.logon` on the order connection, trading,
+/// a dropped order connection that logs on again and reconciles, Ctrl+C cancelling
+/// everything. The private key's text is never printed.
+#[test]
+fn live_session_with_an_ed25519_key_logs_on_trades_reconnects_and_cancels_on_ctrl_c() {
+    let Some(data) = spot_data() else {
+        println!("SKIPPED: ../shared/data not found");
+        return;
+    };
+    let work = Workdir::new("mm-live", "ed25519");
+    let (mut ex, private, _) = Exchange::start_with_ed25519(
+        &[data.join("btcusdt_20240808.gz")],
+        &["--speed", "4"],
+        &work.0,
+    );
+    let private = private.display().to_string();
+    let keys = [
+        ("BINANCE_API_KEY", ED25519_KEY),
+        ("BINANCE_ED25519_PRIVATE_KEY_PATH", private.as_str()),
+    ];
+    let mut s = Live::start_with_keys(&work.0, &ex, &[], &keys);
+    let line = s.wait_for("LIVE TRADING", 60);
+    assert!(
+        line.contains("Ed25519, session.logon per connection"),
+        "{line}"
+    );
+    s.wait_for("live: reconciled (start)", 60);
+    s.wait_for("venue: ack", 60);
+    s.wait_for_matching_audit(30);
+
+    s.drop_order_connection(&mut ex);
+    s.wait_for("venue: ack", 60);
+
+    let out = s.signal("-INT");
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("open orders at exit: 0 per the engine, 0 per the exchange"),
+        "{stdout}"
+    );
+    let log = s.log();
+    assert!(!log.contains("MISMATCH"), "{log}");
+    assert!(log.contains("live: the exchange confirms no order of ours is open"));
+    let key_body = ED25519_PRIVATE_PEM.lines().nth(1).unwrap();
+    for text in [&log, &stdout, &stderr] {
+        assert!(!text.contains(key_body), "the private key was printed");
+    }
+    let acct = ex.accounting();
+    assert_eq!(acct["open_orders"].as_u64(), Some(0), "{acct}");
+    let methods = &acct["api_requests_by_method"];
+    assert!(methods["session.logon"].as_u64().unwrap() >= 2, "{acct}");
+    assert!(
+        methods["userDataStream.subscribe"].as_u64().unwrap() >= 2,
+        "{acct}"
+    );
+    assert!(
+        methods["userDataStream.subscribe.signature"].is_null(),
+        "{acct}"
+    );
+    assert!(
+        methods["order.place"].as_u64().unwrap_or(0)
+            + methods["order.cancelReplace"].as_u64().unwrap_or(0)
+            > 0,
+        "{acct}"
+    );
+}
+
+/// A private key that is not the registered one: `session.logon` is refused with -1022 and
+/// the session stops with the reason and what to check.
+#[test]
+fn a_refused_ed25519_key_stops_the_session_with_the_reason() {
+    let Some(data) = spot_data() else {
+        println!("SKIPPED: ../shared/data not found");
+        return;
+    };
+    let work = Workdir::new("mm-live", "ed25519-bad");
+    let (ex, _, wrong) = Exchange::start_with_ed25519(
+        &[data.join("btcusdt_20240808.gz")],
+        &["--speed", "4"],
+        &work.0,
+    );
+    let out = live_command(&work.0, &ex)
+        .env("BINANCE_API_KEY", ED25519_KEY)
+        .env("BINANCE_ED25519_PRIVATE_KEY_PATH", &wrong)
+        .output()
+        .unwrap();
+    assert_key_refused(&out);
+    let log = Live::log_text_in(&work.0);
+    assert!(
+        log.contains(
+            "refused session.logon (Ed25519) (code -1022: signature refused: \
+             BINANCE_ED25519_PRIVATE_KEY_PATH must be the private key whose public key was \
+             registered for BINANCE_API_KEY)"
+        ),
+        "{log}"
+    );
+}
+
+/// Key-type gates: both key kinds set, an unreadable or non-Ed25519 key file — one line,
+/// exit 2, naming the variable, before anything touches the network.
+#[test]
+fn live_refuses_ambiguous_or_unreadable_ed25519_keys() {
+    let work = Workdir::new("mm-live", "ed25519-gates");
+    let (private, _, _) = write_ed25519_keys(&work.0);
+    let not_a_key = work.path("not-a-key.pem");
+    std::fs::write(&not_a_key, "hello").unwrap();
+    let private = private.display().to_string();
+    let missing = work.path("missing.pem").display().to_string();
+    let not_a_key = not_a_key.display().to_string();
+    let cases: [(&[(&str, &str)], &str); 3] = [
+        (
+            &[
+                ("BINANCE_API_SECRET", SECRET),
+                ("BINANCE_ED25519_PRIVATE_KEY_PATH", private.as_str()),
+            ],
+            "both BINANCE_API_SECRET and BINANCE_ED25519_PRIVATE_KEY_PATH are set",
+        ),
+        (
+            &[("BINANCE_ED25519_PRIVATE_KEY_PATH", missing.as_str())],
+            "cannot read the file named by BINANCE_ED25519_PRIVATE_KEY_PATH",
+        ),
+        (
+            &[("BINANCE_ED25519_PRIVATE_KEY_PATH", not_a_key.as_str())],
+            "BINANCE_ED25519_PRIVATE_KEY_PATH: no unencrypted PKCS#8 PEM block",
+        ),
+    ];
+    for (env, needle) in cases {
+        let mut cmd = mm(&work.0, &["--mode=live", "--i-understand-live-trading"]);
+        cmd.env("BINANCE_API_KEY", ED25519_KEY);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        assert_gate_refusal(&cmd.output().unwrap(), needle, &format!("{env:?}"));
+    }
+}
+
+/// Ctrl+C while the exchange answers nothing (`stall`): the stop still ends within
+/// `live.shutdown_wait_s` (5 s) plus the process's own exit, with exit 1, CHECK THE
+/// ACCOUNT and one line per thing it could not verify.
+#[test]
+fn a_stop_the_exchange_never_confirms_is_bounded_and_says_what_is_unverified() {
+    let Some(data) = spot_data() else {
+        println!("SKIPPED: ../shared/data not found");
+        return;
+    };
+    let work = Workdir::new("mm-live", "stall-stop");
+    let mut ex = Exchange::start(&[data.join("btcusdt_20240808.gz")], &["--speed", "4"]);
+    let mut s = Live::start(&work.0, &ex, &[]);
+    s.wait_for("live: reconciled (start)", 60);
+    s.wait_for("venue: ack", 60);
+    ex.command("stall 30000");
+    pause(300);
+    #[allow(clippy::disallowed_methods)] // the test times the process in real time
+    let started = std::time::Instant::now();
+    let out = s.signal("-INT");
+    let took = started.elapsed();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        took < Duration::from_secs(5 + 4),
+        "the stop took {took:?} (live.shutdown_wait_s = 5)"
+    );
+    assert!(stderr.contains("mm: CHECK THE ACCOUNT"), "{stderr}");
+    for needle in [
+        "request(s) (cancel-all / openOrders.status) unanswered at the deadline",
+        "not verified: open orders: ",
+        "unknown at the exchange (no answer)",
+        "not verified: inventory last checked against the balances",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} missing:\n{stderr}");
+    }
+    assert!(
+        stdout.contains("per the exchange; inventory") && stdout.contains("UNCONFIRMED"),
+        "{stdout}"
+    );
+    let log = s.log();
+    assert!(
+        log.contains("live: stop deadline (live.shutdown_wait_s) passed without confirmation"),
+        "{log}"
+    );
 }

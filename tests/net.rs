@@ -27,6 +27,7 @@ use support::{server_frame, ServerConn, ServerEvent, TestPki, WsServer};
 
 const WAIT: Duration = Duration::from_secs(10);
 const NS_PER_MS: u64 = 1_000_000;
+const NS_PER_S: u64 = 1_000_000_000;
 
 // ---------------------------------------------------------------------------------------
 // Counting allocator (this thread only)
@@ -154,6 +155,18 @@ fn open(cfg: ConnConfig, server: &WsServer) -> (Client, Recorder, ServerConn) {
     let sc = server.accept(WAIT);
     assert_eq!(sc.recv(WAIT), Some(ServerEvent::Open));
     (client, rec, sc)
+}
+
+/// After a disconnect: waits for the second `Open` on both sides.
+fn reopen(client: &mut Client, rec: &mut Recorder, server: &WsServer) -> ServerConn {
+    assert!(
+        client.run_until(rec, WAIT, |r, _| r.opens() == 2),
+        "{:?}",
+        rec.events
+    );
+    let sc = server.accept(WAIT);
+    assert_eq!(sc.recv(WAIT), Some(ServerEvent::Open));
+    sc
 }
 
 /// A text payload that names its index and has exactly `len` bytes (len ≥ 12).
@@ -498,13 +511,7 @@ fn tcp_cut_mid_frame_is_an_error_then_a_reconnect_succeeds() {
         "first retry after ≤ 100 ms: {backoff_ns}"
     );
 
-    assert!(
-        client.run_until(&mut rec, WAIT, |r, _| r.opens() == 2),
-        "{:?}",
-        rec.events
-    );
-    let sc2 = server.accept(WAIT);
-    assert_eq!(sc2.recv(WAIT), Some(ServerEvent::Open));
+    let sc2 = reopen(&mut client, &mut rec, &server);
     sc2.send_text("after reconnect");
     assert!(client.run_until(&mut rec, WAIT, |r, _| r.messages.len() == 2));
     assert_eq!(rec.messages[1].1, b"after reconnect");
@@ -612,6 +619,77 @@ fn untrusted_certificate_is_rejected_and_never_opens() {
     }
     assert_eq!(rec.opens(), 0);
     assert!(client.conn.backoff().failures() >= 2, "retries back off");
+}
+
+/// Host names are resolved on the connection's resolver thread (`net::resolve`), never on
+/// the thread that polls it: one lookup when the connection is made and a fresh one after
+/// every disconnect, observed through the resolver's counter; each attempt connects to an
+/// address a lookup found, and the reconnect does not wait for the new lookup.
+#[test]
+fn dns_runs_on_the_resolver_thread_and_a_reconnect_never_waits_for_it() {
+    let (pki, server) = tls_setup();
+    let url = server
+        .url("/stream?streams=btcusdt@bookTicker")
+        .replace("127.0.0.1", "localhost");
+    let cfg = ConnConfig::new(&url, TlsRoots::CaFile(pki.ca_pem_path.clone()));
+    let (mut client, mut rec, sc) = open(cfg, &server);
+    assert_eq!(
+        client.conn.dns_lookups(),
+        1,
+        "one lookup, on the resolver thread"
+    );
+    let found = client.conn.resolved();
+    assert!(!found.is_empty());
+    sc.cut_tcp();
+    let _sc2 = reopen(&mut client, &mut rec, &server);
+    // The disconnect asked for a fresh lookup; it ran on the resolver thread.
+    assert!(
+        client.run_until(&mut rec, WAIT, |_, c| c.dns_lookups() == 2),
+        "no second lookup: {}",
+        client.conn.dns_lookups()
+    );
+    let addrs: Vec<_> = (0..found.len()).filter_map(|i| found.pick(i)).collect();
+    for event in &rec.events {
+        if let NetEvent::Connecting { addr, .. } = event {
+            assert!(addrs.contains(addr), "{addr} was not resolved: {addrs:?}");
+        }
+    }
+}
+
+/// A connection sitting out a long backoff tries again at once when asked
+/// (`attempt_within`, the live Ctrl+C wind-down), and not when the attempt is near.
+#[test]
+fn a_long_backoff_can_be_cut_short() {
+    let trusted = TestPki::new();
+    let rogue = TestPki::new();
+    let server = WsServer::start_tls(&rogue.server_identity(&["127.0.0.1"]));
+    let mut cfg = config(&trusted, &server);
+    cfg.backoff_initial_ns = 20 * NS_PER_S;
+    cfg.backoff_max_ns = 20 * NS_PER_S;
+    let mut client = Client::new(cfg);
+    let mut rec = Recorder::default();
+    assert!(client.run_until(&mut rec, WAIT, |r, _| r.disconnects().len() == 1));
+    let now = client.now_ns();
+    let next = client
+        .conn
+        .next_attempt_at_ns()
+        .expect("waiting out the backoff");
+    assert!(next > now + 10 * NS_PER_S, "a 20 s backoff");
+    assert!(
+        !client.conn.attempt_within(now, 30 * NS_PER_S),
+        "within reach: unchanged"
+    );
+    assert_eq!(client.conn.next_attempt_at_ns(), Some(next));
+    assert!(client.conn.attempt_within(now, 500 * NS_PER_MS));
+    // The next attempt runs (and fails again) well before the backoff would have ended.
+    assert!(client.run_until(&mut rec, Duration::from_secs(5), |r, _| r
+        .disconnects()
+        .len()
+        == 2));
+    assert!(
+        client.now_ns() < next,
+        "tried again before the backoff's end"
+    );
 }
 
 #[test]

@@ -590,6 +590,8 @@ impl Collector {
                 });
             }
             TradeRecord::Stopped { ts_ns, reason } => self.stops.push((ts_ns, reason)),
+            // Live only (balances): a backtest's inventory is its fills'.
+            TradeRecord::Inventory { .. } => {}
             // Added by the lead: two-sided quote decisions (for the average quoted spread).
             TradeRecord::Quote { .. } => {}
         }

@@ -81,8 +81,68 @@ pub const BALANCE_AUDIT_EVERY_NS: u64 = 60_000_000_000;
 const STUCK_CANCEL_NS: u64 = 3_000_000_000;
 /// Reconciliation: at least this long between two cancel-all rounds, ns.
 const RECONCILE_ROUND_NS: u64 = 1_000_000_000;
+/// Wind-down with the order connection down: a reconnect attempt at least this often
+/// (the backoff may be up to 30 s, longer than `live.shutdown_wait_s`), ns.
+const WIND_RECONNECT_NS: u64 = 500_000_000;
 /// Reconciliation: after this many cancel-all rounds with orders still appearing, stop.
 const RECONCILE_ROUNDS_MAX: u32 = 10;
+
+/// What a wind-down that ran out of time could not verify (for the log and the console).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unverified {
+    /// The order connection was not ready at the deadline: no cancel could be sent or
+    /// answered on it.
+    pub order_connection_down: bool,
+    /// Reconnect attempts brought forward during the wind-down.
+    pub reconnects_forced: u32,
+    /// Requests (cancel-all, openOrders.status) unanswered at the deadline.
+    pub unanswered: u32,
+    /// Orders the engine still counted as open.
+    pub open_local: u32,
+    /// Our open orders per the exchange's answer during the wind-down (`None`: none came).
+    pub open_exchange: Option<u32>,
+    /// Time from the last check of the inventory against the balances to the deadline, ns
+    /// (`None`: never checked).
+    pub inventory_checked_ago_ns: Option<u64>,
+}
+
+impl Unverified {
+    /// One line per thing not verified, and why.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        if self.order_connection_down {
+            lines.push(format!(
+                "the order connection was down at the deadline ({} reconnect attempts during \
+                 the stop): the cancel-all could not be sent or confirmed",
+                self.reconnects_forced
+            ));
+        } else if self.unanswered > 0 {
+            lines.push(format!(
+                "{} request(s) (cancel-all / openOrders.status) unanswered at the deadline",
+                self.unanswered
+            ));
+        }
+        lines.push(match self.open_exchange {
+            Some(n) => format!(
+                "open orders: {} per the engine, {n} per the exchange's last answer",
+                self.open_local
+            ),
+            None => format!(
+                "open orders: {} per the engine, unknown at the exchange (no answer)",
+                self.open_local
+            ),
+        });
+        lines.push(match self.inventory_checked_ago_ns {
+            Some(ns) => format!(
+                "inventory last checked against the balances {:.1} s before the deadline \
+                 (later fills per executionReports only)",
+                ns as f64 / 1e9
+            ),
+            None => "inventory never checked against the balances".to_string(),
+        });
+        lines
+    }
+}
 
 /// Flags of the mode.
 #[derive(Clone, Debug, Default)]
@@ -110,6 +170,9 @@ pub struct LiveSummary {
     pub open_orders_exchange: Option<u32>,
     /// The exchange confirmed nothing of ours is open (or the session never traded).
     pub clean: bool,
+    /// What the wind-down could not verify before `live.shutdown_wait_s` (`None`: it
+    /// confirmed, or it never ran).
+    pub unverified: Option<Unverified>,
     /// The session reconciled at least once (and so may have placed orders).
     pub traded: bool,
     /// Inventory at exit, lots (base balance − target, per fills since the last
@@ -234,12 +297,7 @@ pub enum LiveNote {
         took_ns: u64,
     },
     /// The wind-down deadline passed without the confirmation.
-    WindDownTimedOut {
-        /// Orders the engine still counts as open.
-        open_local: u32,
-        /// Our orders per the exchange's last answer.
-        open_exchange: Option<u32>,
-    },
+    WindDownTimedOut(Unverified),
     /// The engine's open orders against the exchange's (`openOrders.status`), taken while
     /// nothing else was in flight.
     Audit {
@@ -367,14 +425,11 @@ impl LiveNote {
                 "live: the exchange confirms no order of ours is open ({:.3} s)",
                 took_ns as f64 / 1e9
             )),
-            LiveNote::WindDownTimedOut {
-                open_local,
-                open_exchange,
-            } => log.error(format_args!(
-                "live: stop deadline passed without confirmation: {open_local} open per the \
-                 engine, {} per the exchange — CHECK THE ACCOUNT (the next start cancels \
-                 them unless live.cancel_open_orders_on_start = false)",
-                open_exchange.map_or_else(|| "unknown".to_string(), |n| n.to_string())
+            LiveNote::WindDownTimedOut(gap) => log.error(format_args!(
+                "live: stop deadline (live.shutdown_wait_s) passed without confirmation — \
+                 CHECK THE ACCOUNT (the next start cancels them unless \
+                 live.cancel_open_orders_on_start = false); not verified: {}",
+                gap.lines().join("; ")
             )),
             LiveNote::Audit {
                 engine,
@@ -515,6 +570,10 @@ pub struct LiveSink {
     wind: Option<(u64, Wind)>,
     wind_done: bool,
     wind_confirmed: bool,
+    wind_reconnects: u32,
+    unverified: Option<Unverified>,
+    /// When the inventory was last checked against the balances (0: never).
+    inventory_checked_ns: u64,
     shutdown_wait_ns: u64,
     next_audit_ns: u64,
     next_balance_audit_ns: u64,
@@ -530,6 +589,22 @@ pub struct LiveSink {
 impl LiveSink {
     fn note(&mut self, note: LiveNote) {
         if self.notes.try_send(note).is_err() {
+            self.dropped += 1;
+        }
+    }
+
+    /// Tells the side thread the inventory the engine just took from the balances (and the
+    /// mid it was booked at), so the KPI report's inventory and PnL stay the engine's.
+    fn send_inventory(&mut self, now_ns: u64) {
+        let Some(touch) = self.trader.engine().touch() else {
+            return;
+        };
+        let record = TradeRecord::Inventory {
+            ts_ns: now_ns,
+            inventory: self.trader.position().inventory,
+            mid_x2_ticks: touch.bid.0 + touch.ask.0,
+        };
+        if self.records.try_send(record).is_err() {
             self.dropped += 1;
         }
     }
@@ -678,6 +753,8 @@ impl LiveSink {
             }
             return;
         };
+        self.send_inventory(now_ns);
+        self.inventory_checked_ns = now_ns;
         self.reconciles += 1;
         self.phase = Phase::Trading;
         self.next_audit_ns = now_ns + AUDIT_EVERY_NS;
@@ -763,6 +840,9 @@ impl LiveSink {
                 return;
             };
             let exchange = self.inventory_of(&balances);
+            if stable && exchange == pending.inventory {
+                self.inventory_checked_ns = now_ns;
+            }
             if !stable || exchange == pending.inventory {
                 self.balance_suspect = None;
                 return;
@@ -770,7 +850,10 @@ impl LiveSink {
             let pair = (pending.inventory, exchange);
             if self.balance_suspect == Some(pair) {
                 self.balance_suspect = None;
-                self.trader.adopt_inventory(now_ns, exchange);
+                if self.trader.adopt_inventory(now_ns, exchange).is_some() {
+                    self.send_inventory(now_ns);
+                    self.inventory_checked_ns = now_ns;
+                }
                 self.note(LiveNote::InventoryCorrected {
                     engine: pending.inventory,
                     exchange,
@@ -958,17 +1041,29 @@ impl FeedSink for LiveSink {
         };
         self.timer(now_ns);
         if now_ns.saturating_sub(started_ns) > self.shutdown_wait_ns {
-            self.note(LiveNote::WindDownTimedOut {
+            let gap = Unverified {
+                order_connection_down: !self.venue.is_ready(),
+                reconnects_forced: self.wind_reconnects,
+                unanswered: self.venue.in_flight() as u32,
                 open_local: self.trader.open_orders(),
                 open_exchange: match wind {
                     Wind::Querying { .. } => self.venue.open_orders(),
                     Wind::Cancelling { .. } => None,
                 },
-            });
+                inventory_checked_ago_ns: (self.inventory_checked_ns > 0)
+                    .then(|| now_ns.saturating_sub(self.inventory_checked_ns)),
+            };
+            self.unverified = Some(gap);
+            self.note(LiveNote::WindDownTimedOut(gap));
             self.wind_done = true;
             return true;
         }
         if !self.venue.is_ready() {
+            // A reconnect backoff can outlast the wait: try again at least every
+            // WIND_RECONNECT_NS.
+            if self.venue.reconnect_within(now_ns, WIND_RECONNECT_NS) {
+                self.wind_reconnects += 1;
+            }
             // Reconnecting: its first act after the subscription is ours below.
             self.wind = Some((started_ns, Wind::Cancelling { sent_ns: now_ns }));
             return false;
@@ -1354,6 +1449,9 @@ pub fn run(
         wind: None,
         wind_done: false,
         wind_confirmed: false,
+        wind_reconnects: 0,
+        unverified: None,
+        inventory_checked_ns: 0,
         shutdown_wait_ns: (config.live.shutdown_wait_s * 1e9) as u64,
         next_audit_ns: 0,
         next_balance_audit_ns: 0,
@@ -1382,11 +1480,14 @@ pub fn run(
         .send_timeout(counts_of(&sink.trader), Duration::from_secs(1));
     let open_orders_local = sink.trader.open_orders();
     let clean = sink.wind_confirmed;
+    let unverified = sink.unverified;
     let traded = sink.reconciles > 0;
-    let open_orders_exchange = if sink.wind_done {
+    // The exchange's count only from the wind-down's own question: an earlier audit's
+    // answer says nothing about the orders at exit.
+    let open_orders_exchange = if sink.wind_confirmed {
         sink.venue.open_orders()
     } else {
-        None
+        unverified.and_then(|u| u.open_exchange)
     };
     let inventory_lots = sink.trader.position().inventory.0;
     let dropped = sink.dropped;
@@ -1416,6 +1517,7 @@ pub fn run(
         open_orders_local,
         open_orders_exchange,
         clean,
+        unverified,
         traded,
         inventory_lots,
         spec: config.spec,

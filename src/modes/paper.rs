@@ -27,8 +27,8 @@ use crate::orders::{Action, OrderManager, VenueEvent};
 use crate::risk::{Risk, StopReason};
 use crate::shutdown::Shutdown;
 use crate::telemetry::kpi::{
-    FillRecord, KpiParams, KpiRecord, KpiSnapshot, KpiTargets, KpiTracker, MidSample, OrderCounts,
-    QuoteSample,
+    FillRecord, InventorySample, KpiParams, KpiRecord, KpiSnapshot, KpiTargets, KpiTracker,
+    MidSample, OrderCounts, QuoteSample,
 };
 use crate::telemetry::latency::{self, LatencyKind, LatencyLogWriter, LATENCY_INTERVAL_NS};
 use crate::telemetry::log::LogHandle;
@@ -535,6 +535,22 @@ impl SideThread {
                 ts_ns,
                 mid_half_ticks: mid_x2_ticks,
             })),
+            TradeRecord::Inventory {
+                ts_ns,
+                inventory,
+                mid_x2_ticks,
+            } => {
+                self.tracker
+                    .on_record(KpiRecord::Inventory(InventorySample {
+                        ts_ns,
+                        inventory_lots: inventory,
+                        mid_half_ticks: mid_x2_ticks,
+                    }));
+                self.log.info(format_args!(
+                    "kpi: inventory set to {} from the balances",
+                    qty(inventory)
+                ));
+            }
             TradeRecord::Stopped { reason, .. } => match reason {
                 Some(reason) => self.log.warn(format_args!(
                     "trading stopped: {reason:?}; orders cancelled"

@@ -31,19 +31,23 @@
 //! reset by a connection that stayed open `healthy_after_ns`.
 //!
 //! Never: reads the clock (`now_ns` comes in), sleeps, logs (events are returned, the
-//! caller logs them), or allocates per message while `Open`. Connecting allocates (DNS,
-//! buffers, handshakes: off the hot path by definition), and so does the first use of a
+//! caller logs them), resolves a host name on the caller's thread (`net::resolve`: a
+//! side thread per connection does it; the connection asks when it is created and on every
+//! disconnect, and takes the newest addresses when it connects — a reconnect never waits
+//! for DNS, it uses the last addresses found), or allocates per message while `Open`.
+//! Connecting allocates (buffers, handshakes: off the hot path by definition), and so does the first use of a
 //! few paths on each new connection (tungstenite's read buffer turning shared, its pong
 //! buffer, its thread-local RNG) and each received TLS KeyUpdate (rustls's key schedule,
 //! 4 allocations measured) — tests/net.rs states the exact figures.
 
 use std::mem;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 
 use mio::event::Event;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
+use crate::net::resolve::{Addrs, Answer, Resolver};
 use crate::net::tls::{HandshakeProgress, TlsClientConfig, TlsHandshake, TlsRoots, TlsStats};
 use crate::net::url::{Scheme, Url};
 use crate::net::ws::{
@@ -322,6 +326,12 @@ pub struct Connection {
     attempt: u32,
     stats: ConnStats,
     last_tls_stats: TlsStats,
+    /// The host's lookups, on their own thread.
+    resolver: Resolver,
+    /// The newest addresses the resolver found (empty before its first answer).
+    addrs: Addrs,
+    /// The resolver's newest answer was a failure.
+    dns_failed: bool,
 }
 
 impl Connection {
@@ -335,6 +345,8 @@ impl Connection {
             Scheme::Ws => None,
             Scheme::Http | Scheme::Https => return Err(NetError::InvalidUrl),
         };
+        let resolver = Resolver::spawn(&url.host, url.port)?;
+        resolver.request();
         Ok(Connection {
             url,
             tls,
@@ -349,7 +361,22 @@ impl Connection {
             attempt: 0,
             stats: ConnStats::default(),
             last_tls_stats: TlsStats::default(),
+            resolver,
+            addrs: Addrs::default(),
+            dns_failed: false,
         })
+    }
+
+    /// Host lookups completed by this connection's resolver thread (none ever runs on the
+    /// caller's).
+    pub fn dns_lookups(&self) -> u64 {
+        self.resolver.lookups()
+    }
+
+    /// The addresses the next attempt chooses from (the resolver's newest answer taken so
+    /// far).
+    pub fn resolved(&self) -> Addrs {
+        self.addrs
     }
 
     /// The mio token this connection registers its sockets under.
@@ -439,6 +466,19 @@ impl Connection {
         matches!(self.state, State::Open { .. })
     }
 
+    /// While waiting for the next attempt: brings it forward to `now_ns` if it is more than
+    /// `within_ns` away (a stop that must reach the exchange does not sit out a long
+    /// backoff). Returns whether it moved the attempt.
+    pub fn attempt_within(&mut self, now_ns: u64, within_ns: u64) -> bool {
+        match &mut self.state {
+            State::Waiting { next_attempt_at_ns } if *next_attempt_at_ns > now_ns + within_ns => {
+                *next_attempt_at_ns = now_ns;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// When the next attempt starts, while waiting for one.
     pub fn next_attempt_at_ns(&self) -> Option<u64> {
         match self.state {
@@ -492,6 +532,15 @@ impl Connection {
     ) -> Step {
         match state {
             State::Waiting { next_attempt_at_ns } if now_ns >= next_attempt_at_ns => {
+                self.take_answer();
+                let first_lookup_running = self.addrs.is_empty() && !self.dns_failed;
+                if first_lookup_running
+                    && now_ns.saturating_sub(next_attempt_at_ns) < self.cfg.handshake_timeout_ns
+                {
+                    // No address known yet: wait for the resolver thread's first answer
+                    // (bounded by the handshake timeout, then DnsFailed and a backoff).
+                    return Step::Stay(State::Waiting { next_attempt_at_ns });
+                }
                 match self.start_attempt(registry, now_ns, handler) {
                     Ok(next) => Step::Next(next),
                     Err(e) => Step::Stay(self.fail(registry, e, now_ns, handler)),
@@ -515,7 +564,21 @@ impl Connection {
         }
     }
 
-    /// Waiting → Connecting: resolve (blocking DNS, off the hot path), connect, register.
+    /// The resolver's newest answer, if one came: found addresses replace the old ones; a
+    /// failure keeps them (stale addresses beat none) and is remembered.
+    fn take_answer(&mut self) {
+        match self.resolver.try_answer() {
+            Some(Answer::Found(addrs)) => {
+                self.addrs = addrs;
+                self.dns_failed = false;
+            }
+            Some(Answer::Failed) => self.dns_failed = true,
+            None => {}
+        }
+    }
+
+    /// Waiting → Connecting: pick an address the resolver thread found (no DNS here),
+    /// connect (non-blocking), register.
     fn start_attempt<H: Handler>(
         &mut self,
         registry: &Registry,
@@ -524,15 +587,11 @@ impl Connection {
     ) -> Result<State, NetError> {
         self.attempt = self.attempt.saturating_add(1);
         self.stats.attempts += 1;
-        let addrs: Vec<SocketAddr> = (self.url.host.as_str(), self.url.port)
-            .to_socket_addrs()
-            .map_err(|_| NetError::DnsFailed)?
-            .collect();
-        if addrs.is_empty() {
-            return Err(NetError::DnsFailed);
-        }
         // Rotate through the addresses across consecutive attempts.
-        let addr = addrs[(self.attempt as usize - 1) % addrs.len()];
+        let addr: SocketAddr = self
+            .addrs
+            .pick(self.attempt as usize - 1)
+            .ok_or(NetError::DnsFailed)?;
         let mut sock = TcpStream::connect(addr)?;
         registry.register(
             &mut sock,
@@ -865,6 +924,8 @@ impl Connection {
             Disconnect::Rotation { .. } | Disconnect::Restart | Disconnect::PeerClosed { .. }
         );
         self.release(state, registry, polite);
+        // Fresh addresses for the attempt after next (this one uses the last found).
+        self.resolver.request();
         if open_for_ns >= self.cfg.healthy_after_ns {
             self.backoff.reset();
             self.attempt = 0;

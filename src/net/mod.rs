@@ -59,6 +59,7 @@
 pub mod conn;
 mod error;
 pub mod record;
+pub mod resolve;
 pub mod rest;
 pub mod tls;
 pub mod url;

@@ -133,6 +133,21 @@ pub enum KpiRecord {
     Latency(LatencySample),
     /// Records the hot thread dropped so far (full channel), cumulative.
     Dropped(u64),
+    /// The inventory taken from the exchange's balances (live), booked at the mid.
+    Inventory(InventorySample),
+}
+
+/// The inventory set from outside the fills (live: reconciliation, balance audit): the
+/// change is booked at `mid_half_ticks` as the engine books it, so the PnL does not jump
+/// and the inventory equals the engine's (balance − target).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InventorySample {
+    /// When (engine clock), ns.
+    pub ts_ns: u64,
+    /// The inventory from now on, lots.
+    pub inventory_lots: Qty,
+    /// Best bid + best ask, ticks (= the mid in half ticks).
+    pub mid_half_ticks: i64,
 }
 
 /// The six targets. Fractions are 0..1 (0.7 = 70 %).
@@ -558,7 +573,18 @@ impl KpiTracker {
             KpiRecord::Counts(counts) => self.on_counts(counts),
             KpiRecord::Latency(sample) => self.latency.record_sample(sample),
             KpiRecord::Dropped(total) => self.dropped = self.dropped.max(total),
+            KpiRecord::Inventory(sample) => self.on_inventory(sample),
         }
+    }
+
+    /// The inventory set from the balances: the difference to the fills' inventory is
+    /// bought or sold at the mid (cash moves by −Δ·mid; no volume, no fee, no markout).
+    pub fn on_inventory(&mut self, sample: InventorySample) {
+        self.integrate_inventory(sample.ts_ns);
+        let delta = i128::from(sample.inventory_lots.0) - i128::from(self.inventory_lots);
+        self.cash_half_tick_lots -= delta * i128::from(sample.mid_half_ticks);
+        self.inventory_lots = sample.inventory_lots.0;
+        self.mark_drawdown();
     }
 
     /// An execution: inventory, cash, fees, volume, drawdown, and a pending markout.
@@ -1075,6 +1101,43 @@ mod tests {
         assert!(close(t.snapshot(0).pnl_quote.unwrap(), 0.0));
         t.on_mid(mid(S, 12_000_200)); // 60001.00: +0.001
         assert!(close(t.snapshot(S).pnl_quote.unwrap(), 0.001));
+    }
+
+    /// An inventory taken from the balances (live reconciliation): the report's inventory
+    /// becomes it, the change is booked at the mid (no PnL jump, no volume, no fee), and
+    /// later fills count from it.
+    #[test]
+    fn inventory_from_the_balances_replaces_the_fills_figure_at_the_mid() {
+        let mut t = tracker(1_000);
+        t.on_mid(mid(0, 12_000_000)); // 60000.00
+        t.on_fill(fill(0, Side::Buy, 6_000_000, 100, 2)); // long 0.001 at 60000
+        t.on_record(KpiRecord::Inventory(InventorySample {
+            ts_ns: S,
+            inventory_lots: Qty(300), // the balances say 0.003
+            mid_half_ticks: 12_000_000,
+        }));
+        let snap = t.snapshot(S);
+        assert!(close(snap.inventory_base, 0.003), "{}", snap.inventory_base);
+        assert!(close(snap.pnl_quote.unwrap(), 0.0));
+        assert!(close(snap.volume_base, 0.001));
+        // 0.003 long, mid 60001.00: +0.003 USDT.
+        t.on_mid(mid(2 * S, 12_000_200));
+        assert!(close(t.snapshot(2 * S).pnl_quote.unwrap(), 0.003));
+        // A later sell counts from the new inventory; set back to flat at the mid.
+        t.on_fill(fill(3 * S, Side::Sell, 6_000_100, 100, 2));
+        assert!(close(t.snapshot(3 * S).inventory_base, 0.002));
+        t.on_inventory(InventorySample {
+            ts_ns: 4 * S,
+            inventory_lots: Qty(0),
+            mid_half_ticks: 12_000_200,
+        });
+        let snap = t.snapshot(4 * S);
+        assert!(close(snap.inventory_base, 0.0));
+        assert!(
+            close(snap.pnl_quote.unwrap(), 0.003),
+            "{:?}",
+            snap.pnl_quote
+        );
     }
 
     #[test]

@@ -1473,6 +1473,13 @@ impl BinanceVenue {
         &self.conn
     }
 
+    /// While the order connection waits out a reconnect backoff: tries again now if the
+    /// next attempt is more than `within_ns` away (the Ctrl+C wind-down). Returns whether
+    /// an attempt was brought forward.
+    pub fn reconnect_within(&mut self, now_ns: u64, within_ns: u64) -> bool {
+        self.conn.attempt_within(now_ns, within_ns)
+    }
+
     /// Closes the connection for good.
     pub fn close(&mut self, registry: &Registry) {
         self.conn.close(registry);
