@@ -3,9 +3,20 @@
 //! `Engine`, optionally copies the raw frame into the journal ring, and hands `Copy`
 //! records to the side thread.
 //!
-//! Owns: the `Poll`, the market-data connection, the snapshot request/response hand-off
+//! Owns: the `Poll`, the market-data connection (and, during a rotation, its standby),
+//! the snapshot request/response hand-off
 //! with the REST thread (`SnapshotFetcher`, which does the blocking HTTPS GET off this
 //! thread), the wall-clock offset, the `--duration` deadline.
+//!
+//! Rotation is make-before-break: `ROTATION_LEAD_NS` (at most half the connection's
+//! `max_age_ns`) before the market-data connection's age limit, a standby connection to the
+//! same streams opens; its frames are decoded only to note their ids. Once the primary has
+//! applied everything the standby has shown (depth `u`, trade id, bookTicker `u` all at or
+//! beyond the standby's newest), the standby becomes the primary and the old one is closed
+//! politely: no snapshot, no gap, no `Disconnected`. The promoted connection's first
+//! frames that the old one already delivered are skipped (trades, tickers by id; diffs by
+//! the book's own stale rule). A standby that has not caught up by the age limit is
+//! dropped and the old connection rotates break-before-make as before.
 //!
 //! Never: allocates in steady state (a snapshot body arriving from the REST thread is the
 //! one exception: it is rare and its buffer is freed here), blocks, formats text, or logs —
@@ -35,6 +46,12 @@ pub const STATS_EVERY_NS: u64 = 1_000_000_000;
 pub const SNAPSHOT_RETRY_NS: u64 = 1_000_000_000;
 /// The market-data connection's mio token; sinks with connections of their own use others.
 pub const MARKET_TOKEN: Token = Token(0);
+/// The standby token of a rotation (the two alternate; sinks with connections of their
+/// own use others).
+pub const STANDBY_TOKEN: Token = Token(2);
+/// A rotation's standby opens this long before the connection's age limit (or at half
+/// its age, if that is sooner), ns.
+pub const ROTATION_LEAD_NS: u64 = 60_000_000_000;
 /// Longest wind-down after the loop's end (live: cancel everything, wait for the answers).
 pub const WIND_DOWN_MAX_NS: u64 = 65_000_000_000;
 
@@ -65,6 +82,24 @@ pub enum HotRecord {
     },
     /// The REST thread could not fetch a snapshot.
     SnapshotFailed {
+        /// When, wall ns.
+        at_ns: u64,
+    },
+    /// A make-before-break rotation opened its standby connection.
+    RotationStarted {
+        /// When, wall ns.
+        at_ns: u64,
+    },
+    /// The standby caught up and took over; the old connection was closed.
+    Rotated {
+        /// When, wall ns.
+        at_ns: u64,
+        /// The newest depth update id applied when it switched.
+        depth_u: u64,
+    },
+    /// The standby had not caught up by the age limit: dropped (the old connection
+    /// rotates break-before-make).
+    RotationAbandoned {
         /// When, wall ns.
         at_ns: u64,
     },
@@ -312,6 +347,13 @@ pub fn run_feed_loop<S: FeedSink>(
     let deadline_ns = cfg.duration_ns.map(|d| start_ns.saturating_add(d));
 
     let mut stats = LoopStats::default();
+    let mut standby: Option<Connection> = None;
+    // Newest ids applied from the primary, seen on the standby, and the skip threshold of
+    // a freshly promoted connection.
+    let mut applied = SeenIds::default();
+    let mut shown = SeenIds::default();
+    let mut skip = SeenIds::default();
+    let lead_ns = ROTATION_LEAD_NS.min(cfg.conn.max_age_ns / 2);
     let mut want_snapshot = false;
     let mut snapshot_in_flight = false;
     let mut snapshot_retry_at_ns = 0u64;
@@ -333,7 +375,7 @@ pub fn run_feed_loop<S: FeedSink>(
         if let Err(e) = poll.poll(&mut events, Some(Duration::ZERO)) {
             break Err(e);
         }
-        dispatch(&events, &mut conn, engine);
+        dispatch(&events, &mut conn, standby.as_mut(), engine);
         let frames_before = stats.frames;
         engine.on_idle(now_ns, poll.registry());
         let mut handler = FeedHandler {
@@ -345,9 +387,23 @@ pub fn run_feed_loop<S: FeedSink>(
             records,
             stats: &mut stats,
             need_snapshot: false,
+            applied: &mut applied,
+            skip,
         };
         conn.poll(poll.registry(), now_ns, &mut handler);
         want_snapshot |= handler.need_snapshot;
+        rotate(
+            &mut conn,
+            &mut standby,
+            &cfg.conn,
+            lead_ns,
+            (&applied, &mut shown, &mut skip),
+            decoder,
+            poll.registry(),
+            now_ns,
+            records,
+            &mut stats,
+        );
 
         if want_snapshot && !snapshot_in_flight && now_ns >= snapshot_retry_at_ns {
             match fetcher.request_tx.try_send(()) {
@@ -453,7 +509,7 @@ pub fn run_feed_loop<S: FeedSink>(
             // Nothing left to read with: the sink's own deadline is all that is left.
             continue;
         }
-        dispatch(&events, &mut conn, engine);
+        dispatch(&events, &mut conn, None, engine);
         let mut handler = FeedHandler {
             clock: &clock,
             wall_offset_ns,
@@ -463,8 +519,13 @@ pub fn run_feed_loop<S: FeedSink>(
             records,
             stats: &mut stats,
             need_snapshot: false,
+            applied: &mut applied,
+            skip,
         };
         conn.poll(poll.registry(), now_ns, &mut handler);
+    }
+    if let Some(mut s) = standby.take() {
+        s.close(poll.registry());
     }
     conn.close(poll.registry());
     stats.at_ns = now();
@@ -474,16 +535,143 @@ pub fn run_feed_loop<S: FeedSink>(
     Ok((end?, stats))
 }
 
-/// Hands each readiness event to its owner: the market-data connection or the sink.
+/// Hands each readiness event to its owner: the market-data connection, its standby or
+/// the sink.
 #[inline]
-fn dispatch<S: FeedSink>(events: &Events, conn: &mut Connection, sink: &mut S) {
+fn dispatch<S: FeedSink>(
+    events: &Events,
+    conn: &mut Connection,
+    mut standby: Option<&mut Connection>,
+    sink: &mut S,
+) {
     for event in events.iter() {
-        if event.token() == MARKET_TOKEN {
+        if event.token() == conn.token() {
             conn.on_readiness(event);
+        } else if let Some(s) = standby
+            .as_deref_mut()
+            .filter(|s| s.token() == event.token())
+        {
+            s.on_readiness(event);
         } else {
             sink.on_readiness(event);
         }
     }
+}
+
+/// The newest ids of each market-data stream seen on one connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct SeenIds {
+    depth_u: u64,
+    trade_id: u64,
+    ticker_u: u64,
+}
+
+impl SeenIds {
+    fn note(&mut self, event: &Event) {
+        match event {
+            Event::Depth(d) => self.depth_u = self.depth_u.max(d.final_update_id),
+            Event::Trade(t) => self.trade_id = self.trade_id.max(t.trade_id),
+            Event::BookTicker(b) => self.ticker_u = self.ticker_u.max(b.update_id),
+            Event::Snapshot(_) => {}
+        }
+    }
+
+    /// Everything `other` showed has been seen here (and `other` showed some depth).
+    fn covers(&self, other: &SeenIds) -> bool {
+        other.depth_u > 0
+            && self.depth_u >= other.depth_u
+            && self.trade_id >= other.trade_id
+            && self.ticker_u >= other.ticker_u
+    }
+
+    /// Already delivered (a promoted connection repeats what the old one gave).
+    fn already(&self, event: &Event) -> bool {
+        match event {
+            Event::Trade(t) => t.trade_id <= self.trade_id,
+            Event::BookTicker(b) => b.update_id <= self.ticker_u,
+            // Stale diffs are the book's to drop (its own rule); snapshots never repeat.
+            Event::Depth(_) | Event::Snapshot(_) => false,
+        }
+    }
+}
+
+/// The rotation step of one loop turn (see the file doc): opens the standby near the age
+/// limit, drives it (noting ids only), promotes it once the primary covers what it showed,
+/// or drops it if the primary went down or reached its limit first.
+#[allow(clippy::too_many_arguments)]
+fn rotate(
+    conn: &mut Connection,
+    standby: &mut Option<Connection>,
+    cfg: &ConnConfig,
+    lead_ns: u64,
+    (applied, shown, skip): (&SeenIds, &mut SeenIds, &mut SeenIds),
+    decoder: &mut Decoder,
+    registry: &Registry,
+    now_ns: u64,
+    records: &Sender<HotRecord>,
+    stats: &mut LoopStats,
+) {
+    let age_ns = conn.age_ns(now_ns);
+    let Some(s) = standby.as_mut() else {
+        if age_ns.is_some_and(|a| a.saturating_add(lead_ns) >= cfg.max_age_ns) {
+            let token = if conn.token() == MARKET_TOKEN {
+                STANDBY_TOKEN
+            } else {
+                MARKET_TOKEN
+            };
+            // Allocates (buffers, resolver thread): once per rotation, not per message.
+            if let Ok(c) = Connection::new(cfg.clone(), token, now_ns) {
+                *standby = Some(c);
+                *shown = SeenIds::default();
+                send(records, stats, HotRecord::RotationStarted { at_ns: now_ns });
+            }
+        }
+        return;
+    };
+    let mut noter = StandbyHandler { decoder, shown };
+    s.poll(registry, now_ns, &mut noter);
+    let open = s.is_open();
+    if open && applied.covers(shown) {
+        if let Some(promoted) = standby.take() {
+            let mut old = std::mem::replace(conn, promoted);
+            old.close(registry);
+            *skip = *applied;
+            send(
+                records,
+                stats,
+                HotRecord::Rotated {
+                    at_ns: now_ns,
+                    depth_u: applied.depth_u,
+                },
+            );
+        }
+    } else if age_ns.is_none_or(|a| a >= cfg.max_age_ns) {
+        // The primary is down or rotating on its own: the standby is no use now.
+        if let Some(mut s) = standby.take() {
+            s.close(registry);
+            send(
+                records,
+                stats,
+                HotRecord::RotationAbandoned { at_ns: now_ns },
+            );
+        }
+    }
+}
+
+/// The standby's frames: decoded to note their ids, never applied.
+struct StandbyHandler<'a> {
+    decoder: &'a mut Decoder,
+    shown: &'a mut SeenIds,
+}
+
+impl Handler for StandbyHandler<'_> {
+    fn on_message(&mut self, _kind: MessageKind, payload: &[u8], now_ns: u64) {
+        if let Ok(event) = self.decoder.decode(payload, now_ns) {
+            self.shown.note(&event);
+        }
+    }
+
+    fn on_event(&mut self, _event: NetEvent) {}
 }
 
 #[inline]
@@ -503,6 +691,10 @@ struct FeedHandler<'a, S: FeedSink> {
     records: &'a Sender<HotRecord>,
     stats: &'a mut LoopStats,
     need_snapshot: bool,
+    /// The newest ids applied (for a rotation's switch).
+    applied: &'a mut SeenIds,
+    /// After a rotation: what the old connection already delivered.
+    skip: SeenIds,
 }
 
 impl<S: FeedSink> Handler for FeedHandler<'_, S> {
@@ -515,6 +707,10 @@ impl<S: FeedSink> Handler for FeedHandler<'_, S> {
         let Ok(event) = self.decoder.decode(payload, now_ns) else {
             return; // counted by the decoder
         };
+        if self.skip.already(&event) {
+            return;
+        }
+        self.applied.note(&event);
         let levels = match &event {
             Event::Depth(d) => self.decoder.diff_levels(d),
             Event::Snapshot(s) => self.decoder.snapshot_levels(s),

@@ -250,6 +250,17 @@ pub fn log_record(log: &LogHandle, record: &HotRecord) {
         HotRecord::SnapshotFailed { .. } => {
             log.warn(format_args!("book: snapshot unusable; retrying in 1 s"))
         }
+        HotRecord::RotationStarted { .. } => log.info(format_args!(
+            "market data: rotation: standby connection opening (make-before-break)"
+        )),
+        HotRecord::Rotated { depth_u, .. } => log.info(format_args!(
+            "market data: rotated to the standby connection at depth update {depth_u}; \
+             no gap, no resync"
+        )),
+        HotRecord::RotationAbandoned { .. } => log.warn(format_args!(
+            "market data: the standby did not catch up before the age limit; rotating \
+             break-before-make (resync)"
+        )),
         HotRecord::PinFailed { core } => log.warn(format_args!(
             "engine: could not pin the hot thread to core {core}; running unpinned"
         )),
