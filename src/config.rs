@@ -58,6 +58,8 @@ pub struct Config {
     pub venue: VenueConfig,
     /// KPI targets and the markout horizon.
     pub kpi: KpiConfig,
+    /// `[metrics]`: the optional Prometheus endpoint.
+    pub metrics: MetricsConfig,
     /// `[live]`: real order entry.
     pub live: LiveConfig,
     /// `[calibration]`: walk-forward split, objective and default grid of
@@ -198,6 +200,14 @@ pub struct KpiConfig {
     pub latency_p99_ms_max: f64,
     /// Total PnL must be greater than this, quote currency.
     pub pnl_min: f64,
+}
+
+/// `[metrics]`: the Prometheus / OpenMetrics endpoint the side thread serves (paper
+/// trading and live), off unless `listen` is set.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Loopback `IP:PORT` to serve `GET /metrics` on (`None`: off; port 0 picks one).
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// `[live]`: order entry on Binance (`--mode=live` only).
@@ -1000,6 +1010,7 @@ fn validate(
     let risk = validate_risk(&v, raw.risk.unwrap_or_default(), inventory_max)?;
     let venue = validate_venue(&v, raw.venue.unwrap_or_default(), &spec)?;
     let kpi = validate_kpi(&v, raw.kpi.unwrap_or_default())?;
+    let metrics = validate_metrics(&v, raw.metrics.unwrap_or_default())?;
     let live = validate_live(&v, raw.live.unwrap_or_default())?;
     let calibration = validate_calibration(&v, raw.calibration.unwrap_or_default())?;
 
@@ -1046,6 +1057,7 @@ fn validate(
         risk,
         venue,
         kpi,
+        metrics,
         live,
         calibration,
         layers,
@@ -1251,6 +1263,29 @@ fn validate_venue(
         v.error(key, e.to_string(), "see config/default.toml")
     })?;
     Ok(VenueConfig { sim, feed_latency })
+}
+
+fn validate_metrics(v: &Validator<'_>, raw: RawMetrics) -> Result<MetricsConfig, ConfigError> {
+    let Some(text) = raw.listen.filter(|t| !t.is_empty()) else {
+        return Ok(MetricsConfig::default());
+    };
+    let fix = "give a loopback IP:PORT such as \"127.0.0.1:9184\" (or \"\" for off); \
+               expose it beyond the host through a reverse proxy, not here";
+    match text.parse::<std::net::SocketAddr>() {
+        Ok(addr) if addr.ip().is_loopback() => Ok(MetricsConfig { listen: Some(addr) }),
+        Ok(addr) => Err(v.error(
+            "metrics.listen",
+            format!("{addr} is not a loopback address"),
+            fix,
+        )),
+        Err(_) => Err(v.error("metrics.listen", format!("{text:?} is not IP:PORT"), fix)),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Option<String>,
 }
 
 fn validate_kpi(v: &Validator<'_>, raw: RawKpi) -> Result<KpiConfig, ConfigError> {
@@ -1650,6 +1685,7 @@ struct RawConfig {
     risk: Option<RawRisk>,
     venue: Option<RawVenue>,
     kpi: Option<RawKpi>,
+    metrics: Option<RawMetrics>,
     live: Option<RawLive>,
     calibration: Option<RawCalibration>,
 }

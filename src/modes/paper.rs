@@ -32,6 +32,7 @@ use crate::telemetry::kpi::{
 };
 use crate::telemetry::latency::{self, LatencyKind, LatencyLogWriter, LATENCY_INTERVAL_NS};
 use crate::telemetry::log::LogHandle;
+use crate::telemetry::metrics::{self, MarketCounters, MetricsServer};
 use crate::telemetry::report::{default_snapshot_path, render_report, write_snapshot};
 use crate::time::wall_now_ns;
 use crate::types::{Side, SymbolSpec};
@@ -300,6 +301,10 @@ pub(crate) struct SideThread {
     report_every_ns: u64,
     next_report_ns: u64,
     latency_files: Vec<PathBuf>,
+    /// The `[metrics]` endpoint, served between records (never by the hot thread).
+    metrics: Option<MetricsServer>,
+    /// The market-data loop's last counters, for the endpoint.
+    market: Option<MarketCounters>,
 }
 
 impl SideThread {
@@ -333,7 +338,21 @@ impl SideThread {
             LATENCY_INTERVAL_NS,
             &format!("mm {mode} {symbol}"),
         )?;
+        let metrics = match config.metrics.listen {
+            Some(addr) => {
+                let server = MetricsServer::bind(&addr.to_string())
+                    .map_err(|e| anyhow::anyhow!("metrics.listen {addr}: {e}"))?;
+                log.info(format_args!(
+                    "metrics: serving http://{}/metrics (Prometheus text; OpenMetrics on Accept)",
+                    server.local_addr()
+                ));
+                Some(server)
+            }
+            None => None,
+        };
         Ok(SideThread {
+            metrics,
+            market: None,
             tracker,
             writer: Some(writer),
             spec: config.spec,
@@ -385,6 +404,7 @@ impl SideThread {
                 Err(crossbeam_channel::RecvTimeoutError::Disconnected) => hot_open = false,
             }
             self.periodic(wall_now_ns())?;
+            self.serve_metrics(wall_now_ns());
         }
         while let Ok(c) = counts.try_recv() {
             self.tracker.on_record(KpiRecord::Counts(c));
@@ -416,7 +436,31 @@ impl SideThread {
         Ok(())
     }
 
+    /// Answers pending scrapes of the `[metrics]` endpoint with the KPIs as of `now`.
+    fn serve_metrics(&mut self, now: u64) {
+        let Some(server) = self.metrics.as_mut() else {
+            return;
+        };
+        let (tracker, market) = (&self.tracker, self.market.as_ref());
+        server.serve_pending(|openmetrics| {
+            metrics::render(
+                &tracker.snapshot(now),
+                tracker.latency(),
+                market,
+                openmetrics,
+            )
+        });
+    }
+
     fn on_hot(&mut self, record: HotRecord) {
+        if let HotRecord::Stats(s) = &record {
+            self.market = Some(MarketCounters {
+                frames: s.frames,
+                disconnects: s.disconnects,
+                gaps: s.engine.gaps,
+                snapshots: s.engine.snapshots,
+            });
+        }
         match record {
             HotRecord::FeedLatency { ns } => {
                 self.tracker.latency_mut().record(LatencyKind::Feed, ns)

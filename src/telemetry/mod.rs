@@ -5,4 +5,5 @@
 pub mod kpi;
 pub mod latency;
 pub mod log;
+pub mod metrics;
 pub mod report;
