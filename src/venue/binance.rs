@@ -1,9 +1,10 @@
 //! Live order entry on Binance spot over the WebSocket API (`/ws-api/v3`): request
-//! encoding and HMAC-SHA256 signing, response and executionReport decoding, and
-//! `BinanceVenue`, the `Venue` the `Trader` drives in live mode.
+//! encoding and signing (HMAC-SHA256 per request, or Ed25519 once per connection with
+//! `session.logon`), response and executionReport decoding, and `BinanceVenue`, the
+//! `Venue` the `Trader` drives in live mode.
 //!
-//! Owns: `Credentials` (API key + the prepared HMAC key schedule; the secret itself is
-//! never stored, printed or written anywhere), `RequestEncoder` (actions → signed JSON
+//! Owns: `Credentials` (API key + the prepared HMAC key schedule or the Ed25519 key pair;
+//! the secret or private key itself is never stored as text, printed or written anywhere), `RequestEncoder` (actions → signed JSON
 //! requests in a caller's buffer), `decode` (one received text frame → `Message`),
 //! `RateLimits` (the counts of the last `rateLimits` array), and `BinanceVenue` (one order
 //! connection, the in-flight request table, the queue of `VenueEvent`s, rate limiting and
@@ -22,6 +23,12 @@
 //! events again when they arrive. The order state machine treats the second of a pair as a
 //! duplicate (`OrderState::on_ack`/`on_canceled`), so whichever comes first wins and
 //! nothing depends on the order in which the exchange sends the two.
+//!
+//! Ed25519 sessions: on every new connection `time` and `session.logon` go first; only
+//! its 200 lets anything else out (`userDataStream.subscribe`, unsigned, then the
+//! requests, which carry `timestamp`/`recvWindow` but no `apiKey` and no signature); a
+//! refused logon is kept like a refused subscription (`subscribe_refused`,
+//! `refused_at_logon`) and retried on a new connection.
 //!
 //! Safety rules kept here: no request goes out before the user-data subscription is
 //! confirmed (`is_ready`); new orders are refused locally once the last `rateLimits`
