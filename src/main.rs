@@ -24,7 +24,8 @@ use mm::telemetry::log::Logger;
 #[command(name = "mm", version, about, long_about, max_term_width = 100)]
 struct Cli {
     /// What to run: paper-trading (live data, simulated fills), backtest (recorded data),
-    /// calibration (fit the parameters), live (real orders), spread-check (print and check
+    /// scoreboard (walk-forward over every shared recording at four fee tiers), calibration
+    /// (fit the parameters), live (real orders), spread-check (print and check
     /// the model's quotes for a representative state), simulate (Avellaneda–Stoikov 2008
     /// Monte Carlo), kpi (show the KPI snapshot), record (write market data to a journal),
     /// convert (turn captures and CSV dumps into a journal).
@@ -98,6 +99,16 @@ struct Cli {
     /// kept as <PATH>.bak) [default: config/calibrated.toml, which every mode then loads].
     #[arg(long, value_name = "PATH")]
     calibrated_out: Option<PathBuf>,
+
+    /// backtest: start the replay this long after the data's first event (e.g. 330s), on the
+    /// book as it stood there (a synthetic snapshot carries it across the cut).
+    #[arg(long, value_name = "DURATION", value_parser = parse_offset)]
+    from: Option<u64>,
+
+    /// scoreboard: folds per recording (fold 0 is only chosen on; each later fold is scored
+    /// with the grid point chosen on all the data before it).
+    #[arg(long, default_value_t = 2)]
+    folds: usize,
 
     /// kpi: print the KPI table once and exit (for scripts) instead of a live view.
     #[arg(long)]
@@ -368,11 +379,26 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
                 reports_root: cli.out.clone().unwrap_or_else(|| PathBuf::from("reports")),
                 duration_ns: duration_ns(cli),
                 grid: cli.grid.clone(),
+                from_ns: cli.from,
             };
             let make_config = |extra: &[String]| load_config_with(cli, extra);
             let met = modes::backtest::run(config, &args, &make_config, &shutdown, &mut out)?;
             log.info(format_args!("backtest done: all KPI targets met: {met}"));
             // A backtest that ran succeeded, whatever its KPIs say.
+            true
+        }
+        Mode::Scoreboard => {
+            let args = modes::scoreboard::ScoreboardArgs {
+                data_root: cli
+                    .data
+                    .first()
+                    .map_or_else(|| PathBuf::from("../shared/data"), PathBuf::from),
+                folds: cli.folds,
+                grid: cli.grid.clone(),
+                reports_root: cli.out.clone().unwrap_or_else(|| PathBuf::from("reports")),
+            };
+            let make_config = |extra: &[String]| load_config_with(cli, extra);
+            modes::scoreboard::run(&args, &make_config, &shutdown, &mut out)?;
             true
         }
         Mode::Calibration => {
@@ -422,6 +448,12 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
 }
 
 /// `--duration` in nanoseconds.
+/// `--from`: a duration with a unit (ns, us, ms, s).
+fn parse_offset(text: &str) -> Result<u64, String> {
+    config::parse_duration_ns(text)
+        .ok_or_else(|| format!("{text:?} is not a duration: write e.g. 330s or 1500ms"))
+}
+
 fn duration_ns(cli: &Cli) -> Option<u64> {
     cli.duration.map(|hours| (hours * 3600.0 * 1e9) as u64)
 }
