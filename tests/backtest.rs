@@ -571,20 +571,10 @@ fn binance_csv_dumps_replay_plain_zipped_and_converted() {
     let trades = fixture("BTCUSDT-trades-2024-08-08.csv");
     let agg = fixture("BTCUSDT-aggTrades-2024-08-08.csv");
     let book = fixture("BTCUSDT-bookTicker-2024-08-08.csv");
+    let inputs = ["--data", &book, "--data", &trades, "--data", &agg];
     let folder = report_folder(
         &w,
-        &no_order(
-            &w,
-            &[
-                "--mode=backtest",
-                "--data",
-                &book,
-                "--data",
-                &trades,
-                "--data",
-                &agg,
-            ],
-        ),
+        &no_order(&w, &[&["--mode=backtest"][..], &inputs].concat()),
     );
     let s = summary(&folder, false);
     assert_eq!(s["data"]["book_tickers"], 5);
@@ -617,17 +607,7 @@ fn binance_csv_dumps_replay_plain_zipped_and_converted() {
     assert_eq!(summary(&zipped, false)["data"]["book_tickers"], 5);
 
     // CSV → journal → the same events.
-    w.ok(&[
-        "--mode=convert",
-        "--data",
-        &book,
-        "--data",
-        &trades,
-        "--data",
-        &agg,
-        "--out",
-        "csv.mmj",
-    ]);
+    w.ok(&[&["--mode=convert"][..], &inputs, &["--out", "csv.mmj"]].concat());
     let converted = report_folder(&w, &no_order(&w, &["--mode=backtest", "--data", "csv.mmj"]));
     let c = summary(&converted, false);
     assert_eq!(c["data"]["events"], 14);
