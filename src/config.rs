@@ -301,6 +301,9 @@ pub struct CalibrationConfig {
 /// What `--mode=calibration` maximises over the grid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CalibrationObjective {
+    /// Spread PnL net of fees − κ·Σ(minute inventory PnL)², none below 20 fills
+    /// (`calibration::objective`). The default.
+    Spread,
     /// PnL − kpi_miss_penalty × targets missed − rms_inventory_penalty × RMS inventory.
     Penalised,
     /// PnL alone.
@@ -313,6 +316,7 @@ impl CalibrationObjective {
     /// The config spelling.
     pub const fn as_str(self) -> &'static str {
         match self {
+            CalibrationObjective::Spread => "spread",
             CalibrationObjective::Penalised => "penalised",
             CalibrationObjective::Pnl => "pnl",
             CalibrationObjective::Targets => "targets",
@@ -1408,6 +1412,7 @@ fn validate_calibration(
         "e.g. intensity_interval_s = 1.0",
     )?;
     let objective = match v.required("calibration.objective", raw.objective)?.as_str() {
+        "spread" => CalibrationObjective::Spread,
         "penalised" | "penalized" => CalibrationObjective::Penalised,
         "pnl" => CalibrationObjective::Pnl,
         "targets" => CalibrationObjective::Targets,
@@ -1415,7 +1420,7 @@ fn validate_calibration(
             return Err(v.error(
                 "calibration.objective",
                 format!("unknown objective {other:?}"),
-                "use \"penalised\", \"pnl\" or \"targets\"",
+                "use \"spread\" (the default), \"penalised\", \"pnl\" or \"targets\"",
             ))
         }
     };

@@ -4,7 +4,7 @@
 //! configuration, or a mode that is not available in this build; 130 a second Ctrl+C.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -69,7 +69,8 @@ struct Cli {
     /// backtest, calibration, convert: recorded market data — a file, a folder or a glob (repeatable;
     /// several are merged by time): engine journals, raw captures `<ts> <json>` (gzip or
     /// plain), Binance public-data CSV (trades, aggTrades, bookTicker; plain or .zip)
-    /// [default: the built-in 5.8-minute BTCUSDT slice, tools/data].
+    /// [default: the built-in 5.8-minute BTCUSDT slice, tools/data]. scoreboard: the shared
+    /// data folder [default: ../shared/data], or files to score as one recording.
     #[arg(long, value_name = "PATH")]
     data: Vec<String>,
 
@@ -107,7 +108,7 @@ struct Cli {
 
     /// scoreboard: folds per recording (fold 0 is only chosen on; each later fold is scored
     /// with the grid point chosen on all the data before it).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 3)]
     folds: usize,
 
     /// kpi: print the KPI table once and exit (for scripts) instead of a live view.
@@ -388,11 +389,20 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
             true
         }
         Mode::Scoreboard => {
+            // --data: the shared data folder (default ../shared/data) for every recording
+            // of the table, or files to score as one recording of the configured market.
+            let folder = match cli.data.as_slice() {
+                [] => Some(PathBuf::from("../shared/data")),
+                [one] if Path::new(one).is_dir() => Some(PathBuf::from(one)),
+                _ => None,
+            };
             let args = modes::scoreboard::ScoreboardArgs {
-                data_root: cli
-                    .data
-                    .first()
-                    .map_or_else(|| PathBuf::from("../shared/data"), PathBuf::from),
+                files: if folder.is_some() {
+                    Vec::new()
+                } else {
+                    cli.data.clone()
+                },
+                data_root: folder.unwrap_or_default(),
                 folds: cli.folds,
                 grid: cli.grid.clone(),
                 reports_root: cli.out.clone().unwrap_or_else(|| PathBuf::from("reports")),

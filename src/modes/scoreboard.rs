@@ -4,12 +4,13 @@
 //!
 //! Owns: the list of recordings and their market settings (`RECORDINGS`), the walk-forward
 //! (anchored: fold i is scored with the grid point chosen on everything before it), the
-//! choice rule (`choose`), the money split of a run (`Money`) and the table.
+//! choice rule (`choose`) and the table. The objective and the money split are
+//! calibration's (`calibration::objective`), so both choose the same way.
 //!
 //! The choice rule, per fee tier and fold: every grid point is backtested on the choose
 //! window (all data before the fold); a point is eligible only with at least
 //! `MIN_FILLS_TO_CHOOSE` fills there; the objective is the spread PnL net of fees minus an
-//! inventory-risk penalty (`objective`). The best eligible point is traded on the fold only
+//! inventory-risk penalty (`calibration::objective::objective`). The best eligible point is traded on the fold only
 //! if its objective is > 0; otherwise the strategy **stands aside** for that fold (no edge
 //! was seen on earlier data) and the row says why. Parameters are never chosen on the period
 //! they are scored on.
@@ -27,26 +28,23 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use rayon::prelude::*;
 
+use crate::calibration::objective::{
+    objective, Money, INVENTORY_RISK_PER_QUOTE, MIN_FILLS_TO_CHOOSE,
+};
 use crate::config::{Config, ConfigError};
 use crate::modes::backtest::{simulate, GridAxis, Replayed};
 use crate::replay::{self, Tape};
 use crate::report::minute_stats;
 use crate::shutdown::Shutdown;
 use crate::telemetry::kpi::KpiKind;
-use crate::types::ATOMS_PER_UNIT;
 
 /// Maker-fee tiers scored, bps: Binance spot regular, with BNB, the liquidity-provider
 /// tier 1, a market-maker programme rebate (../shared/STRATEGY.md).
 pub const FEE_TIERS_BPS: [f64; 4] = [10.0, 7.5, 0.0, -0.5];
-/// Fewest fills a grid point needs on the choose window to be chosen: fewer is noise.
-pub const MIN_FILLS_TO_CHOOSE: u64 = 20;
-/// Inventory-risk penalty of the objective, per quote currency: objective = spread PnL net
-/// of fees − κ·Σ(per-minute inventory PnL)², quote currency.
-pub const INVENTORY_RISK_PER_QUOTE: f64 = 1.0;
 
 /// One recording of the shared data folder and the settings its market needs.
 #[derive(Clone, Copy, Debug)]
-pub struct Recording {
+pub struct SharedRecording {
     /// Short name for the table.
     pub name: &'static str,
     /// Files, relative to the data root, replayed as one session.
@@ -55,10 +53,32 @@ pub struct Recording {
     pub sets: &'static [&'static str],
 }
 
+/// A recording to score: its name, files (relative to the data root, or as given) and
+/// market settings.
+#[derive(Clone, Debug)]
+pub struct Recording {
+    /// Name for the table.
+    pub name: String,
+    /// Files replayed as one session.
+    pub files: Vec<String>,
+    /// `--set` flags for its market.
+    pub sets: Vec<String>,
+}
+
+impl Recording {
+    fn owned(shared: &SharedRecording) -> Recording {
+        Recording {
+            name: shared.name.to_string(),
+            files: shared.files.iter().map(|f| f.to_string()).collect(),
+            sets: shared.sets.iter().map(|f| f.to_string()).collect(),
+        }
+    }
+}
+
 /// Every recording of `../shared/data` (see its README), with exchangeInfo-like filters.
 /// Sizes: about 60–100 USDT per quote and an inventory limit of 5 quotes.
-pub const RECORDINGS: [Recording; 6] = [
-    Recording {
+pub const RECORDINGS: [SharedRecording; 6] = [
+    SharedRecording {
         name: "BTCUSDT spot 2024-08-08/09 (10.8 min)",
         files: &[
             "binance-spot/btcusdt_20240808.gz",
@@ -66,7 +86,7 @@ pub const RECORDINGS: [Recording; 6] = [
         ],
         sets: &[],
     },
-    Recording {
+    SharedRecording {
         name: "NEXOUSDT spot 2024-07-23/25 (34 h)",
         files: &[
             "binance-spot-long/nexousdt_20240723.dat.gz",
@@ -83,12 +103,12 @@ pub const RECORDINGS: [Recording; 6] = [
             "risk.order_notional_max=200",
         ],
     },
-    Recording {
+    SharedRecording {
         name: "BTCUSDT spot 2023-04-05 (7 min)",
         files: &["binance-spot/btcusdt_20230405.dat.gz"],
         sets: &[],
     },
-    Recording {
+    SharedRecording {
         name: "BTCUSDT USD-M 2023-04-04/05 (8.6 min)",
         files: &[
             "binance-usdm/btcusdt_20230404.dat.gz",
@@ -102,7 +122,7 @@ pub const RECORDINGS: [Recording; 6] = [
             "quoting.inventory_max=0.02",
         ],
     },
-    Recording {
+    SharedRecording {
         name: "BTCUSDT USD-M 2024-07-18/19 (8 min)",
         files: &[
             "binance-usdm/btcusdt_20240718.gz",
@@ -116,7 +136,7 @@ pub const RECORDINGS: [Recording; 6] = [
             "quoting.inventory_max=0.01",
         ],
     },
-    Recording {
+    SharedRecording {
         name: "ETHUSDT USD-M 2024-07-18/19 (8 min)",
         files: &[
             "binance-usdm/ethusdt_20240718.gz",
@@ -141,8 +161,8 @@ pub fn default_axes() -> Vec<GridAxis> {
     };
     vec![
         axis("model.kind", &["avellaneda-stoikov", "glft"]),
-        axis("model.gamma_per_bps", &["0.01", "0.1", "1"]),
-        axis("quoting.spread_min_bps", &["0.5", "2", "8"]),
+        axis("model.gamma_per_bps", &["0.001", "0.01", "0.1"]),
+        axis("quoting.spread_min_bps", &["1", "5", "20", "40"]),
         axis("quoting.requote_band", &["0.5", "1"]),
     ]
 }
@@ -150,96 +170,17 @@ pub fn default_axes() -> Vec<GridAxis> {
 /// Flags of the mode.
 #[derive(Clone, Debug)]
 pub struct ScoreboardArgs {
-    /// The shared data folder (`../shared/data`).
+    /// The shared data folder (`../shared/data`): every recording of `RECORDINGS` in it.
     pub data_root: PathBuf,
+    /// Instead of `RECORDINGS`: these files, as one recording of the configured market
+    /// (`--data FILE`, repeatable).
+    pub files: Vec<String>,
     /// Folds per recording (≥ 2): fold 0 is only chosen on; folds 1.. are scored.
     pub folds: usize,
     /// `--grid` axes (empty: `default_axes`).
     pub grid: Vec<String>,
     /// Where the report folder goes.
     pub reports_root: PathBuf,
-}
-
-/// A run's money, quote atoms: net = spread + inventory; spread is net of fees.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Money {
-    /// Mark-to-market PnL at the end (cash net of fees + inventory × mid).
-    pub net_atoms: i64,
-    /// Σ side·(mid at fill − price)·qty − fees.
-    pub spread_atoms: i64,
-    /// net − spread: what the inventory made or lost as the mid moved.
-    pub inventory_atoms: i64,
-    /// Fees paid (negative = rebates).
-    pub fees_atoms: i64,
-}
-
-impl Money {
-    /// The split of one replay.
-    pub fn of(run: &Replayed) -> Money {
-        let spec = &run.spec;
-        let per_tick_lot = i128::from(spec.tick_atoms) * i128::from(spec.step_atoms);
-        let mut gross: i128 = 0;
-        let mut fees: i128 = 0;
-        for fill in &run.fills {
-            let edge_half_ticks = i128::from(fill.side.sign())
-                * (i128::from(fill.mid_x2_ticks) - 2 * i128::from(fill.price.0));
-            gross += edge_half_ticks * i128::from(fill.qty.0) * per_tick_lot;
-            fees += i128::from(fill.fee_atoms);
-        }
-        let gross_atoms = gross / (2 * i128::from(ATOMS_PER_UNIT));
-        let net_atoms = match run.final_touch {
-            Some((bid, ask)) => run.position.mark_to_market_atoms(spec, bid, ask),
-            None => run.position.cash_atoms,
-        };
-        let spread_atoms = saturate(gross_atoms - fees);
-        Money {
-            net_atoms,
-            spread_atoms,
-            inventory_atoms: net_atoms.saturating_sub(spread_atoms),
-            fees_atoms: saturate(fees),
-        }
-    }
-}
-
-/// Σ over whole minutes of (inventory PnL in that minute)², quote², from the 1 s samples:
-/// the inventory PnL of a sample step is the inventory held × the mid's change.
-pub fn inventory_risk_quote2(run: &Replayed) -> f64 {
-    let spec = &run.spec;
-    let per_tick_lot = spec.tick_atoms as f64 * spec.step_atoms as f64 / 1e8 / 1e8;
-    let minute_ns = 60_000_000_000u64;
-    let Some(first) = run.samples.first() else {
-        return 0.0;
-    };
-    let mut total = 0.0;
-    let mut minute = 0u64;
-    let mut in_minute = 0.0;
-    for pair in run.samples.windows(2) {
-        let (a, b) = (pair[0], pair[1]);
-        if a.mid_x2_ticks == 0 || b.mid_x2_ticks == 0 {
-            continue;
-        }
-        let step =
-            a.inventory_lots as f64 * (b.mid_x2_ticks - a.mid_x2_ticks) as f64 / 2.0 * per_tick_lot;
-        let m = (b.ts_ns - first.ts_ns) / minute_ns;
-        if m != minute {
-            total += in_minute * in_minute;
-            in_minute = 0.0;
-            minute = m;
-        }
-        in_minute += step;
-    }
-    total + in_minute * in_minute
-}
-
-/// The choice objective of a run on a choose window, quote currency: spread PnL net of
-/// fees − `INVENTORY_RISK_PER_QUOTE` × `inventory_risk_quote2`. `None` with fewer than
-/// `MIN_FILLS_TO_CHOOSE` fills (not enough evidence to choose it).
-pub fn objective(run: &Replayed) -> Option<f64> {
-    if (run.fills.len() as u64) < MIN_FILLS_TO_CHOOSE {
-        return None;
-    }
-    let money = Money::of(run);
-    Some(money.spread_atoms as f64 / 1e8 - INVENTORY_RISK_PER_QUOTE * inventory_risk_quote2(run))
 }
 
 /// What was chosen on a choose window.
@@ -290,7 +231,7 @@ pub fn choose(rows: &[(Vec<String>, Option<f64>, u64)]) -> Choice {
 #[derive(Clone, Debug)]
 pub struct FoldScore {
     /// Recording name.
-    pub recording: &'static str,
+    pub recording: String,
     /// Maker fee, bps.
     pub fee_bps: f64,
     /// Fold index (1-based among scored folds).
@@ -317,7 +258,7 @@ pub struct FoldScore {
 #[derive(Clone, Debug)]
 pub struct Untradeable {
     /// Recording name.
-    pub recording: &'static str,
+    pub recording: String,
     /// Why, in words.
     pub reason: String,
 }
@@ -336,7 +277,7 @@ pub fn run(
             args.folds
         );
     }
-    if !args.data_root.is_dir() {
+    if args.files.is_empty() && !args.data_root.is_dir() {
         anyhow::bail!(
             "{} is not a folder: give the shared data folder with --data (default \
              ../shared/data)",
@@ -352,19 +293,29 @@ pub fn run(
             .collect::<anyhow::Result<_>>()?
     };
     let points = crate::modes::backtest::grid_combinations(&axes);
+    // `--data FILE..`: one recording of the configured market, named by its files.
+    let recordings: Vec<Recording> = if args.files.is_empty() {
+        RECORDINGS.iter().map(Recording::owned).collect()
+    } else {
+        vec![Recording {
+            name: args.files.join(" + "),
+            files: args.files.clone(),
+            sets: Vec::new(),
+        }]
+    };
     writeln!(
         out,
         "scoreboard: {} recordings × {} fee tiers × {} scored folds, {} grid points chosen on \
          earlier data (≥ {MIN_FILLS_TO_CHOOSE} fills, objective = spread PnL net of fees − \
          {INVENTORY_RISK_PER_QUOTE}·Σ(minute inventory PnL)²)",
-        RECORDINGS.len(),
+        recordings.len(),
         FEE_TIERS_BPS.len(),
         args.folds - 1,
         points.len()
     )?;
     let mut scores: Vec<FoldScore> = Vec::new();
     let mut untradeable: Vec<Untradeable> = Vec::new();
-    for recording in &RECORDINGS {
+    for recording in &recordings {
         if shutdown.requested() {
             writeln!(
                 out,
@@ -375,16 +326,22 @@ pub fn run(
         let paths: Vec<String> = recording
             .files
             .iter()
-            .map(|f| args.data_root.join(f).display().to_string())
+            .map(|f| {
+                if args.files.is_empty() {
+                    args.data_root.join(f).display().to_string()
+                } else {
+                    f.clone()
+                }
+            })
             .collect();
         if let Some(missing) = paths.iter().find(|p| !Path::new(p).is_file()) {
             untradeable.push(Untradeable {
-                recording: recording.name,
+                recording: recording.name.clone(),
                 reason: format!("{missing} is missing"),
             });
             continue;
         }
-        let base_sets: Vec<String> = recording.sets.iter().map(|s| s.to_string()).collect();
+        let base_sets: Vec<String> = recording.sets.clone();
         let base =
             make_config(&base_sets).map_err(|e| anyhow::anyhow!("{}: {e}", recording.name))?;
         let readers = replay::open_inputs(&paths, base.spec.symbol.as_str())?;
@@ -393,7 +350,7 @@ pub fn run(
         if let Some(reason) = untradeable_reason(&base, &tape)? {
             writeln!(out, "{}: not tradeable — {reason}", recording.name)?;
             untradeable.push(Untradeable {
-                recording: recording.name,
+                recording: recording.name.clone(),
                 reason,
             });
             continue;
@@ -459,10 +416,12 @@ pub fn run(
 }
 
 /// Why the engine cannot trade this tape with its base settings, if it cannot: it placed no
-/// order on the whole tape.
+/// order on the whole tape, or its book lost sync for good (a gap the data never heals) and
+/// nothing filled.
 fn untradeable_reason(base: &Config, tape: &Tape) -> anyhow::Result<Option<String>> {
     let run = simulate(base, tape, None)?;
-    if run.order_stats.orders_placed > 0 {
+    let desynced = run.engine_stats.gaps > 0 && run.fills.is_empty();
+    if run.order_stats.orders_placed > 0 && !desynced {
         return Ok(None);
     }
     Ok(Some(no_trading_reason(tape, &run)))
@@ -478,9 +437,10 @@ pub fn no_trading_reason(tape: &Tape, run: &Replayed) -> String {
     }
     if run.engine_stats.snapshots == 0 || run.engine_stats.gaps > 0 {
         return format!(
-            "the depth diffs never chain onto the snapshot ({} gaps, {} snapshots loaded): \
-             USD-M futures chain diffs by pu, which the spot book does not follow yet",
-            run.engine_stats.gaps, run.engine_stats.snapshots
+            "the depth diffs do not chain onto the snapshot ({} gaps, {} snapshots loaded, \
+             {} orders placed before the book was lost): USD-M futures chain diffs by pu, \
+             which the spot book does not follow yet",
+            run.engine_stats.gaps, run.engine_stats.snapshots, run.order_stats.orders_placed
         );
     }
     "the book synced but no order was placed (check the risk limits and sizes)".to_string()
@@ -503,7 +463,7 @@ fn score_fold(
         _ => 0.0,
     };
     let mut score = FoldScore {
-        recording: recording.name,
+        recording: recording.name.clone(),
         fee_bps: fee,
         fold,
         minutes,
@@ -622,11 +582,6 @@ pub fn render_table(scores: &[FoldScore], untradeable: &[Untradeable]) -> String
         );
     }
     t
-}
-
-/// Saturating i128 → i64.
-fn saturate(v: i128) -> i64 {
-    i64::try_from(v).unwrap_or(if v < 0 { i64::MIN } else { i64::MAX })
 }
 
 #[cfg(test)]
