@@ -4,9 +4,8 @@
 //! plain TCP, exactly as the engine will.
 //!
 //! Order-entry and matching cases run on small capture files written by the test, so the
-//! expected fills are known exactly and the tests need no shared data. Replay fidelity and
-//! the snapshot/stream consistency run on ../shared/data: when it is absent they print
-//! "SKIPPED: ../shared/data not found" and return; when it is present they must pass.
+//! expected fills are known exactly. Replay fidelity and the snapshot/stream consistency
+//! run on the bundled real capture (tools/data): nothing beside the clone is needed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
@@ -48,14 +47,9 @@ fn pause(ms: u64) {
     std::thread::sleep(Duration::from_millis(ms));
 }
 
-fn shared_data() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        println!("SKIPPED: ../shared/data not found");
-        None
-    }
+/// The bundled capture (tools/data), committed in the repo.
+fn bundled_capture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/data/btcusdt_20240808.gz")
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
@@ -1587,10 +1581,7 @@ fn recorded_messages(path: &Path) -> Vec<(String, String, Value)> {
 
 #[test]
 fn replay_serves_the_recorded_stream_exactly() {
-    let Some(data) = shared_data() else {
-        return;
-    };
-    let file = data.join("binance-spot/btcusdt_20240808.gz");
+    let file = bundled_capture();
     let expected = recorded_messages(&file);
     assert_eq!(expected.len(), 41_248);
     let sim = Sim::start(&[&file], &["--speed", "max"]);
@@ -1609,10 +1600,7 @@ fn replay_serves_the_recorded_stream_exactly() {
 
 #[test]
 fn rest_snapshot_is_consistent_with_the_stream() {
-    let Some(data) = shared_data() else {
-        return;
-    };
-    let file = data.join("binance-spot/btcusdt_20240808.gz");
+    let file = bundled_capture();
     let sim = Sim::start(&[&file], &["--speed", "20"]);
     let mut ws = sim.ws("/ws/btcusdt@depth@100ms");
     // Binance's procedure: buffer, snapshot, drop u ≤ lastUpdateId, first applied brackets it.

@@ -38,7 +38,7 @@
 //! Diagnostics: with `MM_ZERO_ALLOC_BACKTRACE=1` the first counted allocations are printed
 //! with a backtrace (captured inside the allocator behind a re-entrancy guard).
 //!
-//! Needs ../shared/data: prints "SKIPPED: ../shared/data not found" and returns without it.
+//! Runs on the bundled slice (tools/data): nothing beside the clone is needed.
 //! It changes the process's working directory (`kpi/`, `latency/` are relative to it): it
 //! is the only test of this binary.
 
@@ -59,7 +59,7 @@ use mm::modes::live::{self, LiveArgs};
 use mm::shutdown::Shutdown;
 use mm::telemetry::log::Logger;
 
-use process::{spot_data, Exchange, Workdir, KEY, SECRET};
+use process::{data, Exchange, Workdir, KEY, SECRET};
 
 /// The counted window lasts at least this long (the session replays at 4×).
 const WINDOW: Duration = Duration::from_secs(16);
@@ -78,16 +78,9 @@ const PING_MARGIN: Duration = Duration::from_secs(3);
 #[test]
 fn live_hot_loop_trades_against_the_exchange_without_allocating() {
     counting::self_test();
-    let Some(data) = spot_data() else {
-        println!("SKIPPED: ../shared/data not found");
-        return;
-    };
     let t0 = now();
     let mut ex = Exchange::start(
-        &[
-            data.join("btcusdt_20240808.gz"),
-            data.join("btcusdt_20240809.gz"),
-        ],
+        &[data::bundled_spot()],
         &["--speed", "4"],
     );
     let work = Workdir::new("mm-zero-alloc-live", "run");

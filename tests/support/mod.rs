@@ -24,6 +24,7 @@
 )]
 
 pub mod binance;
+pub mod data;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

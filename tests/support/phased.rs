@@ -127,9 +127,20 @@ pub fn print_backtraces() {
     }
 }
 
-/// The counter counts a marked thread's allocation, and only a marked thread's; turns
-/// the backtrace diagnostic on if asked for.
+/// Zeroes every phase's count (a test binary may run more than one proof, one at a time).
+fn reset() {
+    for c in &COUNTS {
+        c.store(0, Ordering::SeqCst);
+    }
+    for s in &SIZES {
+        s.store(0, Ordering::SeqCst);
+    }
+}
+
+/// Resets the counts, then checks that the counter counts a marked thread's allocation,
+/// and only a marked thread's; turns the backtrace diagnostic on if asked for.
 pub fn self_test() {
+    reset();
     set_phase(SELF_TEST);
     std::thread::spawn(|| drop(black_box(Vec::<u8>::with_capacity(3))))
         .join()
