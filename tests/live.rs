@@ -14,7 +14,7 @@
 //! - SIGINT mid-flight: exit 0, every order cancelled and confirmed, the engine's inventory
 //!   equal to the exchange's position.
 //!
-//! Needs ../shared/data: prints "SKIPPED: ../shared/data not found" and returns without it.
+//! Runs on the bundled slice (tools/data): nothing beside the clone is needed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
@@ -27,7 +27,7 @@ use serde_json::Value;
 #[path = "support/process.rs"]
 mod process;
 
-use process::{mm, spot_data, text, Exchange, Workdir, KEY, SECRET};
+use process::{data, mm, text, Exchange, Workdir, KEY, SECRET};
 
 #[allow(clippy::disallowed_methods)] // tests wait for processes in real time
 fn pause(ms: u64) {
@@ -204,16 +204,9 @@ fn live_refuses_to_start_without_keys_confirmation_or_target() {
 
 #[test]
 fn live_session_survives_a_crash_and_faults_and_cancels_everything_on_ctrl_c() {
-    let Some(data) = spot_data() else {
-        println!("SKIPPED: ../shared/data not found");
-        return;
-    };
     let work = Workdir::new("mm-live", "e2e");
     let mut ex = Exchange::start(
-        &[
-            data.join("btcusdt_20240808.gz"),
-            data.join("btcusdt_20240809.gz"),
-        ],
+        &[data::bundled_spot()],
         &["--speed", "4"],
     );
 
@@ -357,12 +350,8 @@ fn live_session_survives_a_crash_and_faults_and_cancels_everything_on_ctrl_c() {
 
 #[test]
 fn a_refused_key_stops_the_session_with_the_reason() {
-    let Some(data) = spot_data() else {
-        println!("SKIPPED: ../shared/data not found");
-        return;
-    };
     let work = Workdir::new("mm-live", "badkey");
-    let ex = Exchange::start(&[data.join("btcusdt_20240808.gz")], &["--speed", "4"]);
+    let ex = Exchange::start(&[data::bundled_spot()], &["--speed", "4"]);
     let wrong = "wRoNg-secret-0123456789abcdef";
     let out = mm(
         &work.0,
@@ -392,4 +381,29 @@ fn a_refused_key_stops_the_session_with_the_reason() {
         "{log}"
     );
     assert!(!log.contains(wrong) && !stdout.contains(wrong) && !stderr.contains(wrong));
+}
+
+#[test]
+fn a_closed_stdout_neither_aborts_live_nor_leaves_orders_resting() {
+    let work = Workdir::new("mm-live", "epipe");
+    let mut ex = Exchange::start(&[data::bundled_spot()], &["--speed", "4"]);
+    let mut s = Live::start(&work.0, &ex, &[]);
+    // Whoever read mm's stdout is gone (`mm … | head`, a dead tee): writes get EPIPE.
+    drop(s.child.as_mut().unwrap().stdout.take());
+    s.wait_for("live: reconciled (start)", 60);
+    s.wait_for("venue: ack", 60);
+    let out = s.signal("-INT");
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let log = s.log();
+    for needle in [
+        "console: writing to stdout failed",
+        "live: the exchange confirms no order of ours is open",
+        "shutdown clean",
+    ] {
+        assert!(log.contains(needle), "{needle:?} missing from the log:\n{log}");
+    }
+    let after = ex.accounting();
+    assert_eq!(after["open_orders"].as_u64(), Some(0), "{after}");
 }

@@ -132,7 +132,7 @@ pub fn run(shared: &Shared, line: &str) -> Result<Reply, String> {
 pub fn write_accounting(shared: &Shared, json: &str) {
     if let Some(path) = &shared.cfg.accounting_out {
         if let Err(e) = std::fs::write(path, format!("{json}\n")) {
-            eprintln!("mm-exchange: writing {}: {e}", path.display());
+            mm::errln!("mm-exchange: writing {}: {e}", path.display());
         }
     }
 }

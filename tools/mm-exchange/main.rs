@@ -7,6 +7,9 @@
 //! The first line on stdout is machine-readable:
 //! `mm-exchange listening on 127.0.0.1:PORT tls cert=/path/cert.pem` (or `... plain`).
 
+// Console output goes through `console` (never panics on a closed pipe).
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 mod api;
 mod book;
 mod clock;
@@ -40,7 +43,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("mm-exchange: {e:#}");
+            mm::errln!("mm-exchange: {e:#}");
             ExitCode::from(2)
         }
     }
@@ -49,7 +52,7 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<()> {
     let cfg = Config::from_flags(Flags::parse())?;
     let capture = Capture::load(&cfg.data)?;
-    eprintln!(
+    mm::errln!(
         "mm-exchange: {} {}: {} messages ({} depth, {} bookTicker, {} trade, {} aggTrade derived), snapshot {}, {} lines skipped",
         cfg.data.len(),
         if cfg.data.len() == 1 { "file" } else { "files" },
@@ -66,7 +69,7 @@ fn run() -> anyhow::Result<()> {
     );
     let exchange = Exchange::new(&cfg, &capture);
     let (bid_levels, ask_levels) = exchange.market.book.depth();
-    eprintln!(
+    mm::errln!(
         "mm-exchange: {} book from the data: {bid_levels} bid and {ask_levels} ask levels",
         exchange.symbol
     );
@@ -170,7 +173,9 @@ fn read_commands(shared: &Shared, mode: StdinMode) {
                 );
                 let _ = out.flush();
             }
-            Err(msg) => eprintln!("mm-exchange: {msg}"),
+            Err(msg) => {
+                mm::errln!("mm-exchange: {msg}");
+            }
         }
         if shared.stopping() {
             return;

@@ -55,7 +55,7 @@ pub fn run(shared: Arc<Shared>, capture: Capture) {
     }
     let mut ex = shared.lock();
     ex.replay_done = true;
-    eprintln!(
+    mm::errln!(
         "mm-exchange: replay finished ({} messages); still serving until stopped",
         ex.counters.published
     );

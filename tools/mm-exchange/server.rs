@@ -48,7 +48,7 @@ const WRITE_BATCH: usize = 512;
 /// Accepts connections until stop.
 pub fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tls: Option<Arc<ServerConfig>>) {
     if let Err(e) = listener.set_nonblocking(true) {
-        eprintln!("mm-exchange: listener: {e}");
+        mm::errln!("mm-exchange: listener: {e}");
         return;
     }
     while !shared.stopping() {
@@ -61,14 +61,14 @@ pub fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tls: Option<Arc<S
                     .name(String::from("mmx-conn"))
                     .spawn(move || serve(&shared, tcp, tls));
                 if let Err(e) = spawned {
-                    eprintln!("mm-exchange: cannot start a connection thread: {e}");
+                    mm::errln!("mm-exchange: cannot start a connection thread: {e}");
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 clock::sleep(Duration::from_millis(2))
             }
             Err(e) => {
-                eprintln!("mm-exchange: accept: {e}");
+                mm::errln!("mm-exchange: accept: {e}");
                 clock::sleep(Duration::from_millis(20));
             }
         }
@@ -190,7 +190,7 @@ fn serve(shared: &Shared, tcp: TcpStream, tls: Option<Arc<ServerConfig>>) {
         Some(config) => match ServerConnection::new(config) {
             Ok(session) => Transport::Tls(Box::new(StreamOwned::new(session, tcp))),
             Err(e) => {
-                eprintln!("mm-exchange: TLS session: {e}");
+                mm::errln!("mm-exchange: TLS session: {e}");
                 return;
             }
         },
