@@ -2018,7 +2018,10 @@ mod tests {
         ] {
             let options = root.options().with_env([(bytes(name), bytes(value))]);
             let e = load(&options).unwrap_err();
-            assert!(e.source.starts_with("environment variable MM__LOG__"), "{e}");
+            assert!(
+                e.source.starts_with("environment variable MM__LOG__"),
+                "{e}"
+            );
             assert!(e.problem.contains("not UTF-8"), "{e}");
         }
     }

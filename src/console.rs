@@ -34,7 +34,10 @@ pub fn set_log(log: LogHandle) {
 
 /// (stdout, stderr) writes that failed so far.
 pub fn lost() -> (u64, u64) {
-    (OUT_LOST.load(Ordering::Relaxed), ERR_LOST.load(Ordering::Relaxed))
+    (
+        OUT_LOST.load(Ordering::Relaxed),
+        ERR_LOST.load(Ordering::Relaxed),
+    )
 }
 
 /// Prints to stdout; `false` (and counted) when the write failed.

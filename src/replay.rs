@@ -901,7 +901,10 @@ impl Tape {
         stats.torn_tails = merger
             .readers()
             .iter()
-            .filter_map(|r| r.torn_tail().map(|(bytes, zeros)| (r.name().to_string(), bytes, zeros)))
+            .filter_map(|r| {
+                r.torn_tail()
+                    .map(|(bytes, zeros)| (r.name().to_string(), bytes, zeros))
+            })
             .collect();
         stats.feed_delay_samples = delays.len() as u64;
         if !delays.is_empty() {

@@ -215,11 +215,11 @@ fn synthetic_data_gives_back_its_sigma_a_and_k() {
 ///   halves' slopes differ by a factor 2.3 on this data. The tolerance catches a unit or
 ///   sign error (orders of magnitude), not regime changes, and the README says so;
 /// - raw OFI β within 30 %: CKS's slope is the most stable of the three.
-/// The bundled slice's 5.8 minutes: each half's estimates are positive and fit, but the
-/// halves are not stable (σ doubles from the first half to the second: a real regime
-/// change), so stability is only checked on the full session.
 #[test]
 fn bundled_data_estimates_are_positive_in_each_half() {
+    // The bundled slice's 5.8 minutes: each half's estimates are positive and fit, but the
+    // halves are not stable (σ doubles from the first half to the second: a real regime
+    // change), so stability is only checked on the full session.
     estimates_are_positive_and_stable_across_halves(&bundled_files(), false);
 }
 

@@ -205,10 +205,7 @@ fn live_refuses_to_start_without_keys_confirmation_or_target() {
 #[test]
 fn live_session_survives_a_crash_and_faults_and_cancels_everything_on_ctrl_c() {
     let work = Workdir::new("mm-live", "e2e");
-    let mut ex = Exchange::start(
-        &[data::bundled_spot()],
-        &["--speed", "4"],
-    );
+    let mut ex = Exchange::start(&[data::bundled_spot()], &["--speed", "4"]);
 
     // Session 1: trades, then dies without a chance to cancel (SIGKILL).
     let mut s1 = Live::start(&work.0, &ex, &[]);
@@ -402,7 +399,10 @@ fn a_closed_stdout_neither_aborts_live_nor_leaves_orders_resting() {
         "live: the exchange confirms no order of ours is open",
         "shutdown clean",
     ] {
-        assert!(log.contains(needle), "{needle:?} missing from the log:\n{log}");
+        assert!(
+            log.contains(needle),
+            "{needle:?} missing from the log:\n{log}"
+        );
     }
     let after = ex.accounting();
     assert_eq!(after["open_orders"].as_u64(), Some(0), "{after}");

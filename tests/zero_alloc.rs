@@ -229,7 +229,11 @@ fn stream_without_allocating(files: &[std::path::PathBuf]) {
     let before = warm_stats.engine;
     let quotes = counted.quotes - before.quotes;
     assert!(quotes > 10_000, "quotes computed in the window: {quotes}");
-    assert_eq!(counted.gaps - before.gaps, passes, "one resync per counted pass");
+    assert_eq!(
+        counted.gaps - before.gaps,
+        passes,
+        "one resync per counted pass"
+    );
     assert_eq!(counted.snapshots - before.snapshots, passes);
     assert_eq!(engine_stats.snapshots_too_old, 0);
     assert!(quoting);

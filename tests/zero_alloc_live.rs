@@ -79,10 +79,7 @@ const PING_MARGIN: Duration = Duration::from_secs(3);
 fn live_hot_loop_trades_against_the_exchange_without_allocating() {
     counting::self_test();
     let t0 = now();
-    let mut ex = Exchange::start(
-        &[data::bundled_spot()],
-        &["--speed", "4"],
-    );
+    let mut ex = Exchange::start(&[data::bundled_spot()], &["--speed", "4"]);
     let work = Workdir::new("mm-zero-alloc-live", "run");
     let home = std::env::current_dir().unwrap();
     // kpi/ and latency/ are written relative to the working directory.

@@ -217,7 +217,8 @@ impl Progress {
         } else if done == self.total || (done * 10 / self.total) > ((done - 1) * 10 / self.total) {
             crate::errln!(
                 "{}: {done}/{} runs ({percent}%), {elapsed_s:.1} s elapsed, ETA {eta_s:.0} s",
-                self.label, self.total
+                self.label,
+                self.total
             );
         }
     }

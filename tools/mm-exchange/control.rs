@@ -93,7 +93,7 @@ pub fn run(shared: &Shared, line: &str) -> Result<Reply, String> {
             let mut ex = shared.lock();
             let mut sent = 0;
             for sub in &ex.subscribers {
-                if sub.tx.send(message.clone()).is_ok() {
+                if sub.tx.try_send(message.clone()).is_ok() {
                     sent += 1;
                 }
             }

@@ -112,6 +112,10 @@ fn run() -> anyhow::Result<()> {
         })?;
     }
 
+    mm::errln!(
+        "mm-exchange: control token {} (POST /control/<command>?token=…)",
+        shared.cfg.control_token
+    );
     let mut out = std::io::stdout().lock();
     match &cert_path {
         Some(path) => writeln!(
@@ -137,6 +141,12 @@ fn run() -> anyhow::Result<()> {
     out.flush()?;
     // Give connection threads a moment to send their close frames.
     clock::sleep(Duration::from_millis(50));
+    // The certificate's temp folder (when no --cert-out chose the place) goes with us.
+    if shared.cfg.cert_out.is_none() {
+        if let Some(dir) = cert_path.as_deref().and_then(std::path::Path::parent) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
     Ok(())
 }
 

@@ -124,9 +124,11 @@ pub fn publish(shared: &Shared, record: &Record) {
     let mut gone: Vec<usize> = Vec::new();
     for (index, frame) in frames {
         for _ in 0..copies {
+            // A full queue is a subscriber that does not read: dropped (its connection
+            // closes), never an unbounded queue.
             if ex.subscribers[index]
                 .tx
-                .send(Outbound::Text(frame.clone()))
+                .try_send(Outbound::Text(frame.clone()))
                 .is_err()
             {
                 gone.push(index);
