@@ -97,6 +97,10 @@ pub struct ModelConfig {
     pub sigma_half_life_s: f64,
     /// σ samples before the estimate replaces the configured value.
     pub sigma_warmup_samples: u32,
+    /// Which closed form quotes: Avellaneda–Stoikov or GLFT.
+    pub kind: model::ModelKind,
+    /// Trade intensity at the mid A of λ(δ) = A·e^(−kδ), 1/s (GLFT).
+    pub intensity_a_per_s: f64,
 }
 
 /// Where market data comes from.
@@ -134,13 +138,18 @@ pub struct QuotingConfig {
     pub quote_size_lots: Qty,
     /// Inventory limit, lots.
     pub inventory_max_lots: Qty,
+    /// Re-quote band, fraction of the half-spread in [0, 1].
+    pub requote_band: f64,
 }
 
 /// Order-flow-imbalance tilt.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct OfiConfig {
-    /// β, dimensionless: the centre moves by clamp(β·OFI, −1, 1) ticks.
+    /// β, dimensionless: the centre moves by clamp(β·OFI, −1, 1) ticks (`tilt = "ticks"`)
+    /// or by β·OFI·σ bps (`tilt = "sigma"`).
     pub beta: f64,
+    /// How the tilt is scaled.
+    pub tilt: model::OfiTilt,
     /// Rolling window, seconds.
     pub window_s: f64,
 }
@@ -292,6 +301,9 @@ pub struct CalibrationConfig {
 /// What `--mode=calibration` maximises over the grid.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CalibrationObjective {
+    /// Spread PnL net of fees − κ·Σ(minute inventory PnL)², none below 20 fills
+    /// (`calibration::objective`). The default.
+    Spread,
     /// PnL − kpi_miss_penalty × targets missed − rms_inventory_penalty × RMS inventory.
     Penalised,
     /// PnL alone.
@@ -304,6 +316,7 @@ impl CalibrationObjective {
     /// The config spelling.
     pub const fn as_str(self) -> &'static str {
         match self {
+            CalibrationObjective::Spread => "spread",
             CalibrationObjective::Penalised => "penalised",
             CalibrationObjective::Pnl => "pnl",
             CalibrationObjective::Targets => "targets",
@@ -537,15 +550,29 @@ impl Config {
             spread_max_bps: self.quoting.spread_max_bps,
             inventory_max_lots: self.quoting.inventory_max_lots,
             quote_size_lots: self.quoting.quote_size_lots,
+            kind: self.model.kind,
+            intensity_a_per_s: self.model.intensity_a_per_s,
+            maker_fee_bps: self.maker_fee_bps(),
+            ofi_tilt: self.ofi.tilt,
+            requote_band: self.quoting.requote_band,
         }
+    }
+
+    /// The maker fee of the account's tier, bps (negative = rebate): `venue.maker_fee_bps`,
+    /// used by the quoting model and by the simulated venue alike.
+    pub fn maker_fee_bps(&self) -> f64 {
+        self.venue.sim.maker_fee_centibps as f64 / 100.0
     }
 
     /// The seed's start-up banner, two lines.
     pub fn banner(&self, mode: &str) -> String {
         format!(
             "Market Making V1 — mode: {mode} — symbol: {symbol}\n\
-             gamma {gamma} | inventory max {inv} | spread {min}–{max} bps | OFI beta {beta}, \
-             window {window:.1} s | horizon {horizon} s",
+             model {kind} | gamma {gamma} | inventory max {inv} | spread {min}–{max} bps | OFI \
+             beta {beta} ({tilt}), window {window:.1} s | horizon {horizon} s | maker fee {fee} bps",
+            kind = self.model.kind.name(),
+            tilt = self.ofi.tilt.name(),
+            fee = self.maker_fee_bps(),
             symbol = self.spec.symbol,
             gamma = self.model.gamma_per_bps,
             inv = Decimal(self.spec.qty_to_f64(self.quoting.inventory_max_lots)),
@@ -788,6 +815,21 @@ fn validate(
             ))
         }
     };
+    let kind_text = v.required("model.kind", model_raw.kind)?;
+    let kind = model::ModelKind::parse(&kind_text).ok_or_else(|| {
+        v.error(
+            "model.kind",
+            format!("unknown model {kind_text:?}"),
+            "use \"avellaneda-stoikov\" (finite rolling horizon) or \"glft\" (Guéant–Lehalle–\
+             Fernandez-Tapia, infinite horizon)",
+        )
+    })?;
+    let intensity_a = v.required("model.intensity_a_per_s", model_raw.intensity_a_per_s)?;
+    v.positive(
+        "model.intensity_a_per_s",
+        intensity_a,
+        "e.g. intensity_a_per_s = 1.0 (calibration measures it)",
+    )?;
     let sigma = v.required("model.sigma_bps_per_sqrt_s", model_raw.sigma_bps_per_sqrt_s)?;
     if !sigma.is_finite() || sigma < 0.0 {
         return Err(v.error(
@@ -859,6 +901,32 @@ fn validate(
             "ofi.beta",
             format!("{beta} is not a valid coefficient"),
             "give a finite number ≥ 0 (0 turns the tilt off; default 0.3)",
+        ));
+    }
+    let tilt_text = v.required("ofi.tilt", ofi.tilt)?;
+    let tilt = model::OfiTilt::parse(&tilt_text).ok_or_else(|| {
+        v.error(
+            "ofi.tilt",
+            format!("unknown tilt {tilt_text:?}"),
+            "use \"ticks\" (the seed's ±1 tick) or \"sigma\" (β·OFI·σ bps)",
+        )
+    })?;
+    if tilt == model::OfiTilt::Sigma && beta > model::OFI_SIGMA_BETA_MAX {
+        return Err(v.error(
+            "ofi.beta",
+            format!(
+                "{beta} is above {} with tilt = \"sigma\"",
+                model::OFI_SIGMA_BETA_MAX
+            ),
+            "the sigma tilt moves the centre by β·OFI·σ bps: use β ≤ 10",
+        ));
+    }
+    let requote_band = v.required("quoting.requote_band", quoting.requote_band)?;
+    if !(0.0..=1.0).contains(&requote_band) {
+        return Err(v.error(
+            "quoting.requote_band",
+            format!("{requote_band} is not a fraction of the half-spread"),
+            "give a number in [0, 1], e.g. requote_band = 0.25 (0 = no band)",
         ));
     }
     let window = v.required("ofi.window_s", ofi.window_s)?;
@@ -1005,15 +1073,19 @@ fn validate(
             sigma_sample_s,
             sigma_half_life_s,
             sigma_warmup_samples,
+            kind,
+            intensity_a_per_s: intensity_a,
         },
         quoting: QuotingConfig {
             spread_min_bps: spread_min,
             spread_max_bps: spread_max,
             quote_size_lots: quote_size,
             inventory_max_lots: inventory_max,
+            requote_band,
         },
         ofi: OfiConfig {
             beta,
+            tilt,
             window_s: window,
         },
         market_data: MarketDataConfig {
@@ -1395,6 +1467,7 @@ fn validate_calibration(
         "e.g. intensity_interval_s = 1.0",
     )?;
     let objective = match v.required("calibration.objective", raw.objective)?.as_str() {
+        "spread" => CalibrationObjective::Spread,
         "penalised" | "penalized" => CalibrationObjective::Penalised,
         "pnl" => CalibrationObjective::Pnl,
         "targets" => CalibrationObjective::Targets,
@@ -1402,7 +1475,7 @@ fn validate_calibration(
             return Err(v.error(
                 "calibration.objective",
                 format!("unknown objective {other:?}"),
-                "use \"penalised\", \"pnl\" or \"targets\"",
+                "use \"spread\" (the default), \"penalised\", \"pnl\" or \"targets\"",
             ))
         }
     };
@@ -1732,6 +1805,8 @@ struct RawModel {
     sigma_sample_s: Option<f64>,
     sigma_half_life_s: Option<f64>,
     sigma_warmup_samples: Option<i64>,
+    kind: Option<String>,
+    intensity_a_per_s: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1758,12 +1833,14 @@ struct RawQuoting {
     spread_max_bps: Option<f64>,
     quote_size: Option<DecimalText>,
     inventory_max: Option<DecimalText>,
+    requote_band: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawOfi {
     beta: Option<f64>,
+    tilt: Option<String>,
     window_s: Option<f64>,
 }
 
@@ -1821,19 +1898,25 @@ mod tests {
         assert_eq!(c.spec.min_notional_atoms, 500_000_000);
         assert_eq!(c.model.gamma_per_bps, 0.1);
         assert_eq!(c.model.horizon_s, 120.0);
-        assert_eq!(c.quoting.inventory_max_lots, Qty(100_000));
+        assert_eq!(c.quoting.inventory_max_lots, Qty(500));
         assert_eq!(c.quoting.quote_size_lots, Qty(100));
         assert_eq!(
             (c.quoting.spread_min_bps, c.quoting.spread_max_bps),
-            (5.0, 200.0)
+            (1.0, 200.0)
         );
+        assert_eq!(c.quoting.requote_band, 1.0);
+        assert_eq!(c.model.kind, model::ModelKind::AvellanedaStoikov);
+        assert_eq!(c.ofi.tilt, model::OfiTilt::Ticks);
+        // The one fee setting reaches the model.
+        assert_eq!(c.model_params().maker_fee_bps, 10.0);
         assert_eq!((c.ofi.beta, c.ofi.window_s), (0.3, 1.0));
         assert_eq!(c.log.level, LogLevel::Info);
         assert!(c.warnings.is_empty());
         assert_eq!(
             c.banner("backtest"),
             "Market Making V1 — mode: backtest — symbol: BTCUSDT\n\
-             gamma 0.1 | inventory max 1.0 | spread 5–200 bps | OFI beta 0.3, window 1.0 s | horizon 120 s"
+             model avellaneda-stoikov | gamma 0.1 | inventory max 0.005 | spread 1–200 bps | OFI \
+             beta 0.3 (ticks), window 1.0 s | horizon 120 s | maker fee 10 bps"
         );
     }
 

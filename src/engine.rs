@@ -637,7 +637,15 @@ mod tests {
 
     fn engine() -> Engine {
         Engine::new(EngineParams {
-            quoter: Quoter::new(Params::default(), spec()).unwrap(),
+            // A limit above the minNotional-raised size at the test's 100 USDT price.
+            quoter: Quoter::new(
+                Params {
+                    inventory_max_lots: crate::types::Qty(100_000),
+                    ..Params::default()
+                },
+                spec(),
+            )
+            .unwrap(),
             book_levels: 1000,
             ofi_window_ns: 1_000_000_000,
             ofi_capacity: 4096,

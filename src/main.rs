@@ -7,7 +7,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -27,7 +27,8 @@ use mm::telemetry::log::Logger;
 #[command(name = "mm", version, about, long_about, max_term_width = 100)]
 struct Cli {
     /// What to run: paper-trading (live data, simulated fills), backtest (recorded data),
-    /// calibration (fit the parameters), live (real orders), spread-check (print and check
+    /// scoreboard (walk-forward over every shared recording at four fee tiers), calibration
+    /// (fit the parameters), live (real orders), spread-check (print and check
     /// the model's quotes for a representative state), simulate (Avellaneda–Stoikov 2008
     /// Monte Carlo), kpi (show the KPI snapshot), record (write market data to a journal),
     /// convert (turn captures and CSV dumps into a journal).
@@ -71,7 +72,8 @@ struct Cli {
     /// backtest, calibration, convert: recorded market data — a file, a folder or a glob (repeatable;
     /// several are merged by time): engine journals, raw captures `<ts> <json>` (gzip or
     /// plain), Binance public-data CSV (trades, aggTrades, bookTicker; plain or .zip)
-    /// [default: the built-in 5.8-minute BTCUSDT slice, tools/data].
+    /// [default: the built-in 5.8-minute BTCUSDT slice, tools/data]. scoreboard: the shared
+    /// data folder [default: ../shared/data], or files to score as one recording.
     #[arg(long, value_name = "PATH")]
     data: Vec<String>,
 
@@ -101,6 +103,16 @@ struct Cli {
     /// kept as <PATH>.bak) [default: config/calibrated.toml, which every mode then loads].
     #[arg(long, value_name = "PATH")]
     calibrated_out: Option<PathBuf>,
+
+    /// backtest: start the replay this long after the data's first event (e.g. 330s), on the
+    /// book as it stood there (a synthetic snapshot carries it across the cut).
+    #[arg(long, value_name = "DURATION", value_parser = parse_offset)]
+    from: Option<u64>,
+
+    /// scoreboard: folds per recording (fold 0 is only chosen on; each later fold is scored
+    /// with the grid point chosen on all the data before it).
+    #[arg(long, default_value_t = 3)]
+    folds: usize,
 
     /// kpi: print the KPI table once and exit (for scripts) instead of a live view.
     #[arg(long)]
@@ -374,11 +386,35 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
                 reports_root: cli.out.clone().unwrap_or_else(|| PathBuf::from("reports")),
                 duration_ns: duration_ns(cli),
                 grid: cli.grid.clone(),
+                from_ns: cli.from,
             };
             let make_config = |extra: &[String]| load_config_with(cli, extra);
             let met = modes::backtest::run(config, &args, &make_config, &shutdown, &mut out)?;
             log.info(format_args!("backtest done: all KPI targets met: {met}"));
             // A backtest that ran succeeded, whatever its KPIs say.
+            true
+        }
+        Mode::Scoreboard => {
+            // --data: the shared data folder (default ../shared/data) for every recording
+            // of the table, or files to score as one recording of the configured market.
+            let folder = match cli.data.as_slice() {
+                [] => Some(PathBuf::from("../shared/data")),
+                [one] if Path::new(one).is_dir() => Some(PathBuf::from(one)),
+                _ => None,
+            };
+            let args = modes::scoreboard::ScoreboardArgs {
+                files: if folder.is_some() {
+                    Vec::new()
+                } else {
+                    cli.data.clone()
+                },
+                data_root: folder.unwrap_or_default(),
+                folds: cli.folds,
+                grid: cli.grid.clone(),
+                reports_root: cli.out.clone().unwrap_or_else(|| PathBuf::from("reports")),
+            };
+            let make_config = |extra: &[String]| load_config_with(cli, extra);
+            modes::scoreboard::run(&args, &make_config, &shutdown, &mut out)?;
             true
         }
         Mode::Calibration => {
@@ -435,6 +471,12 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
 }
 
 /// `--duration` in nanoseconds.
+/// `--from`: a duration with a unit (ns, us, ms, s).
+fn parse_offset(text: &str) -> Result<u64, String> {
+    config::parse_duration_ns(text)
+        .ok_or_else(|| format!("{text:?} is not a duration: write e.g. 330s or 1500ms"))
+}
+
 fn duration_ns(cli: &Cli) -> Option<u64> {
     cli.duration.map(|hours| (hours * 3600.0 * 1e9) as u64)
 }

@@ -11,8 +11,11 @@
 //!    and every open order marked pending-cancel; while stopped, any order found working
 //!    again (a transient cancel reject) gets its own `Cancel`. Nothing is placed.
 //! 2. No target on a side: cancel every working order there, however young.
-//! 3. A working order within `price_tolerance_ticks` of the target with the target's size:
-//!    keep it (and cancel any other working order on the side that is old enough).
+//! 3. A working order within the tolerance of the target with the target's size: keep it
+//!    (and cancel any other working order on the side that is old enough). The tolerance is
+//!    the wider of `price_tolerance_ticks` and the quote's re-quote band
+//!    (`Quote::requote_band_ticks`, a fraction of the half-spread): an order still inside
+//!    the band keeps its queue place instead of being replaced for a small move.
 //! 4. Otherwise the oldest working order is replaced (`CancelReplace`) once it has rested
 //!    `min_rest_ms`; if risk refuses the new order the old one is cancelled instead, and
 //!    so it is when the rate limit refuses the replace and the old order is more
@@ -1102,15 +1105,36 @@ impl OrderManager {
     /// Turns a quote into actions (see the module doc).
     #[inline]
     pub fn on_quote(&mut self, now_ns: u64, quote: &Quote, risk: &Risk, out: &mut Outbox) {
-        self.on_target(now_ns, quote.bid, quote.ask, risk, out);
+        self.on_target_within(
+            now_ns,
+            quote.bid,
+            quote.ask,
+            quote.requote_band_ticks,
+            risk,
+            out,
+        );
     }
 
-    /// `on_quote` with the two sides given directly.
+    /// `on_quote` with the two sides given directly and no re-quote band.
     pub fn on_target(
         &mut self,
         now_ns: u64,
         bid: Option<QuoteLevel>,
         ask: Option<QuoteLevel>,
+        risk: &Risk,
+        out: &mut Outbox,
+    ) {
+        self.on_target_within(now_ns, bid, ask, 0, risk, out);
+    }
+
+    /// `on_target` keeping any working order within `band_ticks` of its target (or within
+    /// `price_tolerance_ticks`, whichever is wider).
+    pub fn on_target_within(
+        &mut self,
+        now_ns: u64,
+        bid: Option<QuoteLevel>,
+        ask: Option<QuoteLevel>,
+        band_ticks: i64,
         risk: &Risk,
         out: &mut Outbox,
     ) {
@@ -1127,8 +1151,13 @@ impl OrderManager {
             return;
         }
         self.stopped_seen = false;
-        self.manage_side(now_ns, Side::Buy, bid, risk, out);
-        self.manage_side(now_ns, Side::Sell, ask, risk, out);
+        let tolerance = self
+            .params
+            .price_tolerance_ticks
+            .max(band_ticks)
+            .unsigned_abs();
+        self.manage_side(now_ns, Side::Buy, bid, tolerance, risk, out);
+        self.manage_side(now_ns, Side::Sell, ask, tolerance, risk, out);
     }
 
     /// Sends one `CancelAll` and marks every working order pending cancel (shutdown, kill
@@ -1275,6 +1304,7 @@ impl OrderManager {
         now_ns: u64,
         side: Side,
         target: Option<QuoteLevel>,
+        tolerance: u64,
         risk: &Risk,
         out: &mut Outbox,
     ) {
@@ -1282,7 +1312,6 @@ impl OrderManager {
             self.cancel_working(now_ns, Some(side), out);
             return;
         };
-        let tolerance = self.params.price_tolerance_ticks.unsigned_abs();
         let keeper = self.oldest_working(side, |o| {
             o.qty == target.qty && o.price.0.abs_diff(target.price.0) <= tolerance
         });
@@ -1700,6 +1729,32 @@ mod tests {
             Action::CancelReplace { new_id, .. } => new_id,
             other => panic!("not a new order: {other:?}"),
         }
+    }
+
+    // -- re-quote band --------------------------------------------------------------------
+
+    #[test]
+    fn an_order_inside_the_requote_band_keeps_its_place() {
+        let r = risk();
+        let mut m = manager(OrderParams::default()); // tolerance 2 ticks, min rest 500 ms
+        let first = run(&mut m, T0, level(6_000_000, 100), None, &r);
+        let id = placed_id(&first[0]);
+        ack(&mut m, id);
+        let later = T0 + 1_000 * MS;
+        // The target moved 50 ticks: with a 60-tick band the order stays (no action) …
+        let mut out = Outbox::new();
+        m.on_target_within(later, level(6_000_050, 100), None, 60, &r, &mut out);
+        assert!(out.is_empty(), "{:?}", out.as_slice());
+        // … either way (a more aggressive order within the band is kept too) …
+        m.on_target_within(later, level(5_999_950, 100), None, 60, &r, &mut out);
+        assert!(out.is_empty(), "{:?}", out.as_slice());
+        // … and without the band (the 2-tick tolerance alone) it is replaced.
+        m.on_target_within(later, level(6_000_050, 100), None, 0, &r, &mut out);
+        assert!(
+            matches!(out.as_slice(), [Action::CancelReplace { .. }]),
+            "{:?}",
+            out.as_slice()
+        );
     }
 
     // -- ids -----------------------------------------------------------------------------

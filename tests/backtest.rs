@@ -29,6 +29,24 @@ fn stderr(out: &Output) -> String {
 }
 
 /// The run folder named on the `report: <folder>` line.
+/// Runs a backtest that must be refused after the replay because it placed no order: exit
+/// 1 and the reason on stderr (`reason` is a part of it); returns stdout (the report is
+/// still written).
+fn refused(w: &Workdir, args: &[&str], reason: &str) -> String {
+    let out = w.run(args);
+    let (stdout, stderr) = process::text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "mm {args:?}\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("the backtest placed no order") && stderr.contains(reason),
+        "{stderr}"
+    );
+    stdout
+}
+
 fn report_folder(w: &Workdir, stdout: &str) -> PathBuf {
     let line = stdout
         .lines()
@@ -176,10 +194,17 @@ fn atoms(text: &str) -> i128 {
 #[test]
 fn pnl_reconciles_with_the_fills_csv() {
     let w = Workdir::new("mm-backtest", "accounting");
-    // A low risk aversion quotes at the spread floor: dozens of fills on both sides.
+    // A low risk aversion at the liquidity-provider tier (0 bps) quotes near the spread
+    // floor: dozens of fills on both sides.
     let folder = report_folder(
         &w,
-        &w.ok(&["--mode=backtest", "--set", "model.gamma_per_bps=0.01"]),
+        &w.ok(&[
+            "--mode=backtest",
+            "--set",
+            "model.gamma_per_bps=0.01",
+            "--set",
+            "venue.maker_fee_bps=0",
+        ]),
     );
     let s = summary(&folder, false);
     let text = std::fs::read_to_string(folder.join("fills.csv")).unwrap();
@@ -334,15 +359,19 @@ fn binance_csv_dumps_replay_plain_zipped_and_converted() {
     let book = fixture("BTCUSDT-bookTicker-2024-08-08.csv");
     let folder = report_folder(
         &w,
-        &w.ok(&[
-            "--mode=backtest",
-            "--data",
-            &book,
-            "--data",
-            &trades,
-            "--data",
-            &agg,
-        ]),
+        &refused(
+            &w,
+            &[
+                "--mode=backtest",
+                "--data",
+                &book,
+                "--data",
+                &trades,
+                "--data",
+                &agg,
+            ],
+            "no REST depth snapshot",
+        ),
     );
     let s = summary(&folder, false);
     assert_eq!(s["data"]["book_tickers"], 5);
@@ -363,11 +392,15 @@ fn binance_csv_dumps_replay_plain_zipped_and_converted() {
     std::fs::write(w.path("BTCUSDT-bookTicker-2024-08-08.zip"), zip).unwrap();
     let zipped = report_folder(
         &w,
-        &w.ok(&[
-            "--mode=backtest",
-            "--data",
-            "BTCUSDT-bookTicker-2024-08-08.zip",
-        ]),
+        &refused(
+            &w,
+            &[
+                "--mode=backtest",
+                "--data",
+                "BTCUSDT-bookTicker-2024-08-08.zip",
+            ],
+            "no REST depth snapshot",
+        ),
     );
     assert_eq!(summary(&zipped, false)["data"]["book_tickers"], 5);
 
@@ -383,7 +416,14 @@ fn binance_csv_dumps_replay_plain_zipped_and_converted() {
         "--out",
         "csv.mmj",
     ]);
-    let converted = report_folder(&w, &w.ok(&["--mode=backtest", "--data", "csv.mmj"]));
+    let converted = report_folder(
+        &w,
+        &refused(
+            &w,
+            &["--mode=backtest", "--data", "csv.mmj"],
+            "no REST depth snapshot",
+        ),
+    );
     let c = summary(&converted, false);
     assert_eq!(c["data"]["events"], 14);
     assert_eq!(c["data"]["start_utc"], s["data"]["start_utc"]);
@@ -494,15 +534,20 @@ fn shared_data_sets_replay() {
     assert_eq!(summary(&glob, true), s);
     // The 2023 spot capture: its trade messages carry the old buyer/seller order ids in
     // `b`/`a`, and it has no REST snapshot, so the L2 book never syncs and the trader,
-    // which only quotes from a synced book, places no order — but every event replays.
+    // which only quotes from a synced book, places no order — but every event replays, and
+    // the run is refused (exit 1) with the reason.
     let old = summary(
         &report_folder(
             &w,
-            &w.ok(&[
-                "--mode=backtest",
-                "--data",
-                &spot("btcusdt_20230405.dat.gz"),
-            ]),
+            &refused(
+                &w,
+                &[
+                    "--mode=backtest",
+                    "--data",
+                    &spot("btcusdt_20230405.dat.gz"),
+                ],
+                "no REST depth snapshot",
+            ),
         ),
         true,
     );

@@ -296,7 +296,11 @@ fn cli_writes_calibrated_toml_and_the_report_on(files: &[String]) {
     for f in files {
         args.extend(["--data", f.as_str()]);
     }
+    // At the liquidity-provider tier (0 bps) the choose part holds enough fills to choose
+    // from; at 10 bps it does not (see too_little_data_is_refused_with_the_fix).
     args.extend([
+        "--set",
+        "venue.maker_fee_bps=0",
         "--grid",
         "model.gamma_per_bps=0.02,0.1",
         "--grid",
@@ -393,6 +397,8 @@ fn cli_writes_calibrated_toml_and_the_report_on(files: &[String]) {
 fn shards_merge_into_the_unsharded_choice() {
     let w = Workdir::new("mm-calibration", "shards");
     let grid = [
+        "--set",
+        "venue.maker_fee_bps=0",
         "--grid",
         "model.gamma_per_bps=0.01,0.02",
         "--grid",
@@ -455,6 +461,8 @@ fn shards_merge_into_the_unsharded_choice() {
     // A shard of another grid is refused.
     let other = w.run(&[
         "--mode=calibration",
+        "--set",
+        "venue.maker_fee_bps=0",
         "--grid",
         "model.gamma_per_bps=0.01,0.03",
         "--grid",
@@ -481,6 +489,17 @@ fn too_little_data_is_refused_with_the_fix() {
         "{err}"
     );
     assert!(err.contains("fix: "), "{err}");
+    assert!(!w.path("config/calibrated.toml").exists());
+    // Enough minutes but too few fills to choose from: at the regular 10 bps fee the model
+    // quotes wide and the choose part of the built-in slice holds fewer than 20 fills.
+    let few = w.run(&["--mode=calibration"]);
+    assert_eq!(few.status.code(), Some(1));
+    let err = text(&few.stderr);
+    assert!(
+        err.contains("a point needs at least 20 fills on the choose part"),
+        "{err}"
+    );
+    assert!(err.contains("Give more data: about"), "{err}");
     assert!(!w.path("config/calibrated.toml").exists());
     let bad = w.run(&["--mode=calibration", "--shard", "3/2"]);
     assert_eq!(bad.status.code(), Some(1));
@@ -544,6 +563,8 @@ fn gapped_data_and_empty_shards_are_refused_and_set_flags_are_carried() {
         "model.gamma_per_bps=0.1",
         "--set",
         "quoting.spread_max_bps=50",
+        "--set",
+        "venue.maker_fee_bps=0",
     ]);
     let written = std::fs::read_to_string(w.path("config/calibrated.toml")).unwrap();
     assert_eq!(toml_number(&written, "spread_max_bps"), 50.0, "{written}");

@@ -23,6 +23,7 @@
 
 pub mod calibrated;
 pub mod estimators;
+pub mod objective;
 pub mod report;
 pub mod search;
 pub mod series;

@@ -64,6 +64,10 @@ pub struct RunFigures {
     pub objective: f64,
     /// PnL, quote currency.
     pub pnl_quote: f64,
+    /// Its spread part, net of fees: Σ side·(mid at fill − price)·qty − fees, quote currency.
+    pub spread_pnl_quote: f64,
+    /// Its inventory part (PnL − spread part), quote currency.
+    pub inventory_pnl_quote: f64,
     /// "n/6".
     pub kpi_status: String,
     /// The six KPIs.
@@ -84,9 +88,12 @@ impl RunFigures {
     /// The figures of a replay; `objective` as the search computes it.
     pub fn of(run: &Replayed, objective: f64) -> RunFigures {
         let row = GridRow::of(&[], run);
+        let money = crate::calibration::objective::Money::of(run);
         RunFigures {
             objective,
             pnl_quote: row.pnl_quote,
+            spread_pnl_quote: money.spread_atoms as f64 / 1e8,
+            inventory_pnl_quote: money.inventory_atoms as f64 / 1e8,
             kpi_status: format!("{}/{}", row.targets_met, KpiKind::ALL.len()),
             kpis: run.kpi.kpis.clone(),
             fills: row.fills,

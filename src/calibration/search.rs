@@ -25,7 +25,7 @@ use anyhow::Context;
 use rayon::prelude::*;
 
 use crate::config::{CalibrationConfig, CalibrationObjective, Config, ConfigError};
-use crate::modes::backtest::{simulate, GridAxis};
+use crate::modes::backtest::{simulate, GridAxis, Replayed};
 use crate::replay::Tape;
 use crate::report::GridRow;
 use crate::telemetry::kpi::KpiKind;
@@ -85,15 +85,20 @@ pub struct Row {
     pub grid: GridRow,
 }
 
-/// The objective of a backtest's figures under `calibration`'s settings:
+/// The objective of a backtest under `calibration`'s settings:
+/// - `spread` (default): `calibration::objective::objective` — spread PnL net of fees minus
+///   the inventory-risk penalty; NaN (never chosen) below `MIN_FILLS_TO_CHOOSE` fills;
 /// - `penalised`: PnL − kpi_miss_penalty × (KPI targets missed) − rms_inventory_penalty ×
 ///   (RMS inventory / inventory max), quote currency;
 /// - `pnl`: PnL;
 /// - `targets`: `TARGETS_WEIGHT` × (targets met) + PnL.
-pub fn objective(row: &GridRow, calibration: &CalibrationConfig) -> f64 {
+pub fn objective(run: &Replayed, row: &GridRow, calibration: &CalibrationConfig) -> f64 {
     let missed = KpiKind::ALL.len().saturating_sub(row.targets_met) as f64;
     let rms = row.kpis.get(1).copied().flatten().unwrap_or(0.0);
     match calibration.objective {
+        CalibrationObjective::Spread => {
+            crate::calibration::objective::objective(run).unwrap_or(f64::NAN)
+        }
         CalibrationObjective::Penalised => {
             row.pnl_quote
                 - calibration.kpi_miss_penalty * missed
@@ -249,7 +254,7 @@ pub fn run_points(
             progress.tick();
             Ok(Row {
                 index: *index,
-                objective: objective(&grid, &base.calibration),
+                objective: objective(&replayed, &grid, &base.calibration),
                 grid,
             })
         })

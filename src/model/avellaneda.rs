@@ -11,17 +11,19 @@
 //! bid = r − δ/2,  ask = r + δ/2
 //! ```
 //!
-//! with γ in 1/bps, σ in bps/√s, τ in s, k in 1/bps and q = inventory / inventory_max
-//! (A-S's share count rescaled to [−1, 1]). `quote` then applies exactly the rules of the
-//! fixed-point `Quoter` (same order, same caps), so tests, `--mode=spread-check` and
-//! calibration can hold the hot path to it.
+//! with γ in 1/bps, σ in bps/√s, τ in s, k in 1/bps and q = inventory / quote_size (A-S's
+//! share count: orders of the quote size). Beside it the Guéant–Lehalle–Fernandez-Tapia
+//! (2013) closed form (`glft_omega_bps`; see `model`'s doc), and the maker fee f added to
+//! both half-spreads. `quote` then applies exactly the rules of the fixed-point `Quoter`
+//! (same order, same caps), so tests, `--mode=spread-check` and calibration can hold the
+//! hot path to it.
 //!
 //! Never: used on the hot path (it is f64 and slower), nor sent to the exchange other than
 //! through the integer `Price`/`Qty` it returns. It does not allocate or panic either.
 
 use crate::model::quoter::QuoteLevel;
 use crate::model::{
-    NoQuote, Params, BPS_PER_UNIT, PRICE_TICKS_MAX, RESERVATION_OFFSET_BPS_MAX,
+    ModelKind, NoQuote, OfiTilt, Params, BPS_PER_UNIT, PRICE_TICKS_MAX, RESERVATION_OFFSET_BPS_MAX,
     SIGMA_BPS_PER_SQRT_S_MAX,
 };
 use crate::types::{Price, Qty, Side, SymbolSpec};
@@ -66,8 +68,12 @@ pub struct RefQuote {
     pub ask_model_ticks: f64,
     /// Total spread after the clamp, bps of mid.
     pub spread_bps: f64,
-    /// Total spread before the clamp (the A-S δ), bps of mid.
+    /// Total spread before the clamp (the model's δ plus twice the fee), bps of mid.
     pub model_spread_bps: f64,
+    /// Reservation offset per order of inventory (A-S γσ²τ, GLFT ω), bps of mid.
+    pub skew_per_order_bps: f64,
+    /// A resting order within this many ticks of its target is kept.
+    pub requote_band_ticks: i64,
 }
 
 impl RefQuote {
@@ -84,6 +90,8 @@ impl RefQuote {
         ask_model_ticks: 0.0,
         spread_bps: 0.0,
         model_spread_bps: 0.0,
+        skew_per_order_bps: 0.0,
+        requote_band_ticks: 0,
     };
 }
 
@@ -97,6 +105,41 @@ pub fn risk_term_bps(gamma_per_bps: f64, sigma_bps_per_sqrt_s: f64, horizon_s: f
 /// only.
 pub fn intensity_term_bps(gamma_per_bps: f64, k_per_bps: f64) -> f64 {
     2.0 / gamma_per_bps * (gamma_per_bps / k_per_bps).ln_1p()
+}
+
+/// W = √(γ/(2kA) · (1 + γ/k)^(1 + k/γ)), in √s: GLFT's skew per order is ω = σ·W bps.
+/// The power is taken as exp((1 + k/γ)·ln(1 + γ/k)), exact for tiny γ/k too.
+pub fn glft_omega_per_sigma(gamma_per_bps: f64, k_per_bps: f64, intensity_a_per_s: f64) -> f64 {
+    let ratio = gamma_per_bps / k_per_bps;
+    let power = ((1.0 + k_per_bps / gamma_per_bps) * ratio.ln_1p()).exp();
+    (gamma_per_bps / (2.0 * k_per_bps * intensity_a_per_s) * power).sqrt()
+}
+
+/// GLFT's ω = √(σ²γ/(2kA) · (1 + γ/k)^(1 + k/γ)), bps of mid: the skew per order of
+/// inventory, and the part of the spread beyond 2·c₁.
+pub fn glft_omega_bps(params: &Params, sigma_bps_per_sqrt_s: f64) -> f64 {
+    let p = params;
+    sigma_bps_per_sqrt_s * glft_omega_per_sigma(p.gamma_per_bps, p.k_per_bps, p.intensity_a_per_s)
+}
+
+/// The model's skew per order of inventory (A-S γσ²τ, GLFT ω), bps of mid.
+pub fn skew_per_order_bps(params: &Params, sigma_bps_per_sqrt_s: f64) -> f64 {
+    match params.kind {
+        ModelKind::AvellanedaStoikov => {
+            risk_term_bps(params.gamma_per_bps, sigma_bps_per_sqrt_s, params.horizon_s)
+        }
+        ModelKind::Glft => glft_omega_bps(params, sigma_bps_per_sqrt_s),
+    }
+}
+
+/// The model's total spread before the clamp, bps of mid: (2/γ)·ln(1 + γ/k) (= 2·c₁) plus
+/// the skew term (A-S γσ²τ, GLFT ω) plus twice the maker fee, floored at 0.
+pub fn model_spread_bps(params: &Params, sigma_bps_per_sqrt_s: f64) -> f64 {
+    let p = params;
+    (intensity_term_bps(p.gamma_per_bps, p.k_per_bps)
+        + skew_per_order_bps(p, sigma_bps_per_sqrt_s)
+        + 2.0 * p.maker_fee_bps)
+        .max(0.0)
 }
 
 /// The A-S total spread δ = γσ²τ + (2/γ)·ln(1 + γ/k), bps of mid, unclamped.
@@ -154,11 +197,13 @@ pub fn bid_ask_ticks(mid_ticks: f64, q: f64, params: &Params) -> (f64, f64) {
 }
 
 /// The full reference quote, with the `Quoter`'s rules in its order: mid (half ticks);
-/// r with q clamped to [−1, 1] and the offset capped at `RESERVATION_OFFSET_BPS_MAX`;
-/// centre = r + clamp(β·ofi, −1, 1) ticks; spread clamped to [min, max] bps of mid; bid
-/// rounded down, ask up; post-only against the book; price ≤ 0 drops a side; size raised
-/// to minNotional; a side whose fill would pass the inventory limit is dropped.
-/// `params` is assumed valid (`Params::validate`).
+/// spread = model spread (`model_spread_bps`, fee included) clamped to [min, max] bps of
+/// mid; r = mid − q·skew with q = inventory / quote_size (|inventory| capped at the limit)
+/// and the offset capped at `RESERVATION_OFFSET_BPS_MAX`; centre = r + the OFI tilt
+/// (clamp(β·ofi, −1, 1) ticks, or β·ofi·σ bps); bid rounded down, ask up; post-only
+/// against the book; price ≤ 0 drops a side; size raised to minNotional; a side whose fill
+/// would pass the inventory limit is dropped. `params` is assumed valid
+/// (`Params::validate`).
 pub fn quote(params: &Params, spec: &SymbolSpec, input: &RefInput) -> RefQuote {
     let p = params;
     let (best_bid, best_ask) = (input.best_bid.0, input.best_ask.0);
@@ -168,14 +213,19 @@ pub fn quote(params: &Params, spec: &SymbolSpec, input: &RefInput) -> RefQuote {
     let mid = (best_bid + best_ask) as f64 / 2.0;
 
     let sigma = clamp_or_zero(input.sigma_bps_per_sqrt_s, 0.0, SIGMA_BPS_PER_SQRT_S_MAX);
-    let risk_bps = risk_term_bps(p.gamma_per_bps, sigma, p.horizon_s);
-    let model_spread_bps = risk_bps + intensity_term_bps(p.gamma_per_bps, p.k_per_bps);
+    let skew_bps = skew_per_order_bps(p, sigma);
+    let model_spread_bps = model_spread_bps(p, sigma);
     let spread_bps = model_spread_bps.clamp(p.spread_min_bps, p.spread_max_bps);
 
-    let q = (input.inventory.0 as f64 / p.inventory_max_lots.0 as f64).clamp(-1.0, 1.0);
-    let offset_bps = (-q * risk_bps).clamp(-RESERVATION_OFFSET_BPS_MAX, RESERVATION_OFFSET_BPS_MAX);
+    let limit = p.inventory_max_lots.0 as f64;
+    let q = (input.inventory.0 as f64).clamp(-limit, limit) / p.quote_size_lots.0 as f64;
+    let offset_bps = (-q * skew_bps).clamp(-RESERVATION_OFFSET_BPS_MAX, RESERVATION_OFFSET_BPS_MAX);
     let reservation = mid + mid * offset_bps / BPS_PER_UNIT;
-    let tilt = (p.ofi_beta * clamp_or_zero(input.ofi, -1.0, 1.0)).clamp(-1.0, 1.0);
+    let ofi = clamp_or_zero(input.ofi, -1.0, 1.0);
+    let tilt = match p.ofi_tilt {
+        OfiTilt::Ticks => (p.ofi_beta * ofi).clamp(-1.0, 1.0),
+        OfiTilt::Sigma => mid * p.ofi_beta * ofi * sigma / BPS_PER_UNIT,
+    };
     let centre = reservation + tilt;
     let half = mid * spread_bps / BPS_PER_UNIT / 2.0;
     let bid_model = centre - half;
@@ -198,6 +248,8 @@ pub fn quote(params: &Params, spec: &SymbolSpec, input: &RefInput) -> RefQuote {
         ask_model_ticks: ask_model,
         spread_bps,
         model_spread_bps,
+        skew_per_order_bps: skew_bps,
+        requote_band_ticks: (half * p.requote_band).floor() as i64,
     }
 }
 

@@ -6,10 +6,25 @@
 //! implementations follow the same rules, in the same order (see `quoter`), and property
 //! tests hold them to within one tick of each other.
 //!
-//! Units: the model works in *relative* price units — basis points (bps) of the mid price —
-//! and in *normalised* inventory q = inventory_lots / inventory_max_lots ∈ [−1, 1]. q is
-//! Avellaneda & Stoikov's share count q rescaled so that the inventory limit is 1; γ is
-//! therefore "risk aversion per bps of price risk for a full-limit position".
+//! Units (one system for both models, see ../shared/STRATEGY.md): prices in *relative* units —
+//! basis points (bps) of the mid price; σ in bps/√s; k in 1/bps; A in 1/s; γ in 1/bps; the
+//! maker fee f in bps of the traded value (negative = rebate); and inventory q counted in
+//! *orders of the quote size*: q = inventory_lots / quote_size_lots, so one fill moves q by
+//! one, as Avellaneda & Stoikov's and Guéant et al.'s share count intends. (Until issue 12 q
+//! was inventory / inventory_max, which made one fill move the reservation price by 1/1000
+//! of what the model means.) The inventory limit is a hard stop on top of the model.
+//!
+//! Two models (`ModelKind`), each adding the fee f to both half-spreads (the edge of a
+//! fill at distance δ from mid is δ − f, so the fee shifts both distances by f):
+//! - Avellaneda–Stoikov (2008), finite rolling horizon τ: total spread
+//!   γσ²τ + (2/γ)·ln(1 + γ/k) + 2f, reservation offset q·γσ²τ.
+//! - Guéant, Lehalle & Fernandez-Tapia (2013), infinite horizon, the closed form: half
+//!   spread c₁ + ω/2 + f with c₁ = (1/γ)·ln(1 + γ/k), skew ω per order of inventory,
+//!   ω = √(σ²γ/(2kA) · (1 + γ/k)^(1 + k/γ)) = σ·W (W depends on parameters only).
+//!
+//! The OFI tilt moves the quote centre either by clamp(β·ofi, −1, +1) *ticks* (the seed's
+//! rule, `OfiTilt::Ticks`) or by β·ofi·σ *bps* (`OfiTilt::Sigma`, ofi clamped to [−1, 1], so
+//! at most β σ-units; β ≤ `OFI_SIGMA_BETA_MAX` there).
 //!
 //! Never: reads a clock, touches I/O, allocates or uses a float on the hot path
 //! (`Quoter::quote`). Floats live only in `Params`, the reference model and the one-off
@@ -46,6 +61,12 @@ pub const HORIZON_S_MAX: f64 = 1e7;
 /// Largest OFI coefficient β accepted (dimensionless). With |β·ofi| clamped to one tick, a
 /// β this large is already a sign function.
 pub const OFI_BETA_MAX: f64 = 1e6;
+/// Largest β in `OfiTilt::Sigma` mode: the tilt is at most β·σ bps.
+pub const OFI_SIGMA_BETA_MAX: f64 = 10.0;
+/// Largest |maker fee| accepted, bps.
+pub const FEE_BPS_MAX: f64 = 1_000.0;
+/// Largest trade-intensity scale A accepted, 1/s.
+pub const INTENSITY_A_PER_S_MAX: f64 = 1e9;
 /// Largest total spread clamp, bps (100 % of mid: a wider spread puts the bid at ≤ 0).
 pub const SPREAD_BPS_MAX: f64 = 10_000.0;
 /// Largest reservation-price offset from mid, bps (100 % of mid). The A-S offset q·γσ²τ is
@@ -82,18 +103,92 @@ pub struct Params {
     /// clamp(β·ofi, −1, +1) ticks for a normalised OFI in [−1, 1] (buy pressure, ofi > 0,
     /// moves it up). Default 0.3.
     pub ofi_beta: f64,
-    /// Lower clamp of the total spread (ask − bid before rounding), in bps of mid. > 0.
-    /// Default 5.
+    /// Lower clamp of the total spread (ask − bid before rounding, fee included), in bps of
+    /// mid. > 0. Default 1.
     pub spread_min_bps: f64,
     /// Upper clamp of the total spread, in bps of mid. ≥ `spread_min_bps`,
     /// ≤ `SPREAD_BPS_MAX`. Default 200.
     pub spread_max_bps: f64,
-    /// Inventory limit in lots (|position| never grows beyond it through our fills), and
-    /// the scale of q = inventory / inventory_max. > 0. Default 100_000 lots (1.0 BTC).
+    /// Inventory limit in lots (|position| never grows beyond it through our fills). > 0.
+    /// Default 500 lots (0.005 BTC = 5 quotes).
     pub inventory_max_lots: Qty,
     /// Size of each quote in lots, before the raise to minNotional. > 0,
-    /// ≤ `inventory_max_lots`. Default 100 lots (0.001 BTC).
+    /// ≤ `inventory_max_lots`. Default 100 lots (0.001 BTC). Also the unit of q: one order.
     pub quote_size_lots: Qty,
+    /// Which closed form turns (σ, γ, k, A, τ) into a spread and a skew. Default A-S (the
+    /// seed's, kept until the scoreboard says otherwise).
+    pub kind: ModelKind,
+    /// A, the trade intensity at the mid of λ(δ) = A·e^(−k·δ), 1/s. > 0. Used by GLFT only.
+    /// Default 1.0 (BTCUSDT 2024-08-08/09 at 1 s intervals measured 1.23).
+    pub intensity_a_per_s: f64,
+    /// f, the maker fee paid on every fill, bps of traded value; negative = rebate. Added to
+    /// both half-spreads. |f| ≤ `FEE_BPS_MAX`. Default 0 here (the bare model); the config
+    /// always passes `venue.maker_fee_bps`, the one fee setting (default 10, Binance spot's
+    /// regular tier).
+    pub maker_fee_bps: f64,
+    /// How OFI moves the quote centre. Default `Ticks` (the seed's rule).
+    pub ofi_tilt: OfiTilt,
+    /// Re-quote band, as a fraction of the quoted half-spread in [0, 1]: a resting order
+    /// whose price is within this many half-spreads of its target is kept (it keeps its
+    /// queue place); `Quote::requote_band_ticks`. Default 1 (chosen on the second half of
+    /// the BTCUSDT session, after the bundled slice: see README "Scoreboard").
+    pub requote_band: f64,
+}
+
+/// The closed form of the quote (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelKind {
+    /// Avellaneda & Stoikov (2008) with a rolling horizon τ.
+    AvellanedaStoikov,
+    /// Guéant, Lehalle & Fernandez-Tapia (2013), infinite horizon.
+    Glft,
+}
+
+impl ModelKind {
+    /// The config spelling.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ModelKind::AvellanedaStoikov => "avellaneda-stoikov",
+            ModelKind::Glft => "glft",
+        }
+    }
+
+    /// Parses the config spelling ("avellaneda-stoikov" or "as", "glft").
+    pub fn parse(text: &str) -> Option<ModelKind> {
+        match text.trim() {
+            "avellaneda-stoikov" | "as" => Some(ModelKind::AvellanedaStoikov),
+            "glft" => Some(ModelKind::Glft),
+            _ => None,
+        }
+    }
+}
+
+/// How the normalised OFI moves the quote centre.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OfiTilt {
+    /// clamp(β·ofi, −1, +1) ticks: the seed's rule (0.0016 bps on BTCUSDT).
+    Ticks,
+    /// β·ofi·σ bps of mid, ofi ∈ [−1, 1].
+    Sigma,
+}
+
+impl OfiTilt {
+    /// The config spelling.
+    pub const fn name(self) -> &'static str {
+        match self {
+            OfiTilt::Ticks => "ticks",
+            OfiTilt::Sigma => "sigma",
+        }
+    }
+
+    /// Parses the config spelling ("ticks" or "sigma").
+    pub fn parse(text: &str) -> Option<OfiTilt> {
+        match text.trim() {
+            "ticks" => Some(OfiTilt::Ticks),
+            "sigma" => Some(OfiTilt::Sigma),
+            _ => None,
+        }
+    }
 }
 
 impl Default for Params {
@@ -104,10 +199,15 @@ impl Default for Params {
             k_per_bps: 1.5,
             horizon_s: 120.0,
             ofi_beta: 0.3,
-            spread_min_bps: 5.0,
+            spread_min_bps: 1.0,
             spread_max_bps: 200.0,
-            inventory_max_lots: Qty(100_000),
+            inventory_max_lots: Qty(500),
             quote_size_lots: Qty(100),
+            kind: ModelKind::AvellanedaStoikov,
+            intensity_a_per_s: 1.0,
+            maker_fee_bps: 0.0,
+            ofi_tilt: OfiTilt::Ticks,
+            requote_band: 1.0,
         }
     }
 }
@@ -147,6 +247,18 @@ impl Params {
         if p.quote_size_lots > p.inventory_max_lots {
             return Err(ParamsError::QuoteSizeAboveInventoryMax(p.quote_size_lots));
         }
+        if !(p.intensity_a_per_s > 0.0 && p.intensity_a_per_s <= INTENSITY_A_PER_S_MAX) {
+            return Err(ParamsError::IntensityA(p.intensity_a_per_s));
+        }
+        if !p.maker_fee_bps.is_finite() || p.maker_fee_bps.abs() > FEE_BPS_MAX {
+            return Err(ParamsError::Fee(p.maker_fee_bps));
+        }
+        if p.ofi_tilt == OfiTilt::Sigma && p.ofi_beta > OFI_SIGMA_BETA_MAX {
+            return Err(ParamsError::OfiBeta(p.ofi_beta));
+        }
+        if !(0.0..=1.0).contains(&p.requote_band) {
+            return Err(ParamsError::RequoteBand(p.requote_band));
+        }
         Ok(())
     }
 }
@@ -176,6 +288,12 @@ pub enum ParamsError {
     QuoteSize(Qty),
     /// `quote_size_lots` larger than `inventory_max_lots`.
     QuoteSizeAboveInventoryMax(Qty),
+    /// `intensity_a_per_s` not in (0, 1e9].
+    IntensityA(f64),
+    /// `maker_fee_bps` beyond ±1000 or not finite.
+    Fee(f64),
+    /// `requote_band` not in [0, 1].
+    RequoteBand(f64),
     /// The symbol spec has a tick or step ≤ 0, a negative minNotional, or tick × step
     /// (in atoms²) above 10²⁵.
     SymbolSpec,
@@ -197,6 +315,9 @@ impl ParamsError {
             ParamsError::QuoteSize(_) | ParamsError::QuoteSizeAboveInventoryMax(_) => {
                 "quote_size_lots"
             }
+            ParamsError::IntensityA(_) => "intensity_a_per_s",
+            ParamsError::Fee(_) => "maker_fee_bps",
+            ParamsError::RequoteBand(_) => "requote_band",
             ParamsError::SymbolSpec => "spec",
         }
     }
@@ -228,8 +349,24 @@ impl fmt::Display for ParamsError {
             ),
             ParamsError::OfiBeta(v) => write!(
                 f,
-                "{field} = {v}: OFI coefficient must be in [0, {OFI_BETA_MAX}] (default 0.3; \
-                 positive OFI moves the quotes up)"
+                "{field} = {v}: OFI coefficient must be in [0, {OFI_BETA_MAX}] with the ticks \
+                 tilt, [0, {OFI_SIGMA_BETA_MAX}] with the sigma tilt (default 0.3; positive \
+                 OFI moves the quotes up)"
+            ),
+            ParamsError::IntensityA(v) => write!(
+                f,
+                "{field} = {v}: trade intensity at the mid must be > 0 and ≤ \
+                 {INTENSITY_A_PER_S_MAX} per second (calibration measures it; default 1)"
+            ),
+            ParamsError::Fee(v) => write!(
+                f,
+                "{field} = {v}: the maker fee must be a number of bps within ±{FEE_BPS_MAX} \
+                 (10 = Binance spot regular, 7.5 with BNB, 0 or negative for a rebate tier)"
+            ),
+            ParamsError::RequoteBand(v) => write!(
+                f,
+                "{field} = {v}: the re-quote band is a fraction of the half-spread in [0, 1] \
+                 (0 = re-quote on any move beyond the tick tolerance)"
             ),
             ParamsError::SpreadMin(v) => write!(
                 f,
@@ -382,7 +519,7 @@ mod tests {
             ),
             (
                 Params {
-                    spread_max_bps: 4.0,
+                    spread_max_bps: 0.5,
                     ..base
                 },
                 "spread_max_bps",

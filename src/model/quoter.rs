@@ -6,12 +6,16 @@
 //!
 //! 1. Book check: 0 < best bid < best ask ≤ `PRICE_TICKS_MAX`, else no quote at all.
 //!    mid = (bid + ask) / 2, kept exactly in half ticks.
-//! 2. Risk term γσ²τ (σ capped at `SIGMA_BPS_PER_SQRT_S_MAX`), as a fraction of mid.
-//! 3. Reservation r = mid − q·γσ²τ with q = inventory / inventory_max clamped to [−1, 1]
-//!    and the offset capped at `RESERVATION_OFFSET_BPS_MAX`; centre = r + clamp(β·ofi,
-//!    −1, +1) ticks (ofi clamped to [−1, 1]).
-//! 4. Total spread γσ²τ + (2/γ)·ln(1 + γ/k), clamped to [min, max] bps of mid.
-//! 5. bid = centre − spread/2 rounded DOWN to a tick, ask = centre + spread/2 rounded UP.
+//! 2. Skew per order of inventory (σ capped at `SIGMA_BPS_PER_SQRT_S_MAX`), as a fraction
+//!    of mid: A-S γσ²τ, GLFT ω = σ·W.
+//! 3. Reservation r = mid − q·skew with q = inventory / quote_size (|inventory| capped at
+//!    inventory_max) and the offset capped at `RESERVATION_OFFSET_BPS_MAX`; centre = r +
+//!    the OFI tilt: clamp(β·ofi, −1, +1) ticks, or β·ofi·σ bps of mid (ofi clamped to
+//!    [−1, 1]).
+//! 4. Total spread (2/γ)·ln(1 + γ/k) + skew + 2·fee (floored at 0), clamped to [min, max]
+//!    bps of mid.
+//! 5. bid = centre − spread/2 rounded DOWN to a tick, ask = centre + spread/2 rounded UP;
+//!    re-quote band = ⌊requote_band · spread/2⌋ ticks.
 //! 6. Post-only: bid ≤ best ask − 1 tick, ask ≥ best bid + 1 tick (never crosses; since
 //!    bid < ask before this step, also bid < ask after it).
 //! 7. A side whose price is ≤ 0 is dropped.
@@ -22,18 +26,22 @@
 //!
 //! Fixed-point layout (see `Quoter::quote` for the bounds):
 //! - σ is `U32F32` (`Sigma`, bps/√s): σ² is then an exact `U64F64` (one widening multiply).
+//!   The skew is a parameter constant times x, x = σ² (A-S) or σ (GLFT), both held with 64
+//!   fractional bits.
 //! - Every relative quantity (risk term, spread, reservation offset) is a `U64F64`
 //!   fraction of mid: 64 fractional bits, so the absolute error stays below 10⁻¹⁵ of mid,
 //!   i.e. far below a tick for any price up to `PRICE_TICKS_MAX` = 10¹² ticks.
-//! - The two parameter constants that multiply σ² (γτ/10⁴, and γτ/(10⁴·inventory_max)
-//!   for the offset per lot) span too many orders of magnitude for one fixed format, so
+//! - The two parameter constants that multiply x (A-S γτ/10⁴, GLFT W/10⁴; and the same
+//!   divided by quote_size for the offset per lot) span too many orders of magnitude for one fixed format, so
 //!   they are stored as a normalised 64-bit mantissa and a shift (`Scale`), and σ² is
 //!   normalised the same way (one leading-zeros count). This keeps the relative error
 //!   below 2⁻⁵⁰ for every valid parameter set and replaces a 128-bit division per quote
 //!   (|q| = inventory / inventory_max) by two 64×64-bit multiplies.
 //! - Prices are `i128` counts of half ticks with 64 fractional bits ("hx"): mid is exact
 //!   there, and rounding to a tick is one arithmetic shift.
-//! - OFI and β are `I32F32` (`Ofi`); the tilt is at most one tick.
+//! - OFI and β are `I32F32` (`Ofi`); the ticks tilt is at most one tick; the sigma tilt is
+//!   |ofi|·σ (64 fractional bits) times the constant β/10⁴, at most β·σ bps.
+//! - The fee is ±2f/10⁴ as a `U64F64` fraction, added or subtracted with saturation.
 //!
 //! Never: allocates, uses a float, reads a clock or panics in `quote` (bad input gives no
 //! quote, not a panic). Everything that depends only on parameters is computed in `new`.
@@ -42,8 +50,8 @@ use fixed::types::{I32F32, I64F64, U32F32, U64F64};
 
 use crate::model::avellaneda::{self, RefInput, RefQuote};
 use crate::model::{
-    NoQuote, Params, ParamsError, BPS_PER_UNIT, PRICE_TICKS_MAX, RESERVATION_OFFSET_BPS_MAX,
-    SIGMA_BPS_PER_SQRT_S_MAX,
+    ModelKind, NoQuote, OfiTilt, Params, ParamsError, BPS_PER_UNIT, PRICE_TICKS_MAX,
+    RESERVATION_OFFSET_BPS_MAX, SIGMA_BPS_PER_SQRT_S_MAX,
 };
 use crate::types::{Price, Qty, Side, SymbolSpec, ATOMS_PER_UNIT};
 
@@ -101,8 +109,12 @@ pub struct Quote {
     pub centre_ticks: I64F64,
     /// Total spread after the clamp, bps of mid.
     pub spread_bps: U64F64,
-    /// Total spread of the model before the clamp, bps of mid (saturates at `U64F64::MAX`).
+    /// Total spread of the model before the clamp, fee included, bps of mid (saturates at
+    /// `U64F64::MAX`).
     pub model_spread_bps: U64F64,
+    /// A resting order within this many ticks of its side's target keeps its place:
+    /// ⌊requote_band · spread/2⌋ in ticks (0 without a band).
+    pub requote_band_ticks: i64,
 }
 
 impl Quote {
@@ -116,6 +128,7 @@ impl Quote {
         centre_ticks: I64F64::ZERO,
         spread_bps: U64F64::ZERO,
         model_spread_bps: U64F64::ZERO,
+        requote_band_ticks: 0,
     };
 }
 
@@ -125,12 +138,20 @@ impl Quote {
 pub struct Quoter {
     params: Params,
     spec: SymbolSpec,
-    /// γ·τ / 10⁴: the risk term as a fraction of mid per (bps/√s)² of σ².
-    risk_per_sigma2: Scale,
-    /// γ·τ / (10⁴ · inventory_max): the reservation offset per (bps/√s)² and per lot.
-    offset_per_sigma2_lot: Scale,
+    /// The skew per order as a fraction of mid per unit of x (x = σ² in (bps/√s)² for A-S:
+    /// γ·τ/10⁴; x = σ in bps/√s for GLFT: W/10⁴).
+    skew_per_x: Scale,
+    /// `skew_per_x` / quote_size: the reservation offset per unit of x and per lot.
+    offset_per_x_lot: Scale,
     /// (2/γ)·ln(1 + γ/k) / 10⁴, fraction of mid.
     intensity: U64F64,
+    /// 2·|fee| / 10⁴, fraction of mid, and whether the fee is a rebate (subtracted).
+    fee2: U64F64,
+    fee_is_rebate: bool,
+    /// β / 10⁴ for the sigma tilt (zero scale with the ticks tilt).
+    tilt_per_ofi_sigma: Scale,
+    /// `requote_band` as U0.32 bits (band = half-spread · bits / 2³²).
+    band_bits: u64,
     /// Spread clamp, fractions of mid.
     spread_min: U64F64,
     spread_max: U64F64,
@@ -166,14 +187,29 @@ impl Quoter {
         let fraction = |bps: f64| U64F64::saturating_from_num(bps / BPS_PER_UNIT);
         let lot_value = i128::from(spec.tick_atoms) * i128::from(spec.step_atoms);
         let min_notional = i128::from(spec.min_notional_atoms) * i128::from(ATOMS_PER_UNIT);
+        let skew_per_x = match p.kind {
+            ModelKind::AvellanedaStoikov => p.gamma_per_bps * p.horizon_s / BPS_PER_UNIT,
+            ModelKind::Glft => {
+                avellaneda::glft_omega_per_sigma(p.gamma_per_bps, p.k_per_bps, p.intensity_a_per_s)
+                    / BPS_PER_UNIT
+            }
+        };
+        let tilt_per_ofi_sigma = match p.ofi_tilt {
+            OfiTilt::Ticks => 0.0,
+            OfiTilt::Sigma => p.ofi_beta / BPS_PER_UNIT,
+        };
         Ok(Quoter {
             params,
             spec,
-            risk_per_sigma2: Scale::from_f64(p.gamma_per_bps * p.horizon_s / BPS_PER_UNIT),
-            offset_per_sigma2_lot: Scale::from_f64(
-                p.gamma_per_bps * p.horizon_s / BPS_PER_UNIT / p.inventory_max_lots.0 as f64,
-            ),
+            skew_per_x: Scale::from_f64(skew_per_x),
+            offset_per_x_lot: Scale::from_f64(skew_per_x / p.quote_size_lots.0 as f64),
             intensity: fraction(avellaneda::intensity_term_bps(p.gamma_per_bps, p.k_per_bps)),
+            fee2: fraction(2.0 * p.maker_fee_bps.abs()),
+            fee_is_rebate: p.maker_fee_bps < 0.0,
+            tilt_per_ofi_sigma: Scale::from_f64(tilt_per_ofi_sigma),
+            // INVARIANT: requote_band ∈ [0, 1] by validation; 2³² itself saturates to u64
+            // range only at exactly 1.0, which fits.
+            band_bits: (p.requote_band * 4_294_967_296.0) as u64,
             spread_min: fraction(p.spread_min_bps),
             spread_max: fraction(p.spread_max_bps),
             spread_min_bps: U64F64::saturating_from_num(p.spread_min_bps),
@@ -212,16 +248,26 @@ impl Quoter {
         }
         let mid_hx_int = i128::from(best_bid) + i128::from(best_ask);
 
-        // Risk term and spread, fractions of mid.
+        // Skew per order and spread, fractions of mid.
         let sigma = input.sigma.min(self.sigma_max);
-        let sigma2_bits = sigma.wide_mul(sigma).to_bits(); // exact, 64 fractional bits
-        let (risk_bits, offset_bits) = if sigma2_bits == 0 {
+        let x_bits = match self.params.kind {
+            // σ² exact, 64 fractional bits.
+            ModelKind::AvellanedaStoikov => sigma.wide_mul(sigma).to_bits(),
+            // σ (32 fractional bits) → 64.
+            ModelKind::Glft => u128::from(sigma.to_bits()) << 32,
+        };
+        let (skew_bits, offset_bits) = if x_bits == 0 {
             (0, 0)
         } else {
-            self.risk_and_offset(sigma2_bits, input.inventory.0)
+            self.skew_and_offset(x_bits, input.inventory.0)
         };
-        let risk = U64F64::from_bits(risk_bits);
-        let model_spread = risk.saturating_add(self.intensity);
+        let skew = U64F64::from_bits(skew_bits);
+        let before_fee = skew.saturating_add(self.intensity);
+        let model_spread = if self.fee_is_rebate {
+            before_fee.saturating_sub(self.fee2)
+        } else {
+            before_fee.saturating_add(self.fee2)
+        };
         // max-then-min rather than `clamp` here and below: no assertion (no panic path) on
         // the hot path; min ≤ max holds by validation.
         let spread = model_spread.max(self.spread_min).min(self.spread_max);
@@ -236,11 +282,30 @@ impl Quoter {
             (mid_hx_int << 64) + offset_hx
         };
 
-        // OFI tilt in ticks (I32F32), at most one tick either way.
         let ofi = input.ofi.max(OFI_MIN).min(OFI_MAX);
-        let tilt = self.ofi_beta.saturating_mul(ofi).max(OFI_MIN).min(OFI_MAX);
-        // Ticks with 32 fractional bits → half ticks with 64: × 2 × 2³².
-        let centre_hx = reservation_hx + (i128::from(tilt.to_bits()) << 33);
+        let tilt_hx = match self.params.ofi_tilt {
+            OfiTilt::Ticks => {
+                // In ticks (I32F32), at most one tick either way.
+                let tilt = self.ofi_beta.saturating_mul(ofi).max(OFI_MIN).min(OFI_MAX);
+                // Ticks with 32 fractional bits → half ticks with 64: × 2 × 2³².
+                i128::from(tilt.to_bits()) << 33
+            }
+            OfiTilt::Sigma => {
+                // |ofi|·σ with 64 fractional bits (≤ 1000 < 2¹⁰), times β/10⁴: a fraction
+                // of mid ≤ 10·1000/10⁴ = 1.0 (β ≤ OFI_SIGMA_BETA_MAX), i.e. ≤ 2⁶⁴ bits.
+                let ofi_sigma =
+                    u128::from(ofi.to_bits().unsigned_abs()) * u128::from(sigma.to_bits());
+                let tilt_bits = mul_scale(ofi_sigma, self.tilt_per_ofi_sigma).min(1 << 64);
+                // INVARIANT: tilt_bits ≤ 2⁶⁴, so the cast is lossless.
+                let tilt = tilt_bits as i128 * mid_hx_int;
+                if ofi.is_negative() {
+                    -tilt
+                } else {
+                    tilt
+                }
+            }
+        };
+        let centre_hx = reservation_hx + tilt_hx;
 
         // Half the spread in half ticks = spread · mid_ticks / 2 = spread · M / 4 ticks.
         // INVARIANT: spread ≤ spread_max ≤ 1.0, so its bits are ≤ 2⁶⁴ and the cast is lossless.
@@ -250,10 +315,14 @@ impl Quoter {
         // down); the ask rounds up as −⌊−x⌋.
         let bid_model = (centre_hx - half_spread_hx) >> 65;
         let ask_model = -((-(centre_hx + half_spread_hx)) >> 65);
-        // INVARIANT: both lie within [−2·M, 3·M] ticks (offset and spread ≤ 1.0 of mid), far
-        // inside i64.
+        // INVARIANT: both lie within [−2·M, 3·M] ticks (offset, tilt and spread ≤ 1.0 of
+        // mid), far inside i64.
         let bid_price = (bid_model as i64).min(best_ask - 1);
         let ask_price = (ask_model as i64).max(best_bid + 1);
+        // band·half in the same units: half_spread_hx < 2¹⁰⁶, so (>> 32)·2³² < 2¹⁰⁶.
+        let band_hx = (half_spread_hx >> 32) * i128::from(self.band_bits);
+        // INVARIANT: band ≤ half-spread ≤ M ticks, inside i64.
+        let requote_band_ticks = (band_hx >> 65) as i64;
 
         let bid = self.level(Side::Buy, bid_price, inventory);
         let ask = self.level(Side::Sell, ask_price, inventory);
@@ -268,6 +337,7 @@ impl Quoter {
                 .max(self.spread_min_bps)
                 .min(self.spread_max_bps),
             model_spread_bps,
+            requote_band_ticks,
         }
     }
 
@@ -284,30 +354,28 @@ impl Quoter {
         avellaneda::quote(&self.params, &self.spec, &input)
     }
 
-    /// The risk term γσ²τ and the reservation offset |q|·γσ²τ (capped at
-    /// `offset_cap_bits`), both as fractions of mid in `U64F64` bits, from σ² (`U64F64`
-    /// bits, > 0) and the inventory. No division: σ² is normalised to a 64-bit mantissa
-    /// (truncation error < 2⁻⁶³ relative) and multiplied by the precomputed scales.
+    /// The skew per order (A-S γσ²τ, GLFT ω) and the reservation offset |q|·skew (capped
+    /// at `offset_cap_bits`), both as fractions of mid in `U64F64` bits, from x (σ² or σ,
+    /// 64 fractional bits, > 0) and the inventory. No division: x is normalised to a 64-bit
+    /// mantissa (truncation error < 2⁻⁶³ relative) and multiplied by the precomputed scales.
     #[inline]
-    fn risk_and_offset(&self, sigma2_bits: u128, inventory: i64) -> (u128, u128) {
-        // σ² ≈ sigma2_mant · 2^(64 − lz) in bits (value · 2⁶⁴).
-        let lz = sigma2_bits.leading_zeros();
-        let sigma2_mant = u128::from(((sigma2_bits << lz) >> 64) as u64);
+    fn skew_and_offset(&self, x_bits: u128, inventory: i64) -> (u128, u128) {
+        let skew_bits = mul_scale(x_bits, self.skew_per_x);
+
+        // x ≈ x_mant · 2^(64 − lz) in bits (value · 2⁶⁴).
+        let lz = x_bits.leading_zeros();
+        let x_mant = u128::from(((x_bits << lz) >> 64) as u64);
         let exp = 64 - lz as i32;
-
-        let g = self.risk_per_sigma2;
-        let risk_bits = scale_by_pow2(sigma2_mant * u128::from(g.mant), exp - g.shift);
-
-        // |q|·γσ²τ = σ² · γτ/(10⁴·inventory_max) · |inventory|, |inventory| ≤ inventory_max.
-        let k = self.offset_per_sigma2_lot;
+        // |q|·skew = x · skew_per_x / quote_size · |inventory|, |inventory| ≤ inventory_max.
+        let k = self.offset_per_x_lot;
         let inventory_abs = inventory
             .unsigned_abs()
             .min(self.inventory_max_lots.unsigned_abs());
         // Keep the top 64 bits of the 128-bit mantissa product (error < 2⁻⁶² relative).
-        let product_hi = (sigma2_mant * u128::from(k.mant)) >> 64;
+        let product_hi = (x_mant * u128::from(k.mant)) >> 64;
         let offset_bits = scale_by_pow2(product_hi * u128::from(inventory_abs), exp + 64 - k.shift)
             .min(self.offset_cap_bits);
-        (risk_bits, offset_bits)
+        (skew_bits, offset_bits)
     }
 
     /// Rules 7 and 8 for one side at its final price.
@@ -382,6 +450,23 @@ impl Scale {
             shift: 1086 - biased_exp,
         }
     }
+}
+
+/// x · scale, for x a positive value with 64 fractional bits, in the same units: x is
+/// normalised to a 64-bit mantissa (relative error < 2⁻⁶³), multiplied by the scale's
+/// mantissa and shifted (floor; saturating at `u128::MAX`).
+#[inline]
+fn mul_scale(x: u128, scale: Scale) -> u128 {
+    if x == 0 {
+        return 0;
+    }
+    // x ≈ x_mant · 2^(64 − lz).
+    let lz = x.leading_zeros();
+    let x_mant = u128::from(((x << lz) >> 64) as u64);
+    scale_by_pow2(
+        x_mant * u128::from(scale.mant),
+        64 - lz as i32 - scale.shift,
+    )
 }
 
 /// x · 2^exp, flooring when shifting right and saturating at `u128::MAX` when shifting left
@@ -476,8 +561,8 @@ mod tests {
     fn long_inventory_moves_quotes_down() {
         let quoter = quoter(Params::default());
         let flat = quoter.quote(&btc_state(0));
-        let long = quoter.quote(&btc_state(50_000)); // q = 0.5
-        let short = quoter.quote(&btc_state(-50_000));
+        let long = quoter.quote(&btc_state(50)); // q = 0.5 order of 100 lots
+        let short = quoter.quote(&btc_state(-50));
         // r = s·(1 − 0.5·18.75e-4) = 6_183_763.5 − 5797.278 = 6_177_966.22 ticks.
         let r = long.reservation_ticks.to_num::<f64>();
         assert!((r - (6_183_763.5 - 5_797.278_28)).abs() < 1e-3, "{r}");
@@ -493,6 +578,7 @@ mod tests {
         // σ = 0 and a steep intensity: δ = 20·ln(1 + 0.1/1000) ≈ 0.002 bps → 5 bps.
         let params = Params {
             k_per_bps: 1_000.0,
+            spread_min_bps: 5.0,
             ..Params::default()
         };
         let q = quoter(params).quote(&input(BID, ASK, 0, 0.0, 0.0));
@@ -517,7 +603,12 @@ mod tests {
     #[test]
     fn rounding_is_away_from_the_centre() {
         // mid 10_001, δ = 20.0408 bps → half 10.0214 ticks: 9990.98 → 9990, 10011.02 → 10012.
-        let q = quoter(Params::default()).quote(&input(Price(10_000), Price(10_002), 0, 1.25, 0.0));
+        // A limit above the raised (minNotional) size at 100 USDT.
+        let wide = Params {
+            inventory_max_lots: Qty(100_000),
+            ..Params::default()
+        };
+        let q = quoter(wide).quote(&input(Price(10_000), Price(10_002), 0, 1.25, 0.0));
         assert_eq!(bid(&q), Price(9_990));
         assert_eq!(ask(&q), Price(10_012));
         // A model price exactly on a tick stays there. The spread is pinned (min = max) at
@@ -527,7 +618,7 @@ mod tests {
         let params = Params {
             spread_min_bps: 9.765_625,
             spread_max_bps: 9.765_625,
-            ..Params::default()
+            ..wide
         };
         let q = quoter(params).quote(&input(Price(10_239), Price(10_241), 0, 0.0, 0.0));
         assert_eq!((bid(&q), ask(&q)), (Price(10_235), Price(10_245)));
@@ -536,17 +627,17 @@ mod tests {
     #[test]
     fn never_crosses_the_book() {
         let quoter = quoter(Params::default());
-        // Short at the limit: r is 18.75 bps above mid, so the model bid (8.7 bps above mid)
+        // Short at the limit (5 orders): r is 5 · 18.75 bps above mid, so the model bid
         // would cross the ask: it is held at best ask − 1 tick.
-        let short = quoter.quote(&btc_state(-100_000));
+        let short = quoter.quote(&btc_state(-500));
         assert_eq!(bid(&short), Price(ASK.0 - 1));
         assert_eq!(short.ask_off, Some(NoQuote::InventoryLimit));
         // Just inside the limit, the ask is still allowed and sits above the model.
-        let short = quoter.quote(&btc_state(-99_900));
+        let short = quoter.quote(&btc_state(-400));
         assert_eq!(bid(&short), Price(ASK.0 - 1));
         assert!(ask(&short) > ASK);
         // Long: the ask is held at best bid + 1 tick.
-        let long = quoter.quote(&btc_state(99_900));
+        let long = quoter.quote(&btc_state(400));
         assert_eq!(ask(&long), Price(BID.0 + 1));
         assert!(bid(&long) < BID);
     }
@@ -598,13 +689,13 @@ mod tests {
         let quoter = quoter(Params::default());
         let cases = [
             (0, None, None),
-            (99_900, None, None), // +100 lands exactly on the limit: allowed
-            (99_901, Some(NoQuote::InventoryLimit), None),
-            (100_000, Some(NoQuote::InventoryLimit), None),
-            (250_000, Some(NoQuote::InventoryLimit), None), // beyond: only the ask
-            (-99_900, None, None),
-            (-99_901, None, Some(NoQuote::InventoryLimit)),
-            (-100_000, None, Some(NoQuote::InventoryLimit)),
+            (400, None, None), // +100 lands exactly on the 500-lot limit: allowed
+            (401, Some(NoQuote::InventoryLimit), None),
+            (500, Some(NoQuote::InventoryLimit), None),
+            (1_250, Some(NoQuote::InventoryLimit), None), // beyond: only the ask
+            (-400, None, None),
+            (-401, None, Some(NoQuote::InventoryLimit)),
+            (-500, None, Some(NoQuote::InventoryLimit)),
             (i64::MIN, None, Some(NoQuote::InventoryLimit)),
             (i64::MAX, Some(NoQuote::InventoryLimit), None),
         ];
@@ -622,7 +713,10 @@ mod tests {
 
     #[test]
     fn min_notional_raises_the_size() {
-        let quoter = quoter(Params::default());
+        let quoter = quoter(Params {
+            inventory_max_lots: Qty(100_000),
+            ..Params::default()
+        });
         // At 100.00 USDT, 100 lots = 0.001 BTC = 0.10 USDT < 5: raised to
         // ⌈5 / (price · 0.00001)⌉ lots at each side's own price.
         let q = quoter.quote(&input(Price(10_000), Price(10_001), 0, 1.25, 0.0));
@@ -635,7 +729,8 @@ mod tests {
         assert!(btc().meets_min_notional(b.price, b.qty));
         assert!(!btc().meets_min_notional(b.price, Qty(b.qty.0 - 1)));
         // The inventory rule applies to the raised size: 96_000 + 5006 > 100_000.
-        let q = quoter.quote(&input(Price(10_000), Price(10_001), 96_000, 1.25, 0.0));
+        // (σ = 0: no skew, so the bid stays near the book and only the size rule can drop it.)
+        let q = quoter.quote(&input(Price(10_000), Price(10_001), 96_000, 0.0, 0.0));
         assert_eq!(q.bid_off, Some(NoQuote::InventoryLimit));
         assert!(q.ask.is_some());
         // At the BTCUSDT price the configured 100 lots are well above the 9-lot minimum.
@@ -682,6 +777,7 @@ mod tests {
         // 100 % of mid, so the ask sits at 2× mid plus the half spread (1 %).
         let params = Params {
             horizon_s: 86_400.0 * 3.0,
+            inventory_max_lots: Qty(100_000),
             ..Params::default()
         };
         let q = quoter(params).quote(&input(BID, ASK, -99_900, 1e9, 0.0));
@@ -694,6 +790,98 @@ mod tests {
         // r = 0, so the model bid is below zero: dropped for its price before the
         // inventory rule is even asked.
         assert_eq!(q.bid_off, Some(NoQuote::PriceNotPositive));
+    }
+
+    #[test]
+    fn glft_matches_its_closed_form() {
+        // Guéant, Lehalle & Fernandez-Tapia (2013): c₁ = (1/γ)·ln(1 + γ/k),
+        // ω = √(σ²γ/(2kA)·(1 + γ/k)^(1 + k/γ)); spread 2c₁ + ω, skew ω per order.
+        let (gamma, k, a, sigma): (f64, f64, f64, f64) = (0.01, 0.5, 1.2, 1.25);
+        let c1 = (1.0 / gamma) * (1.0 + gamma / k).ln();
+        let omega = (sigma * sigma * gamma / (2.0 * k * a)
+            * (1.0 + gamma / k).powf(1.0 + k / gamma))
+        .sqrt();
+        let params = Params {
+            kind: ModelKind::Glft,
+            gamma_per_bps: gamma,
+            k_per_bps: k,
+            intensity_a_per_s: a,
+            ..Params::default()
+        };
+        let quoter = quoter(params);
+        let flat = quoter.quote(&input(BID, ASK, 0, sigma, 0.0));
+        assert!((flat.spread_bps.to_num::<f64>() - (2.0 * c1 + omega)).abs() < 1e-9);
+        // One order (100 lots) long moves the reservation down by ω bps of mid.
+        let long = quoter.quote(&input(BID, ASK, 100, sigma, 0.0));
+        let mid = 6_183_763.5;
+        let shift_bps = (mid - long.reservation_ticks.to_num::<f64>()) / mid * 1e4;
+        assert!((shift_bps - omega).abs() < 1e-9, "{shift_bps} vs {omega}");
+        // The reference agrees to the tick.
+        let reference = quoter.reference(&input(BID, ASK, 100, sigma, 0.0));
+        assert!((reference.skew_per_order_bps - omega).abs() < 1e-12);
+        assert_eq!(reference.bid.map(|l| l.price), long.bid.map(|l| l.price));
+        assert_eq!(reference.ask.map(|l| l.price), long.ask.map(|l| l.price));
+    }
+
+    #[test]
+    fn the_fee_widens_both_half_spreads_and_a_rebate_narrows_them() {
+        let base = Params {
+            spread_min_bps: 0.01,
+            ..Params::default()
+        };
+        let spread = |fee: f64| {
+            quoter(Params {
+                maker_fee_bps: fee,
+                ..base
+            })
+            .quote(&btc_state(0))
+            .spread_bps
+            .to_num::<f64>()
+        };
+        let bare = spread(0.0);
+        assert!((bare - 20.040_770_422).abs() < 1e-8);
+        assert!((spread(10.0) - (bare + 20.0)).abs() < 1e-9);
+        assert!((spread(-0.5) - (bare - 1.0)).abs() < 1e-9);
+        // A rebate larger than the model's half-spread floors the spread at the clamp.
+        assert!((spread(-50.0) - 0.01).abs() < 1e-12);
+    }
+
+    #[test]
+    fn sigma_tilt_moves_the_centre_by_beta_ofi_sigma_bps() {
+        let params = Params {
+            ofi_tilt: OfiTilt::Sigma,
+            ofi_beta: 0.5,
+            ..Params::default()
+        };
+        let quoter = quoter(params);
+        let mid = 6_183_763.5;
+        for ofi in [1.0, -0.6, 0.0] {
+            let q = quoter.quote(&input(BID, ASK, 0, 1.25, ofi));
+            let tilt_bps = (q.centre_ticks - q.reservation_ticks).to_num::<f64>() / mid * 1e4;
+            assert!(
+                (tilt_bps - 0.5 * ofi * 1.25).abs() < 1e-9,
+                "ofi {ofi}: {tilt_bps}"
+            );
+        }
+        // β above 10 is refused in this mode.
+        let wild = Params {
+            ofi_beta: 11.0,
+            ..params
+        };
+        assert_eq!(wild.validate(), Err(ParamsError::OfiBeta(11.0)));
+    }
+
+    #[test]
+    fn requote_band_is_a_fraction_of_the_half_spread() {
+        // Half spread 10.0204 bps of 6_183_763.5 ticks = 6196.37 ticks.
+        for (band, ticks) in [(0.0, 0), (0.5, 3_098), (1.0, 6_196)] {
+            let q = quoter(Params {
+                requote_band: band,
+                ..Params::default()
+            })
+            .quote(&btc_state(0));
+            assert_eq!(q.requote_band_ticks, ticks, "band {band}");
+        }
     }
 
     /// Regression for the seed's "spread 0.0 bps" bug (a horizon that was far too long plus
@@ -791,19 +979,29 @@ mod tests {
             spread_extra in log_uniform(1e-3, 1e4),
             inventory_max in prop_oneof![1i64..1_000_000_000, 1i64..i64::MAX / 2],
             size_fraction in 0.0..=1.0f64,
+            glft in any::<bool>(),
+            intensity_a in log_uniform(1e-6, 1e6),
+            fee in prop_oneof![Just(0.0), -5.0..15.0f64, -1_000.0..1_000.0f64],
+            sigma_tilt in any::<bool>(),
+            band in 0.0..=1.0f64,
         ) -> Params {
             Params {
                 gamma_per_bps: gamma,
                 sigma_bps_per_sqrt_s: 1.25,
                 k_per_bps: k,
                 horizon_s: tau,
-                ofi_beta: beta,
+                ofi_beta: if sigma_tilt { beta.min(crate::model::OFI_SIGMA_BETA_MAX) } else { beta },
                 spread_min_bps: spread_min,
                 spread_max_bps: (spread_min + spread_extra).min(10_000.0),
                 inventory_max_lots: Qty(inventory_max),
                 quote_size_lots: Qty(
                     ((inventory_max as f64 * size_fraction) as i64).clamp(1, inventory_max),
                 ),
+                kind: if glft { ModelKind::Glft } else { ModelKind::AvellanedaStoikov },
+                intensity_a_per_s: intensity_a,
+                maker_fee_bps: fee,
+                ofi_tilt: if sigma_tilt { OfiTilt::Sigma } else { OfiTilt::Ticks },
+                requote_band: band,
             }
         }
     }

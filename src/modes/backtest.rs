@@ -68,6 +68,8 @@ pub struct BacktestArgs {
     pub duration_ns: Option<u64>,
     /// `--grid key=v1,v2,..` arguments.
     pub grid: Vec<String>,
+    /// `--from`: replay from this long after the data's first event, ns.
+    pub from_ns: Option<u64>,
 }
 
 /// The feed latency a run used and where it came from.
@@ -182,7 +184,23 @@ pub fn run(
     let wall = SystemClock::new();
     let load_start = wall.mono_ns();
     let readers = replay::open_inputs(&args.data, config.spec.symbol.as_str())?;
-    let tape = Tape::load_until(readers, config.spec, args.duration_ns.unwrap_or(u64::MAX))?;
+    let tape = match args.from_ns {
+        None => Tape::load_until(readers, config.spec, args.duration_ns.unwrap_or(u64::MAX))?,
+        Some(from_ns) => {
+            // The whole data is decoded: the book at the cut is rebuilt from everything
+            // before it and carried over by a synthetic snapshot (`Tape::window`).
+            let whole = Tape::load_until(readers, config.spec, u64::MAX)?;
+            let start = whole
+                .events()
+                .first()
+                .map_or(0, |e| e.local_ts_ns)
+                .saturating_add(from_ns);
+            let end = args
+                .duration_ns
+                .map_or(u64::MAX, |d| start.saturating_add(d));
+            whole.window(start, end, config.market_data.book_levels)?
+        }
+    };
     let load_ns = wall.mono_ns().saturating_sub(load_start);
     let stats = tape.stats();
     writeln!(
@@ -287,6 +305,12 @@ pub fn run(
         )?;
     }
     writeln!(out, "report: {}", folder.display())?;
+    if replayed.order_stats.orders_placed == 0 && !replayed.interrupted {
+        anyhow::bail!(
+            "the backtest placed no order: {}",
+            crate::modes::scoreboard::no_trading_reason(&tape, &replayed)
+        );
+    }
     Ok(replayed.kpi.all_met())
 }
 

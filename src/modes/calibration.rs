@@ -79,6 +79,10 @@ pub struct CalibrationOutcome {
 
 /// Runs the mode. `make_config` builds the configuration with extra `--set` flags.
 /// Returns `None` for a `--shard` run (it writes only its rows).
+/// Smallest one-window-ahead R² of price change on normalised OFI for which the calibration
+/// searches a non-zero OFI tilt (measured 0.03 on BTCUSDT, 0.00 on NEXOUSDT).
+pub const OFI_PREDICTIVE_R2_MIN: f64 = 0.05;
+
 pub fn run(
     config: &Config,
     args: &CalibrationArgs,
@@ -197,15 +201,39 @@ pub fn run(
     print_estimates(out, &estimates, &halves)?;
     let sigma = round_significant(estimates.sigma.bps_per_sqrt_s, WRITTEN_DIGITS);
     let k = round_significant(estimates.intensity.k_per_bps, WRITTEN_DIGITS);
+    let a = round_significant(estimates.intensity.a_per_s, WRITTEN_DIGITS);
     let base_sets = vec![
         format!("model.sigma_bps_per_sqrt_s={sigma}"),
         format!("model.k_per_bps={k}"),
+        format!("model.intensity_a_per_s={a}"),
     ];
+    // A tilt needs OFI to say something about the *next* window's mid move; where the
+    // out-of-sample regression says it does not, β is 0 and the grid does not search it.
+    let ofi_r2 = estimates.ofi.predictive.r_squared;
+    let ofi_predicts = ofi_r2 >= OFI_PREDICTIVE_R2_MIN;
+    if !ofi_predicts {
+        writeln!(
+            out,
+            "OFI: next-window R² {ofi_r2:.3} < {OFI_PREDICTIVE_R2_MIN}: no out-of-sample \
+             predictive power on this data, so ofi.beta = 0{}",
+            if args.grid.is_empty() {
+                " (the grid's β axis is reduced to 0)"
+            } else {
+                " is advised (your --grid is kept as given)"
+            }
+        )?;
+    }
     let base = make_config(&base_sets).map_err(|e| anyhow::anyhow!("the fitted values: {e}"))?;
 
     // -- grid -----------------------------------------------------------------------------
     let axes: Vec<GridAxis> = if args.grid.is_empty() {
-        default_axes(cal)
+        let mut axes = default_axes(cal);
+        if !ofi_predicts {
+            for axis in axes.iter_mut().filter(|a| a.key == "ofi.beta") {
+                axis.values = vec!["0".to_string()];
+            }
+        }
+        axes
     } else {
         args.grid
             .iter()
@@ -283,9 +311,21 @@ pub fn run(
     }
 
     // -- the chosen point, in and out of sample ---------------------------------------------
-    let chosen = best(&rows)
-        .context("no grid point gave a usable objective (every one was NaN)")?
-        .clone();
+    let Some(chosen) = best(&rows).cloned() else {
+        let most = rows.iter().map(|r| r.grid.fills).max().unwrap_or(0);
+        let choose_min = (windows.choose_end_ns - windows.fit_end_ns) as f64 / 60e9;
+        let needed = crate::calibration::objective::MIN_FILLS_TO_CHOOSE;
+        anyhow::bail!(
+            "no grid point can be chosen: with objective {:?} a point needs at least {needed} \
+             fills on the choose part, and the most any point made in its {choose_min:.1} \
+             minutes was {most}. Give more data: about {:.0} minutes of choose part, i.e. \
+             --data spanning ~{:.0} minutes in all (the choose part is calibration.\
+             choose_fraction of the span), or widen the grid toward tighter spreads",
+            cal.objective.as_str(),
+            choose_min * needed as f64 / most.max(1) as f64,
+            choose_min * needed as f64 / most.max(1) as f64 / cal.choose_fraction,
+        );
+    };
     let chosen_sets: Vec<String> = base_sets
         .iter()
         .chain(&chosen.grid.settings)
@@ -300,7 +340,7 @@ pub fn run(
     written_sets.extend(chosen_sets.iter().cloned());
     let figures = |c: &Config, t: &Tape| -> anyhow::Result<RunFigures> {
         let run: Replayed = simulate(c, t, None)?;
-        let value = objective(&GridRow::of(&[], &run), cal);
+        let value = objective(&run, &GridRow::of(&[], &run), cal);
         Ok(RunFigures::of(&run, value))
     };
     let in_sample = figures(&chosen_config, &choose_tape)?;
@@ -357,6 +397,11 @@ pub fn run(
     let folder = report::create_folder(&args.reports_root, config.spec.symbol.as_str())?;
     let generated_utc = report::utc_text(crate::time::wall_now_ns());
     let objective_text = match cal.objective {
+        crate::config::CalibrationObjective::Spread => format!(
+            "spread: spread PnL net of fees − {} × Σ(minute inventory PnL)², at least {} fills",
+            crate::calibration::objective::INVENTORY_RISK_PER_QUOTE,
+            crate::calibration::objective::MIN_FILLS_TO_CHOOSE
+        ),
         crate::config::CalibrationObjective::Penalised => format!(
             "penalised: PnL − {} × KPI targets missed − {} × RMS inventory",
             cal.kpi_miss_penalty, cal.rms_inventory_penalty
@@ -693,6 +738,12 @@ fn print_choice(out: &mut dyn Write, s: &Summary) -> anyhow::Result<()> {
     };
     line(out, "objective", &|r| format!("{:.4}", r.objective))?;
     line(out, "PnL", &|r| format!("{:.4}", r.pnl_quote))?;
+    line(out, "  spread (net fee)", &|r| {
+        format!("{:.4}", r.spread_pnl_quote)
+    })?;
+    line(out, "  inventory", &|r| {
+        format!("{:.4}", r.inventory_pnl_quote)
+    })?;
     line(out, "KPIs met", &|r| r.kpi_status.clone())?;
     for kind in KpiKind::ALL {
         line(out, kind.name(), &|r| {

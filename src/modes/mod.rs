@@ -9,6 +9,7 @@ pub mod latency;
 pub mod live;
 pub mod paper;
 pub mod record;
+pub mod scoreboard;
 pub mod simulate;
 pub mod spread_check;
 
@@ -103,13 +104,16 @@ pub enum Mode {
     Convert,
     /// Print the percentiles of a latency dump.
     Latency,
+    /// Walk-forward over every shared recording at four fee tiers: the strategy's table.
+    Scoreboard,
 }
 
 impl Mode {
     /// All modes, in `--help` order.
-    pub const ALL: [Mode; 10] = [
+    pub const ALL: [Mode; 11] = [
         Mode::PaperTrading,
         Mode::Backtest,
+        Mode::Scoreboard,
         Mode::Calibration,
         Mode::Live,
         Mode::SpreadCheck,
@@ -133,6 +137,7 @@ impl Mode {
             Mode::Record => "record",
             Mode::Convert => "convert",
             Mode::Latency => "latency",
+            Mode::Scoreboard => "scoreboard",
         }
     }
 
@@ -153,6 +158,7 @@ impl Mode {
             | Mode::Kpi
             | Mode::Latency
             | Mode::Live
+            | Mode::Scoreboard
             | Mode::Calibration => None,
         }
     }

@@ -18,7 +18,7 @@ use anyhow::Context;
 
 use crate::model::avellaneda;
 use crate::model::quoter::{ofi_from_f64, sigma_from_f64, Quote};
-use crate::model::{NoQuote, Params, QuoteInput, QuoteLevel, Quoter};
+use crate::model::{ModelKind, NoQuote, Params, QuoteInput, QuoteLevel, Quoter};
 use crate::types::{Price, Qty, SymbolSpec, DECIMAL_TEXT_MAX};
 
 /// Writes the report for `params` on the book (`best_bid`, `best_ask`) to `out`. Returns
@@ -35,9 +35,14 @@ pub fn run(
     let p = params;
     let mid_ticks = (best_bid.0 as f64 + best_ask.0 as f64) / 2.0;
     let mid = mid_ticks * spec.tick_atoms as f64 / crate::types::ATOMS_PER_UNIT as f64;
-    let risk_bps = avellaneda::risk_term_bps(p.gamma_per_bps, p.sigma_bps_per_sqrt_s, p.horizon_s);
+    let skew_bps = avellaneda::skew_per_order_bps(p, p.sigma_bps_per_sqrt_s);
     let intensity_bps = avellaneda::intensity_term_bps(p.gamma_per_bps, p.k_per_bps);
-    let model_spread_bps = risk_bps + intensity_bps;
+    let fee2_bps = 2.0 * p.maker_fee_bps;
+    let model_spread_bps = avellaneda::model_spread_bps(p, p.sigma_bps_per_sqrt_s);
+    let skew_term = match p.kind {
+        ModelKind::AvellanedaStoikov => "gamma*sigma^2*tau",
+        ModelKind::Glft => "omega",
+    };
 
     writeln!(
         out,
@@ -46,9 +51,24 @@ pub fn run(
         price_text(spec, best_bid),
         price_text(spec, best_ask),
     )?;
+    writeln!(out, "  model                    {}", p.kind.name())?;
     writeln!(out, "  gamma (risk aversion)    {} 1/bps", p.gamma_per_bps)?;
     writeln!(out, "  k (intensity decay)      {} 1/bps", p.k_per_bps)?;
-    writeln!(out, "  tau (horizon)            {} s", p.horizon_s)?;
+    match p.kind {
+        ModelKind::AvellanedaStoikov => {
+            writeln!(out, "  tau (horizon)            {} s", p.horizon_s)?
+        }
+        ModelKind::Glft => writeln!(
+            out,
+            "  A (intensity at mid)     {} 1/s",
+            p.intensity_a_per_s
+        )?,
+    }
+    writeln!(
+        out,
+        "  maker fee                {} bps per fill (negative = rebate), in both half-spreads",
+        p.maker_fee_bps
+    )?;
     writeln!(
         out,
         "  sigma (volatility)       {} bps/sqrt(s)",
@@ -61,8 +81,19 @@ pub fn run(
     )?;
     writeln!(
         out,
-        "  model spread (unclamped) {model_spread_bps:.3} bps = gamma*sigma^2*tau {risk_bps:.3} \
-         + (2/gamma)*ln(1+gamma/k) {intensity_bps:.3}"
+        "  model spread (unclamped) {model_spread_bps:.3} bps = {skew_term} {skew_bps:.3} \
+         + (2/gamma)*ln(1+gamma/k) {intensity_bps:.3} + 2*fee {fee2_bps:.3}"
+    )?;
+    writeln!(
+        out,
+        "  skew per order           {skew_bps:.3} bps of reservation shift per quote of inventory"
+    )?;
+    let edge_bps =
+        model_spread_bps.max(p.spread_min_bps).min(p.spread_max_bps) / 2.0 - p.maker_fee_bps;
+    writeln!(
+        out,
+        "  edge per fill at flat    {edge_bps:.3} bps = half-spread − fee (before adverse \
+         selection)"
     )?;
     writeln!(
         out,
@@ -90,7 +121,8 @@ pub fn run(
     if !(p.spread_min_bps..=p.spread_max_bps).contains(&model_spread_bps) {
         failures.push(format!(
             "model spread {model_spread_bps:.3} bps is outside the clamp [{}, {}] bps: the \
-             clamp, not the model, would set the spread (check gamma, sigma, k and tau)",
+             clamp, not the model, would set the spread (check gamma, sigma, k, tau, A and the \
+             fee)",
             p.spread_min_bps, p.spread_max_bps
         ));
     }
@@ -102,7 +134,12 @@ pub fn run(
         "q", "inventory", "r-mid bps", "bid", "ask", "spread bps", "quoted bps"
     )?;
     let max = p.inventory_max_lots.0;
-    for (label, inventory) in [("-1", -max), ("0", 0), ("+1", max)] {
+    let orders = max as f64 / p.quote_size_lots.0 as f64;
+    for (label, inventory) in [
+        (format!("{:+}", -orders), -max),
+        ("0".to_string(), 0),
+        (format!("{:+}", orders), max),
+    ] {
         let input = QuoteInput {
             best_bid,
             best_ask,
@@ -125,7 +162,7 @@ pub fn run(
             quoted_bps.map_or("—".to_string(), |s| format!("{s:.3}")),
         )?;
         check_row(
-            label,
+            &label,
             &quote,
             p,
             best_bid,
@@ -248,7 +285,10 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("model spread (unclamped) 20.041 bps"),
+            text.contains(
+                "model spread (unclamped) 20.041 bps = gamma*sigma^2*tau 18.750 + \
+                 (2/gamma)*ln(1+gamma/k) 1.291 + 2*fee 0.000"
+            ),
             "{text}"
         );
         // At +max the bid is off (inventory limit), at −max the ask.
