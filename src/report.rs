@@ -1,10 +1,19 @@
 //! The backtest's run folder: `reports/<UTC time>_<SYMBOL>/` with `summary.json`,
-//! `fills.csv`, `timeseries.csv` and three SVG plots; and the `--grid` table.
+//! `fills.csv`, `timeseries.csv` and four SVG plots; the `--grid` table; and `Scorecard`,
+//! the figures of one run that a scoreboard compares.
 //!
-//! Owns: `Summary` (what `summary.json` holds, field order fixed), the CSV layouts, the
-//! plots, `GridRow` and the grid table. Numbers that must reconcile exactly (PnL, cash,
-//! fees, inventory, prices, quantities) are written as exact decimal strings from the
-//! integer ticks, lots and quote atoms; ratios and statistics as JSON numbers.
+//! Owns: `Summary` (what `summary.json` holds, field order fixed), `Scorecard`, the CSV
+//! layouts, the plots, `GridRow` and the grid table. Numbers that must reconcile exactly
+//! (PnL and its split, cash, fees, inventory, prices, quantities) are written as exact
+//! decimal strings from the integer ticks, lots and quote atoms; ratios and statistics as
+//! JSON numbers.
+//!
+//! Money, at the fee tier stated beside it (`maker_fee_bps`, negative = rebate), in quote
+//! atoms: net PnL = the position's mark-to-market at the last touch (cash net of fees +
+//! inventory × mid); spread PnL = Σ over fills of side·(mid at fill − price)·qty − fee
+//! (`kpi::fill_spread_pnl_atoms`); inventory PnL = net − spread, so the split sums exactly.
+//! Sharpe per minute = mean / sample standard deviation of the changes of net PnL over
+//! whole minutes of data time (not annualised; n/a under two minutes or without variation).
 //!
 //! Determinism: every file is a pure function of the replay, except `summary.json`'s last
 //! field, `timing` (wall-clock figures), and the folder's name. Compare two runs with
@@ -26,15 +35,15 @@ use plotters::prelude::*;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::modes::backtest::{GridAxis, QuoteMark, Replayed, Sample};
+use crate::modes::backtest::{FillRow, GridAxis, QuoteMark, Replayed, Sample};
 use crate::replay::Tape;
 use crate::risk::StopReason;
-use crate::telemetry::kpi::KpiKind;
+use crate::telemetry::kpi::{fill_spread_pnl_atoms, KpiKind, KpiStatus, NotJudged};
 use crate::types::{write_atoms, Side, SymbolSpec, DECIMALS, DECIMAL_TEXT_MAX};
 use crate::venue::sim::LatencyModel;
 
 /// Version of the `summary.json` layout.
-pub const SUMMARY_VERSION: u32 = 1;
+pub const SUMMARY_VERSION: u32 = 2;
 /// Markout horizons of the markout plot, seconds.
 pub const MARKOUT_HORIZONS_S: [f64; 9] = [0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0];
 /// Width of the zoomed quotes-vs-mid window, ns.
@@ -78,6 +87,8 @@ pub struct Summary {
     pub orders: OrderSummary,
     /// Fill markouts.
     pub markouts: MarkoutSummary,
+    /// Queue position at fill.
+    pub queue: QueueSummary,
     /// The market-data core's counters.
     pub engine: EngineSummary,
     /// The simulated venue.
@@ -187,6 +198,11 @@ pub struct KpiRow {
     pub target: f64,
     /// Met.
     pub met: bool,
+    /// Why it was not judged ("n/a (not met)"): `NoData`, `TooFewOrders`,
+    /// `TooFewFilledOrders`, `TooShort`, `TooFewSamples`; None when judged.
+    pub not_judged: Option<NotJudged>,
+    /// The figure as measured even when not judged (information only).
+    pub measured: Option<f64>,
 }
 
 /// Money, exact where it must reconcile.
@@ -194,10 +210,22 @@ pub struct KpiRow {
 pub struct PnlSummary {
     /// The quote asset (USDT).
     pub quote_asset: String,
-    /// Total PnL = cash + inventory × final mid − fees, exact, quote currency.
+    /// The maker fee tier every figure here is at, bps (negative = rebate).
+    pub maker_fee_bps: f64,
+    /// Fees paid / value traded, bps (None without fills).
+    pub fee_paid_bps: Option<f64>,
+    /// Total (net) PnL = cash + inventory × final mid − fees, exact, quote currency.
     pub total_quote_exact: String,
     /// The same as a number.
     pub total_quote: f64,
+    /// Spread PnL = Σ side·(mid at fill − price)·qty − fees, exact, quote currency.
+    pub spread_quote_exact: String,
+    /// The same as a number.
+    pub spread_quote: f64,
+    /// Inventory PnL = total − spread, exact, quote currency.
+    pub inventory_quote_exact: String,
+    /// The same as a number.
+    pub inventory_quote: f64,
     /// Cash from fills (Σ −side·price·qty), exact, quote currency (fees not included).
     pub cash_before_fees_quote_exact: String,
     /// Fees paid (negative = rebates), exact, quote currency.
@@ -210,7 +238,8 @@ pub struct PnlSummary {
     pub final_mid_exact: Option<String>,
     /// Largest fall of the PnL from a previous peak (marked at every mid and fill).
     pub max_drawdown_quote: f64,
-    /// Mean / standard deviation of the 1-minute PnL changes (per minute, not annualised).
+    /// Sharpe per minute: mean / sample standard deviation of the net PnL's changes over
+    /// whole minutes (not annualised).
     pub sharpe_1m: Option<f64>,
     /// Mean 1-minute PnL change, quote.
     pub pnl_1m_mean: Option<f64>,
@@ -280,6 +309,25 @@ pub struct MarkoutSummary {
     pub curve_bps: Vec<(f64, Option<f64>)>,
 }
 
+/// Queue position at fill, from the simulated venue: displayed size at the order's price
+/// ahead of it when it joined, and still ahead when it filled (0 when the trade went
+/// through the price), base units, over fill events.
+#[derive(Clone, Debug, Serialize)]
+pub struct QueueSummary {
+    /// Fill events counted.
+    pub fills: usize,
+    /// Of which the trade went through the order's price.
+    pub through_fills: usize,
+    /// Median size ahead at join.
+    pub ahead_at_join_median_base: Option<f64>,
+    /// Mean size ahead at join.
+    pub ahead_at_join_mean_base: Option<f64>,
+    /// Median size still ahead at fill.
+    pub ahead_at_fill_median_base: Option<f64>,
+    /// Mean size still ahead at fill.
+    pub ahead_at_fill_mean_base: Option<f64>,
+}
+
 /// The market-data core.
 #[derive(Clone, Debug, Serialize)]
 pub struct EngineSummary {
@@ -327,6 +375,85 @@ pub struct RiskSummary {
     pub stopped_s: f64,
 }
 
+/// The figures of one backtest that a scoreboard compares, all at the fee tier
+/// `maker_fee_bps`. Money in exact quote atoms (10⁻⁸) and as numbers; the split sums
+/// exactly: `spread_pnl_atoms + inventory_pnl_atoms == net_pnl_atoms`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Scorecard {
+    /// Maker fee tier, bps (negative = rebate).
+    pub maker_fee_bps: f64,
+    /// Net PnL (mark-to-market at the last touch, fees paid), quote atoms.
+    pub net_pnl_atoms: i128,
+    /// Spread PnL: Σ side·(mid at fill − price)·qty − fees, quote atoms.
+    pub spread_pnl_atoms: i128,
+    /// Inventory PnL: net − spread, quote atoms.
+    pub inventory_pnl_atoms: i128,
+    /// Fees paid (negative = rebates), quote atoms.
+    pub fees_atoms: i128,
+    /// Net PnL, quote currency.
+    pub net_pnl_quote: f64,
+    /// Spread PnL, quote currency.
+    pub spread_pnl_quote: f64,
+    /// Inventory PnL, quote currency.
+    pub inventory_pnl_quote: f64,
+    /// Fees, quote currency.
+    pub fees_quote: f64,
+    /// Fill events (partial fills each count).
+    pub fills: u64,
+    /// Orders with at least one fill.
+    pub orders_filled: u64,
+    /// Orders placed (places + cancel-replaces).
+    pub orders_placed: u64,
+    /// The six KPIs in `KpiKind::ALL` order (value None = "n/a (not met)").
+    pub kpis: Vec<KpiStatus>,
+    /// How many of the six are met.
+    pub targets_met: usize,
+    /// Sharpe per minute of net PnL (module doc).
+    pub sharpe_per_minute: Option<f64>,
+}
+
+impl Scorecard {
+    /// The scorecard of a finished replay.
+    pub fn of(run: &Replayed) -> Scorecard {
+        let spec = run.spec;
+        let net = i128::from(match run.final_touch {
+            Some((bid, ask)) => run.position.mark_to_market_atoms(&spec, bid, ask),
+            None => run.position.cash_atoms,
+        });
+        let spread: i128 = run.fills.iter().map(|f| fill_spread_atoms(run, f)).sum();
+        let fees = i128::from(run.position.fees_atoms);
+        let quote = |atoms: i128| atoms as f64 / 1e8;
+        Scorecard {
+            maker_fee_bps: run.venue_params.maker_fee_centibps as f64 / 100.0,
+            net_pnl_atoms: net,
+            spread_pnl_atoms: spread,
+            inventory_pnl_atoms: net - spread,
+            fees_atoms: fees,
+            net_pnl_quote: quote(net),
+            spread_pnl_quote: quote(spread),
+            inventory_pnl_quote: quote(net - spread),
+            fees_quote: quote(fees),
+            fills: run.order_stats.fills,
+            orders_filled: run.order_stats.orders_with_fill,
+            orders_placed: run.order_stats.orders_placed,
+            kpis: run.kpi.kpis.clone(),
+            targets_met: run.kpi.targets_met(),
+            sharpe_per_minute: minute_stats(&run.samples).sharpe,
+        }
+    }
+}
+
+/// One fill's spread PnL, quote atoms, with the mid the engine saw at the fill (the one
+/// prevailing then if it saw none).
+fn fill_spread_atoms(run: &Replayed, f: &FillRow) -> i128 {
+    let mid_x2 = if f.mid_x2_ticks > 0 {
+        f.mid_x2_ticks
+    } else {
+        mid_at(&run.mids, f.ts_ns).unwrap_or(0)
+    };
+    fill_spread_pnl_atoms(&run.spec, f.side, f.price, f.qty, mid_x2, f.fee_atoms)
+}
+
 impl Summary {
     /// Builds the summary of a replay.
     pub fn build(config: &Config, tape: &Tape, run: &Replayed, timing: Timing) -> Summary {
@@ -343,6 +470,8 @@ impl Summary {
                 comparison: k.kind.comparison().symbol(),
                 target: k.target,
                 met: k.met,
+                not_judged: k.not_judged,
+                measured: k.measured,
             })
             .collect();
         let targets_met = kpi.targets_met();
@@ -354,10 +483,7 @@ impl Summary {
             .iter()
             .map(|f| -i128::from(f.side.sign()) * spec.notional_atoms(f.price, f.qty))
             .sum();
-        let total_atoms = match run.final_touch {
-            Some((bid, ask)) => run.position.mark_to_market_atoms(&spec, bid, ask),
-            None => run.position.cash_atoms,
-        };
+        let card = Scorecard::of(run);
         let minute = minute_stats(&run.samples);
         let markout_ns = (config.kpi.markout_horizon_s * 1e9).round() as u64;
         let curve: Vec<(f64, Option<f64>)> = MARKOUT_HORIZONS_S
@@ -390,9 +516,16 @@ impl Summary {
         }
 
         let mut notes = vec![
-            "Latency P99 is simulated: the engine's compute time is not charged in a backtest \
-             (tick-to-quote is 0 on the simulated clock); the replay loop's measured cost is \
-             timing.replay_s / data.events_replayed."
+            "Latency P99 is the latency the simulation charged each order: feed latency + the \
+             venue's entry and report latency (exchange event → answer seen). The engine's \
+             compute time is not charged (tick-to-quote is 0 on the simulated clock); the \
+             replay loop's measured cost is timing.replay_s / data.events_replayed."
+                .to_string(),
+            "KPIs show n/a (not met) below their activity minimums (kpis[].not_judged, \
+             README \"KPIs\"): a session that barely traded passes nothing."
+                .to_string(),
+            "PnL split: spread = Σ side·(mid at fill − price)·qty − fees; inventory = total − \
+             spread (what held inventory made as the mid moved)."
                 .to_string(),
             format!(
                 "Orders meet the market as it was at the exchange: the venue's entry latency \
@@ -400,8 +533,8 @@ impl Summary {
                  the configured one minus it (at least 0).",
                 run.feed.ns, run.feed.source
             ),
-            "Sharpe ratio: mean over standard deviation of 1-minute PnL changes, not \
-             annualised."
+            "Sharpe per minute (pnl.sharpe_1m): mean over sample standard deviation of the \
+             net PnL's changes over whole minutes of data time, not annualised."
                 .to_string(),
         ];
         if stats.snapshots == 0 {
@@ -468,8 +601,14 @@ impl Summary {
             kpis,
             pnl: PnlSummary {
                 quote_asset: quote_asset.to_string(),
-                total_quote_exact: atoms_text(i128::from(total_atoms)),
-                total_quote: total_atoms as f64 / 1e8,
+                maker_fee_bps: card.maker_fee_bps,
+                fee_paid_bps: kpi.fee_paid_bps,
+                total_quote_exact: atoms_text(card.net_pnl_atoms),
+                total_quote: card.net_pnl_quote,
+                spread_quote_exact: atoms_text(card.spread_pnl_atoms),
+                spread_quote: card.spread_pnl_quote,
+                inventory_quote_exact: atoms_text(card.inventory_pnl_atoms),
+                inventory_quote: card.inventory_pnl_quote,
                 cash_before_fees_quote_exact: atoms_text(cash_before_fees_atoms),
                 fees_quote_exact: atoms_text(i128::from(run.position.fees_atoms)),
                 fees_quote: run.position.fees_atoms as f64 / 1e8,
@@ -512,6 +651,7 @@ impl Summary {
                 unresolved: kpi.markouts_unresolved,
                 curve_bps: curve,
             },
+            queue: queue_summary(run),
             engine: EngineSummary {
                 events: run.engine_stats.events,
                 diffs: run.engine_stats.diffs,
@@ -540,6 +680,43 @@ impl Summary {
     }
 }
 
+/// The backtest's console lines under the KPI report: the PnL split at the fee tier,
+/// drawdown and Sharpe per minute; queue position at fill; what the latency KPI measured.
+pub fn money_line(summary: &Summary) -> String {
+    let p = &summary.pnl;
+    let q = &summary.queue;
+    let base = |v: Option<f64>| {
+        v.map_or_else(
+            || "n/a".to_string(),
+            |v| {
+                let text = format!("{v:.8}");
+                text.trim_end_matches('0').trim_end_matches('.').to_string()
+            },
+        )
+    };
+    format!(
+        "PnL {} {} = spread {} + inventory {} at maker fee {} bps (fees {}) | max drawdown \
+         {:.4} | Sharpe per minute {}\n\
+         Queue at fill ({} fills, {} through the price): median ahead at join {}, at fill {} \
+         (base)\n\
+         Latency P99 is what the simulation charged per order (feed + entry + report); the \
+         engine's own compute per event: see timing in summary.json",
+        p.total_quote_exact,
+        p.quote_asset,
+        p.spread_quote_exact,
+        p.inventory_quote_exact,
+        trim_float(p.maker_fee_bps),
+        p.fees_quote_exact,
+        p.max_drawdown_quote,
+        p.sharpe_1m
+            .map_or_else(|| "n/a".to_string(), |s| format!("{s:.3}")),
+        q.fills,
+        q.through_fills,
+        base(q.ahead_at_join_median_base),
+        base(q.ahead_at_fill_median_base),
+    )
+}
+
 /// Creates `root/<UTC time>_<SYMBOL>/` and writes every file of the run into it.
 pub fn write_run(
     root: &Path,
@@ -560,6 +737,7 @@ pub fn write_run(
         timeseries_csv(run).as_bytes(),
     )?;
     plot_pnl_inventory(&folder.join("pnl_inventory.svg"), run)?;
+    plot_pnl_split(&folder.join("pnl_split.svg"), run)?;
     plot_quotes(&folder.join("quotes_zoom.svg"), run)?;
     plot_markouts(&folder.join("markouts.svg"), run)?;
     Ok(folder)
@@ -604,14 +782,16 @@ pub fn fills_csv(run: &Replayed, markout_ns: u64) -> String {
     text
 }
 
-/// `timeseries.csv`: equity, inventory and mid every second of data time.
+/// `timeseries.csv`: equity, inventory, mid and the PnL split every second of data time.
 pub fn timeseries_csv(run: &Replayed) -> String {
     let spec = run.spec;
-    let mut text = String::from("ts_ns,elapsed_s,pnl_quote,inventory_base,mid\n");
-    for s in &run.samples {
+    let mut text = String::from(
+        "ts_ns,elapsed_s,pnl_quote,inventory_base,mid,spread_pnl_quote,inventory_pnl_quote\n",
+    );
+    for (s, (_, _, spread, inventory)) in run.samples.iter().zip(pnl_split_series(run)) {
         let _ = writeln!(
             text,
-            "{},{:.3},{},{},{}",
+            "{},{:.3},{},{},{},{},{}",
             s.ts_ns,
             s.ts_ns.saturating_sub(run.start_ns) as f64 / 1e9,
             atoms_text(i128::from(s.pnl_atoms)),
@@ -620,7 +800,9 @@ pub fn timeseries_csv(run: &Replayed) -> String {
                 mid_text(&spec, s.mid_x2_ticks)
             } else {
                 String::new()
-            }
+            },
+            atoms_text(spread),
+            atoms_text(inventory),
         );
     }
     text
@@ -806,6 +988,53 @@ pub fn minute_stats(samples: &[Sample]) -> MinuteStats {
     }
 }
 
+/// Median and mean of the queue positions at join and at fill.
+pub fn queue_summary(run: &Replayed) -> QueueSummary {
+    let base = |lots: f64| lots * run.spec.step_atoms as f64 / 1e8;
+    let stats = |mut lots: Vec<i64>| -> (Option<f64>, Option<f64>) {
+        if lots.is_empty() {
+            return (None, None);
+        }
+        lots.sort_unstable();
+        let n = lots.len();
+        let median = if n % 2 == 1 {
+            lots[n / 2] as f64
+        } else {
+            (lots[n / 2 - 1] as f64 + lots[n / 2] as f64) / 2.0
+        };
+        let mean = lots.iter().map(|&l| l as f64).sum::<f64>() / n as f64;
+        (Some(base(median)), Some(base(mean)))
+    };
+    let q = &run.queue_fills;
+    let (join_median, join_mean) = stats(q.iter().map(|f| f.ahead_at_join.0).collect());
+    let (fill_median, fill_mean) = stats(q.iter().map(|f| f.ahead_at_fill.0).collect());
+    QueueSummary {
+        fills: q.len(),
+        through_fills: q.iter().filter(|f| f.through).count(),
+        ahead_at_join_median_base: join_median,
+        ahead_at_join_mean_base: join_mean,
+        ahead_at_fill_median_base: fill_median,
+        ahead_at_fill_mean_base: fill_mean,
+    }
+}
+
+/// The PnL split every 1 s sample: (ts, net, spread, inventory), quote atoms.
+pub fn pnl_split_series(run: &Replayed) -> Vec<(u64, i128, i128, i128)> {
+    let mut spread = 0i128;
+    let mut next_fill = 0usize;
+    run.samples
+        .iter()
+        .map(|s| {
+            while let Some(f) = run.fills.get(next_fill).filter(|f| f.ts_ns <= s.ts_ns) {
+                spread += fill_spread_atoms(run, f);
+                next_fill += 1;
+            }
+            let net = i128::from(s.pnl_atoms);
+            (s.ts_ns, net, spread, net - spread)
+        })
+        .collect()
+}
+
 /// The mid (bid + ask, ticks) prevailing at `ts_ns`: the last change at or before it.
 pub fn mid_at(mids: &[(u64, i64)], ts_ns: u64) -> Option<i64> {
     let after = mids.partition_point(|(t, _)| *t <= ts_ns);
@@ -838,6 +1067,24 @@ pub fn mean_markout_bps(run: &Replayed, horizon_ns: u64, side: Option<Side>) -> 
 }
 
 // -- plots ----------------------------------------------------------------------------------
+
+/// Draws the legend of `chart` and writes the file.
+fn legend_and_present<'a, 'b: 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'b>, CT>,
+    root: &DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+) -> anyhow::Result<()> {
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE)
+        .draw()
+        .map_err(plot_error)?;
+    root.present().map_err(plot_error)?;
+    Ok(())
+}
+
+/// A named, coloured line of (x, y) points.
+type Line = (&'static str, RGBColor, Vec<(f64, f64)>);
 
 fn plot_error<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow::anyhow!("drawing a plot: {e:?}")
@@ -900,6 +1147,61 @@ fn plot_pnl_inventory(path: &Path, run: &Replayed) -> anyhow::Result<()> {
     }
     root.present().map_err(plot_error)?;
     Ok(())
+}
+
+/// Net PnL and its split into spread PnL (net of fees) and inventory PnL against minutes
+/// since the start, at the run's fee tier.
+fn plot_pnl_split(path: &Path, run: &Replayed) -> anyhow::Result<()> {
+    let (quote, _) = split_symbol(run.spec.symbol.as_str());
+    let series = pnl_split_series(run);
+    let x_max = minutes(run, run.end_ns).max(1.0 / 60.0);
+    let line = |pick: fn(&(u64, i128, i128, i128)) -> i128| -> Vec<(f64, f64)> {
+        series
+            .iter()
+            .map(|p| (minutes(run, p.0), pick(p) as f64 / 1e8))
+            .collect()
+    };
+    let lines: [Line; 3] = [
+        ("net", BLACK, line(|p| p.1)),
+        ("spread (net of fees)", BLUE, line(|p| p.2)),
+        ("inventory", RGBColor(200, 100, 0), line(|p| p.3)),
+    ];
+    let (lo, hi) = padded_range(
+        lines
+            .iter()
+            .flat_map(|l| l.2.iter().map(|p| p.1))
+            .chain([0.0]),
+    );
+    let root = SVGBackend::new(path, (1000, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(plot_error)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "PnL split, {quote}, at maker fee {} bps ({} fills)",
+                trim_float(run.venue_params.maker_fee_centibps as f64 / 100.0),
+                run.fills.len()
+            ),
+            ("sans-serif", 18),
+        )
+        .margin(10)
+        .x_label_area_size(35)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..x_max, lo..hi)
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .x_desc("minutes since start")
+        .y_desc(quote)
+        .draw()
+        .map_err(plot_error)?;
+    for (name, color, points) in lines {
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+            .map_err(plot_error)?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    legend_and_present(&mut chart, &root)
 }
 
 /// Our order prices against the mid over the `ZOOM_NS` window with the most fills.
@@ -1008,7 +1310,6 @@ fn plot_quotes(path: &Path, run: &Replayed) -> anyhow::Result<()> {
 
 /// Mean markout (bps) against the horizon (log scale), all fills, buys and sells.
 fn plot_markouts(path: &Path, run: &Replayed) -> anyhow::Result<()> {
-    type Line = (&'static str, RGBColor, Vec<(f64, f64)>);
     let lines: Vec<Line> = [
         ("all fills", BLACK, None),
         ("buys", RGBColor(0, 140, 0), Some(Side::Buy)),
@@ -1023,11 +1324,12 @@ fn plot_markouts(path: &Path, run: &Replayed) -> anyhow::Result<()> {
         (name, color, points)
     })
     .collect();
+    let fee_bps = run.venue_params.maker_fee_centibps as f64 / 100.0;
     let (lo, hi) = padded_range(
         lines
             .iter()
             .flat_map(|l| l.2.iter().map(|p| p.1))
-            .chain([0.0]),
+            .chain([0.0, fee_bps]),
     );
     let root = SVGBackend::new(path, (900, 550)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
@@ -1056,6 +1358,16 @@ fn plot_markouts(path: &Path, run: &Replayed) -> anyhow::Result<()> {
             &RGBColor(160, 160, 160),
         ))
         .map_err(plot_error)?;
+    // A fill earns only where its markout clears the fee it paid.
+    let fee_color = RGBColor(150, 0, 150);
+    chart
+        .draw_series(LineSeries::new(
+            vec![(0.1, fee_bps), (60.0, fee_bps)],
+            fee_color.stroke_width(2),
+        ))
+        .map_err(plot_error)?
+        .label(format!("maker fee {} bps", trim_float(fee_bps)))
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], fee_color));
     for (name, color, points) in lines {
         chart
             .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
@@ -1070,14 +1382,7 @@ fn plot_markouts(path: &Path, run: &Replayed) -> anyhow::Result<()> {
             )
             .map_err(plot_error)?;
     }
-    chart
-        .configure_series_labels()
-        .border_style(BLACK)
-        .background_style(WHITE)
-        .draw()
-        .map_err(plot_error)?;
-    root.present().map_err(plot_error)?;
-    Ok(())
+    legend_and_present(&mut chart, &root)
 }
 
 /// The `ZOOM_NS` window holding the most fills (ties: the earliest), or the one starting at
@@ -1103,6 +1408,12 @@ fn zoom_window(run: &Replayed) -> (u64, u64) {
         start,
         start.saturating_add(ZOOM_NS).min(run.end_ns.max(start + 1)),
     )
+}
+
+/// A number without trailing zeros (10, 7.5, -0.5).
+fn trim_float(v: f64) -> String {
+    let text = format!("{v:.2}");
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {

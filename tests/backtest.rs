@@ -16,8 +16,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use mm::config::{self, LoadOptions};
 use mm::journal::JournalWriter;
-use mm::replay::{FrameReader, Merger, DEFAULT_SLICE, DEFAULT_SLICE_NAME};
+use mm::replay::{open_inputs, FrameReader, Merger, Tape, DEFAULT_SLICE, DEFAULT_SLICE_NAME};
+use mm::report::{Scorecard, Summary, Timing};
+use mm::telemetry::kpi::KpiKind;
 
 #[path = "support/process.rs"]
 mod process;
@@ -103,6 +106,7 @@ fn default_run_uses_the_built_in_slice_and_writes_every_report_file() {
         "fills.csv",
         "timeseries.csv",
         "pnl_inventory.svg",
+        "pnl_split.svg",
         "quotes_zoom.svg",
         "markouts.svg",
     ] {
@@ -263,11 +267,228 @@ fn pnl_reconciles_with_the_fills_csv() {
         atoms(pnl["cash_before_fees_quote_exact"].as_str().unwrap()) - fees
     );
     // The KPI's total PnL is the same number.
-    let kpi_pnl = s["kpis"][5]["value"].as_f64().unwrap();
+    let kpi_pnl = s["kpis"][5]["measured"].as_f64().unwrap();
     assert!(
         (kpi_pnl - reported_e16 as f64 / 1e16).abs() < 1e-6,
         "{kpi_pnl}"
     );
+}
+
+/// A run of the bundled slice with `sets` (each a `--set` value): stdout, summary.json
+/// without timing, and the run folder.
+fn run_slice(w: &Workdir, sets: &[&str]) -> (String, serde_json::Value, PathBuf) {
+    let mut args = vec!["--mode=backtest"];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    let out = w.ok(&args);
+    let folder = report_folder(w, &out);
+    (out.clone(), summary(&folder, false), folder)
+}
+
+/// The KPI row `name` of a summary.
+fn kpi<'a>(s: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    s["kpis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["name"] == name)
+        .unwrap_or_else(|| panic!("no KPI {name}"))
+}
+
+/// Many fills on both sides of the slice (dozens of filled orders): low risk aversion
+/// quotes near the spread floor, at a 2 bps maker fee the model can quote against.
+const BUSY: [&str; 2] = ["model.gamma_per_bps=0.01", "venue.maker_fee_bps=2"];
+
+/// `BUSY` and then `extra`.
+fn busy<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    BUSY.iter().copied().chain(extra.iter().copied()).collect()
+}
+
+#[test]
+fn the_markout_horizon_does_not_move_spread_captured() {
+    let w = Workdir::new("mm-backtest", "horizon");
+    let (_, short, _) = run_slice(&w, &busy(&["kpi.markout_horizon_s=1"]));
+    let (_, long, _) = run_slice(&w, &busy(&["kpi.markout_horizon_s=30"]));
+    // The markout changes with its horizon (it is adverse selection, reported apart)…
+    assert_ne!(short["markouts"]["mean_bps"], long["markouts"]["mean_bps"]);
+    // …and nothing else does: not one KPI, not the money.
+    assert_eq!(short["kpis"], long["kpis"]);
+    assert_eq!(short["pnl"], long["pnl"]);
+    let captured = kpi(&short, "Spread captured");
+    assert!(
+        captured["value"].is_number(),
+        "enough fills to judge: {captured}"
+    );
+    assert!(short["orders"]["orders_with_fill"].as_u64().unwrap() >= 5);
+    // It is spread PnL net of fees over the quoted edge: negative when the spread part
+    // of the PnL is, whatever the total did.
+    let spread = short["pnl"]["spread_quote"].as_f64().unwrap();
+    assert_eq!(captured["value"].as_f64().unwrap() < 0.0, spread < 0.0);
+}
+
+#[test]
+fn a_session_without_fills_meets_nothing_it_did_not_earn() {
+    let w = Workdir::new("mm-backtest", "nofill");
+    // Quotes 150 bps wide on a quiet slice: the case, a couple of orders resting
+    // all session and no fill (the cancel ratio used to pass at 0 %).
+    let (out, s, _) = run_slice(&w, &["quoting.spread_min_bps=150"]);
+    assert_eq!(s["orders"]["fills"], 0);
+    assert!(s["orders"]["orders_placed"].as_u64().unwrap() > 0);
+    assert_eq!(kpi(&s, "Cancel ratio")["measured"], 0.0);
+    for k in s["kpis"].as_array().unwrap() {
+        assert!(k["value"].is_null() && k["met"] == false, "{k}");
+        assert!(k["not_judged"].is_string(), "{k}");
+    }
+    assert_eq!(kpi(&s, "Fill ratio")["not_judged"], "TooFewOrders");
+    assert_eq!(kpi(&s, "Total PnL")["not_judged"], "TooFewFilledOrders");
+    assert_eq!(s["targets_met"], 0);
+    assert!(
+        out.contains("❌ Cancel ratio        n/a (not met)"),
+        "{out}"
+    );
+    assert!(out.contains("KPI Status: 0/6 targets met"), "{out}");
+}
+
+#[test]
+fn fill_ratio_counts_orders_not_partial_fills() {
+    let w = Workdir::new("mm-backtest", "partial");
+    // Orders that are almost never replaced fill in many parts.
+    let (_, s, _) = run_slice(&w, &busy(&["orders.price_tolerance_ticks=100000"]));
+    let o = &s["orders"];
+    let (fills, filled, placed) = (
+        o["fills"].as_u64().unwrap(),
+        o["orders_with_fill"].as_u64().unwrap(),
+        o["orders_placed"].as_u64().unwrap(),
+    );
+    assert!(fills > placed, "partial fills outnumber orders: {o}");
+    let ratio = kpi(&s, "Fill ratio")["measured"].as_f64().unwrap();
+    assert_eq!(ratio, filled as f64 / placed as f64);
+    assert!(ratio <= 1.0);
+}
+
+#[test]
+fn pnl_splits_exactly_into_spread_and_inventory() {
+    let w = Workdir::new("mm-backtest", "split");
+    let (out, s, folder) = run_slice(&w, &BUSY);
+    let pnl = &s["pnl"];
+    let exact = |key: &str| atoms(pnl[key].as_str().unwrap());
+    let (total, spread, inventory) = (
+        exact("total_quote_exact"),
+        exact("spread_quote_exact"),
+        exact("inventory_quote_exact"),
+    );
+    assert_eq!(spread + inventory, total);
+    assert_eq!(pnl["maker_fee_bps"], 2.0);
+    assert!(out.contains("at maker fee 2 bps"), "{out}");
+    assert!(out.contains("Fee tier:       maker 2.00 bps"), "{out}");
+    // Spread PnL from fills.csv alone: Σ side·(mid at fill − price)·qty − fee, in 10⁻¹⁶.
+    let text = std::fs::read_to_string(folder.join("fills.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let mut spread_e16 = 0i128;
+    let mut fees = 0i128;
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        let sign = if f[col("side")] == "BUY" { 1 } else { -1 };
+        let edge = atoms(f[col("mid_at_fill")]) - atoms(f[col("price")]);
+        spread_e16 += sign * edge * atoms(f[col("qty")]);
+        fees += atoms(f[col("fee_quote")]);
+    }
+    assert_eq!(spread_e16 - fees * 100_000_000, spread * 100_000_000);
+    assert!(fees > 0, "at 2 bps every fill pays");
+    // The time series ends on the same split, and the KPI snapshot agrees.
+    let series = std::fs::read_to_string(folder.join("timeseries.csv")).unwrap();
+    let last: Vec<&str> = series.lines().last().unwrap().split(',').collect();
+    assert_eq!((atoms(last[5]), atoms(last[6])), (spread, inventory));
+    let kpi_total = kpi(&s, "Total PnL")["measured"].as_f64().unwrap();
+    assert!((kpi_total - total as f64 / 1e8).abs() < 1e-9);
+    // Queue position at fill: one entry per fill, never more ahead at fill than at join.
+    let q = &s["queue"];
+    assert_eq!(q["fills"], s["orders"]["fills"]);
+    assert!(q["through_fills"].as_u64().unwrap() <= q["fills"].as_u64().unwrap());
+    assert!(
+        q["ahead_at_fill_mean_base"].as_f64().unwrap()
+            <= q["ahead_at_join_mean_base"].as_f64().unwrap()
+    );
+    // The plots: the split over time, the markouts against the fee line.
+    let split = std::fs::read_to_string(folder.join("pnl_split.svg")).unwrap();
+    assert!(split.contains("spread (net of fees)") && split.contains("inventory"));
+    let markouts = std::fs::read_to_string(folder.join("markouts.svg")).unwrap();
+    assert!(markouts.contains("maker fee 2 bps"), "fee line");
+}
+
+#[test]
+fn the_scorecard_of_a_replay_agrees_with_its_summary() {
+    let w = Workdir::new("mm-backtest", "scorecard");
+    let config = config::load(&LoadOptions {
+        root: w.0.clone(),
+        sets: vec![BUSY[0].to_string(), "venue.maker_fee_bps=-0.5".to_string()],
+        ..LoadOptions::default()
+    })
+    .unwrap();
+    let tape = Tape::load(open_inputs(&[], "BTCUSDT").unwrap(), config.spec).unwrap();
+    let run = mm::modes::backtest::simulate(&config, &tape, None).unwrap();
+    let card = Scorecard::of(&run);
+    let summary = Summary::build(&config, &tape, &run, Timing::default());
+    assert_eq!(card.maker_fee_bps, -0.5);
+    assert!(card.fees_atoms < 0, "a rebate is a negative fee");
+    assert_eq!(
+        card.spread_pnl_atoms + card.inventory_pnl_atoms,
+        card.net_pnl_atoms
+    );
+    assert_eq!(card.net_pnl_quote, summary.pnl.total_quote);
+    assert_eq!(card.spread_pnl_quote, summary.pnl.spread_quote);
+    assert_eq!(card.sharpe_per_minute, summary.pnl.sharpe_1m);
+    assert_eq!(
+        (card.fills, card.orders_filled, card.orders_placed),
+        (
+            summary.orders.fills,
+            summary.orders.orders_with_fill,
+            summary.orders.orders_placed
+        )
+    );
+    assert_eq!(card.targets_met, summary.targets_met);
+    let kinds: Vec<KpiKind> = card.kpis.iter().map(|k| k.kind).collect();
+    assert_eq!(kinds, KpiKind::ALL);
+    // The KPI tracker keeps its own books of the same split.
+    assert!((run.kpi.spread_pnl_quote - card.spread_pnl_quote).abs() < 1e-8);
+    assert!((run.kpi.inventory_pnl_quote.unwrap() - card.inventory_pnl_quote).abs() < 1e-8);
+}
+
+#[test]
+fn latency_kpi_is_the_latency_the_simulation_charged() {
+    let w = Workdir::new("mm-backtest", "latency");
+    // Feed 20 ms + entry 5 ms + report 30 ms: every order is answered 55 ms after the
+    // market event that prompted it happened at the exchange.
+    let (out, s, _) = run_slice(
+        &w,
+        &busy(&[
+            "venue.feed_latency=20ms",
+            "venue.entry_latency=5ms",
+            "venue.ack_latency=30ms",
+        ]),
+    );
+    let p99 = kpi(&s, "Latency P99")["value"].as_f64().unwrap();
+    assert!((p99 - 55.0).abs() < 0.06, "{p99}");
+    assert!(
+        out.contains("latency: simulated: feed + entry + report"),
+        "{out}"
+    );
+    // A report latency shorter than the feed latency cannot be undone: the venue answers
+    // no earlier than the matching, so 10 + 5 + 10 (not 5) is charged.
+    let (_, s, _) = run_slice(
+        &w,
+        &busy(&["venue.feed_latency=10ms", "venue.ack_latency=5ms"]),
+    );
+    let p99 = kpi(&s, "Latency P99")["value"].as_f64().unwrap();
+    assert!((p99 - 25.0).abs() < 0.03, "{p99}");
+    // Too slow a venue misses the target.
+    let (_, s, _) = run_slice(&w, &busy(&["venue.entry_latency=400ms"]));
+    let slow = kpi(&s, "Latency P99");
+    assert!(slow["measured"].as_f64().unwrap() > 400.0, "{slow}");
+    assert_eq!(slow["met"], false);
 }
 
 #[test]

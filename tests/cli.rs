@@ -175,7 +175,8 @@ fn spread_check_passes_with_defaults_prints_banner_and_logs() {
     assert!(
         text.starts_with(
             "Market Making V1 — mode: spread-check — symbol: BTCUSDT\n\
-             gamma 0.1 | inventory max 1.0 | spread 5–200 bps | OFI beta 0.3, window 1.0 s | horizon 120 s\n"
+             model avellaneda-stoikov | gamma 0.1 | inventory max 0.005 | spread 1–200 bps | OFI \
+             beta 0.3 (ticks), window 1.0 s | horizon 120 s | maker fee 10 bps\n"
         ),
         "{text}"
     );

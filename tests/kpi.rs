@@ -86,6 +86,7 @@ fn session(dir: &Path) -> (KpiTracker, PathBuf, Vec<PathBuf>, Vec<u64>) {
                 qty: Qty(100),
                 fee_quote_atoms: 0,
                 quoted_half_spread_half_ticks: 2_000,
+                mid_half_ticks: 12_000_000 + 2 * second as i64,
                 order_id: second,
             }));
         }
@@ -100,6 +101,7 @@ fn session(dir: &Path) -> (KpiTracker, PathBuf, Vec<PathBuf>, Vec<u64>) {
         cancels: 4,
         replaces: 2,
         fills: 5,
+        orders_with_fill: 5,
         rejects: 0,
     }));
     tracker.finish();
@@ -315,7 +317,7 @@ fn kpi_mode_once_prints_the_table_from_a_written_snapshot() {
         assert!(line.contains('✅') || line.contains('❌'), "{line}");
     }
     assert!(
-        text.contains("Total Fills:    5 (fill ratio 25.00%; 20 orders placed)"),
+        text.contains("Total Fills:    5 (5 orders filled of 20 placed; fill ratio 25.00%)"),
         "{text}"
     );
     assert!(

@@ -58,6 +58,12 @@ impl Live {
             "quoting.spread_min_bps=1",
             "--set",
             "quoting.spread_max_bps=2",
+            // Plumbing under load, not strategy: re-quote on every move (no band) and a
+            // wide inventory limit, so that orders, fills and rate limits keep coming.
+            "--set",
+            "quoting.requote_band=0",
+            "--set",
+            "quoting.inventory_max=1",
             "--log-level=debug",
         ];
         args.extend_from_slice(extra);

@@ -99,6 +99,8 @@ fn live_hot_loop_trades_against_the_exchange_without_allocating() {
         // A tight quote (1–2 bps) so that it fills.
         "quoting.spread_min_bps=1".to_string(),
         "quoting.spread_max_bps=2".to_string(),
+        "quoting.requote_band=0".to_string(),
+        "quoting.inventory_max=1".to_string(),
         format!("log.dir={}", log_dir.display()),
     ];
     let config = config::load(&options).unwrap();

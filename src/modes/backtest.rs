@@ -38,12 +38,13 @@ use crate::report;
 use crate::risk::{Risk, StopReason};
 use crate::shutdown::Shutdown;
 use crate::telemetry::kpi::{
-    FillRecord, KpiParams, KpiSnapshot, KpiTargets, KpiTracker, MidSample, OrderCounts, QuoteSample,
+    FillRecord, KpiParams, KpiSnapshot, KpiTargets, KpiTracker, LatencySource, MidSample,
+    OrderCounts, QuoteSample,
 };
 use crate::telemetry::latency::LatencyKind;
 use crate::time::{Clock, SimClock, SystemClock};
 use crate::types::{Price, Qty, Side, SymbolSpec};
-use crate::venue::sim::{LatencyModel, SimParams, SimStats, SimVenue};
+use crate::venue::sim::{LatencyModel, QueueAtFill, SimParams, SimStats, SimVenue};
 use crate::venue::Venue;
 
 /// Interval of the equity/inventory/mid time series, ns.
@@ -140,6 +141,8 @@ pub struct Replayed {
     pub quotes: Vec<QuoteMark>,
     /// The 1 s time series.
     pub samples: Vec<Sample>,
+    /// Queue position of every fill, as the simulated venue saw it (in fill order).
+    pub queue_fills: Vec<QueueAtFill>,
     /// The KPIs at the end.
     pub kpi: KpiSnapshot,
     /// Position, cash and fees at the end.
@@ -272,23 +275,7 @@ pub fn run(
         "{}",
         crate::telemetry::report::render_report(&replayed.kpi, "Backtest")
     )?;
-    writeln!(
-        out,
-        "Latency P99 is simulated: the backtest charges no engine compute time (measured \
-         compute per event: see timing in summary.json)"
-    )?;
-    writeln!(
-        out,
-        "PnL {} {} | max drawdown {:.4} | Sharpe (1 min) {} | fees {:.4}",
-        summary.pnl.total_quote_exact,
-        summary.pnl.quote_asset,
-        summary.pnl.max_drawdown_quote,
-        summary
-            .pnl
-            .sharpe_1m
-            .map_or_else(|| "n/a".to_string(), |s| format!("{s:.3}")),
-        summary.pnl.fees_quote,
-    )?;
+    writeln!(out, "{}", report::money_line(&summary))?;
     writeln!(
         out,
         "replayed {} events in {:.3} s: {:.2} M events/s (replay + strategy loop; decoding \
@@ -336,6 +323,9 @@ pub fn simulate(
     let start_ns = events.first().map_or(0, |e| e.local_ts_ns);
     let end_ns = events.last().map_or(0, |e| e.local_ts_ns);
     let mut kpi_params = KpiParams::new(spec, "backtest", config.quoting.inventory_max_lots);
+    kpi_params.quote_size_lots = config.quoting.quote_size_lots;
+    kpi_params.maker_fee_bps = Some(venue_params.maker_fee_centibps as f64 / 100.0);
+    kpi_params.latency_source = LatencySource::Charged;
     kpi_params.markout_ns = (config.kpi.markout_horizon_s * 1e9).round() as u64;
     kpi_params.targets = KpiTargets {
         spread_captured_min: config.kpi.spread_captured_min,
@@ -346,7 +336,7 @@ pub fn simulate(
         pnl_min_quote: config.kpi.pnl_min,
     };
     let kpi = KpiTracker::new(kpi_params, start_ns).map_err(|e| anyhow::anyhow!("KPIs: {e}"))?;
-    let mut collector = Collector::new(kpi, events.len());
+    let mut collector = Collector::new(kpi, events.len(), feed.ns);
     let span_s = end_ns.saturating_sub(start_ns) / SAMPLE_NS + 2;
     let mut samples: Vec<Sample> = Vec::with_capacity(usize::try_from(span_s).unwrap_or(0));
     let mut next_sample_ns = start_ns;
@@ -368,6 +358,7 @@ pub fn simulate(
             clock.advance_to(due);
             collector.market_ts_ns = None;
             trader.on_timer(clock.mono_ns(), &mut venue, &mut |r| collector.on(r));
+            venue.drain_queue_log(|q| collector.queue_fills.push(q));
         }
         clock.advance_to(t);
         let now = clock.mono_ns();
@@ -383,6 +374,7 @@ pub fn simulate(
             &mut venue,
             &mut |r| collector.on(r),
         );
+        venue.drain_queue_log(|q| collector.queue_fills.push(q));
         if step.quoted {
             let quote = trader.engine().quote();
             if let (Some(bid), Some(ask)) = (quote.bid, quote.ask) {
@@ -420,6 +412,7 @@ pub fn simulate(
         last_due = Some(due);
         drained_to = drained_to.max(due);
         trader.on_timer(due, &mut venue, &mut |r| collector.on(r));
+        venue.drain_queue_log(|q| collector.queue_fills.push(q));
     }
     let loop_wall_ns = wall.mono_ns().saturating_sub(loop_start);
     samples.push(sample(
@@ -435,6 +428,7 @@ pub fn simulate(
         cancels: order_stats.cancels_sent,
         replaces: order_stats.replaces_sent,
         fills: order_stats.fills,
+        orders_with_fill: order_stats.orders_with_fill,
         rejects: order_stats.rejects,
     });
     collector.kpi.finish();
@@ -446,6 +440,7 @@ pub fn simulate(
         mids: collector.mids,
         quotes: collector.quotes,
         samples,
+        queue_fills: collector.queue_fills,
         kpi,
         position: *trader.position(),
         order_stats,
@@ -577,6 +572,9 @@ struct Collector {
     mids: Vec<(u64, i64)>,
     quotes: Vec<QuoteMark>,
     stops: Vec<(u64, Option<StopReason>)>,
+    queue_fills: Vec<QueueAtFill>,
+    /// Feed latency, ns: charged before every order (the market event's age at the engine).
+    feed_ns: u64,
     /// Our orders not yet finished: side, price, size, filled, when sent, answered.
     orders: HashMap<u64, OrderInfo>,
     /// The order shown on each side (bids, asks), if any.
@@ -595,13 +593,15 @@ struct OrderInfo {
 }
 
 impl Collector {
-    fn new(kpi: KpiTracker, events: usize) -> Collector {
+    fn new(kpi: KpiTracker, events: usize, feed_ns: u64) -> Collector {
         Collector {
             kpi,
             fills: Vec::with_capacity(4096),
             mids: Vec::with_capacity(events),
             quotes: Vec::with_capacity(events / 4 + 16),
             stops: Vec::with_capacity(64),
+            queue_fills: Vec::with_capacity(4096),
+            feed_ns,
             orders: HashMap::with_capacity(1024),
             shown: [None, None],
             market_ts_ns: None,
@@ -694,6 +694,10 @@ impl Collector {
                 self.kpi
                     .latency_mut()
                     .record(LatencyKind::OrderRoundTrip, round_trip);
+                // Exchange event → the order's answer seen, on the simulated clock: the
+                // feed latency, no compute, then the venue's (shifted) entry and report.
+                self.kpi
+                    .record_charged_latency(self.feed_ns.saturating_add(round_trip));
             }
             VenueEvent::Rejected { .. }
             | VenueEvent::Canceled { .. }
@@ -728,6 +732,7 @@ impl Collector {
                     qty,
                     fee_quote_atoms,
                     quoted_half_spread_half_ticks: edge_half_ticks,
+                    mid_half_ticks: mid_x2,
                     order_id: id,
                 });
             }

@@ -269,7 +269,8 @@ mod tests {
     #[test]
     fn once_prints_the_table_with_its_time() {
         let text = render(&snapshot(), None);
-        assert!(text.contains("KPI Status: 1/6 targets met"), "{text}");
+        // A session that has not traded meets nothing.
+        assert!(text.contains("KPI Status: 0/6 targets met"), "{text}");
         assert!(
             text.contains("Snapshot of 2026-01-01 00:00:00 UTC (paper-trading)"),
             "{text}"

@@ -160,6 +160,7 @@ pub(crate) fn counts_of(trader: &Trader) -> OrderCounts {
         cancels: s.cancels_sent,
         replaces: s.replaces_sent,
         fills: s.fills,
+        orders_with_fill: s.orders_with_fill,
         rejects: s.rejects,
     }
 }
@@ -342,6 +343,8 @@ impl SideThread {
     ) -> anyhow::Result<SideThread> {
         let symbol = config.spec.symbol;
         let mut kpi_params = KpiParams::new(config.spec, mode, config.quoting.inventory_max_lots);
+        kpi_params.quote_size_lots = config.quoting.quote_size_lots;
+        kpi_params.maker_fee_bps = Some(config.venue.sim.maker_fee_centibps as f64 / 100.0);
         kpi_params.markout_ns = (config.kpi.markout_horizon_s * 1e9).round() as u64;
         kpi_params.targets = KpiTargets {
             spread_captured_min: config.kpi.spread_captured_min,
@@ -495,7 +498,7 @@ impl SideThread {
                 event,
                 side,
                 quoted_edge_half_ticks,
-                ..
+                mid_x2_ticks,
             } => match event {
                 VenueEvent::Accepted { id, .. } => {
                     if let Some(sent) = self.sent_ns.remove(&id.0) {
@@ -533,6 +536,7 @@ impl SideThread {
                             qty: q,
                             fee_quote_atoms,
                             quoted_half_spread_half_ticks: quoted_edge_half_ticks,
+                            mid_half_ticks: mid_x2_ticks,
                             order_id: id.0,
                         }));
                     }

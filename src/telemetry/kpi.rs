@@ -1,44 +1,66 @@
 //! The six KPIs of a trading session, computed on the side thread from `Copy` records the
-//! hot thread sends.
+//! hot thread sends, and the session's money split into spread and inventory PnL.
 //!
 //! Owns: the records (`FillRecord`, `MidSample`, `QuoteSample`, `OrderCounts`,
 //! `LatencySample`, all `Copy` with integer fields), `KpiTracker` (folds them, owns the
-//! session's `LatencyRecorder`), `KpiTargets` and `KpiSnapshot` (what the report prints and
-//! the snapshot file holds). The KPI definitions, exactly as in issue 5:
+//! session's `LatencyRecorder`), `KpiTargets`, `ActivityMin` and `KpiSnapshot` (what the
+//! report prints and the snapshot file holds).
 //!
-//! | KPI | definition | target (default) |
-//! | --- | --- | --- |
-//! | spread captured | Σ realised edge / Σ quoted half-spread over fills, realised edge = side·(mid at fill time + markout horizon − fill price), both weighted by the fill's quantity | ≥ 70 % |
-//! | RMS inventory | √(time-weighted mean of inventory²) / inventory max | ≤ 0.4 |
-//! | fill ratio | fills / orders placed | ≥ 5 % |
-//! | cancel ratio | (cancels + cancel-replaces) / orders placed — a replace cancels an order | ≤ 70 % |
-//! | latency P99 | P99 of tick-to-quote (local receive of the market event → order request written), from the HDR histogram, compared at its resolution | ≤ 300 ms |
-//! | total PnL | cash + inventory × mid − fees, quote currency | > 0 |
+//! Money (STRATEGY.md "PnL split"), for a fill of side s (+1 buy, −1 sell) at price p, qty q,
+//! fee f, with the mid m prevailing when the fill was seen:
+//! - **spread PnL** = Σ s·(m − p)·q − Σ f: the edge earned against the mid at the fill, net
+//!   of fees (a rebate is a negative fee);
+//! - **net PnL** = cash + inventory × mid − fees (mark-to-market);
+//! - **inventory PnL** = net − spread: what the held inventory made or lost as the mid moved.
+//!   A profit made of inventory PnL is a directional bet, not market making.
 //!
-//! A KPI with no data yet (no fill, no order, no latency sample, no elapsed time) has no
-//! value and is *not* met: no evidence is not a pass.
+//! The KPIs. Each measures trading, none can pass without it: a KPI with no data or too
+//! little activity (`ActivityMin`, defaults below) has no value and is *not met*, shown
+//! "n/a (not met)"; "filled orders" are orders with at least one fill (`OrderCounts::
+//! orders_with_fill`), not fill events.
 //!
-//! Markouts: a fill's realised edge is only known once the mid at fill time + horizon is
-//! known, i.e. once a mid sample later than that instant arrives; the mid used is the one
-//! prevailing at that instant (the last sample at or before it). Pending fills wait in a
-//! queue bounded by `KpiParams::pending_fills_max`; on overflow the oldest is resolved early
-//! with the latest mid and counted in `markouts_forced` (as is a fill record that arrives
-//! after its horizon has passed); `finish` resolves the rest with the last mid and counts
-//! them in `markouts_at_end`.
+//! | KPI | definition | judged when | target (default) |
+//! | --- | --- | --- | --- |
+//! | spread captured | spread PnL (net of fees) / gross quoted edge, where the gross quoted edge = Σ q × the fill's quoted half-spread s·(mid at quote time − p), each at least half a tick (the least a post-only order can be quoted at). Independent of the markout horizon. | ≥ 5 filled orders | ≥ 70 % |
+//! | RMS inventory | √(time-weighted mean of inventory²) / inventory limit (`KpiParams::inventory_max_lots`, the configured limit in lots) | ≥ 60 s elapsed and ≥ 5 filled orders | ≤ 0.4 |
+//! | fill ratio | orders with at least one fill / orders placed (≤ 100 %: partial fills of one order count once) | ≥ 20 orders placed | ≥ 5 % |
+//! | cancel ratio | (cancels + cancel-replaces) / orders placed — a replace cancels an order | ≥ 20 orders placed and ≥ 5 filled orders | ≤ 70 % |
+//! | latency P99 | live and paper: tick-to-quote (local receive of the market event → order request written), from the HDR histogram; backtest (`LatencySource::Charged`): the latency the simulation charged each order, feed + entry + report (exchange event → the order's answer seen). Compared at the histogram's resolution. | ≥ 20 samples | ≤ 300 ms |
+//! | total PnL | net PnL at the stated fee tier (`KpiParams::maker_fee_bps`), quote currency | ≥ 5 filled orders | > 0 |
+//!
+//! Why spread captured keeps a 70 % target: at a positive fee f the quoted half-spread must
+//! be at least f / 0.3 for perfect fills to meet it (33 bps at the regular 10 bps tier), so it
+//! fails exactly where fees eat the edge; at 0 or a rebate it asks that most of the quoted
+//! edge survive the fill (a fill whose price the market has already gone through earns less
+//! than quoted, or loses). Near the touch the quoted edge is half a tick, so one fill through
+//! the price by a few ticks weighs several quoted edges: read the value beside the fill count.
+//!
+//! Markouts are reported apart, as adverse selection: for each fill, side·(mid at fill time
+//! plus `markout_ns` − p) in bps of the traded value (`markout_bps`) against the edge at the
+//! fill (`edge_at_fill_bps`). A fill's markout is known once a mid sample later than its
+//! horizon arrives; the mid used is the one prevailing then (the last sample at or before
+//! it). Pending fills wait in a queue bounded by `KpiParams::pending_fills_max`; on overflow
+//! the oldest is resolved early with the latest mid and counted in `markouts_forced` (as is
+//! a fill record that arrives after its horizon has passed); `finish` resolves the rest with
+//! the last mid and counts them in `markouts_at_end`.
 //!
 //! Exactness: prices stay integers (ticks, or half ticks for mids: bid + ask), quantities
-//! lots, money quote atoms, accumulated in i128/u128; floats appear only in `snapshot`, for
-//! display. All record timestamps (`ts_ns`) and `now_ns` are on one clock: the engine's
-//! `now` (local receive time; the data's time in a backtest).
+//! lots, money quote atoms, accumulated in i128/u128 (money in units of 1/(2·10¹⁶) of the
+//! quote currency, so spread + inventory = net holds exactly); floats appear only in
+//! `snapshot`, for display. All record timestamps (`ts_ns`) and `now_ns` are on one clock:
+//! the engine's `now` (local receive time; the data's time in a backtest).
 //!
 //! Side thread only. Never blocks, never reads the clock, never does I/O.
 
 use std::collections::VecDeque;
 use std::fmt;
 
+use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::telemetry::latency::{LatencyKind, LatencyRecorder, LatencySample, LatencySummary};
+use crate::telemetry::latency::{
+    new_histogram, LatencyKind, LatencyRecorder, LatencySample, LatencySummary, LATENCY_NS_MAX,
+};
 use crate::types::{Price, Qty, Side, SymbolSpec, ATOMS_PER_UNIT};
 
 /// Default markout horizon, ns (1 s).
@@ -46,7 +68,16 @@ pub const MARKOUT_NS_DEFAULT: u64 = 1_000_000_000;
 /// Default bound of the queue of fills waiting for their markout.
 pub const PENDING_FILLS_MAX: usize = 65_536;
 /// Version of the `KpiSnapshot` JSON layout.
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
+/// Default `ActivityMin::orders_placed`: fewer orders placed judge no ratio.
+pub const ACTIVITY_ORDERS_MIN: u64 = 20;
+/// Default `ActivityMin::orders_filled`: with fewer filled orders, spread captured, RMS
+/// inventory, cancel ratio and PnL are noise (a handful of fills proves nothing).
+pub const ACTIVITY_FILLED_ORDERS_MIN: u64 = 5;
+/// Default `ActivityMin::elapsed_ns`: a shorter session judges no RMS inventory (60 s).
+pub const ACTIVITY_ELAPSED_NS_MIN: u64 = 60_000_000_000;
+/// Default `ActivityMin::latency_samples`: fewer samples judge no latency P99.
+pub const ACTIVITY_LATENCY_SAMPLES_MIN: u64 = 20;
 
 /// One execution of one of our orders. Send one per fill event (partial fills included).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +97,9 @@ pub struct FillRecord {
     /// side·(bid + ask − 2·price) at quote time (`FillRecord::half_spread_half_ticks`).
     /// Half ticks keep a mid between two ticks exact.
     pub quoted_half_spread_half_ticks: i64,
+    /// Best bid + best ask when the fill was seen (the mid in half ticks): the spread PnL's
+    /// mid. 0 if unknown: the tracker's latest mid stands in (the fill price without one).
+    pub mid_half_ticks: i64,
     /// The order's id (client order id number), for the log.
     pub order_id: u64,
 }
@@ -76,6 +110,31 @@ impl FillRecord {
     pub const fn half_spread_half_ticks(side: Side, price: Price, mid_half_ticks: i64) -> i64 {
         side.sign() * (mid_half_ticks - 2 * price.0)
     }
+}
+
+/// Spread PnL of one fill, quote atoms: side·(mid − price)·qty − fee, with the mid given as
+/// bid + ask in ticks (≤ 0: unknown, the edge counts as 0). The mid's value is truncated
+/// toward zero to the atom and the price's value is `SymbolSpec::notional_atoms` (what the
+/// cash moved by), so over a run Σ spread + inventory = net holds exactly in atoms. The
+/// backtest report uses this; the tracker keeps the same sum untruncated.
+pub fn fill_spread_pnl_atoms(
+    spec: &SymbolSpec,
+    side: Side,
+    price: Price,
+    qty: Qty,
+    mid_x2_ticks: i64,
+    fee_atoms: i64,
+) -> i128 {
+    let fee = i128::from(fee_atoms);
+    if mid_x2_ticks <= 0 {
+        return -fee;
+    }
+    let grid = i128::from(spec.tick_atoms) * i128::from(spec.step_atoms);
+    let mid_value = i128::from(mid_x2_ticks)
+        .saturating_mul(i128::from(qty.0))
+        .saturating_mul(grid)
+        / (2 * i128::from(ATOMS_PER_UNIT));
+    i128::from(side.sign()) * (mid_value - spec.notional_atoms(price, qty)) - fee
 }
 
 /// The book's mid at one instant. Send one whenever the best bid or ask changes (at least
@@ -114,6 +173,9 @@ pub struct OrderCounts {
     pub replaces: u64,
     /// Fill events (executions, partial fills included).
     pub fills: u64,
+    /// Orders with at least one fill (the fill ratio's numerator).
+    #[serde(default)]
+    pub orders_with_fill: u64,
     /// New orders the venue refused.
     pub rejects: u64,
 }
@@ -146,7 +208,7 @@ pub struct KpiTargets {
     pub fill_ratio_min: f64,
     /// Cancel ratio at most this fraction (0.70).
     pub cancel_ratio_max: f64,
-    /// Tick-to-quote P99 at most this, ms (300).
+    /// Latency P99 at most this, ms (300).
     pub latency_p99_max_ms: f64,
     /// Total PnL strictly above this, quote currency (0).
     pub pnl_min_quote: f64,
@@ -165,20 +227,68 @@ impl Default for KpiTargets {
     }
 }
 
+/// The least activity a KPI needs to be judged (module doc's table). Below it the KPI is
+/// "n/a (not met)": a session that did (almost) nothing passes nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityMin {
+    /// Orders placed, for the fill and cancel ratios.
+    pub orders_placed: u64,
+    /// Orders with at least one fill, for spread captured, RMS inventory, cancel ratio and
+    /// total PnL.
+    pub orders_filled: u64,
+    /// Session length, ns, for RMS inventory.
+    pub elapsed_ns: u64,
+    /// Samples of the latency the KPI reads, for latency P99.
+    pub latency_samples: u64,
+}
+
+impl Default for ActivityMin {
+    fn default() -> Self {
+        ActivityMin {
+            orders_placed: ACTIVITY_ORDERS_MIN,
+            orders_filled: ACTIVITY_FILLED_ORDERS_MIN,
+            elapsed_ns: ACTIVITY_ELAPSED_NS_MIN,
+            latency_samples: ACTIVITY_LATENCY_SAMPLES_MIN,
+        }
+    }
+}
+
+/// What the latency KPI reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LatencySource {
+    /// Measured tick-to-quote (`LatencyKind::TickToQuote`): live and paper trading.
+    #[default]
+    TickToQuote,
+    /// The latency a simulation charged each order (`KpiTracker::record_charged_latency`):
+    /// feed + entry + report. A backtest spends no compute time on its simulated clock, so
+    /// its tick-to-quote is 0 by construction and judges nothing.
+    Charged,
+}
+
+impl LatencySource {
+    /// What the latency KPI measures, in words.
+    pub const fn describe(self) -> &'static str {
+        match self {
+            LatencySource::TickToQuote => "tick-to-quote, measured",
+            LatencySource::Charged => "simulated: feed + entry + report latency charged per order",
+        }
+    }
+}
+
 /// The six KPIs, in report order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum KpiKind {
-    /// Σ realised edge / Σ quoted half-spread; value a fraction.
+    /// Spread PnL net of fees / gross quoted edge; value a fraction.
     SpreadCaptured,
-    /// Time-weighted RMS inventory / inventory max; value a fraction.
+    /// Time-weighted RMS inventory / inventory limit; value a fraction.
     RmsInventory,
-    /// Fills / orders placed; value a fraction.
+    /// Orders with a fill / orders placed; value a fraction.
     FillRatio,
     /// (Cancels + replaces) / orders placed; value a fraction.
     CancelRatio,
-    /// Tick-to-quote P99; value in ms.
+    /// Latency P99 (`LatencySource`); value in ms.
     LatencyP99,
-    /// Cash + inventory × mid − fees; value in quote currency.
+    /// Net PnL (cash + inventory × mid − fees); value in quote currency.
     TotalPnl,
 }
 
@@ -260,27 +370,60 @@ impl Comparison {
     }
 }
 
+/// Why a KPI was not judged (shown "n/a (not met)").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NotJudged {
+    /// Nothing to measure yet (no fill, no order, no sample, no mid).
+    NoData,
+    /// Fewer orders placed than `ActivityMin::orders_placed`.
+    TooFewOrders,
+    /// Fewer filled orders than `ActivityMin::orders_filled`.
+    TooFewFilledOrders,
+    /// A session shorter than `ActivityMin::elapsed_ns`.
+    TooShort,
+    /// Fewer latency samples than `ActivityMin::latency_samples`.
+    TooFewSamples,
+}
+
 /// One KPI at one instant.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct KpiStatus {
     /// Which KPI.
     pub kind: KpiKind,
-    /// Its value in the KPI's unit (`KpiKind` docs); `None` without data.
+    /// Its value in the KPI's unit (`KpiKind` docs); `None` when not judged (n/a).
     pub value: Option<f64>,
     /// Its target, same unit.
     pub target: f64,
     /// True if the value meets the target (never without a value).
     pub met: bool,
+    /// Why there is no value; `None` when judged.
+    pub not_judged: Option<NotJudged>,
+    /// The figure as measured even when too little activity judges it (for information
+    /// only, never held against the target); `None` without data.
+    pub measured: Option<f64>,
 }
 
 impl KpiStatus {
-    fn judged(kind: KpiKind, value: Option<f64>, targets: &KpiTargets) -> KpiStatus {
+    /// Judges `measured` against the target unless `not_judged` says why not.
+    fn judged(
+        kind: KpiKind,
+        measured: Option<f64>,
+        not_judged: Option<NotJudged>,
+        targets: &KpiTargets,
+    ) -> KpiStatus {
         let target = kind.target(targets);
+        let not_judged = match measured {
+            None => Some(NotJudged::NoData),
+            Some(_) => not_judged,
+        };
+        let value = if not_judged.is_none() { measured } else { None };
         KpiStatus {
             kind,
             value,
             target,
             met: value.is_some_and(|v| kind.comparison().holds(v, target)),
+            not_judged,
+            measured,
         }
     }
 }
@@ -307,8 +450,10 @@ pub struct KpiSnapshot {
     pub mid: Option<f64>,
     /// Inventory, base units (+ long).
     pub inventory_base: f64,
-    /// The inventory limit, base units.
+    /// The inventory limit (RMS inventory's denominator), base units.
     pub inventory_max_base: f64,
+    /// The quote size, base units (None if not given).
+    pub quote_size_base: Option<f64>,
     /// Quote decisions.
     pub quotes: u64,
     /// Orders placed (places + replaces).
@@ -319,6 +464,8 @@ pub struct KpiSnapshot {
     pub replaces: u64,
     /// Fill events.
     pub fills: u64,
+    /// Orders with at least one fill.
+    pub orders_with_fill: u64,
     /// Orders refused.
     pub rejects: u64,
     /// Mean of (ask − bid) / ((ask + bid) / 2) over the two-sided quotes, bps.
@@ -327,28 +474,46 @@ pub struct KpiSnapshot {
     pub volume_base: f64,
     /// Value traded, quote currency.
     pub volume_quote: f64,
-    /// Total PnL (cash + inventory × mid − fees), quote currency; `None` while holding
+    /// The stated maker fee tier, bps of traded value (negative: rebate); None if the
+    /// session did not state one.
+    pub maker_fee_bps: Option<f64>,
+    /// Fees paid / value traded, bps (None before any fill): the tier actually charged.
+    pub fee_paid_bps: Option<f64>,
+    /// Net PnL (cash + inventory × mid − fees), quote currency; `None` while holding
     /// inventory without a mid.
     pub pnl_quote: Option<f64>,
+    /// Spread PnL: Σ side·(mid at fill − price)·qty − fees, quote currency.
+    pub spread_pnl_quote: f64,
+    /// Inventory PnL: net − spread, quote currency (`None` with the net).
+    pub inventory_pnl_quote: Option<f64>,
     /// Fees paid (negative: rebates), quote currency.
     pub fees_quote: f64,
-    /// Largest fall of the PnL from a previous peak (marked at every mid and fill), quote
-    /// currency, ≥ 0.
+    /// Largest fall of the net PnL from a previous peak (marked at every mid and fill),
+    /// quote currency, ≥ 0.
     pub max_drawdown_quote: f64,
+    /// Edge at fill before fees: Σ side·(mid at fill − price)·qty / value traded, bps.
+    pub edge_at_fill_bps: Option<f64>,
     /// The markout horizon, s.
     pub markout_horizon_s: f64,
-    /// Fills whose edge used the mid prevailing exactly at fill time + horizon.
+    /// Markout at the horizon: Σ side·(mid at fill + horizon − price)·qty / value of the
+    /// resolved fills, bps. Below `edge_at_fill_bps` by the adverse selection.
+    pub markout_bps: Option<f64>,
+    /// Fills whose markout used the mid prevailing exactly at fill time + horizon.
     pub markouts_exact: u64,
     /// Fills resolved early with the latest mid (queue full, or the record came late).
     pub markouts_forced: u64,
     /// Fills resolved by `finish` with the last mid (the run ended within their horizon).
     pub markouts_at_end: u64,
-    /// Fills still waiting for their horizon (not in the spread captured yet).
+    /// Fills still waiting for their horizon (not in `markout_bps` yet).
     pub markouts_pending: u64,
-    /// Fills that never saw a mid (left out of the spread captured).
+    /// Fills that never saw a mid (left out of `markout_bps`).
     pub markouts_unresolved: u64,
     /// Records the hot thread dropped (full channel): non-zero means the KPIs undercount.
     pub records_dropped: u64,
+    /// What the latency KPI measures (`LatencySource::describe`).
+    pub latency_kpi_source: String,
+    /// The least activity each KPI needs to be judged.
+    pub activity_min: ActivityMin,
     /// The six KPIs, in `KpiKind::ALL` order.
     pub kpis: Vec<KpiStatus>,
     /// Latency percentiles per kind, in `LatencyKind::ALL` order.
@@ -379,8 +544,14 @@ pub struct KpiParams {
     pub spec: SymbolSpec,
     /// The mode name written into snapshots.
     pub mode: String,
-    /// The inventory limit, lots (> 0): the RMS inventory's denominator.
+    /// The inventory limit, lots (> 0): the RMS inventory's denominator. Pass the
+    /// configured limit (`quoting.inventory_max`), a small multiple of the quote size.
     pub inventory_max_lots: Qty,
+    /// The quote size, lots, for the report (0: not shown).
+    pub quote_size_lots: Qty,
+    /// The stated maker fee tier, bps (negative: rebate), shown with every money figure;
+    /// `None` shows "not stated".
+    pub maker_fee_bps: Option<f64>,
     /// Inventory held at start, lots; valued at the first mid as its cost, so PnL counts
     /// only what happens after the start.
     pub initial_inventory_lots: Qty,
@@ -388,20 +559,29 @@ pub struct KpiParams {
     pub markout_ns: u64,
     /// Bound of the queue of fills waiting for their markout (≥ 1).
     pub pending_fills_max: usize,
+    /// What the latency KPI reads.
+    pub latency_source: LatencySource,
+    /// The least activity each KPI needs.
+    pub activity_min: ActivityMin,
     /// The targets.
     pub targets: KpiTargets,
 }
 
 impl KpiParams {
-    /// Defaults: flat start, 1 s markout, `PENDING_FILLS_MAX`, default targets.
+    /// Defaults: flat start, 1 s markout, `PENDING_FILLS_MAX`, tick-to-quote latency,
+    /// default activity minimums and targets, no quote size or fee tier stated.
     pub fn new(spec: SymbolSpec, mode: &str, inventory_max_lots: Qty) -> KpiParams {
         KpiParams {
             spec,
             mode: mode.to_string(),
             inventory_max_lots,
+            quote_size_lots: Qty(0),
+            maker_fee_bps: None,
             initial_inventory_lots: Qty(0),
             markout_ns: MARKOUT_NS_DEFAULT,
             pending_fills_max: PENDING_FILLS_MAX,
+            latency_source: LatencySource::TickToQuote,
+            activity_min: ActivityMin::default(),
             targets: KpiTargets::default(),
         }
     }
@@ -416,7 +596,7 @@ pub enum KpiParamsError {
     PendingFillsMax,
     /// A tick or step of ≤ 0 atoms.
     Grid,
-    /// A target that is not a finite number (its field name).
+    /// A target (or the fee tier) that is not a finite number (its field name).
     Target(&'static str),
 }
 
@@ -453,11 +633,17 @@ pub struct KpiTracker {
     // Drawdown, in PnL units of 1/(2·10¹⁶) quote (see `pnl_scaled`).
     pnl_peak_scaled: i128,
     drawdown_max_scaled: i128,
+    // Spread PnL and spread captured.
+    /// Σ side·(mid at fill − 2·price)·qty, half-tick·lots.
+    edge_fill_half_tick_lots: i128,
+    /// Σ max(quoted half-spread, 1)·qty, half-tick·lots.
+    quoted_half_tick_lots: i128,
     // Markouts.
     last_mid: Option<MidSample>,
     pending: VecDeque<PendingFill>,
-    edge_half_tick_lots: i128,
-    half_spread_half_tick_lots: i128,
+    markout_half_tick_lots: i128,
+    /// Σ 2·price·qty of the resolved fills, half-tick·lots.
+    markout_value_half_tick_lots: i128,
     markouts_exact: u64,
     markouts_forced: u64,
     markouts_at_end: u64,
@@ -468,6 +654,8 @@ pub struct KpiTracker {
     counts: OrderCounts,
     dropped: u64,
     latency: LatencyRecorder,
+    /// Latency charged per order by a simulation (`LatencySource::Charged`), ns.
+    charged: Histogram<u64>,
 }
 
 /// A fill waiting for the mid at `deadline_ns`.
@@ -477,7 +665,6 @@ struct PendingFill {
     sign: i64,
     price: i64,
     qty: i64,
-    half_spread_half_ticks: i64,
 }
 
 /// How a markout was resolved.
@@ -508,6 +695,7 @@ impl KpiTracker {
             ("cancel_ratio_max", t.cancel_ratio_max),
             ("latency_p99_max_ms", t.latency_p99_max_ms),
             ("pnl_min_quote", t.pnl_min_quote),
+            ("maker_fee_bps", params.maker_fee_bps.unwrap_or(0.0)),
         ] {
             if !value.is_finite() {
                 return Err(KpiParamsError::Target(name));
@@ -528,10 +716,12 @@ impl KpiTracker {
             volume_tick_lots: 0,
             pnl_peak_scaled: 0,
             drawdown_max_scaled: 0,
+            edge_fill_half_tick_lots: 0,
+            quoted_half_tick_lots: 0,
             last_mid: None,
             pending,
-            edge_half_tick_lots: 0,
-            half_spread_half_tick_lots: 0,
+            markout_half_tick_lots: 0,
+            markout_value_half_tick_lots: 0,
             markouts_exact: 0,
             markouts_forced: 0,
             markouts_at_end: 0,
@@ -541,6 +731,7 @@ impl KpiTracker {
             counts: OrderCounts::default(),
             dropped: 0,
             latency: LatencyRecorder::new(),
+            charged: new_histogram(),
         })
     }
 
@@ -561,7 +752,8 @@ impl KpiTracker {
         }
     }
 
-    /// An execution: inventory, cash, fees, volume, drawdown, and a pending markout.
+    /// An execution: inventory, cash, fees, volume, spread PnL, drawdown, and a pending
+    /// markout.
     pub fn on_fill(&mut self, fill: FillRecord) {
         self.integrate_inventory(fill.ts_ns);
         let sign = fill.side.sign();
@@ -572,6 +764,19 @@ impl KpiTracker {
         self.fees_atoms += i128::from(fill.fee_quote_atoms);
         self.volume_lots += i128::from(qty);
         self.volume_tick_lots += notional;
+        let mid_at_fill = if fill.mid_half_ticks > 0 {
+            fill.mid_half_ticks
+        } else {
+            self.last_mid.map_or(2 * fill.price.0, |m| m.mid_half_ticks)
+        };
+        self.edge_fill_half_tick_lots += i128::from(FillRecord::half_spread_half_ticks(
+            fill.side,
+            fill.price,
+            mid_at_fill,
+        )) * i128::from(qty);
+        // Half a tick is the least a post-only order can be quoted at.
+        self.quoted_half_tick_lots +=
+            i128::from(fill.quoted_half_spread_half_ticks.max(1)) * i128::from(qty);
         self.mark_drawdown();
 
         let pending = PendingFill {
@@ -579,7 +784,6 @@ impl KpiTracker {
             sign,
             price: fill.price.0,
             qty,
-            half_spread_half_ticks: fill.quoted_half_spread_half_ticks,
         };
         match self.last_mid {
             // The record came after a mid later than its horizon: the mid at the horizon is
@@ -658,6 +862,13 @@ impl KpiTracker {
         self.counts = counts;
     }
 
+    /// One order's latency as a simulation charged it (feed + entry + report), ns: what the
+    /// latency KPI reads under `LatencySource::Charged`. Values above `LATENCY_NS_MAX` are
+    /// recorded as it.
+    pub fn record_charged_latency(&mut self, ns: u64) {
+        self.charged.saturating_record(ns.clamp(1, LATENCY_NS_MAX));
+    }
+
     /// The latency histograms (for the interval-log writer and direct recording).
     pub fn latency(&self) -> &LatencyRecorder {
         &self.latency
@@ -692,14 +903,28 @@ impl KpiTracker {
         let unit = ATOMS_PER_UNIT as f64;
         let tick = i128::from(spec.tick_atoms);
         let step = i128::from(spec.step_atoms);
+        let grid = tick * step;
         let base = |lots: i128| lots.saturating_mul(step) as f64 / unit;
         let targets = &self.params.targets;
+        let least = self.params.activity_min;
         let counts = self.counts;
-
-        let spread_captured = (self.half_spread_half_tick_lots > 0)
-            .then(|| self.edge_half_tick_lots as f64 / self.half_spread_half_tick_lots as f64);
-
         let elapsed_ns = now_ns.saturating_sub(self.start_ns);
+        let too_few = |have: u64, need: u64, why: NotJudged| (have < need).then_some(why);
+        let few_filled = too_few(
+            counts.orders_with_fill,
+            least.orders_filled,
+            NotJudged::TooFewFilledOrders,
+        );
+        let few_orders = too_few(
+            counts.orders_placed,
+            least.orders_placed,
+            NotJudged::TooFewOrders,
+        );
+
+        let spread_scaled = self.spread_scaled();
+        let spread_captured = (self.quoted_half_tick_lots > 0)
+            .then(|| spread_scaled as f64 / (self.quoted_half_tick_lots * grid) as f64);
+
         let rms_inventory = (elapsed_ns > 0).then(|| {
             let tail = u128::from(now_ns.saturating_sub(self.inventory_ts_ns));
             let sq = u128::from(self.inventory_lots.unsigned_abs()).pow(2);
@@ -708,40 +933,44 @@ impl KpiTracker {
                 .saturating_add(sq.saturating_mul(tail));
             (integral as f64 / elapsed_ns as f64).sqrt() / self.params.inventory_max_lots.0 as f64
         });
+        let rms_not_judged =
+            too_few(elapsed_ns, least.elapsed_ns, NotJudged::TooShort).or(few_filled);
 
         let ratio =
             |n: u64| (counts.orders_placed > 0).then(|| n as f64 / counts.orders_placed as f64);
-        let fill_ratio = ratio(counts.fills);
+        let fill_ratio = ratio(counts.orders_with_fill);
         let cancel_ratio = ratio(counts.cancels.saturating_add(counts.replaces));
 
-        let t2q = self.latency.histogram(LatencyKind::TickToQuote);
-        let latency_status = if t2q.is_empty() {
-            KpiStatus::judged(KpiKind::LatencyP99, None, targets)
-        } else {
-            let p99_ns = t2q.value_at_quantile(0.99);
-            let target_ns = (targets.latency_p99_max_ms * 1e6).max(0.0) as u64;
-            // Compared at the histogram's resolution: a P99 in the same bucket as the
-            // target meets it.
-            let met = p99_ns <= t2q.highest_equivalent(target_ns);
-            KpiStatus {
-                kind: KpiKind::LatencyP99,
-                value: Some(p99_ns as f64 / 1e6),
-                target: targets.latency_p99_max_ms,
-                met,
-            }
-        };
-
-        let pnl_quote = self.pnl_scaled().map(scaled_to_quote);
+        let pnl_scaled = self.pnl_scaled();
+        let pnl_quote = pnl_scaled.map(scaled_to_quote);
 
         let kpis = vec![
-            KpiStatus::judged(KpiKind::SpreadCaptured, spread_captured, targets),
-            KpiStatus::judged(KpiKind::RmsInventory, rms_inventory, targets),
-            KpiStatus::judged(KpiKind::FillRatio, fill_ratio, targets),
-            KpiStatus::judged(KpiKind::CancelRatio, cancel_ratio, targets),
-            latency_status,
-            KpiStatus::judged(KpiKind::TotalPnl, pnl_quote, targets),
+            KpiStatus::judged(
+                KpiKind::SpreadCaptured,
+                spread_captured,
+                few_filled,
+                targets,
+            ),
+            KpiStatus::judged(
+                KpiKind::RmsInventory,
+                rms_inventory,
+                rms_not_judged,
+                targets,
+            ),
+            KpiStatus::judged(KpiKind::FillRatio, fill_ratio, few_orders, targets),
+            KpiStatus::judged(
+                KpiKind::CancelRatio,
+                cancel_ratio,
+                few_orders.or(few_filled),
+                targets,
+            ),
+            self.latency_status(),
+            KpiStatus::judged(KpiKind::TotalPnl, pnl_quote, few_filled, targets),
         ];
 
+        let value_half_tick_lots = 2 * self.volume_tick_lots;
+        let bps = |edge: i128, value: i128| (value > 0).then(|| edge as f64 / value as f64 * 1e4);
+        let volume_atoms = self.volume_tick_lots.saturating_mul(grid) as f64 / unit;
         KpiSnapshot {
             version: SNAPSHOT_VERSION,
             symbol: spec.symbol.as_str().to_string(),
@@ -755,37 +984,74 @@ impl KpiTracker {
                 .map(|m| (i128::from(m.mid_half_ticks) * tick) as f64 / (2.0 * unit)),
             inventory_base: base(i128::from(self.inventory_lots)),
             inventory_max_base: base(i128::from(self.params.inventory_max_lots.0)),
+            quote_size_base: (self.params.quote_size_lots.0 > 0)
+                .then(|| base(i128::from(self.params.quote_size_lots.0))),
             quotes: counts.quotes,
             orders_placed: counts.orders_placed,
             cancels: counts.cancels,
             replaces: counts.replaces,
             fills: counts.fills,
+            orders_with_fill: counts.orders_with_fill,
             rejects: counts.rejects,
             avg_spread_bps: (self.spread_samples > 0)
                 .then(|| self.spread_bps_sum / self.spread_samples as f64),
             volume_base: base(self.volume_lots),
-            volume_quote: self.volume_tick_lots.saturating_mul(tick * step) as f64 / (unit * unit),
+            volume_quote: volume_atoms / unit,
+            maker_fee_bps: self.params.maker_fee_bps,
+            fee_paid_bps: (volume_atoms > 0.0).then(|| self.fees_atoms as f64 / volume_atoms * 1e4),
             pnl_quote,
-            fees_quote: self.fees_atoms as f64 / ATOMS_PER_UNIT as f64,
+            spread_pnl_quote: scaled_to_quote(spread_scaled),
+            inventory_pnl_quote: pnl_scaled.map(|p| scaled_to_quote(p - spread_scaled)),
+            fees_quote: self.fees_atoms as f64 / unit,
             max_drawdown_quote: scaled_to_quote(self.drawdown_max_scaled),
+            edge_at_fill_bps: bps(self.edge_fill_half_tick_lots, value_half_tick_lots),
             markout_horizon_s: self.params.markout_ns as f64 / 1e9,
+            markout_bps: bps(
+                self.markout_half_tick_lots,
+                self.markout_value_half_tick_lots,
+            ),
             markouts_exact: self.markouts_exact,
             markouts_forced: self.markouts_forced,
             markouts_at_end: self.markouts_at_end,
             markouts_pending: self.pending.len() as u64,
             markouts_unresolved: self.markouts_unresolved,
             records_dropped: self.dropped,
+            latency_kpi_source: self.params.latency_source.describe().to_string(),
+            activity_min: least,
             kpis,
             latency: self.latency.summaries(),
         }
     }
 
+    /// The latency P99 KPI from the histogram `latency_source` names.
+    fn latency_status(&self) -> KpiStatus {
+        let targets = &self.params.targets;
+        let histogram = match self.params.latency_source {
+            LatencySource::TickToQuote => self.latency.histogram(LatencyKind::TickToQuote),
+            LatencySource::Charged => &self.charged,
+        };
+        if histogram.is_empty() {
+            return KpiStatus::judged(KpiKind::LatencyP99, None, None, targets);
+        }
+        let p99_ns = histogram.value_at_quantile(0.99);
+        let few = (histogram.len() < self.params.activity_min.latency_samples)
+            .then_some(NotJudged::TooFewSamples);
+        let mut status =
+            KpiStatus::judged(KpiKind::LatencyP99, Some(p99_ns as f64 / 1e6), few, targets);
+        if status.value.is_some() {
+            // Compared at the histogram's resolution: a P99 in the same bucket as the
+            // target meets it.
+            let target_ns = (targets.latency_p99_max_ms * 1e6).max(0.0) as u64;
+            status.met = p99_ns <= histogram.highest_equivalent(target_ns);
+        }
+        status
+    }
+
     fn resolve(&mut self, fill: PendingFill, mid_half_ticks: i64, how: Resolution) {
         let edge =
             i128::from(fill.sign) * (i128::from(mid_half_ticks) - 2 * i128::from(fill.price));
-        self.edge_half_tick_lots += edge * i128::from(fill.qty);
-        self.half_spread_half_tick_lots +=
-            i128::from(fill.half_spread_half_ticks) * i128::from(fill.qty);
+        self.markout_half_tick_lots += edge * i128::from(fill.qty);
+        self.markout_value_half_tick_lots += 2 * i128::from(fill.price) * i128::from(fill.qty);
         match how {
             Resolution::Exact => self.markouts_exact += 1,
             Resolution::Forced => self.markouts_forced += 1,
@@ -805,7 +1071,7 @@ impl KpiTracker {
         self.inventory_ts_ns = ts_ns;
     }
 
-    /// PnL in units of 1/(2·10¹⁶) quote: (cash + inventory·mid)[half-tick·lots] ·
+    /// Net PnL in units of 1/(2·10¹⁶) quote: (cash + inventory·mid)[half-tick·lots] ·
     /// tick_atoms · step_atoms − fees_atoms · 2·10⁸. Exact; `None` while holding inventory
     /// without a mid.
     fn pnl_scaled(&self) -> Option<i128> {
@@ -818,12 +1084,27 @@ impl KpiTracker {
         };
         // Before the first mid the initial inventory has no cost yet, and no value either.
         let value = self.cash_half_tick_lots.saturating_add(mid_term);
-        let grid =
-            i128::from(self.params.spec.tick_atoms) * i128::from(self.params.spec.step_atoms);
-        let fees = self
-            .fees_atoms
-            .saturating_mul(2 * i128::from(ATOMS_PER_UNIT));
-        Some(value.saturating_mul(grid).saturating_sub(fees))
+        Some(
+            value
+                .saturating_mul(self.grid())
+                .saturating_sub(self.fees_scaled()),
+        )
+    }
+
+    /// Spread PnL in the same units: Σ side·(mid at fill − price)·qty − fees. Exact.
+    fn spread_scaled(&self) -> i128 {
+        self.edge_fill_half_tick_lots
+            .saturating_mul(self.grid())
+            .saturating_sub(self.fees_scaled())
+    }
+
+    fn grid(&self) -> i128 {
+        i128::from(self.params.spec.tick_atoms) * i128::from(self.params.spec.step_atoms)
+    }
+
+    fn fees_scaled(&self) -> i128 {
+        self.fees_atoms
+            .saturating_mul(2 * i128::from(ATOMS_PER_UNIT))
     }
 
     fn mark_drawdown(&mut self) {
@@ -854,14 +1135,24 @@ mod tests {
         SymbolSpec::from_decimals(Symbol::new("BTCUSDT").unwrap(), "0.01", "0.00001", "5").unwrap()
     }
 
+    /// A tracker that judges every KPI with any data at all (no activity minimums).
     fn tracker(inventory_max_lots: i64) -> KpiTracker {
-        KpiTracker::new(
-            KpiParams::new(spec(), "backtest", Qty(inventory_max_lots)),
-            0,
-        )
-        .unwrap()
+        let mut params = KpiParams::new(spec(), "backtest", Qty(inventory_max_lots));
+        params.activity_min = ActivityMin {
+            orders_placed: 0,
+            orders_filled: 0,
+            elapsed_ns: 0,
+            latency_samples: 0,
+        };
+        KpiTracker::new(params, 0).unwrap()
     }
 
+    /// A tracker with the default activity minimums.
+    fn strict_tracker() -> KpiTracker {
+        KpiTracker::new(KpiParams::new(spec(), "backtest", Qty(1_000)), 0).unwrap()
+    }
+
+    /// A fill seen at mid `mid_half_ticks`, quoted `half_spread_half_ticks` from the mid.
     fn fill(
         ts_ns: u64,
         side: Side,
@@ -876,6 +1167,7 @@ mod tests {
             qty: Qty(qty),
             fee_quote_atoms: 0,
             quoted_half_spread_half_ticks: half_spread_half_ticks,
+            mid_half_ticks: 2 * price + side.sign() * half_spread_half_ticks,
             order_id: 1,
         }
     }
@@ -884,6 +1176,23 @@ mod tests {
         MidSample {
             ts_ns,
             mid_half_ticks,
+        }
+    }
+
+    fn counts(
+        orders_placed: u64,
+        orders_with_fill: u64,
+        cancels: u64,
+        replaces: u64,
+    ) -> OrderCounts {
+        OrderCounts {
+            quotes: 500,
+            orders_placed,
+            cancels,
+            replaces,
+            fills: orders_with_fill * 3,
+            orders_with_fill,
+            rejects: 1,
         }
     }
 
@@ -909,7 +1218,7 @@ mod tests {
     }
 
     #[test]
-    fn spread_captured_uses_the_mid_at_fill_time_plus_horizon() {
+    fn markouts_use_the_mid_at_fill_time_plus_horizon() {
         let mut t = tracker(1_000);
         t.on_mid(mid(0, 204)); // mid 102
                                // Buy at 100 quoted 2 ticks (4 half ticks) below mid.
@@ -923,36 +1232,135 @@ mod tests {
         let snap = t.snapshot(12 * S / 10);
         assert_eq!(snap.markouts_exact, 1);
         assert_eq!(snap.markouts_pending, 1);
-        // Buy edge = +1·(203 − 200) = 3 of 4 half ticks.
-        assert!(close(value(&snap, KpiKind::SpreadCaptured).unwrap(), 0.75));
+        // Buy markout = +1·(203 − 200) = 3 half ticks on 2·100·10 → 3·10 / 2000 = 150 bps.
+        assert!(close(snap.markout_bps.unwrap(), 150.0));
         // A sample exactly at the sell's horizon (1.5 s) is the prevailing one: 102.
         t.on_mid(mid(15 * S / 10, 204));
         let snap = t.snapshot(2 * S);
         assert_eq!(snap.markouts_exact, 2);
-        // Sell edge = −1·(204 − 208) = 4: (3 + 4) / (4 + 4).
-        assert!(close(value(&snap, KpiKind::SpreadCaptured).unwrap(), 0.875));
-        assert!(snap.kpi(KpiKind::SpreadCaptured).unwrap().met);
+        // Sell markout = −1·(204 − 208) = 4: (3·10 + 4·10) / (2000 + 2080).
+        assert!(close(snap.markout_bps.unwrap(), 70.0 / 4080.0 * 1e4));
+        // The edge at fill was the quoted 4 half ticks on both: (40 + 40) / 4080.
+        assert!(close(snap.edge_at_fill_bps.unwrap(), 80.0 / 4080.0 * 1e4));
+        // Spread captured: all of the quoted edge at fill, no fees: 100 %.
+        assert!(close(value(&snap, KpiKind::SpreadCaptured).unwrap(), 1.0));
     }
 
     #[test]
-    fn spread_captured_is_weighted_by_quantity_and_can_be_negative() {
+    fn spread_captured_does_not_depend_on_the_markout_horizon() {
+        let run = |markout_ns: u64| {
+            let mut params = KpiParams::new(spec(), "backtest", Qty(1_000));
+            params.markout_ns = markout_ns;
+            let mut t = KpiTracker::new(params, 0).unwrap();
+            t.on_mid(mid(0, 200));
+            for i in 0..10 {
+                let side = if i % 2 == 0 { Side::Buy } else { Side::Sell };
+                let mut f = fill(i * S, side, 100 - side.sign() * 2, 5, 4);
+                f.fee_quote_atoms = 1_000;
+                t.on_fill(f);
+                // The mid drifts up a tick a second: the markouts change with the horizon.
+                t.on_mid(mid(i * S + S / 2, 200 + 2 * i as i64));
+            }
+            t.on_counts(counts(40, 10, 10, 20));
+            t.finish();
+            t.snapshot(100 * S)
+        };
+        let (short, long) = (run(S), run(30 * S));
+        assert_ne!(short.markout_bps, long.markout_bps);
+        for kind in KpiKind::ALL {
+            assert_eq!(short.kpi(kind), long.kpi(kind), "{kind:?}");
+        }
+        assert_eq!(short.spread_pnl_quote, long.spread_pnl_quote);
+        assert!(short.kpi(KpiKind::SpreadCaptured).unwrap().value.is_some());
+    }
+
+    #[test]
+    fn spread_captured_is_net_of_fees_and_floors_the_quoted_edge_at_half_a_tick() {
         let mut t = tracker(1_000);
-        t.on_mid(mid(0, 200));
-        t.on_fill(fill(0, Side::Buy, 99, 30, 2)); // edge after 1 s: 196 − 198 = −2
-        t.on_fill(fill(0, Side::Sell, 101, 10, 2)); // edge: −(196 − 202) = +6
-        t.on_mid(mid(S / 2, 199)); // prevails until 1 s…
-        t.on_mid(mid(S, 196)); // …and this one, stamped exactly at the horizon, from 1 s
-        let snap = t.snapshot(2 * S);
-        // (−2·30 + 6·10) / (2·30 + 2·10) = 0 / 80.
-        assert!(close(value(&snap, KpiKind::SpreadCaptured).unwrap(), 0.0));
-        t.on_fill(fill(3 * S, Side::Buy, 100, 10, 2));
-        t.on_mid(mid(4 * S, 190)); // edge 190 − 200 = −10
-        let snap = t.snapshot(5 * S);
-        assert!(close(
-            value(&snap, KpiKind::SpreadCaptured).unwrap(),
-            -100.0 / 100.0
-        ));
+        t.on_mid(mid(0, 12_000_000)); // 60000.00
+                                      // Buy 0.001 BTC at 59999.00, quoted and filled 1.00 USDT under the mid: edge
+                                      // 0.001 USDT; fee 0.0003 USDT.
+        let mut buy = fill(0, Side::Buy, 5_999_900, 100, 200);
+        buy.fee_quote_atoms = 30_000;
+        t.on_fill(buy);
+        let snap = t.snapshot(S);
+        assert!(close(snap.spread_pnl_quote, 0.001 - 0.0003));
+        assert!(close(value(&snap, KpiKind::SpreadCaptured).unwrap(), 0.7));
+        assert!(
+            snap.kpi(KpiKind::SpreadCaptured).unwrap().met,
+            "70 % meets ≥ 70 %"
+        );
+        // A fill whose record says it was quoted at 0 (or through the mid) counts half a
+        // tick: the quoted edge never reaches 0, so the ratio stays finite.
+        let mut t = tracker(1_000);
+        let mut at_touch = fill(0, Side::Sell, 101, 10, 0);
+        at_touch.mid_half_ticks = 201; // filled half a tick above the mid
+        t.on_fill(at_touch);
+        let snap = t.snapshot(S);
+        assert!(close(value(&snap, KpiKind::SpreadCaptured).unwrap(), 1.0));
+        // Filled after the market went through the price: the edge at fill is negative.
+        let mut t = tracker(1_000);
+        let mut through = fill(0, Side::Buy, 100, 10, 1);
+        through.mid_half_ticks = 196;
+        t.on_fill(through);
+        let snap = t.snapshot(S);
+        assert!(close(value(&snap, KpiKind::SpreadCaptured).unwrap(), -4.0));
         assert!(!snap.kpi(KpiKind::SpreadCaptured).unwrap().met);
+    }
+
+    #[test]
+    fn a_fill_without_its_mid_uses_the_latest_mid() {
+        let mut t = tracker(1_000);
+        let mut f = fill(0, Side::Buy, 100, 10, 4);
+        f.mid_half_ticks = 0;
+        t.on_fill(f); // no mid at all: the price stands in, edge 0
+        t.on_mid(mid(1, 206));
+        t.on_fill(f); // the latest mid: edge 6 half ticks
+        let snap = t.snapshot(S);
+        assert!(close(snap.edge_at_fill_bps.unwrap(), 60.0 / 4000.0 * 1e4));
+    }
+
+    #[test]
+    fn pnl_splits_exactly_into_spread_and_inventory() {
+        let mut t = tracker(1_000);
+        t.on_mid(mid(0, 12_000_000)); // 60000.00
+                                      // Buy 0.001 at 59999.50 seen at mid 60000.00 (edge 0.0005), fee 0.0006.
+        let mut buy = fill(0, Side::Buy, 5_999_950, 100, 100);
+        buy.fee_quote_atoms = 60_000;
+        t.on_fill(buy);
+        // The mid falls to 59990.00: the long loses 0.01 on inventory.
+        t.on_mid(mid(S, 11_998_000));
+        let snap = t.snapshot(S);
+        let (net, spread, inventory) = (
+            snap.pnl_quote.unwrap(),
+            snap.spread_pnl_quote,
+            snap.inventory_pnl_quote.unwrap(),
+        );
+        assert!(close(spread, 0.0005 - 0.0006), "{spread}");
+        assert!(close(inventory, -0.01), "{inventory}");
+        assert!(close(net, spread + inventory));
+        assert!(close(snap.fees_quote, 0.0006));
+        // Exactly, in the tracker's integer units.
+        assert_eq!(
+            t.spread_scaled() + (t.pnl_scaled().unwrap() - t.spread_scaled()),
+            t.pnl_scaled().unwrap()
+        );
+        // The atom form the backtest report uses gives the same spread PnL.
+        let atoms = fill_spread_pnl_atoms(
+            &spec(),
+            Side::Buy,
+            Price(5_999_950),
+            Qty(100),
+            12_000_000,
+            60_000,
+        );
+        assert_eq!(atoms, -10_000);
+        assert_eq!(2 * i128::from(ATOMS_PER_UNIT) * atoms, t.spread_scaled());
+        // Unknown mid: only the fee.
+        assert_eq!(
+            fill_spread_pnl_atoms(&spec(), Side::Sell, Price(1), Qty(1), 0, 7),
+            -7
+        );
     }
 
     #[test]
@@ -962,13 +1370,14 @@ mod tests {
         t.on_fill(fill(S, Side::Buy, 99, 1, 2));
         t.on_mid(mid(S + 1, 202));
         let snap = t.snapshot(S + 1);
-        assert_eq!(value(&snap, KpiKind::SpreadCaptured), None);
-        assert!(!snap.kpi(KpiKind::SpreadCaptured).unwrap().met);
+        assert_eq!(snap.markout_bps, None);
+        // Spread captured does not wait for markouts.
+        assert!(close(value(&snap, KpiKind::SpreadCaptured).unwrap(), 1.0));
         t.finish();
         let snap = t.snapshot(S + 1);
         assert_eq!((snap.markouts_at_end, snap.markouts_pending), (1, 0));
-        // Edge with the last mid: 202 − 198 = 4 of 2.
-        assert!(close(value(&snap, KpiKind::SpreadCaptured).unwrap(), 2.0));
+        // Markout with the last mid: 202 − 198 = 4 half ticks on 198.
+        assert!(close(snap.markout_bps.unwrap(), 4.0 / 198.0 * 1e4));
     }
 
     #[test]
@@ -999,7 +1408,7 @@ mod tests {
     }
 
     #[test]
-    fn rms_inventory_is_time_weighted() {
+    fn rms_inventory_is_time_weighted_against_the_configured_limit() {
         let mut t = tracker(10);
         t.on_mid(mid(0, 200));
         t.on_fill(fill(S, Side::Buy, 100, 5, 1)); // +5 lots from 1 s
@@ -1015,6 +1424,7 @@ mod tests {
             value(&snap, KpiKind::RmsInventory).unwrap(),
             (50.0f64 / 8.0).sqrt() / 10.0
         ));
+        assert!(snap.kpi(KpiKind::RmsInventory).unwrap().met);
         // An open position counts up to `now`: short 8 lots from 8 s, seen at 10 s.
         t.on_fill(fill(8 * S, Side::Sell, 100, 8, 1));
         let snap = t.snapshot(10 * S);
@@ -1040,6 +1450,7 @@ mod tests {
         t.on_fill(buy);
         // Holding inventory with no mid yet: no PnL.
         assert_eq!(t.snapshot(1).pnl_quote, None);
+        assert_eq!(t.snapshot(1).inventory_pnl_quote, None);
         t.on_fill(sell);
         let snap = t.snapshot(S);
         // 60.001 − 60.000 − 0.012 = −0.011 USDT, flat so no mid needed.
@@ -1049,6 +1460,7 @@ mod tests {
             snap.pnl_quote
         );
         assert!(close(snap.fees_quote, 0.012));
+        assert!(close(snap.fee_paid_bps.unwrap(), 0.012 / 120.001 * 1e4));
         assert!(close(snap.volume_base, 0.002));
         assert!(close(snap.volume_quote, 120.001));
         assert!(!snap.kpi(KpiKind::TotalPnl).unwrap().met);
@@ -1073,8 +1485,11 @@ mod tests {
         assert_eq!(t.snapshot(0).pnl_quote, None);
         t.on_mid(mid(0, 12_000_000)); // 60000.00: PnL starts at 0
         assert!(close(t.snapshot(0).pnl_quote.unwrap(), 0.0));
-        t.on_mid(mid(S, 12_000_200)); // 60001.00: +0.001
-        assert!(close(t.snapshot(S).pnl_quote.unwrap(), 0.001));
+        t.on_mid(mid(S, 12_000_200)); // 60001.00: +0.001, all of it inventory PnL
+        let snap = t.snapshot(S);
+        assert!(close(snap.pnl_quote.unwrap(), 0.001));
+        assert!(close(snap.inventory_pnl_quote.unwrap(), 0.001));
+        assert_eq!(snap.spread_pnl_quote, 0.0);
     }
 
     #[test]
@@ -1098,25 +1513,23 @@ mod tests {
 
     #[test]
     fn ratio_targets_pass_and_fail_at_their_edges() {
-        let mut t = tracker(1_000);
-        let counts = |fills, cancels, replaces| OrderCounts {
-            quotes: 500,
-            orders_placed: 100,
-            cancels,
-            replaces,
-            fills,
-            rejects: 1,
-        };
-        t.on_counts(counts(5, 60, 10));
+        let mut t = strict_tracker();
+        t.on_counts(counts(100, 5, 60, 10));
         let snap = t.snapshot(S);
         let fill = snap.kpi(KpiKind::FillRatio).unwrap();
         assert!(close(fill.value.unwrap(), 0.05) && fill.met);
         let cancel = snap.kpi(KpiKind::CancelRatio).unwrap();
         assert!(close(cancel.value.unwrap(), 0.70) && cancel.met);
-        t.on_counts(counts(4, 61, 10));
+        t.on_counts(counts(100, 4, 61, 10));
         let snap = t.snapshot(S);
         assert!(!snap.kpi(KpiKind::FillRatio).unwrap().met);
-        assert!(!snap.kpi(KpiKind::CancelRatio).unwrap().met);
+        // Four filled orders are too few to judge the cancel ratio.
+        let cancel = snap.kpi(KpiKind::CancelRatio).unwrap();
+        assert_eq!(cancel.not_judged, Some(NotJudged::TooFewFilledOrders));
+        assert!(!cancel.met && cancel.value.is_none());
+        assert!(close(cancel.measured.unwrap(), 0.71));
+        t.on_counts(counts(100, 5, 61, 10));
+        assert!(!t.snapshot(S).kpi(KpiKind::CancelRatio).unwrap().met);
         // Nothing placed: no ratio, not met.
         t.on_counts(OrderCounts::default());
         let snap = t.snapshot(S);
@@ -1125,11 +1538,88 @@ mod tests {
     }
 
     #[test]
+    fn fill_ratio_counts_orders_not_partial_fills() {
+        let mut t = strict_tracker();
+        // 126 fill events from 40 orders out of 100 placed: 40 %, not 126 %.
+        t.on_counts(OrderCounts {
+            quotes: 1_000,
+            orders_placed: 100,
+            cancels: 10,
+            replaces: 20,
+            fills: 126,
+            orders_with_fill: 40,
+            rejects: 0,
+        });
+        let snap = t.snapshot(S);
+        let ratio = value(&snap, KpiKind::FillRatio).unwrap();
+        assert!(close(ratio, 0.40) && ratio <= 1.0, "{ratio}");
+        assert_eq!((snap.fills, snap.orders_with_fill), (126, 40));
+    }
+
+    #[test]
+    fn a_session_that_did_not_trade_meets_nothing() {
+        // The issue's case: 2 orders, 0 fills, "cancel ratio 0 % ✅" before.
+        let mut t = strict_tracker();
+        t.on_mid(mid(0, 200));
+        t.on_counts(counts(2, 0, 0, 0));
+        for _ in 0..100 {
+            t.latency_mut().record(LatencyKind::TickToQuote, 1_000);
+        }
+        let snap = t.snapshot(600 * S);
+        assert_eq!(
+            snap.targets_met(),
+            1,
+            "only latency, which trading does not need"
+        );
+        for (kind, why) in [
+            (KpiKind::SpreadCaptured, NotJudged::NoData),
+            (KpiKind::RmsInventory, NotJudged::TooFewFilledOrders),
+            (KpiKind::FillRatio, NotJudged::TooFewOrders),
+            (KpiKind::CancelRatio, NotJudged::TooFewOrders),
+            (KpiKind::TotalPnl, NotJudged::TooFewFilledOrders),
+        ] {
+            let k = snap.kpi(kind).unwrap();
+            assert_eq!(
+                (k.value, k.met, k.not_judged),
+                (None, false, Some(why)),
+                "{kind:?}"
+            );
+        }
+        // The measured figures stay visible: cancel ratio 0 %, PnL 0, RMS 0.
+        assert_eq!(snap.kpi(KpiKind::CancelRatio).unwrap().measured, Some(0.0));
+        assert_eq!(snap.kpi(KpiKind::TotalPnl).unwrap().measured, Some(0.0));
+        // Many orders, still no fill: the fill ratio is judged (0 %, missed), the rest not.
+        t.on_counts(counts(500, 0, 400, 99));
+        let snap = t.snapshot(600 * S);
+        let fill = snap.kpi(KpiKind::FillRatio).unwrap();
+        assert_eq!((fill.value, fill.met), (Some(0.0), false));
+        assert_eq!(
+            snap.kpi(KpiKind::CancelRatio).unwrap().not_judged,
+            Some(NotJudged::TooFewFilledOrders)
+        );
+        assert_eq!(snap.targets_met(), 1);
+    }
+
+    #[test]
+    fn rms_inventory_needs_a_minute_and_filled_orders() {
+        let mut t = strict_tracker();
+        t.on_mid(mid(0, 200));
+        t.on_fill(fill(0, Side::Buy, 99, 1, 2));
+        t.on_counts(counts(50, 5, 10, 10));
+        let k = *t.snapshot(59 * S).kpi(KpiKind::RmsInventory).unwrap();
+        assert_eq!(k.not_judged, Some(NotJudged::TooShort));
+        assert!(k.measured.is_some() && !k.met);
+        let k = *t.snapshot(60 * S).kpi(KpiKind::RmsInventory).unwrap();
+        assert_eq!((k.not_judged, k.met), (None, true));
+    }
+
+    #[test]
     fn spread_captured_target_edge_is_inclusive() {
         let mut t = tracker(1_000);
         t.on_mid(mid(0, 200));
-        t.on_fill(fill(0, Side::Buy, 99, 1, 10));
-        t.on_mid(mid(S, 205)); // edge 205 − 198 = 7 of 10 half ticks
+        let mut f = fill(0, Side::Buy, 99, 1, 10);
+        f.mid_half_ticks = 205; // edge 205 − 198 = 7 of 10 half ticks
+        t.on_fill(f);
         let snap = t.snapshot(2 * S);
         let sc = snap.kpi(KpiKind::SpreadCaptured).unwrap();
         assert_eq!(sc.value, Some(0.7));
@@ -1139,7 +1629,11 @@ mod tests {
     #[test]
     fn latency_p99_comes_from_tick_to_quote_and_meets_at_resolution() {
         let mut t = tracker(1_000);
-        assert!(!t.snapshot(S).kpi(KpiKind::LatencyP99).unwrap().met); // no samples
+        let none = *t.snapshot(S).kpi(KpiKind::LatencyP99).unwrap();
+        assert_eq!(
+            (none.met, none.not_judged),
+            (false, Some(NotJudged::NoData))
+        );
         for _ in 0..100 {
             t.on_record(KpiRecord::Latency(LatencySample {
                 kind: LatencyKind::TickToQuote,
@@ -1158,16 +1652,47 @@ mod tests {
         }
         assert!(!t.snapshot(S).kpi(KpiKind::LatencyP99).unwrap().met);
         assert_eq!(t.snapshot(S).latency.len(), 4);
+        // Too few samples to call it a P99.
+        let mut t = strict_tracker();
+        for _ in 0..19 {
+            t.latency_mut().record(LatencyKind::TickToQuote, 1_000);
+        }
+        let k = *t.snapshot(S).kpi(KpiKind::LatencyP99).unwrap();
+        assert_eq!(
+            (k.met, k.not_judged),
+            (false, Some(NotJudged::TooFewSamples))
+        );
+    }
+
+    #[test]
+    fn charged_latency_replaces_tick_to_quote_in_simulations() {
+        let mut params = KpiParams::new(spec(), "backtest", Qty(1_000));
+        params.latency_source = LatencySource::Charged;
+        let mut t = KpiTracker::new(params, 0).unwrap();
+        // A simulated clock charges no compute: tick-to-quote 0 is no pass.
+        for _ in 0..100 {
+            t.latency_mut().record(LatencyKind::TickToQuote, 0);
+        }
+        let k = *t.snapshot(S).kpi(KpiKind::LatencyP99).unwrap();
+        assert_eq!((k.value, k.met), (None, false));
+        for i in 0..100 {
+            t.record_charged_latency(20_000_000 + i * 100_000);
+        }
+        let snap = t.snapshot(S);
+        let k = snap.kpi(KpiKind::LatencyP99).unwrap();
+        assert!((k.value.unwrap() - 29.8).abs() < 0.05, "{k:?}");
+        assert!(k.met);
+        assert!(snap.latency_kpi_source.starts_with("simulated"));
     }
 
     #[test]
     fn pnl_target_is_strict_and_counts_targets() {
-        let t = tracker(1_000);
+        let mut t = tracker(1_000);
+        t.on_mid(mid(0, 200));
         let snap = t.snapshot(S);
-        // Flat, no fills: PnL 0 is not > 0; RMS 0 ≤ 0.4 is the only target met.
+        // Flat, no fills, judged without minimums: PnL 0 is not > 0.
         assert_eq!(value(&snap, KpiKind::TotalPnl), Some(0.0));
         assert!(!snap.kpi(KpiKind::TotalPnl).unwrap().met);
-        assert_eq!(snap.targets_met(), 1);
         assert!(!snap.all_met());
         assert_eq!(snap.kpis.len(), 6);
         let kinds: Vec<_> = snap.kpis.iter().map(|k| k.kind).collect();
@@ -1216,13 +1741,23 @@ mod tests {
             err(|p| p.targets.latency_p99_max_ms = f64::NAN),
             KpiParamsError::Target("latency_p99_max_ms")
         );
+        assert_eq!(
+            err(|p| p.maker_fee_bps = Some(f64::INFINITY)),
+            KpiParamsError::Target("maker_fee_bps")
+        );
     }
 
     #[test]
     fn snapshot_serialises_to_json_and_back() {
-        let mut t = tracker(1_000);
+        let mut params = KpiParams::new(spec(), "backtest", Qty(1_000));
+        params.maker_fee_bps = Some(-0.5);
+        params.quote_size_lots = Qty(100);
+        let mut t = KpiTracker::new(params, 0).unwrap();
         t.on_mid(mid(0, 200));
+        t.on_fill(fill(0, Side::Buy, 99, 1, 2));
         let snap = t.snapshot(S);
+        assert_eq!(snap.maker_fee_bps, Some(-0.5));
+        assert!(close(snap.quote_size_base.unwrap(), 0.001));
         let text = serde_json::to_string(&snap).unwrap();
         let back: KpiSnapshot = serde_json::from_str(&text).unwrap();
         assert_eq!(back, snap);

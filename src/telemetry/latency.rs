@@ -926,7 +926,7 @@ fn new_series() -> Series {
 }
 
 #[allow(clippy::expect_used)]
-fn new_histogram() -> Histogram<u64> {
+pub(crate) fn new_histogram() -> Histogram<u64> {
     // INVARIANT: the bounds are constants that satisfy the crate's rules (low = 1 ≥ 1,
     // high = 6·10¹⁰ ≥ 2·low, 3 significant digits ≤ 5); `histogram_bounds_are_valid` tests it.
     Histogram::new_with_bounds(1, LATENCY_NS_MAX, LATENCY_SIGFIG)

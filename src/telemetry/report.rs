@@ -1,8 +1,9 @@
 //! The console report and the KPI snapshot file.
 //!
 //! Owns: `render_report` (the seed's "📊 BTCUSDT Performance Report" block: mid,
-//! inventory, quotes, fills and fill ratio, spread, PnL, "KPI Status: n/6 targets met" and
-//! one ✅/❌ line per KPI with value and target), and the snapshot file
+//! inventory, quotes, fills and fill ratio, spread, the fee tier, PnL split into spread and
+//! inventory PnL, edge at fill and markout, "KPI Status: n/6 targets met" and one ✅/❌
+//! line per KPI with value and target, or "n/a (not met)" and why), and the snapshot file
 //! (`kpi/<SYMBOL>.json`, the `KpiSnapshot` as JSON) that `--mode=kpi` shows.
 //!
 //! Invariant: the snapshot file is never seen half-written — `write_snapshot` writes a
@@ -17,7 +18,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::telemetry::kpi::{KpiKind, KpiSnapshot, KpiStatus, SNAPSHOT_VERSION};
+use crate::telemetry::kpi::{KpiKind, KpiSnapshot, KpiStatus, NotJudged, SNAPSHOT_VERSION};
 
 /// Folder of the snapshot files.
 pub const KPI_DIR: &str = "kpi";
@@ -44,25 +45,36 @@ pub fn render_report(snapshot: &KpiSnapshot, title: &str) -> String {
         |m| format!("{m:.price_decimals$} {quote}"),
     );
     let _ = writeln!(t, "Current Mid:    {mid}");
+    let limit_in_quotes =
+        snapshot
+            .quote_size_base
+            .filter(|q| *q > 0.0)
+            .map_or_else(String::new, |q| {
+                format!(
+                    " = {} quote sizes",
+                    trim_number(snapshot.inventory_max_base / q)
+                )
+            });
     let _ = writeln!(
         t,
-        "Inventory:      {:+.qty_decimals$} {base} (limit {:.qty_decimals$})",
+        "Inventory:      {:+.qty_decimals$} {base} (limit {:.qty_decimals$}{limit_in_quotes})",
         snapshot.inventory_base, snapshot.inventory_max_base
     );
     let _ = writeln!(t, "Total Quotes:   {}", snapshot.quotes);
     let fill_ratio = snapshot
         .kpi(KpiKind::FillRatio)
-        .and_then(|k| k.value)
+        .and_then(|k| k.measured)
         .map_or_else(|| "n/a".to_string(), |r| format!("{:.2}%", r * 100.0));
     let _ = writeln!(
         t,
-        "Total Fills:    {} (fill ratio {fill_ratio}; {} orders placed)",
-        snapshot.fills, snapshot.orders_placed
+        "Total Fills:    {} ({} orders filled of {} placed; fill ratio {fill_ratio})",
+        snapshot.fills, snapshot.orders_with_fill, snapshot.orders_placed
     );
     let spread = snapshot
         .avg_spread_bps
         .map_or_else(|| "n/a".to_string(), |s| format!("{s:.2}"));
     let _ = writeln!(t, "Spread (bps):   {spread}");
+    let _ = writeln!(t, "Fee tier:       {}", fee_tier_text(snapshot, quote));
     let pnl = snapshot.pnl_quote.map_or_else(
         || "n/a (inventory but no mid yet)".to_string(),
         |p| format!("{p:+.money_decimals$} {quote}"),
@@ -72,6 +84,22 @@ pub fn render_report(snapshot: &KpiSnapshot, title: &str) -> String {
         "PnL:            {pnl} (fees {:.money_decimals$}, max drawdown {:.money_decimals$})",
         snapshot.fees_quote, snapshot.max_drawdown_quote
     );
+    let inventory_pnl = snapshot
+        .inventory_pnl_quote
+        .map_or_else(|| "n/a".to_string(), |p| format!("{p:+.money_decimals$}"));
+    let _ = writeln!(
+        t,
+        "  split:        spread {:+.money_decimals$} (net of fees) + inventory {inventory_pnl} {quote}",
+        snapshot.spread_pnl_quote
+    );
+    let bps = |v: Option<f64>| v.map_or_else(|| "n/a".to_string(), |v| format!("{v:+.2} bps"));
+    let _ = writeln!(
+        t,
+        "Edge at fill:   {} before fees; markout ({:.1} s) {}",
+        bps(snapshot.edge_at_fill_bps),
+        snapshot.markout_horizon_s,
+        bps(snapshot.markout_bps),
+    );
     let _ = writeln!(t, "Elapsed:        {}", duration_text(snapshot.elapsed_s));
     let _ = writeln!(
         t,
@@ -80,15 +108,22 @@ pub fn render_report(snapshot: &KpiSnapshot, title: &str) -> String {
         KpiKind::ALL.len()
     );
     for status in &snapshot.kpis {
+        let why = status.not_judged.map_or_else(String::new, |why| {
+            format!(
+                "   ({})",
+                not_judged_text(why, status, snapshot, money_decimals, quote)
+            )
+        });
         let _ = writeln!(
             t,
-            "  {} {:<16} {:>16}   target {}",
+            "  {} {:<16} {:>16}   target {}{why}",
             if status.met { "✅" } else { "❌" },
             status.kind.name(),
             kpi_value_text(status, money_decimals, quote),
             kpi_target_text(status, quote),
         );
     }
+    let _ = writeln!(t, "  latency: {}", snapshot.latency_kpi_source);
     let markouts = snapshot.markouts_exact
         + snapshot.markouts_pending
         + snapshot.markouts_at_end
@@ -251,12 +286,68 @@ impl std::error::Error for SnapshotError {
     }
 }
 
-/// The KPI's value in its display unit.
-fn kpi_value_text(status: &KpiStatus, money_decimals: usize, quote: &str) -> String {
-    let Some(v) = status.value else {
-        return "n/a".to_string();
+/// "maker 10.00 bps (paid 10.00 bps of 123.24 USDT traded)".
+fn fee_tier_text(snapshot: &KpiSnapshot, quote: &str) -> String {
+    let tier = snapshot
+        .maker_fee_bps
+        .map_or_else(|| "not stated".to_string(), |f| format!("maker {f:.2} bps"));
+    match snapshot.fee_paid_bps {
+        Some(paid) => format!(
+            "{tier} (paid {paid:.2} bps of {:.2} {quote} traded)",
+            snapshot.volume_quote
+        ),
+        None => format!("{tier} (nothing traded)"),
+    }
+}
+
+/// Why a KPI is n/a, with the figure as measured: "2 filled orders < 5; measured 0.0%".
+fn not_judged_text(
+    why: NotJudged,
+    status: &KpiStatus,
+    snapshot: &KpiSnapshot,
+    money_decimals: usize,
+    quote: &str,
+) -> String {
+    let least = &snapshot.activity_min;
+    let reason = match why {
+        NotJudged::NoData => return "no data".to_string(),
+        NotJudged::TooFewOrders => format!(
+            "{} orders placed < {}",
+            snapshot.orders_placed, least.orders_placed
+        ),
+        NotJudged::TooFewFilledOrders => format!(
+            "{} orders filled < {}",
+            snapshot.orders_with_fill, least.orders_filled
+        ),
+        NotJudged::TooShort => format!(
+            "{} < {}",
+            duration_text(snapshot.elapsed_s),
+            duration_text(least.elapsed_ns as f64 / 1e9)
+        ),
+        NotJudged::TooFewSamples => {
+            format!("fewer than {} latency samples", least.latency_samples)
+        }
     };
-    match status.kind {
+    match status.measured {
+        Some(v) => format!(
+            "too little activity: {reason}; measured {}",
+            number_text(status.kind, v, money_decimals, quote)
+        ),
+        None => format!("too little activity: {reason}"),
+    }
+}
+
+/// The KPI's value in its display unit, or "n/a (not met)".
+fn kpi_value_text(status: &KpiStatus, money_decimals: usize, quote: &str) -> String {
+    match status.value {
+        Some(v) => number_text(status.kind, v, money_decimals, quote),
+        None => "n/a (not met)".to_string(),
+    }
+}
+
+/// A KPI figure in its display unit.
+fn number_text(kind: KpiKind, v: f64, money_decimals: usize, quote: &str) -> String {
+    match kind {
         KpiKind::SpreadCaptured | KpiKind::CancelRatio => format!("{:.1}%", v * 100.0),
         KpiKind::FillRatio => format!("{:.2}%", v * 100.0),
         KpiKind::RmsInventory => format!("{v:.3}"),
@@ -346,8 +437,10 @@ mod tests {
         let spec =
             SymbolSpec::from_decimals(Symbol::new("BTCUSDT").unwrap(), "0.01", "0.00001", "5")
                 .unwrap();
-        let mut t =
-            KpiTracker::new(KpiParams::new(spec, "paper-trading", Qty(100_000)), 0).unwrap();
+        let mut params = KpiParams::new(spec, "paper-trading", Qty(100_000));
+        params.quote_size_lots = Qty(100);
+        params.maker_fee_bps = Some(0.0);
+        let mut t = KpiTracker::new(params, 0).unwrap();
         t.on_mid(MidSample {
             ts_ns: 0,
             mid_half_ticks: 12_000_000,
@@ -364,6 +457,7 @@ mod tests {
             qty: Qty(100),
             fee_quote_atoms: 0,
             quoted_half_spread_half_ticks: 200,
+            mid_half_ticks: 12_000_000,
             order_id: 7,
         });
         t.on_mid(MidSample {
@@ -371,15 +465,18 @@ mod tests {
             mid_half_ticks: 12_000_100,
         });
         t.on_counts(OrderCounts {
-            quotes: 40,
-            orders_placed: 10,
-            cancels: 9,
+            quotes: 400,
+            orders_placed: 40,
+            cancels: 36,
             replaces: 0,
-            fills: 1,
+            fills: 9,
+            orders_with_fill: 8,
             rejects: 0,
         });
-        t.latency_mut().record(LatencyKind::TickToQuote, 20_000);
-        t.snapshot(2 * S)
+        for _ in 0..100 {
+            t.latency_mut().record(LatencyKind::TickToQuote, 20_000);
+        }
+        t.snapshot(120 * S)
     }
 
     #[test]
@@ -392,17 +489,21 @@ mod tests {
         );
         for needle in [
             "Current Mid:    60000.50 USDT",
-            "Inventory:      +0.00100 BTC (limit 1.00000)",
-            "Total Quotes:   40",
-            "Total Fills:    1 (fill ratio 10.00%; 10 orders placed)",
+            "Inventory:      +0.00100 BTC (limit 1.00000 = 1000 quote sizes)",
+            "Total Quotes:   400",
+            "Total Fills:    9 (8 orders filled of 40 placed; fill ratio 20.00%)",
             "Spread (bps):   0.33",
+            "Fee tier:       maker 0.00 bps (paid 0.00 bps of 60.00 USDT traded)",
             "PnL:            +0.0015 USDT",
-            "Elapsed:        2.0s",
+            "  split:        spread +0.0010 (net of fees) + inventory +0.0005 USDT",
+            "Edge at fill:   +0.17 bps before fees; markout (1.0 s) +0.25 bps",
+            "Elapsed:        2m 00s",
+            "  latency: tick-to-quote, measured",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
         }
-        // Spread captured: edge 12000100 − 11999800 = 300 of 200 half ticks → 150 % ✅;
-        // RMS tiny ✅; fill ratio 10 % ✅; cancel ratio 90 % ❌; latency 0.02 ms ✅; PnL ✅.
+        // Spread captured: edge at fill 200 of 200 half ticks → 100 % ✅; RMS tiny ✅;
+        // fill ratio 20 % ✅; cancel ratio 90 % ❌; latency 0.02 ms ✅; PnL ✅.
         assert_eq!(snap.targets_met(), 5);
         assert!(text.contains("KPI Status: 5/6 targets met"), "{text}");
         let kpi_lines: Vec<_> = text
@@ -414,7 +515,7 @@ mod tests {
             assert!(line.contains(kind.name()), "{line}");
             assert!(line.contains("target"), "{line}");
         }
-        assert!(kpi_lines[0].contains("150.0%") && kpi_lines[0].contains("≥ 70%"));
+        assert!(kpi_lines[0].contains("100.0%") && kpi_lines[0].contains("≥ 70%"));
         assert!(kpi_lines[3].starts_with("  ❌") && kpi_lines[3].contains("90.0%"));
         assert!(kpi_lines[3].contains("≤ 70%"));
         assert!(kpi_lines[4].contains("0.020 ms") && kpi_lines[4].contains("≤ 300 ms"));
@@ -428,7 +529,9 @@ mod tests {
         for k in &mut snap.kpis {
             k.value = None;
             k.met = false;
+            k.not_judged = Some(NotJudged::TooFewFilledOrders);
         }
+        snap.orders_with_fill = 2;
         snap.mid = None;
         snap.avg_spread_bps = None;
         snap.records_dropped = 3;
@@ -437,6 +540,11 @@ mod tests {
         assert!(text.contains("KPI Status: 0/6 targets met"), "{text}");
         assert!(text.contains("Current Mid:    n/a"));
         assert_eq!(text.matches("❌").count(), 6);
+        assert_eq!(text.matches("n/a (not met)").count(), 6, "{text}");
+        assert!(
+            text.contains("(too little activity: 2 orders filled < 5; measured 90.0%)"),
+            "{text}"
+        );
         assert!(text.contains("3 telemetry records were dropped"));
     }
 
@@ -501,7 +609,7 @@ mod tests {
                 ..
             })
         ));
-        fs::write(&bad, "{\"version\": 1}").unwrap();
+        fs::write(&bad, format!("{{\"version\": {SNAPSHOT_VERSION}}}")).unwrap();
         assert!(matches!(
             read_snapshot(&bad),
             Err(SnapshotError::Malformed { .. })

@@ -33,6 +33,11 @@
 //!   successful one is followed by the new order's placement as above.
 //! - **Money.** value = price × qty in quote atoms (truncated); fee = value ×
 //!   `maker_fee_centibps` / 10⁶, truncated toward zero (negative = rebate).
+//! - **Queue position at fill.** Every fill leaves a `QueueAtFill` (the displayed size ahead
+//!   when the order joined, and what was left ahead when it filled: 0 for a trade through
+//!   the price, which swept the level) in a ring of `SIM_QUEUE_LOG_MAX` allocated in `new`;
+//!   `drain_queue_log` hands them out, and when nobody drains (paper trading) the oldest
+//!   are overwritten and counted (`SimStats::queue_log_overwritten`).
 //!
 //! Deterministic: the same calls with the same parameters (seed included) give the same
 //! events, bit for bit — no hash maps, no clock, one RNG.
@@ -71,7 +76,12 @@ pub const CODE_CANCEL_REPLACE_FAILED: i32 = -2022;
 /// Entries of the lognormal-ish latency table: sums of 12 random bytes, 0..=12·255.
 const LOGNORMAL_TABLE_LEN: usize = 12 * 255 + 1;
 
+/// Fills whose queue position is kept until `drain_queue_log` (a trade fills at most
+/// `SIM_ORDERS_MAX` of our orders, and a backtest drains after every event).
+pub const SIM_QUEUE_LOG_MAX: usize = 1_024;
+
 const _: () = assert!(SIM_REPORTS_MAX >= 4 * SIM_ORDERS_MAX);
+const _: () = assert!(SIM_QUEUE_LOG_MAX >= SIM_ORDERS_MAX);
 const _: () = assert!(SIM_INFLIGHT_MAX >= 2);
 
 /// A latency distribution, ns.
@@ -194,6 +204,24 @@ pub struct SimStats {
     /// Reports lost to a full ring: always 0 (room is reserved at submit); counted to
     /// prove it.
     pub reports_dropped: u64,
+    /// `QueueAtFill` records overwritten before anyone drained them.
+    pub queue_log_overwritten: u64,
+}
+
+/// Where one fill found its order in the queue at its price, lots of displayed size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueAtFill {
+    /// The order.
+    pub id: ClientOrderId,
+    /// The fill's trade id (as in its `VenueEvent::Fill`).
+    pub trade_id: u64,
+    /// Displayed size at the order's price when it arrived at the matching.
+    pub ahead_at_join: Qty,
+    /// Displayed size still ahead of it when it filled (0 when the trade went through the
+    /// price).
+    pub ahead_at_fill: Qty,
+    /// The trade went through the order's price (rather than reaching it in the queue).
+    pub through: bool,
 }
 
 /// One of our orders resting in the simulated book.
@@ -211,6 +239,8 @@ pub struct SimOrder {
     pub filled: Qty,
     /// Market quantity ahead of it at its price, lots.
     pub queue_ahead: Qty,
+    /// `queue_ahead` when it arrived, lots.
+    pub queue_ahead_at_join: Qty,
     /// When it reached the matching, ns.
     pub arrived_ns: u64,
     /// Arrival sequence (time priority among ours).
@@ -232,6 +262,7 @@ pub struct SimVenue {
     ack: Sampler,
     inflight: Ring<InFlight>,
     reports: Ring<Report>,
+    queue_log: Ring<QueueAtFill>,
     /// Report slots promised to in-flight actions.
     reserved: usize,
     resting: [Option<SimOrder>; SIM_ORDERS_MAX],
@@ -272,6 +303,16 @@ impl SimVenue {
                     },
                 },
             ),
+            queue_log: Ring::new(
+                SIM_QUEUE_LOG_MAX,
+                QueueAtFill {
+                    id: ClientOrderId(0),
+                    trade_id: 0,
+                    ahead_at_join: Qty(0),
+                    ahead_at_fill: Qty(0),
+                    through: false,
+                },
+            ),
             reserved: 0,
             resting: [None; SIM_ORDERS_MAX],
             last_arrival_ns: 0,
@@ -305,6 +346,15 @@ impl SimVenue {
     /// Events produced and not yet reported.
     pub fn pending_reports(&self) -> usize {
         self.reports.len
+    }
+
+    /// Hands out (oldest first) and forgets the queue positions of the fills since the
+    /// last call. Never allocates.
+    pub fn drain_queue_log<F: FnMut(QueueAtFill)>(&mut self, mut out: F) {
+        while let Some(entry) = self.queue_log.front() {
+            self.queue_log.pop();
+            out(entry);
+        }
     }
 
     // -- arrival -------------------------------------------------------------------------
@@ -404,13 +454,15 @@ impl SimVenue {
         }
         let side = order.side();
         let price = order.price();
+        let ahead = market.displayed_at(side, price);
         self.resting[free] = Some(SimOrder {
             id,
             side,
             price,
             qty: order.qty(),
             filled: Qty(0),
-            queue_ahead: market.displayed_at(side, price),
+            queue_ahead: ahead,
+            queue_ahead_at_join: ahead,
             arrived_ns: at_ns,
             seq: self.next_seq,
         });
@@ -505,7 +557,7 @@ impl SimVenue {
             if available <= 0 {
                 break;
             }
-            available -= self.fill(now_ns, index, available);
+            available -= self.fill(now_ns, index, available, true);
         }
         let mut used_at_level = 0i64;
         for &index in &at_price[..at_len] {
@@ -518,13 +570,14 @@ impl SimVenue {
             if left <= 0 {
                 continue;
             }
-            used_at_level += self.fill(now_ns, index, left);
+            used_at_level += self.fill(now_ns, index, left, false);
         }
     }
 
-    /// Fills up to `max_lots` of resting order `index` at its price; returns the lots
-    /// filled (0 if the report ring has no room: the fill is skipped and counted).
-    fn fill(&mut self, now_ns: u64, index: usize, max_lots: i64) -> i64 {
+    /// Fills up to `max_lots` of resting order `index` at its price (`through`: the trade
+    /// went through it); returns the lots filled (0 if the report ring has no room: the
+    /// fill is skipped and counted).
+    fn fill(&mut self, now_ns: u64, index: usize, max_lots: i64, through: bool) -> i64 {
         let Some(mut order) = self.resting[index] else {
             return 0;
         };
@@ -558,6 +611,13 @@ impl SimVenue {
         s.fees_atoms = s.fees_atoms.saturating_add(fee);
         let trade_id = self.next_trade_id;
         self.next_trade_id += 1;
+        self.log_queue(QueueAtFill {
+            id: order.id,
+            trade_id,
+            ahead_at_join: order.queue_ahead_at_join,
+            ahead_at_fill: if through { Qty(0) } else { order.queue_ahead },
+            through,
+        });
         self.resting[index] = if order.remaining() > 0 {
             Some(order)
         } else {
@@ -577,6 +637,15 @@ impl SimVenue {
             },
         );
         lots
+    }
+
+    /// Keeps a fill's queue position, overwriting the oldest when nobody drains.
+    fn log_queue(&mut self, entry: QueueAtFill) {
+        if self.queue_log.len >= SIM_QUEUE_LOG_MAX {
+            self.queue_log.pop();
+            self.stats.queue_log_overwritten += 1;
+        }
+        self.queue_log.push(entry);
     }
 
     // -- reports -------------------------------------------------------------------------
@@ -827,6 +896,16 @@ mod tests {
             .unwrap()
     }
 
+    /// A venue with no latency either way.
+    fn instant_venue() -> SimVenue {
+        let params = SimParams {
+            entry_latency: LatencyModel::Constant { ns: 0 },
+            ack_latency: LatencyModel::Constant { ns: 0 },
+            ..SimParams::default()
+        };
+        SimVenue::new(params, spec()).unwrap()
+    }
+
     fn trade(price: i64, qty: i64, aggressor: Side) -> Trade {
         Trade {
             kind: TradeKind::Trade,
@@ -948,12 +1027,7 @@ mod tests {
 
     #[test]
     fn trade_at_our_price_on_our_side_does_not_fill() {
-        let params = SimParams {
-            entry_latency: LatencyModel::Constant { ns: 0 },
-            ack_latency: LatencyModel::Constant { ns: 0 },
-            ..SimParams::default()
-        };
-        let mut v = SimVenue::new(params, spec()).unwrap();
+        let mut v = instant_venue();
         let book = Book::new(8);
         let action = Action::Place {
             id: ClientOrderId(1),
@@ -967,5 +1041,55 @@ mod tests {
         v.on_trade(2, &trade(6_000_000, 40, Side::Sell));
         assert_eq!(v.stats().fills, 1);
         assert_eq!(v.stats().position_lots, 40);
+    }
+
+    #[test]
+    fn queue_position_is_logged_at_join_and_at_fill() {
+        let mut v = instant_venue();
+        let mut book = Book::new(8);
+        book.apply(
+            Side::Buy,
+            Level {
+                price: Price(6_000_000),
+                qty: Qty(30),
+            },
+        );
+        for (id, price) in [(1, 6_000_000), (2, 5_999_000)] {
+            let action = Action::Place {
+                id: ClientOrderId(id),
+                order: approve(Side::Buy, price, 100),
+            };
+            v.submit(0, &action).unwrap();
+        }
+        v.advance(0, &book);
+        // 50 sold at our price: 30 eat the queue ahead, 20 fill us with nothing left ahead.
+        v.on_trade(1, &trade(6_000_000, 50, Side::Sell));
+        // A print below both bids goes through them: nothing is ahead any more.
+        v.on_trade(2, &trade(5_998_000, 500, Side::Sell));
+        let mut log = Vec::new();
+        v.drain_queue_log(|q| log.push(q));
+        let ahead: Vec<_> = log
+            .iter()
+            .map(|q| (q.id.0, q.ahead_at_join.0, q.ahead_at_fill.0, q.through))
+            .collect();
+        assert_eq!(
+            ahead,
+            [(1, 30, 0, false), (1, 30, 0, true), (2, 0, 0, true)]
+        );
+        assert_eq!(log[0].trade_id + 1, log[1].trade_id);
+        v.drain_queue_log(|_| panic!("drained already"));
+        // Nobody draining: the ring keeps the newest and counts what it overwrote.
+        for i in 0..(SIM_QUEUE_LOG_MAX as u64 + 5) {
+            v.log_queue(QueueAtFill {
+                trade_id: i,
+                ..log[0]
+            });
+        }
+        assert_eq!(v.stats().queue_log_overwritten, 5);
+        let mut first = None;
+        v.drain_queue_log(|q| {
+            first.get_or_insert(q.trade_id);
+        });
+        assert_eq!(first, Some(5));
     }
 }
