@@ -40,6 +40,13 @@ fn shared() -> Shared {
         TOKEN,
         "--stdin",
         "off",
+        // Limits out of the way: every input reaches the parser and the matching, not a 429.
+        "--weight-per-minute",
+        "1000000000000",
+        "--orders-per-10s",
+        "1000000000000",
+        "--orders-per-day",
+        "1000000000000",
     ])
     .unwrap();
     let cfg = Config::from_flags(flags).unwrap();
