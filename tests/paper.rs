@@ -30,11 +30,24 @@ fn paper_trading_against_the_local_exchange_reports_kpis_and_latency() {
     // and resume exactly as live does.
     let endpoint = exchange.endpoint_flag();
     let ca = exchange.ca_flag();
-    let paper = mm(&work.0, &["--mode=paper-trading", &endpoint, &ca])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // A tight quote (1–2 bps), as tests/live.rs sets it: this tests the plumbing, and with
+    // the default fee-wide spread 12 s of trading may see no fill.
+    let paper = mm(
+        &work.0,
+        &[
+            "--mode=paper-trading",
+            &endpoint,
+            &ca,
+            "--set",
+            "quoting.spread_min_bps=1",
+            "--set",
+            "quoting.spread_max_bps=2",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let pid = paper.id();
     #[allow(clippy::disallowed_methods)] // a test waits for the session to trade a while
     std::thread::sleep(Duration::from_secs(6));
