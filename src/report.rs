@@ -378,7 +378,7 @@ pub struct RiskSummary {
 /// The figures of one backtest that a scoreboard compares, all at the fee tier
 /// `maker_fee_bps`. Money in exact quote atoms (10⁻⁸) and as numbers; the split sums
 /// exactly: `spread_pnl_atoms + inventory_pnl_atoms == net_pnl_atoms`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Scorecard {
     /// Maker fee tier, bps (negative = rebate).
     pub maker_fee_bps: f64,

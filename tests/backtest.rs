@@ -97,6 +97,8 @@ fn default_run_uses_the_built_in_slice_and_writes_every_report_file() {
     );
     assert!(out.contains("KPI Status: "), "{out}");
     assert!(out.contains("M events/s"), "{out}");
+    // At the regular 10 bps tier the few fills do not pay their fee, and the run says so.
+    assert!(out.contains("No edge at this fee tier"), "{out}");
     let folder = report_folder(&w, &out);
     assert!(folder.starts_with(w.path("reports")));
     let name = folder.file_name().unwrap().to_string_lossy().into_owned();

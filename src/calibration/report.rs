@@ -88,12 +88,12 @@ impl RunFigures {
     /// The figures of a replay; `objective` as the search computes it.
     pub fn of(run: &Replayed, objective: f64) -> RunFigures {
         let row = GridRow::of(&[], run);
-        let money = crate::calibration::objective::Money::of(run);
+        let card = crate::report::Scorecard::of(run);
         RunFigures {
             objective,
             pnl_quote: row.pnl_quote,
-            spread_pnl_quote: money.spread_atoms as f64 / 1e8,
-            inventory_pnl_quote: money.inventory_atoms as f64 / 1e8,
+            spread_pnl_quote: card.spread_pnl_quote,
+            inventory_pnl_quote: card.inventory_pnl_quote,
             kpi_status: format!("{}/{}", row.targets_met, KpiKind::ALL.len()),
             kpis: run.kpi.kpis.clone(),
             fills: row.fills,

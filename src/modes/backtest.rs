@@ -276,6 +276,9 @@ pub fn run(
         crate::telemetry::report::render_report(&replayed.kpi, "Backtest")
     )?;
     writeln!(out, "{}", report::money_line(&summary))?;
+    if let Some(verdict) = edge_verdict(&report::Scorecard::of(&replayed)) {
+        writeln!(out, "{verdict}")?;
+    }
     writeln!(
         out,
         "replayed {} events in {:.3} s: {:.2} M events/s (replay + strategy loop; decoding \
@@ -299,6 +302,24 @@ pub fn run(
         );
     }
     Ok(replayed.kpi.all_met())
+}
+
+/// What to tell the trader when the spread did not pay for the fee tier: the spread earned
+/// before fees, the fees, and where to look. `None` when the spread part (net of fees) is
+/// positive or nothing filled.
+pub fn edge_verdict(card: &report::Scorecard) -> Option<String> {
+    if card.fills == 0 || card.spread_pnl_atoms > 0 {
+        return None;
+    }
+    let before_fees = card.spread_pnl_quote + card.fees_quote;
+    Some(format!(
+        "No edge at this fee tier: the spread earned {before_fees:+.4} before fees and the \
+         {} bps maker fee cost {:.4}. The model already quotes the fee on both sides (each \
+         half-spread ≥ fee), so what is missing is edge over adverse selection: at this tier \
+         the strategy should stand aside — `mm --mode=scoreboard` chooses on earlier data and \
+         does, fold by fold.",
+        card.maker_fee_bps, card.fees_quote
+    ))
 }
 
 /// Replays `tape` with `config`. `progress` is called every `PROGRESS_EVERY` events with

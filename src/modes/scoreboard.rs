@@ -28,15 +28,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use rayon::prelude::*;
 
-use crate::calibration::objective::{
-    objective, Money, INVENTORY_RISK_PER_QUOTE, MIN_FILLS_TO_CHOOSE,
-};
+use crate::calibration::objective::{objective, INVENTORY_RISK_PER_QUOTE, MIN_FILLS_TO_CHOOSE};
 use crate::config::{Config, ConfigError};
 use crate::modes::backtest::{simulate, GridAxis, Replayed};
 use crate::replay::{self, Tape};
-use crate::report::minute_stats;
+use crate::report::Scorecard;
 use crate::shutdown::Shutdown;
-use crate::telemetry::kpi::KpiKind;
+use crate::telemetry::kpi::KpiStatus;
 
 /// Maker-fee tiers scored, bps: Binance spot regular, with BNB, the liquidity-provider
 /// tier 1, a market-maker programme rebate (../shared/STRATEGY.md).
@@ -240,18 +238,8 @@ pub struct FoldScore {
     pub minutes: f64,
     /// What was chosen.
     pub choice: Choice,
-    /// Money of the scored fold (zero when standing aside).
-    pub money: Money,
-    /// Fills and orders placed on the fold.
-    pub fills: u64,
-    /// Orders placed.
-    pub orders: u64,
-    /// KPI targets met, and of how many (None when standing aside).
-    pub kpis_met: Option<usize>,
-    /// Each KPI's value text.
-    pub kpi_text: Vec<String>,
-    /// Sharpe of per-minute PnL changes.
-    pub sharpe_1m: Option<f64>,
+    /// The scored fold's figures (`None` when standing aside: no order, no fill, no money).
+    pub card: Option<Scorecard>,
 }
 
 /// A recording that could not be traded, and why.
@@ -468,12 +456,7 @@ fn score_fold(
         fold,
         minutes,
         choice: choice.clone(),
-        money: Money::default(),
-        fills: 0,
-        orders: 0,
-        kpis_met: None,
-        kpi_text: Vec::new(),
-        sharpe_1m: None,
+        card: None,
     };
     let Choice::Trade { settings, .. } = &choice else {
         return Ok(score);
@@ -486,43 +469,29 @@ fn score_fold(
         .collect();
     let config = make_config(&sets).map_err(|e| anyhow::anyhow!("{e}"))?;
     let run = simulate(&config, tape, None)?;
-    score.money = Money::of(&run);
-    score.fills = run.fills.len() as u64;
-    score.orders = run.order_stats.orders_placed;
-    score.kpis_met = Some(run.kpi.targets_met());
-    score.kpi_text = KpiKind::ALL
-        .iter()
-        .map(
-            |kind| match run.kpi.kpi(*kind).and_then(|s| s.value.map(|v| (v, s.met))) {
-                Some((value, met)) => {
-                    format!(
-                        "{} {value:.3}{}",
-                        kind.name(),
-                        if met { " ✓" } else { " ✗" }
-                    )
-                }
-                None => format!("{} n/a", kind.name()),
-            },
-        )
-        .collect();
-    score.sharpe_1m = minute_stats(&run.samples).sharpe;
+    score.card = Some(Scorecard::of(&run));
     Ok(score)
 }
 
-fn quote(atoms: i64) -> f64 {
-    atoms as f64 / 1e8
+/// One KPI for the table: its value and ✓/✗, or n/a with what was measured.
+fn kpi_text(status: &KpiStatus) -> String {
+    let name = status.kind.name();
+    match (status.value, status.measured) {
+        (Some(v), _) => format!("{name} {v:.3}{}", if status.met { " ✓" } else { " ✗" }),
+        (None, Some(m)) => format!("{name} n/a (measured {m:.3})"),
+        (None, None) => format!("{name} n/a"),
+    }
 }
 
 /// The progress line of one scored fold (the table has the details).
 fn row_text(s: &FoldScore) -> String {
-    let what = match &s.choice {
-        Choice::Trade { .. } => format!(
-            "net {:+.4}, spread {:+.4}, {} fills",
-            quote(s.money.net_atoms),
-            quote(s.money.spread_atoms),
-            s.fills
+    let what = match (&s.choice, &s.card) {
+        (Choice::Trade { .. }, Some(c)) => format!(
+            "net {:+.4}, spread {:+.4}, {} fills, {}/6 KPIs",
+            c.net_pnl_quote, c.spread_pnl_quote, c.fills, c.targets_met
         ),
-        Choice::StandAside(why) => format!("stood aside: {why}"),
+        (Choice::StandAside(why), _) => format!("stood aside: {why}"),
+        (Choice::Trade { .. }, None) => "not run".to_string(),
     };
     format!(
         "  {} | fee {:+} bps | fold {}: {what}",
@@ -552,6 +521,8 @@ pub fn render_table(scores: &[FoldScore], untradeable: &[Untradeable]) -> String
             ),
             Choice::StandAside(why) => format!("**stood aside**: {why}"),
         };
+        let zero = Scorecard::default();
+        let c = s.card.as_ref().unwrap_or(&zero);
         let _ = writeln!(
             t,
             "| {} | {:+} | {} ({:.0} min) | {:+.4} | {:+.4} | {:+.4} | {:.4} | {} | {} | {} | {} | \
@@ -560,17 +531,21 @@ pub fn render_table(scores: &[FoldScore], untradeable: &[Untradeable]) -> String
             s.fee_bps,
             s.fold,
             s.minutes,
-            quote(s.money.net_atoms),
-            quote(s.money.spread_atoms),
-            quote(s.money.inventory_atoms),
-            quote(s.money.fees_atoms),
-            s.fills,
-            s.orders,
-            match s.kpis_met {
-                Some(n) => format!("{n}/6 ({})", s.kpi_text.join(", ")),
+            c.net_pnl_quote,
+            c.spread_pnl_quote,
+            c.inventory_pnl_quote,
+            c.fees_quote,
+            c.fills,
+            c.orders_placed,
+            match &s.card {
+                Some(c) => format!(
+                    "{}/6 ({})",
+                    c.targets_met,
+                    c.kpis.iter().map(kpi_text).collect::<Vec<_>>().join(", ")
+                ),
                 None => "n/a".to_string(),
             },
-            s.sharpe_1m
+            c.sharpe_per_minute
                 .map_or_else(|| "n/a".to_string(), |v| format!("{v:.3}")),
         );
     }
