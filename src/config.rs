@@ -374,6 +374,9 @@ pub struct LoadOptions {
     pub config_path: Option<PathBuf>,
     /// Environment variables (only those starting with `MM__` are used).
     pub env: Vec<(String, String)>,
+    /// Names (lossy) of `MM__` variables whose name or value is not UTF-8: `load` refuses
+    /// them by name. Other non-UTF-8 variables are none of mm's business and are ignored.
+    pub env_not_utf8: Vec<String>,
     /// `--symbol`, if given.
     pub symbol: Option<String>,
     /// `--log-level`, if given.
@@ -392,16 +395,49 @@ impl LoadOptions {
         LoadOptions {
             root: PathBuf::from("."),
             config_path,
-            env: std::env::vars()
-                .filter(|(name, _)| name.starts_with(ENV_PREFIX))
-                .collect(),
+            env: Vec::new(),
+            env_not_utf8: Vec::new(),
             symbol: None,
             log_level: None,
             endpoint: None,
             ca_file: None,
             sets: Vec::new(),
         }
+        .with_env(std::env::vars_os())
     }
+
+    /// Keeps the `MM__` variables of `vars` (`std::env::vars_os()` in normal use): as text
+    /// in `env`, or by name in `env_not_utf8` when not UTF-8. Never panics on any bytes.
+    pub fn with_env(
+        mut self,
+        vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+    ) -> LoadOptions {
+        for (name, value) in vars {
+            if !name.as_encoded_bytes().starts_with(ENV_PREFIX.as_bytes()) {
+                continue;
+            }
+            match (name.into_string(), value.into_string()) {
+                (Ok(name), Ok(value)) => self.env.push((name, value)),
+                (Ok(name), Err(_)) => self.env_not_utf8.push(name),
+                (Err(name), _) => self.env_not_utf8.push(name.to_string_lossy().into_owned()),
+            }
+        }
+        self
+    }
+}
+
+/// The cores this process may run on (its affinity mask; empty if unknown).
+pub fn online_cores() -> Vec<usize> {
+    core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.id)
+        .collect()
+}
+
+/// `core` is one of [`online_cores`].
+pub fn core_is_online(core: usize) -> bool {
+    online_cores().contains(&core)
 }
 
 /// Reads, merges and validates every layer.
@@ -432,6 +468,14 @@ pub fn load(options: &LoadOptions) -> Result<Config, ConfigError> {
             });
         }
         layers.push(Layer::from_file(path)?);
+    }
+    if let Some(name) = options.env_not_utf8.first() {
+        return Err(ConfigError {
+            source: format!("environment variable {name}"),
+            key: String::new(),
+            problem: "its name or value is not UTF-8 text".to_string(),
+            fix: format!("set it to UTF-8 text, or unset it (unset '{name}')"),
+        });
     }
     let mut env: Vec<&(String, String)> = options
         .env
@@ -983,7 +1027,18 @@ fn validate(
     let core = v.required("engine.cpu_core", engine_raw.cpu_core)?;
     let cpu_core = match core {
         -1 => None,
-        c if c >= 0 => Some(c as usize),
+        c if c >= 0 && core_is_online(c as usize) => Some(c as usize),
+        c if c >= 0 => {
+            let ids: Vec<String> = online_cores().iter().map(|c| c.to_string()).collect();
+            return Err(v.error(
+                "engine.cpu_core",
+                format!("core {c} is not one this process may run on"),
+                &format!(
+                    "give one of the online cores ({}), or -1 not to pin",
+                    ids.join(", ")
+                ),
+            ));
+        }
         c => {
             return Err(v.error(
                 "engine.cpu_core",
@@ -2029,6 +2084,12 @@ mod tests {
                 "market_data.ws_url",
             ),
             ("[engine]\ncpu_core = -2\n", "engine.cpu_core"),
+            // ≥ 1024 made core_affinity panic (CPU_SET index out of bounds).
+            ("[engine]\ncpu_core = 1024\n", "engine.cpu_core"),
+            (
+                "[engine]\ncpu_core = 9223372036854775807\n",
+                "engine.cpu_core",
+            ),
             (
                 "[model]\nsigma_warmup_samples = -1\n",
                 "model.sigma_warmup_samples",
@@ -2043,6 +2104,44 @@ mod tests {
             assert_eq!(&e.key, key, "{text}: {e}");
             assert!(e.source.ends_with("bad.toml"), "{text}: {e}");
             assert!(!e.fix.is_empty());
+        }
+    }
+
+    #[test]
+    fn an_online_core_is_accepted() {
+        let root = Root::new("core");
+        let core = *online_cores().first().expect("some core is online");
+        let mut options = root.options();
+        options.sets = vec![format!("engine.cpu_core={core}")];
+        assert_eq!(load(&options).unwrap().engine.cpu_core, Some(core));
+    }
+
+    #[test]
+    fn non_utf8_environment_is_ignored_unless_it_is_ours() {
+        use std::ffi::OsString;
+        use std::os::unix::ffi::OsStringExt;
+        let root = Root::new("env-bytes");
+        let bytes = |b: &[u8]| OsString::from_vec(b.to_vec());
+        // Not ours: ignored, whatever its bytes.
+        let options = root.options().with_env([
+            (bytes(b"LANG_\xff"), bytes(b"x")),
+            (bytes(b"SOME_PATH"), bytes(b"/tmp/\xff\xfe")),
+            (bytes(b"MM__MODEL__GAMMA_PER_BPS"), bytes(b"0.2")),
+        ]);
+        let c = load(&options).unwrap();
+        assert_eq!(c.model.gamma_per_bps, 0.2);
+        // Ours: refused by name.
+        for (name, value) in [
+            (&b"MM__LOG__DIR"[..], &b"logs-\xff"[..]),
+            (b"MM__LOG__\xffDIR", b"logs"),
+        ] {
+            let options = root.options().with_env([(bytes(name), bytes(value))]);
+            let e = load(&options).unwrap_err();
+            assert!(
+                e.source.starts_with("environment variable MM__LOG__"),
+                "{e}"
+            );
+            assert!(e.problem.contains("not UTF-8"), "{e}");
         }
     }
 

@@ -29,7 +29,7 @@ use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use mio::{Events, Poll, Registry, Token};
 
 use crate::engine::{Engine, EngineStats, Step};
-use crate::feed::{BookLevels, Decoder, Event};
+use crate::feed::{BookLevels, DecodeError, Decoder, Event};
 use crate::journal::{FrameRing, RecordKind};
 use crate::net::rest::RestClient;
 use crate::net::{ConnConfig, Connection, Handler, MessageKind, NetEvent, TlsRoots};
@@ -54,6 +54,12 @@ pub const STANDBY_TOKEN: Token = Token(2);
 pub const ROTATION_LEAD_NS: u64 = 60_000_000_000;
 /// Longest wind-down after the loop's end (live: cancel everything, wait for the answers).
 pub const WIND_DOWN_MAX_NS: u64 = 65_000_000_000;
+/// Refused market frames told to the log one by one (then one in `DECODE_ERRORS_TOLD_EVERY`).
+pub const DECODE_ERRORS_TOLD: u64 = 20;
+/// After the first `DECODE_ERRORS_TOLD`, one refused frame in this many is told.
+pub const DECODE_ERRORS_TOLD_EVERY: u64 = 1_000;
+/// Bytes of a refused frame copied into its `HotRecord::DecodeFailed`.
+pub const DECODE_HEAD_BYTES: usize = 96;
 
 /// What the hot thread tells the side thread (all `Copy`, no heap).
 #[derive(Clone, Copy, Debug)]
@@ -107,6 +113,22 @@ pub enum HotRecord {
     PinFailed {
         /// The core asked for.
         core: usize,
+    },
+    /// A market frame the decoder refused (the first `DECODE_ERRORS_TOLD` of a session, then
+    /// one in `DECODE_ERRORS_TOLD_EVERY`): its start, copied, for the log.
+    DecodeFailed {
+        /// When, wall ns.
+        at_ns: u64,
+        /// Why.
+        error: DecodeError,
+        /// Frames refused so far (this one included).
+        total: u64,
+        /// The frame's length, bytes.
+        len: usize,
+        /// Its first `head_len` bytes.
+        head: [u8; DECODE_HEAD_BYTES],
+        /// How many bytes of `head` are the frame's.
+        head_len: u8,
     },
     /// Periodic counters.
     Stats(LoopStats),
@@ -333,7 +355,10 @@ pub fn run_feed_loop<S: FeedSink>(
     let now = || clock.mono_ns() + wall_offset_ns;
 
     if let Some(core) = cfg.cpu_core {
-        let ok = core_affinity::set_for_current(core_affinity::CoreId { id: core });
+        // core_affinity panics on a core ≥ CPU_SETSIZE (1024): only cores this process may
+        // run on are tried (the config check refuses others; this guards direct callers).
+        let online = crate::config::core_is_online(core);
+        let ok = online && core_affinity::set_for_current(core_affinity::CoreId { id: core });
         if !ok {
             let _ = records.try_send(HotRecord::PinFailed { core });
         }
@@ -704,8 +729,30 @@ impl<S: FeedSink> Handler for FeedHandler<'_, S> {
         if let Some(journal) = self.journal.as_deref_mut() {
             journal.push(RecordKind::Frame, now_ns, payload);
         }
-        let Ok(event) = self.decoder.decode(payload, now_ns) else {
-            return; // counted by the decoder
+        let event = match self.decoder.decode(payload, now_ns) {
+            Ok(event) => event,
+            Err(error) => {
+                // Counted by the decoder; said in the log (a copy, no allocation), the
+                // first ones and then a sample, so that a flood cannot flood the log.
+                let total = self.decoder.stats().errors_total();
+                if error != DecodeError::UnknownKind
+                    && (total <= DECODE_ERRORS_TOLD || total % DECODE_ERRORS_TOLD_EVERY == 0)
+                {
+                    let mut head = [0u8; DECODE_HEAD_BYTES];
+                    let head_len = payload.len().min(DECODE_HEAD_BYTES);
+                    head[..head_len].copy_from_slice(&payload[..head_len]);
+                    let record = HotRecord::DecodeFailed {
+                        at_ns: now_ns,
+                        error,
+                        total,
+                        len: payload.len(),
+                        head,
+                        head_len: head_len as u8,
+                    };
+                    send(self.records, self.stats, record);
+                }
+                return;
+            }
         };
         if self.skip.already(&event) {
             return;

@@ -20,8 +20,10 @@
 //!
 //! Crash safety: records are appended and flushed by the side thread; after a crash the
 //! last record may be torn. The reader treats a truncated or checksum-failing **last**
-//! record as a torn tail — it stops there and reports how many bytes it skipped; a bad
-//! record followed by more data is corruption and an error naming the byte offset.
+//! record as a torn tail — it stops there and reports how many bytes it skipped; so is a
+//! bad record followed only by zero bytes (after a power loss the file can be extended with
+//! zeros the data never reached). A bad record followed by anything else is corruption and
+//! an error naming the byte offset.
 //!
 //! Never: allocates per record on the read path (`next_record` lends a view into its
 //! buffer), or reorders records.
@@ -231,6 +233,7 @@ pub struct JournalReader {
     buf: Vec<u8>,
     offset: u64,
     torn_tail_bytes: u64,
+    zero_tail: bool,
 }
 
 impl JournalReader {
@@ -271,6 +274,7 @@ impl JournalReader {
             buf: Vec::with_capacity(64 << 10),
             offset: HEADER_LEN as u64,
             torn_tail_bytes: 0,
+            zero_tail: false,
         })
     }
 
@@ -282,6 +286,11 @@ impl JournalReader {
     /// Bytes skipped at the end because the last record was torn (0 for a clean file).
     pub fn torn_tail_bytes(&self) -> u64 {
         self.torn_tail_bytes
+    }
+
+    /// The torn tail ends in zero bytes (a power loss extended the file with zeros).
+    pub fn zero_filled_tail(&self) -> bool {
+        self.zero_tail
     }
 
     /// The next record, `Ok(None)` at the end (clean or torn tail).
@@ -299,6 +308,8 @@ impl JournalReader {
         }
         let len = u32::from_le_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
         let kind_byte = prefix[4];
+        // A zero prefix is no record (kind 0 does not exist): the start of a zero fill.
+        self.zero_tail = prefix.iter().all(|&b| b == 0);
         let mut ts = [0u8; 8];
         ts.copy_from_slice(&prefix[5..13]);
         if len > PAYLOAD_MAX {
@@ -346,13 +357,24 @@ impl JournalReader {
         consumed: u64,
         problem: &'static str,
     ) -> Result<Option<Record<'_>>, JournalError> {
-        let mut rest = [0u8; 1];
-        let more = read_up_to(&mut self.input, &mut rest)
-            .map_err(|e| JournalError::Io(self.path.clone(), e))?;
-        if more == 0 {
-            self.torn_tail_bytes = consumed;
-            return Ok(None);
+        // What follows: nothing (a torn last record) or only zero bytes (a power loss
+        // leaves the file extended with zeros) is a torn tail; anything else is damage.
+        let mut rest = [0u8; 4096];
+        let mut zeros = 0u64;
+        loop {
+            let more = read_up_to(&mut self.input, &mut rest)
+                .map_err(|e| JournalError::Io(self.path.clone(), e))?;
+            if rest[..more].iter().any(|&b| b != 0) {
+                break;
+            }
+            zeros += more as u64;
+            if more < rest.len() {
+                self.torn_tail_bytes = consumed + zeros;
+                self.zero_tail |= zeros > 0;
+                return Ok(None);
+            }
         }
+        self.zero_tail = false;
         Err(JournalError::Corrupt {
             path: self.path.clone(),
             offset: start,
@@ -627,6 +649,55 @@ mod tests {
         assert_eq!(read.len(), 4);
         assert!(torn > 0);
         let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_zero_filled_tail_is_a_torn_tail_not_damage() {
+        let path = temp("zeros");
+        let written = write_sample(&path);
+        let full = std::fs::read(&path).unwrap();
+        let last_len = RECORD_OVERHEAD + written[4].2.len();
+        let zeros_path = temp("zeros-cut");
+        // Power loss: every record intact, then zeros (any length); or the last record
+        // half written, then zeros.
+        for (keep, zeros, records) in [
+            (full.len(), 1, 5),
+            (full.len(), 12, 5),
+            (full.len(), 13, 5),
+            (full.len(), 17, 5),
+            (full.len(), 100_000, 5),
+            (full.len() - last_len / 2, 8192, 4),
+        ] {
+            let mut bytes = full[..keep].to_vec();
+            bytes.resize(keep + zeros, 0);
+            std::fs::write(&zeros_path, &bytes).unwrap();
+            let mut r = JournalReader::open(&zeros_path).unwrap();
+            let mut n = 0;
+            while r.next_record().unwrap().is_some() {
+                n += 1;
+            }
+            assert_eq!(n, records, "{keep} + {zeros} zeros");
+            let intact = if records == 5 {
+                full.len()
+            } else {
+                full.len() - last_len
+            };
+            assert_eq!(r.torn_tail_bytes() as usize, bytes.len() - intact);
+            if records == 5 && zeros >= 13 {
+                assert!(r.zero_filled_tail(), "{keep} + {zeros} zeros");
+            }
+        }
+        // Zeros, then data again: damage, with its offset.
+        let mut bytes = full.clone();
+        bytes.resize(full.len() + 100, 0);
+        bytes.push(1);
+        std::fs::write(&zeros_path, &bytes).unwrap();
+        match read_all(&zeros_path) {
+            Err(JournalError::Corrupt { offset, .. }) => assert_eq!(offset as usize, full.len()),
+            other => panic!("expected corruption, got {other:?}"),
+        }
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(&zeros_path);
     }
 
     #[test]

@@ -5,9 +5,13 @@
 //! The core (model, and later book, feed, orders, engine) is sans-IO: it never reads a
 //! clock, touches a socket or allocates after start-up.
 
+// Console output goes through `console` (never panics on a closed pipe).
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod book;
 pub mod calibration;
 pub mod config;
+pub mod console;
 pub mod engine;
 pub mod feed;
 pub mod hot;

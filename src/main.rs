@@ -3,6 +3,9 @@
 //! Exit status: 0 success; 1 the run failed or a check it performs failed; 2 bad flags, bad
 //! configuration, or a mode that is not available in this build; 130 a second Ctrl+C.
 
+// Console output goes through `console` (never panics on a closed pipe).
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -159,7 +162,7 @@ fn main() -> ExitCode {
             .filter(|m| m.not_available().is_none())
             .map(|m| m.as_str())
             .collect();
-        eprintln!(
+        mm::errln!(
             "mm: --mode={} is not available yet ({why}); available now: {}",
             cli.mode,
             available.join(", ")
@@ -169,13 +172,13 @@ fn main() -> ExitCode {
     let config = match load_config(&cli) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("mm: {e}");
+            mm::errln!("mm: {e}");
             return ExitCode::from(2);
         }
     };
     if cli.mode == Mode::Live {
         if let Err(e) = modes::live::preflight(&config, cli.i_understand_live_trading) {
-            eprintln!("mm: {e}");
+            mm::errln!("mm: {e}");
             return ExitCode::from(2);
         }
     }
@@ -183,7 +186,7 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("mm: error: {e:#}");
+            mm::errln!("mm: error: {e:#}");
             ExitCode::from(1)
         }
     }
@@ -203,7 +206,7 @@ fn viewer(cli: &Cli) -> ExitCode {
             let symbol = match load_config(cli) {
                 Ok(config) => config.spec.symbol,
                 Err(e) => {
-                    eprintln!("mm: {e}");
+                    mm::errln!("mm: {e}");
                     return ExitCode::from(2);
                 }
             };
@@ -214,7 +217,7 @@ fn viewer(cli: &Cli) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("mm: error: {e:#}");
+            mm::errln!("mm: error: {e:#}");
             ExitCode::from(1)
         }
     }
@@ -240,13 +243,15 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
     let shutdown = Shutdown::install().context("installing the Ctrl+C handler")?;
     let logger = Logger::start(&config.log.dir, config.log.level)?;
     let log = logger.handle();
+    // A closed stdout/stderr (EPIPE) is said in the log, never a panic.
+    mm::console::set_log(log.clone());
 
     let banner = config.banner(cli.mode.as_str());
     // With --json, stdout carries exactly one JSON object: the banner goes to stderr.
     if cli.json {
-        eprintln!("{banner}");
+        mm::errln!("{banner}");
     } else {
-        println!("{banner}");
+        mm::outln!("{banner}");
     }
     for warning in &config.warnings {
         log.warn(format_args!("config: {warning}"));
@@ -261,8 +266,9 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
         log.info(format_args!("duration limit {hours} h"));
     }
 
-    // Not locked for the whole run: side threads print reports to stdout too.
-    let mut out = std::io::stdout();
+    // Not locked for the whole run: side threads print reports to stdout too. A write
+    // that fails (a closed pipe) is counted and logged, never an error that ends the run.
+    let mut out = mm::console::Stdout;
     let outcome = match cli.mode {
         Mode::SpreadCheck => {
             let bid = config
@@ -286,7 +292,7 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
                 paths: cli.paths,
                 json: cli.json,
             };
-            modes::simulate::run(&args, &mut out)?;
+            modes::simulate::run(&args, &mut out, &|| shutdown.requested())?;
             true
         }
         Mode::PaperTrading => {
@@ -347,12 +353,12 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
                     "live: exit without the exchange's confirmation that nothing is open: \
                      check the account"
                 ));
-                eprintln!(
+                mm::errln!(
                     "mm: CHECK THE ACCOUNT: the exchange did not confirm that every order of \
                      this session is cancelled (the next start cancels them)"
                 );
                 for line in summary.unverified.iter().flat_map(|u| u.lines()) {
-                    eprintln!("mm:   not verified: {line}");
+                    mm::errln!("mm:   not verified: {line}");
                 }
             }
             summary.clean
@@ -449,10 +455,17 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
     if shutdown.requested() {
         log.info(format_args!("stopped by signal"));
     }
+    let (out_lost, err_lost) = mm::console::lost();
+    if out_lost + err_lost > 0 {
+        log.warn(format_args!(
+            "console: {out_lost} writes to stdout and {err_lost} to stderr failed (closed \
+             pipe?); the run went on, this log and the report files hold its results"
+        ));
+    }
     log.info(format_args!("shutdown clean (mode {})", cli.mode));
     let summary = logger.finish()?;
     if summary.dropped > 0 {
-        eprintln!(
+        mm::errln!(
             "mm: {} log lines were dropped (log channel full)",
             summary.dropped
         );

@@ -307,6 +307,17 @@ impl FrameReader {
         self.format
     }
 
+    /// For a journal read to its end: the bytes of a torn tail skipped, and whether they
+    /// were zeros; `None` for a clean end or another format.
+    pub fn torn_tail(&self) -> Option<(u64, bool)> {
+        match &self.input {
+            Input::Journal(reader) if reader.torn_tail_bytes() > 0 => {
+                Some((reader.torn_tail_bytes(), reader.zero_filled_tail()))
+            }
+            _ => None,
+        }
+    }
+
     /// True when the file's times are receive times taken by a recorder (journal,
     /// capture), false when they are exchange times (CSV dumps).
     pub fn has_receive_times(&self) -> bool {
@@ -758,6 +769,10 @@ pub struct TapeStats {
     pub skipped_other_symbol: u64,
     /// Quantities off the lot grid, rounded up by the decoder.
     pub qty_rounded_up: u64,
+    /// Journals whose end was torn (a crash or power loss cut the last record): each
+    /// one's name, the bytes skipped, and whether they were zeros. Every complete record
+    /// before the tear is replayed.
+    pub torn_tails: Vec<(String, u64, bool)>,
     /// Median of receive time − exchange event time over events that carry both, ns
     /// (None when no file has receive times or no event has an exchange time).
     pub feed_delay_ns_median: Option<i64>,
@@ -883,6 +898,14 @@ impl Tape {
         }
         stats.events = events.len() as u64;
         stats.qty_rounded_up = decoder.stats().qty_rounded_up;
+        stats.torn_tails = merger
+            .readers()
+            .iter()
+            .filter_map(|r| {
+                r.torn_tail()
+                    .map(|(bytes, zeros)| (r.name().to_string(), bytes, zeros))
+            })
+            .collect();
         stats.feed_delay_samples = delays.len() as u64;
         if !delays.is_empty() {
             let mid = delays.len() / 2;

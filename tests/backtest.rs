@@ -6,8 +6,9 @@
 //! the capture they came from, CSV dumps, errors that name the file and line, `--grid`,
 //! and the shared recorded data sets.
 //!
-//! The shared-data test prints `SKIPPED: ../shared/data not found` and returns when the
-//! folder is absent. Writes only inside its temporary working directories.
+//! The shared-data test is an extra run (`#[ignore]`d: `cargo test -- --include-ignored`,
+//! as `.ci/run` does) that fails without ../shared/data; every other test runs on the
+//! bundled slice. Writes only inside its temporary working directories.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
@@ -75,11 +76,6 @@ fn summary(folder: &Path, drop_sources: bool) -> serde_json::Value {
             .remove("config_layers");
     }
     value
-}
-
-fn shared_data() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    root.is_dir().then_some(root)
 }
 
 fn fixture(name: &str) -> String {
@@ -721,11 +717,9 @@ fn grid_runs_every_combination() {
 }
 
 #[test]
+#[ignore = "extra run on ../shared/data: cargo test -- --include-ignored"]
 fn shared_data_sets_replay() {
-    let Some(root) = shared_data() else {
-        println!("SKIPPED: ../shared/data not found");
-        return;
-    };
+    let root = process::data::require_shared();
     let w = Workdir::new("mm-backtest", "shared");
     let spot = |name: &str| root.join("binance-spot").join(name).display().to_string();
     // One file, as the README shows.

@@ -25,8 +25,8 @@ impl Workdir {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_mm"));
         cmd.args(args).current_dir(&self.0);
         // The tests must not see a developer's own overrides.
-        for (name, _) in std::env::vars() {
-            if name.starts_with("MM__") {
+        for (name, _) in std::env::vars_os() {
+            if name.as_encoded_bytes().starts_with(b"MM__") {
                 cmd.env_remove(name);
             }
         }

@@ -4,9 +4,8 @@
 //! plain TCP, exactly as the engine will.
 //!
 //! Order-entry and matching cases run on small capture files written by the test, so the
-//! expected fills are known exactly and the tests need no shared data. Replay fidelity and
-//! the snapshot/stream consistency run on ../shared/data: when it is absent they print
-//! "SKIPPED: ../shared/data not found" and return; when it is present they must pass.
+//! expected fills are known exactly. Replay fidelity and the snapshot/stream consistency
+//! run on the bundled real capture (tools/data): nothing beside the clone is needed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
@@ -46,19 +45,17 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
+/// The `--control-token` every test exchange runs with.
+const CONTROL_TOKEN: &str = "t0k3n";
+
 fn pause(ms: u64) {
     #[allow(clippy::disallowed_methods)]
     std::thread::sleep(Duration::from_millis(ms));
 }
 
-fn shared_data() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        println!("SKIPPED: ../shared/data not found");
-        None
-    }
+/// The bundled capture (tools/data), committed in the repo.
+fn bundled_capture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/data/btcusdt_20240808.gz")
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
@@ -75,6 +72,8 @@ struct Sim {
     lines: Receiver<String>,
     port: u16,
     tls: Option<Arc<ClientConfig>>,
+    /// The certificate file it printed (TLS only).
+    cert: Option<PathBuf>,
 }
 
 impl Sim {
@@ -84,6 +83,7 @@ impl Sim {
             cmd.arg("--data").arg(d);
         }
         cmd.args(["--port", "0", "--api-key", KEY, "--api-secret", SECRET]);
+        cmd.args(["--control-token", CONTROL_TOKEN]);
         cmd.args(args);
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -132,6 +132,7 @@ impl Sim {
             lines,
             port,
             tls,
+            cert: mode.strip_prefix("tls cert=").map(PathBuf::from),
         }
     }
 
@@ -147,6 +148,10 @@ impl Sim {
             }
             None => Stream::Plain(tcp),
         }
+    }
+
+    fn cert_path(&self) -> PathBuf {
+        self.cert.clone().expect("a TLS exchange")
     }
 
     fn ws(&self, path: &str) -> WebSocket<Stream> {
@@ -342,6 +347,8 @@ impl Api {
         loop {
             let v = next_json(&mut self.ws);
             if let Some(e) = v.get("event") {
+                // Binance's wrapper since 2025-08 (the official SDKs drop events without it).
+                assert_eq!(v["subscriptionId"], 0, "{v}");
                 if e["e"] == kind {
                     return e.clone();
                 }
@@ -1143,7 +1150,7 @@ fn faults_gap_dup_garbage_drop_are_visible_to_clients() {
     assert!(saw_gap, "no gap seen");
 
     // dup, through the HTTP control endpoint: one update arrives twice.
-    let (status, body) = sim.http("POST", "/control/dup");
+    let (status, body) = sim.http("POST", "/control/dup?token=t0k3n");
     assert_eq!(status, 200, "{body}");
     let mut saw_dup = false;
     let mut previous = String::new();
@@ -1559,7 +1566,7 @@ fn nothing_open_then_accounting_lists_balances_and_open_order_ids() {
     );
     assert_eq!(r["status"], 200, "{r}");
 
-    let (status, body) = sim.http("POST", "/control/accounting");
+    let (status, body) = sim.http("POST", "/control/accounting?token=t0k3n");
     assert_eq!(status, 200, "{body}");
     let acct: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(acct["open_orders"], 2);
@@ -1633,14 +1640,14 @@ fn drop_api_and_drop_market_close_only_their_kind() {
     let mut api = sim.api();
     assert_eq!(api.call("time", Map::new())["status"], 200);
 
-    let (status, body) = sim.http("POST", "/control/drop/market");
+    let (status, body) = sim.http("POST", "/control/drop/market?token=t0k3n");
     assert_eq!(status, 200, "{body}");
     assert_dropped(&mut market, "market-data connection");
     // The API connection opened before it still answers, and a new stream works.
     assert_eq!(api.call("time", Map::new())["status"], 200);
     let mut again = sim.ws("/ws/btcusdt@depth@100ms");
     next_depth(&mut again);
-    let (status, body) = sim.http("POST", "/control/drop/everything");
+    let (status, body) = sim.http("POST", "/control/drop/everything?token=t0k3n");
     assert_eq!(status, 400, "{body}");
     let acct = sim.stop();
     assert_eq!(acct["dropped_connections"], 2);
@@ -1665,7 +1672,7 @@ fn stall_market_silences_market_data_while_the_api_answers() {
         arrivals
     });
     pause(300);
-    let (status, body) = sim.http("POST", "/control/stall-market/1500");
+    let (status, body) = sim.http("POST", "/control/stall-market/1500?token=t0k3n");
     assert_eq!(status, 200, "{body}");
     pause(100);
     let mut answered = Vec::new();
@@ -1727,10 +1734,7 @@ fn recorded_messages(path: &Path) -> Vec<(String, String, Value)> {
 
 #[test]
 fn replay_serves_the_recorded_stream_exactly() {
-    let Some(data) = shared_data() else {
-        return;
-    };
-    let file = data.join("binance-spot/btcusdt_20240808.gz");
+    let file = bundled_capture();
     let expected = recorded_messages(&file);
     assert_eq!(expected.len(), 41_248);
     let sim = Sim::start(&[&file], &["--speed", "max"]);
@@ -1749,10 +1753,7 @@ fn replay_serves_the_recorded_stream_exactly() {
 
 #[test]
 fn rest_snapshot_is_consistent_with_the_stream() {
-    let Some(data) = shared_data() else {
-        return;
-    };
-    let file = data.join("binance-spot/btcusdt_20240808.gz");
+    let file = bundled_capture();
     let sim = Sim::start(&[&file], &["--speed", "20"]);
     let mut ws = sim.ws("/ws/btcusdt@depth@100ms");
     // Binance's procedure: buffer, snapshot, drop u ≤ lastUpdateId, first applied brackets it.
@@ -1843,4 +1844,93 @@ impl LocalBook {
         }
         self.last_id = diff["u"].as_u64().unwrap();
     }
+}
+
+#[test]
+fn help_never_prints_the_secret_from_the_environment() {
+    let secret = "sEcReT-from-env-0123456789abcdef";
+    let key = "kEy-from-env-0123456789abcdef";
+    let out = Command::new(env!("CARGO_BIN_EXE_mm-exchange"))
+        .arg("--help")
+        .env("MM_EXCHANGE_API_SECRET", secret)
+        .env("MM_EXCHANGE_API_KEY", key)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(text.contains("MM_EXCHANGE_API_SECRET"), "{text}");
+    assert!(!text.contains(secret) && !text.contains(key), "{text}");
+}
+
+#[test]
+fn subscribe_is_bounded_at_1024_streams_and_never_freezes_the_exchange() {
+    let file = bundled_capture();
+    let sim = Sim::start(&[&file], &["--speed", "1"]);
+    let mut ws = sim.ws("/ws");
+    let call = |ws: &mut WebSocket<Stream>, method: &str, names: Vec<String>| -> Value {
+        let request = json!({"method": method, "params": names, "id": 7});
+        ws.send(Message::Text(request.to_string().into())).unwrap();
+        next_json(ws)
+    };
+    // 100,000 names (froze every client for ~27 s under the global lock): refused at once.
+    let many: Vec<String> = (0..100_000).map(|i| format!("s{i}@trade")).collect();
+    #[allow(clippy::disallowed_methods)] // a test measures that the answer is prompt
+    let started = std::time::Instant::now();
+    let reply = call(&mut ws, "SUBSCRIBE", many);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(reply["error"]["code"], 2, "{reply}");
+    assert!(
+        reply["error"]["msg"].as_str().unwrap().contains("1024"),
+        "{reply}"
+    );
+    // Up to 1024 distinct names are taken, duplicates once.
+    let mut names: Vec<String> = (0..1000).map(|i| format!("s{i}@trade")).collect();
+    names.extend((0..24).map(|i| format!("s{i}@trade")));
+    assert_eq!(call(&mut ws, "SUBSCRIBE", names)["result"], Value::Null);
+    let more: Vec<String> = (1000..1024).map(|i| format!("s{i}@trade")).collect();
+    assert_eq!(call(&mut ws, "SUBSCRIBE", more)["result"], Value::Null);
+    let list = call(&mut ws, "LIST_SUBSCRIPTIONS", Vec::new());
+    assert_eq!(list["result"].as_array().unwrap().len(), 1024, "{list}");
+    let reply = call(&mut ws, "SUBSCRIBE", vec!["one@trade".to_string()]);
+    assert_eq!(reply["error"]["code"], 2, "{reply}");
+    let gone: Vec<String> = (0..10).map(|i| format!("s{i}@trade")).collect();
+    assert_eq!(call(&mut ws, "UNSUBSCRIBE", gone)["result"], Value::Null);
+    let list = call(&mut ws, "LIST_SUBSCRIPTIONS", Vec::new());
+    assert_eq!(list["result"].as_array().unwrap().len(), 1014, "{list}");
+    drop(ws);
+    sim.stop();
+}
+
+#[test]
+fn control_needs_the_token_and_the_temp_folder_goes_at_exit() {
+    let file = bundled_capture();
+    let sim = Sim::start(&[&file], &[]);
+    for path in [
+        "/control/stop",
+        "/control/stop?token=wrong",
+        "/control/stall-market/1000?token=",
+    ] {
+        let (status, body) = sim.http("POST", path);
+        assert_eq!(status, 401, "{path}: {body}");
+    }
+    let (status, body) = sim.http(
+        "POST",
+        &format!("/control/accounting?token={CONTROL_TOKEN}"),
+    );
+    assert_eq!(status, 200, "{body}");
+    // Still running (no unauthenticated stop got through).
+    let (status, _) = sim.http("GET", "/api/v3/ping");
+    assert_eq!(status, 200);
+    let cert = sim.cert_path();
+    assert!(cert.is_file());
+    sim.stop();
+    assert!(
+        !cert.parent().unwrap().exists(),
+        "{} left behind",
+        cert.display()
+    );
 }

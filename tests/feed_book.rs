@@ -1,6 +1,6 @@
-//! The feed decoder and the synced book against real recorded Binance data
-//! (`../shared/data/binance-spot/btcusdt_20240808.gz` + `btcusdt_20240809.gz`, one
-//! contiguous 10.8-minute BTCUSDT session).
+//! The feed decoder and the synced book against real recorded Binance data (the bundled
+//! slice `tools/data/btcusdt_20240808.gz`; in an extra run the whole contiguous 10.8-minute
+//! session of ../shared/data, `btcusdt_20240808.gz` + `btcusdt_20240809.gz`).
 //!
 //! Owns: the end-to-end check of the sans-IO hot path on real bytes. Every line is decoded
 //! by the hand scanner and by the serde_json reference (they must agree exactly), the book
@@ -14,51 +14,69 @@
 //! so best bid/ask price *and* quantity must be equal. A bookTicker whose `u` falls strictly
 //! inside a diff's id range shows an intermediate state the diff stream never exposes (the
 //! 100 ms diff only carries the net change), so nothing exact holds there and nothing is
-//! asserted. In this session 1,072 bookTickers line up with a diff id.
+//! asserted. In the full session 1,072 bookTickers line up with a diff id, in the bundled
+//! slice 564.
 //!
-//! If `../shared/data` is absent the test prints `SKIPPED: ../shared/data not found` and
-//! returns; if it is present, missing files are a failure. Never writes anything.
+//! The core test runs on the bundled slice (tools/data); the full session in
+//! `../shared/data` is an extra `#[ignore]`d run (`cargo test -- --include-ignored`) that
+//! fails, not skips, without it. Never writes anything.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use flate2::read::GzDecoder;
+
+#[path = "support/data.rs"]
+mod data;
 
 use mm::book::{DiffOutcome, SyncState, SyncedBook};
 use mm::feed::{reference, BookLevels, BookTicker, Decoder, Event, Level};
 use mm::limits::BOOK_LEVELS_PER_SIDE_DEFAULT;
 use mm::types::{Side, Symbol, SymbolSpec};
 
-const DATA_DIR: &str = "../shared/data";
-const FILES: [&str; 2] = [
-    "binance-spot/btcusdt_20240808.gz",
-    "binance-spot/btcusdt_20240809.gz",
-];
+/// Message counts of a session per its data README: (depth diffs, bookTickers, trades).
+struct Counts {
+    depth_diffs: u64,
+    book_tickers: u64,
+    trades: u64,
+    /// At least this many bookTickers line up with a diff id (the module doc).
+    matched_min: u64,
+}
 
-/// Message counts of the session per the data README.
-const DEPTH_DIFFS: u64 = 6_495;
-const BOOK_TICKERS: u64 = 73_174;
-const TRADES: u64 = 19_904;
+/// The bundled slice (tools/data/README.md).
+const BUNDLED: Counts = Counts {
+    depth_diffs: 3_451,
+    book_tickers: 28_040,
+    trades: 9_757,
+    matched_min: 500,
+};
+
+/// The full 2024-08-08/09 session (../shared/data/README.md).
+const SESSION: Counts = Counts {
+    depth_diffs: 6_495,
+    book_tickers: 73_174,
+    trades: 19_904,
+    matched_min: 1_000,
+};
 
 #[test]
 fn real_session_decodes_syncs_and_matches_book_ticker() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(DATA_DIR);
-    if !root.is_dir() {
-        println!(
-            "SKIPPED: ../shared/data not found (looked at {})",
-            root.display()
-        );
-        return;
-    }
-    let paths: Vec<PathBuf> = FILES.iter().map(|f| root.join(f)).collect();
-    for path in &paths {
-        assert!(
-            path.is_file(),
-            "{} missing although ../shared/data exists",
-            path.display()
-        );
-    }
+    decodes_syncs_and_matches_book_ticker(&[data::bundled_spot()], BUNDLED);
+}
+
+#[test]
+#[ignore = "extra run on ../shared/data: cargo test -- --include-ignored"]
+fn full_shared_session_decodes_syncs_and_matches_book_ticker() {
+    decodes_syncs_and_matches_book_ticker(&data::shared_spot_session(), SESSION);
+}
+
+fn decodes_syncs_and_matches_book_ticker(paths: &[PathBuf], counts: Counts) {
+    let (depth_diffs, book_tickers, trades) =
+        (counts.depth_diffs, counts.book_tickers, counts.trades);
+    let matched_min = counts.matched_min;
 
     let spec = SymbolSpec::from_decimals(
         Symbol::new("BTCUSDT").unwrap(),
@@ -73,7 +91,7 @@ fn real_session_decodes_syncs_and_matches_book_ticker() {
     let mut lines = 0u64;
     let mut line = Vec::new();
 
-    for path in &paths {
+    for path in paths {
         let mut reader = BufReader::new(GzDecoder::new(File::open(path).unwrap()));
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let mut line_no = 0usize;
@@ -167,9 +185,9 @@ fn real_session_decodes_syncs_and_matches_book_ticker() {
     );
 
     assert_eq!(stats.errors_total(), 0);
-    assert_eq!(stats.depth_diffs, DEPTH_DIFFS);
-    assert_eq!(stats.book_tickers, BOOK_TICKERS);
-    assert_eq!(stats.trades, TRADES);
+    assert_eq!(stats.depth_diffs, depth_diffs);
+    assert_eq!(stats.book_tickers, book_tickers);
+    assert_eq!(stats.trades, trades);
     assert_eq!(stats.snapshots, 1);
     assert_eq!(stats.events_total(), lines);
     // Every stream message is in Binance's canonical form: the fast path took all of them
@@ -179,14 +197,14 @@ fn real_session_decodes_syncs_and_matches_book_ticker() {
     assert_eq!(sync.snapshots_too_old, 0);
     assert_eq!(sync.crossed, 0);
     assert_eq!(sync.diffs_discarded, 0);
-    assert_eq!(sync.diffs_applied + sync.diffs_stale, DEPTH_DIFFS);
+    assert_eq!(sync.diffs_applied + sync.diffs_stale, depth_diffs);
     assert!(
         sync.diffs_buffered > 0,
         "the snapshot came after some diffs"
     );
     assert!(matches!(synced.state(), SyncState::Live { .. }));
     assert!(
-        check.matched >= 1_000,
+        check.matched >= matched_min,
         "only {} bookTickers lined up with a diff id",
         check.matched
     );

@@ -8,8 +8,7 @@
 //! = the venue's own accounting, no fill beyond a limit price, no fill before arrival +
 //! latency, open orders equal on both sides, byte-identical output on a second run).
 //!
-//! If `../shared/data` is absent the replay test prints `SKIPPED: ../shared/data not found`
-//! and returns. Never writes anything.
+//! The replay test runs on the bundled real slice (tools/data). Never writes anything.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -408,8 +407,8 @@ fn cancel_racing_a_partial_fill_cancels_the_rest() {
 // Replay of real data
 // ---------------------------------------------------------------------------------------
 
-const DATA_DIR: &str = "../shared/data";
-const FILE: &str = "binance-spot/btcusdt_20240808.gz";
+/// The bundled real capture, committed in the repo.
+const FILE: &str = "tools/data/btcusdt_20240808.gz";
 
 /// What the replay saw, compared across runs.
 #[derive(Debug, PartialEq)]
@@ -630,12 +629,7 @@ fn check_invariants(run: &Replay, entry_min_ns: u64, ack_min_ns: u64) {
 
 #[test]
 fn replay_of_real_data_keeps_the_invariants_and_is_deterministic() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(DATA_DIR);
-    if !root.is_dir() {
-        println!("SKIPPED: ../shared/data not found");
-        return;
-    }
-    let path = root.join(FILE);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(FILE);
     assert!(path.is_file(), "{} missing", path.display());
 
     let constant = SimParams {

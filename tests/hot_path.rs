@@ -1,7 +1,7 @@
 //! The hot market-data loop end to end: `hot::run_feed_loop` — the production loop, with
 //! its `SnapshotFetcher` REST thread and a journal ring — against a loopback venue speaking
 //! Binance's protocol over real TLS 1.3 + WebSocket (tests/support), fed with the recorded
-//! BTCUSDT session (`../shared/data/binance-spot/btcusdt_20240808.gz`, messages as
+//! BTCUSDT session (the bundled slice `tools/data/btcusdt_20240808.gz`, messages as
 //! recorded).
 //!
 //! The venue: `WsServer` serves the combined stream (one text frame per recorded message);
@@ -26,8 +26,8 @@
 //! `too_old_snapshots_are_asked_for_again_with_a_delay` found a bug in src/hot.rs (a
 //! too-old snapshot was asked for again at once, hammering the REST endpoint); it is fixed.
 //!
-//! Tests run one at a time (a lock): each runs a busy-polling hot thread. Needs
-//! ../shared/data: when absent each test prints "SKIPPED" and returns.
+//! Tests run one at a time (a lock): each runs a busy-polling hot thread. The data is
+//! committed in the repo: nothing is skipped on a fresh clone.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -84,7 +84,7 @@ fn syncs_over_tls_and_matches_an_independent_replay() {
     const N: usize = 10_000;
     const SPEEDUP: u64 = 40;
     let _serial = serial();
-    let Some(fx) = Fixture::new(N) else { return };
+    let fx = Fixture::new(N);
     let mut hot = HotRun::start(&fx, None);
     let sc = fx.accept();
     fx.send_paced(&sc, 0..N, SPEEDUP, &mut hot);
@@ -191,9 +191,7 @@ fn tcp_cut_mid_frame_reconnects_and_resyncs() {
     const A: usize = 2_000;
     const LOST: usize = 40;
     let _serial = serial();
-    let Some(fx) = Fixture::new(4_500) else {
-        return;
-    };
+    let fx = Fixture::new(4_500);
     let mut hot = HotRun::start(&fx, None);
     let sc = fx.accept();
     fx.send(&sc, 0..A);
@@ -235,9 +233,7 @@ fn tcp_cut_mid_frame_reconnects_and_resyncs() {
 fn depth_gap_is_counted_and_resynced() {
     const A: usize = 2_000;
     let _serial = serial();
-    let Some(fx) = Fixture::new(4_500) else {
-        return;
-    };
+    let fx = Fixture::new(4_500);
     let mut hot = HotRun::start(&fx, None);
     let sc = fx.accept();
     fx.send(&sc, 0..A);
@@ -279,7 +275,7 @@ fn garbage_json_is_counted_and_skipped() {
         "hello, this is not JSON",
     ];
     let _serial = serial();
-    let Some(fx) = Fixture::new(B) else { return };
+    let fx = Fixture::new(B);
     let mut hot = HotRun::start(&fx, None);
     let sc = fx.accept();
     fx.send(&sc, 0..A);
@@ -330,9 +326,7 @@ fn silent_server_is_stale_then_reconnects_and_resyncs() {
     const A: usize = 2_000;
     const STALE_MS: u64 = 1_000;
     let _serial = serial();
-    let Some(fx) = Fixture::new(4_500) else {
-        return;
-    };
+    let fx = Fixture::new(4_500);
     let mut hot = HotRun::start(&fx, Some(STALE_MS * NS_PER_MS));
     let sc = fx.accept();
     fx.send(&sc, 0..A);
@@ -367,7 +361,7 @@ fn server_ping_gets_a_pong_with_the_same_payload() {
     const B: usize = 3_000;
     const PAYLOAD: &[u8] = b"1723161255343";
     let _serial = serial();
-    let Some(fx) = Fixture::new(B) else { return };
+    let fx = Fixture::new(B);
     let mut hot = HotRun::start(&fx, None);
     let sc = fx.accept();
     fx.send(&sc, 0..A);
@@ -404,9 +398,7 @@ fn server_ping_gets_a_pong_with_the_same_payload() {
 fn shutdown_request_from_another_thread_ends_the_loop_promptly() {
     const A: usize = 1_000;
     let _serial = serial();
-    let Some(fx) = Fixture::new(8_000) else {
-        return;
-    };
+    let fx = Fixture::new(8_000);
     let mut hot = HotRun::start(&fx, None);
     let sc = fx.accept();
     fx.send(&sc, 0..A);
@@ -458,9 +450,7 @@ fn too_old_snapshots_are_asked_for_again_with_a_delay() {
     const A: usize = 2_000;
     const WATCH_MS: u64 = 1_500;
     let _serial = serial();
-    let Some(fx) = Fixture::new(4_000) else {
-        return;
-    };
+    let fx = Fixture::new(4_000);
     let mut hot = HotRun::start(&fx, None);
     let sc = fx.accept();
     fx.send(&sc, 0..A);
@@ -530,11 +520,8 @@ struct Fixture {
 }
 
 impl Fixture {
-    fn new(messages: usize) -> Option<Fixture> {
-        let Some(rec) = Recorded::load(messages) else {
-            println!("SKIPPED: ../shared/data not found");
-            return None;
-        };
+    fn new(messages: usize) -> Fixture {
+        let rec = Recorded::load(&[support::data::bundled_spot()], messages);
         assert_eq!(rec.messages.len(), messages);
         let pki = TestPki::new();
         let id = pki.server_identity(&["localhost", "127.0.0.1"]);
@@ -550,12 +537,12 @@ impl Fixture {
             &id,
             Arc::new(move |_target: &str| v.snapshot_body(served.fetch_add(1, Ordering::SeqCst))),
         );
-        Some(Fixture {
+        Fixture {
             pki,
             ws,
             rest,
             venue,
-        })
+        }
     }
 
     /// The next WebSocket connection, upgraded.

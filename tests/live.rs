@@ -14,7 +14,7 @@
 //! - SIGINT mid-flight: exit 0, every order cancelled and confirmed, the engine's inventory
 //!   equal to the exchange's position.
 //!
-//! Needs ../shared/data: prints "SKIPPED: ../shared/data not found" and returns without it.
+//! Runs on the bundled slice (tools/data): nothing beside the clone is needed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
@@ -28,8 +28,8 @@ use serde_json::Value;
 mod process;
 
 use process::{
-    mm, spot_data, text, write_ed25519_keys, Exchange, Workdir, ED25519_KEY, ED25519_PRIVATE_PEM,
-    KEY, SECRET,
+    data, mm, text, write_ed25519_keys, Exchange, Workdir, ED25519_KEY, ED25519_PRIVATE_PEM, KEY,
+    SECRET,
 };
 
 #[allow(clippy::disallowed_methods)] // tests wait for processes in real time
@@ -268,18 +268,8 @@ fn live_refuses_to_start_without_keys_confirmation_or_target() {
 
 #[test]
 fn live_session_survives_a_crash_and_faults_and_cancels_everything_on_ctrl_c() {
-    let Some(data) = spot_data() else {
-        println!("SKIPPED: ../shared/data not found");
-        return;
-    };
     let work = Workdir::new("mm-live", "e2e");
-    let mut ex = Exchange::start(
-        &[
-            data.join("btcusdt_20240808.gz"),
-            data.join("btcusdt_20240809.gz"),
-        ],
-        &["--speed", "4"],
-    );
+    let mut ex = Exchange::start(&[data::bundled_spot()], &["--speed", "4"]);
 
     // Session 1: trades, then dies without a chance to cancel (SIGKILL).
     let mut s1 = Live::start(&work.0, &ex, &[]);
@@ -434,12 +424,8 @@ fn live_session_survives_a_crash_and_faults_and_cancels_everything_on_ctrl_c() {
 
 #[test]
 fn a_refused_key_stops_the_session_with_the_reason() {
-    let Some(data) = spot_data() else {
-        println!("SKIPPED: ../shared/data not found");
-        return;
-    };
     let work = Workdir::new("mm-live", "badkey");
-    let ex = Exchange::start(&[data.join("btcusdt_20240808.gz")], &["--speed", "4"]);
+    let ex = Exchange::start(&[data::bundled_spot()], &["--speed", "4"]);
     let wrong = "wRoNg-secret-0123456789abcdef";
     let out = live_command(&work.0, &ex)
         .env("BINANCE_API_KEY", KEY)
@@ -461,16 +447,9 @@ fn a_refused_key_stops_the_session_with_the_reason() {
 /// everything. The private key's text is never printed.
 #[test]
 fn live_session_with_an_ed25519_key_logs_on_trades_reconnects_and_cancels_on_ctrl_c() {
-    let Some(data) = spot_data() else {
-        println!("SKIPPED: ../shared/data not found");
-        return;
-    };
     let work = Workdir::new("mm-live", "ed25519");
-    let (mut ex, private, _) = Exchange::start_with_ed25519(
-        &[data.join("btcusdt_20240808.gz")],
-        &["--speed", "4"],
-        &work.0,
-    );
+    let (mut ex, private, _) =
+        Exchange::start_with_ed25519(&[data::bundled_spot()], &["--speed", "4"], &work.0);
     let private = private.display().to_string();
     let keys = [
         ("BINANCE_API_KEY", ED25519_KEY),
@@ -527,16 +506,9 @@ fn live_session_with_an_ed25519_key_logs_on_trades_reconnects_and_cancels_on_ctr
 /// the session stops with the reason and what to check.
 #[test]
 fn a_refused_ed25519_key_stops_the_session_with_the_reason() {
-    let Some(data) = spot_data() else {
-        println!("SKIPPED: ../shared/data not found");
-        return;
-    };
     let work = Workdir::new("mm-live", "ed25519-bad");
-    let (ex, _, wrong) = Exchange::start_with_ed25519(
-        &[data.join("btcusdt_20240808.gz")],
-        &["--speed", "4"],
-        &work.0,
-    );
+    let (ex, _, wrong) =
+        Exchange::start_with_ed25519(&[data::bundled_spot()], &["--speed", "4"], &work.0);
     let out = live_command(&work.0, &ex)
         .env("BINANCE_API_KEY", ED25519_KEY)
         .env("BINANCE_ED25519_PRIVATE_KEY_PATH", &wrong)
@@ -597,12 +569,8 @@ fn live_refuses_ambiguous_or_unreadable_ed25519_keys() {
 /// ACCOUNT and one line per thing it could not verify.
 #[test]
 fn a_stop_the_exchange_never_confirms_is_bounded_and_says_what_is_unverified() {
-    let Some(data) = spot_data() else {
-        println!("SKIPPED: ../shared/data not found");
-        return;
-    };
     let work = Workdir::new("mm-live", "stall-stop");
-    let mut ex = Exchange::start(&[data.join("btcusdt_20240808.gz")], &["--speed", "4"]);
+    let mut ex = Exchange::start(&[data::bundled_spot()], &["--speed", "4"]);
     let mut s = Live::start(&work.0, &ex, &[]);
     s.wait_for("live: reconciled (start)", 60);
     s.wait_for("venue: ack", 60);
@@ -636,4 +604,32 @@ fn a_stop_the_exchange_never_confirms_is_bounded_and_says_what_is_unverified() {
         log.contains("live: stop deadline (live.shutdown_wait_s) passed without confirmation"),
         "{log}"
     );
+}
+
+#[test]
+fn a_closed_stdout_neither_aborts_live_nor_leaves_orders_resting() {
+    let work = Workdir::new("mm-live", "epipe");
+    let mut ex = Exchange::start(&[data::bundled_spot()], &["--speed", "4"]);
+    let mut s = Live::start(&work.0, &ex, &[]);
+    // Whoever read mm's stdout is gone (`mm … | head`, a dead tee): writes get EPIPE.
+    drop(s.child.as_mut().unwrap().stdout.take());
+    s.wait_for("live: reconciled (start)", 60);
+    s.wait_for("venue: ack", 60);
+    let out = s.signal("-INT");
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let log = s.log();
+    for needle in [
+        "console: writing to stdout failed",
+        "live: the exchange confirms no order of ours is open",
+        "shutdown clean",
+    ] {
+        assert!(
+            log.contains(needle),
+            "{needle:?} missing from the log:\n{log}"
+        );
+    }
+    let after = ex.accounting();
+    assert_eq!(after["open_orders"].as_u64(), Some(0), "{after}");
 }

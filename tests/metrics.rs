@@ -6,7 +6,7 @@
 //! carry the session's counters and histograms, and the OpenMetrics variant (asked for
 //! with `Accept`) must end with `# EOF`. Anything but `/metrics` is a 404.
 //!
-//! Needs ../shared/data: prints "SKIPPED: ../shared/data not found" and returns without it.
+//! Runs on the bundled real slice (tools/data), so a fresh clone runs it too.
 //! Needs `promtool` on PATH: fails (never skips) without it, saying how to install it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
@@ -19,7 +19,7 @@ use std::time::Duration;
 #[path = "support/process.rs"]
 mod process;
 
-use process::{mm, spot_data, text, Exchange, Workdir};
+use process::{data, mm, text, Exchange, Workdir};
 
 #[allow(clippy::disallowed_methods)] // the test waits for the session in real time
 fn pause(ms: u64) {
@@ -60,12 +60,8 @@ fn the_metrics_endpoint_serves_valid_prometheus_text_during_paper_trading() {
         "promtool not found: install the Debian package `prometheus` (apt-get install -y \
          prometheus), as .ci/run does"
     );
-    let Some(data) = spot_data() else {
-        println!("SKIPPED: ../shared/data not found");
-        return;
-    };
     let work = Workdir::new("mm-metrics", "paper");
-    let exchange = Exchange::start(&[data.join("btcusdt_20240808.gz")], &["--speed", "20"]);
+    let exchange = Exchange::start(&[data::bundled_spot()], &["--speed", "20"]);
     let (endpoint, ca) = (exchange.endpoint_flag(), exchange.ca_flag());
     let paper = mm(
         &work.0,

@@ -3,8 +3,9 @@
 //! the f64 reference, never crosses and keeps the spread inside the clamp.
 //!
 //! Owns: a counting global allocator that counts on the current thread only (libtest's own
-//! threads allocate). Reads `../shared/data` through the system `gzip` (no extra crate);
-//! never writes anything and never touches the network.
+//! threads allocate). Reads the bundled slice (tools/data; the full session in
+//! `../shared/data` in an extra `#[ignore]`d run) through the system `gzip` (no extra
+//! crate); never writes anything and never touches the network.
 
 #![allow(unsafe_code)]
 // the counting allocator below, and nothing else
@@ -16,6 +17,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::path::Path;
 use std::process::Command;
+
+#[path = "support/data.rs"]
+mod data;
 
 use mm::model::{avellaneda, ofi_from_f64, sigma_from_f64, Params, QuoteInput, Quoter};
 use mm::modes::spread_check;
@@ -131,11 +135,24 @@ fn recorded_books(path: &Path, spec: &SymbolSpec) -> Vec<(Price, Price)> {
 
 #[test]
 fn recorded_btcusdt_books_quote_sanely() {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/binance-spot");
+    // The bundled slice: 28,040 bookTickers (tools/data/README.md).
+    books_quote_sanely(&[data::bundled_spot()], 28_040);
+}
+
+#[test]
+#[ignore = "extra run on ../shared/data: cargo test -- --include-ignored"]
+fn full_shared_session_books_quote_sanely() {
+    // The whole 2024-08-08/09 session: 73,174 bookTickers (../shared/data/README.md).
+    books_quote_sanely(&data::shared_spot_session(), 73_174);
+}
+
+fn books_quote_sanely(files: &[std::path::PathBuf], book_tickers: usize) {
     let spec = btc();
-    let mut books = recorded_books(&data.join("btcusdt_20240808.gz"), &spec);
-    books.extend(recorded_books(&data.join("btcusdt_20240809.gz"), &spec));
-    assert!(books.len() > 70_000, "only {} books", books.len());
+    let books: Vec<(Price, Price)> = files
+        .iter()
+        .flat_map(|f| recorded_books(f, &spec))
+        .collect();
+    assert_eq!(books.len(), book_tickers);
 
     let params = Params::default();
     let quoter = Quoter::new(params, spec).unwrap();

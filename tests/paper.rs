@@ -3,9 +3,10 @@
 //! against the simulated venue, and is stopped with Ctrl+C (SIGINT). Asserts a sensible
 //! session: exit 0 after a clean shutdown, quotes and fills, the six KPIs in the final
 //! report, a KPI snapshot that `--mode=kpi --once` prints, a latency dump that
-//! `--mode=latency` decodes, and the order life cycle in the log.
+//! `--mode=latency` decodes, the order life cycle in the log, and the stale-data stop (the
+//! exchange's market data stalled for 8 s) tripping and clearing as in live.
 //!
-//! Needs ../shared/data: prints "SKIPPED: ../shared/data not found" and returns without it.
+//! Runs on the bundled slice (tools/data): nothing beside the clone is needed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
@@ -15,30 +16,44 @@ use std::time::Duration;
 #[path = "support/process.rs"]
 mod process;
 
-use process::{mm, spot_data, text, Exchange, Workdir};
+use process::{data, mm, text, Exchange, Workdir};
 
 #[test]
 fn paper_trading_against_the_local_exchange_reports_kpis_and_latency() {
-    let Some(data) = spot_data() else {
-        println!("SKIPPED: ../shared/data not found");
-        return;
-    };
     let work = Workdir::new("mm-paper", "e2e");
 
     // The exchange, 20× real time, TLS on an ephemeral port.
-    let exchange = Exchange::start(&[data.join("btcusdt_20240808.gz")], &["--speed", "20"]);
+    let mut exchange = Exchange::start(&[data::bundled_spot()], &["--speed", "20"]);
 
-    // Paper trading, stopped by SIGINT after ~20 s (≈ 400 s of market at 20×).
+    // Paper trading, stopped by SIGINT after ~20 s (≈ 400 s of market at 20×), with 8 s
+    // of silent market data in the middle (risk.stale_data_ms = 5 s): quoting must stop
+    // and resume exactly as live does.
     let endpoint = exchange.endpoint_flag();
     let ca = exchange.ca_flag();
-    let paper = mm(&work.0, &["--mode=paper-trading", &endpoint, &ca])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // A tight quote (1–2 bps), as tests/live.rs sets it: this tests the plumbing, and with
+    // the default fee-wide spread 12 s of trading may see no fill.
+    let paper = mm(
+        &work.0,
+        &[
+            "--mode=paper-trading",
+            &endpoint,
+            &ca,
+            "--set",
+            "quoting.spread_min_bps=1",
+            "--set",
+            "quoting.spread_max_bps=2",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let pid = paper.id();
     #[allow(clippy::disallowed_methods)] // a test waits for the session to trade a while
-    std::thread::sleep(Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(6));
+    exchange.command("stall-market 8000");
+    #[allow(clippy::disallowed_methods)] // the stall, then trading again
+    std::thread::sleep(Duration::from_secs(14));
     let status = Command::new("kill")
         .args(["-INT", &pid.to_string()])
         .status()
@@ -120,6 +135,8 @@ fn paper_trading_against_the_local_exchange_reports_kpis_and_latency() {
         "venue: ack",
         "venue: fill",
         "book: snapshot loaded",
+        "trading stopped: StaleData",
+        "trading resumed",
         "trading stopped: Shutdown",
         "stopped by signal",
         "shutdown clean",

@@ -17,9 +17,9 @@
 //! replay speeds keep each replay a few seconds long, so the recorder's snapshot request is
 //! answered while the stream is still running, even on a loaded machine.
 //!
-//! Needs ../shared/data: when it is absent each test prints "SKIPPED: ../shared/data not
-//! found" and returns; when it is present they must pass. The tests take one lock so that
-//! only one busy-polling recorder runs at a time.
+//! The capture is the bundled slice (tools/data, the same bytes as
+//! ../shared/data/binance-spot/btcusdt_20240808.gz): nothing beside the clone is needed. The
+//! tests take one lock so that only one busy-polling recorder runs at a time.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
 
@@ -46,13 +46,10 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 #[test]
 fn recording_the_replayed_capture_gives_its_messages_byte_for_byte_and_again_from_the_journal() {
-    let Some(data) = shared_data() else {
-        return;
-    };
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let started = now();
     let work = Workdir::new("fidelity");
-    let capture = data.join("binance-spot/btcusdt_20240808.gz");
+    let capture = bundled_capture();
     let messages: Vec<(u64, String)> = capture_lines(&capture)
         .filter(|(_, json)| json.starts_with("{\"stream\":"))
         .collect();
@@ -103,13 +100,10 @@ fn recording_the_replayed_capture_gives_its_messages_byte_for_byte_and_again_fro
 
 #[test]
 fn a_torn_journal_replays_its_complete_records() {
-    let Some(data) = shared_data() else {
-        return;
-    };
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let started = now();
     let work = Workdir::new("torn");
-    let capture = data.join("binance-spot/btcusdt_20240808.gz");
+    let capture = bundled_capture();
 
     // The capture's first messages (and its snapshot) as a journal, the last record cut
     // in the middle of its payload, as a crash mid-write leaves it.
@@ -443,8 +437,8 @@ struct Proc {
 impl Proc {
     fn spawn(mut cmd: Command, name: &'static str) -> Proc {
         // The tests must not see a developer's own overrides.
-        for (var, _) in std::env::vars() {
-            if var.starts_with("MM_") {
+        for (var, _) in std::env::vars_os() {
+            if var.as_encoded_bytes().starts_with(b"MM__") {
                 cmd.env_remove(var);
             }
         }
@@ -653,14 +647,9 @@ fn read_logs(dir: &Path) -> String {
     text
 }
 
-fn shared_data() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        println!("SKIPPED: ../shared/data not found");
-        None
-    }
+/// The bundled capture, committed in the repo.
+fn bundled_capture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/data/btcusdt_20240808.gz")
 }
 
 fn now() -> Instant {

@@ -6,9 +6,12 @@
 //! snapshot for the whole run (the first), no gap, no disconnect, and market data keeps
 //! flowing after each switch.
 //!
-//! Needs ../shared/data: prints "SKIPPED: ../shared/data not found" and returns without it.
+//! Runs on the bundled real slice (tools/data), so a fresh clone runs it too.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+// test code: a panic is a failed test
+// support/ and support/process.rs both carry the data-path helper (support/data.rs).
+#![allow(clippy::duplicate_mod)]
 
 mod support;
 
@@ -35,11 +38,7 @@ const NS_PER_S: u64 = 1_000_000_000;
 
 #[test]
 fn rotation_switches_to_a_caught_up_standby_without_a_gap_or_a_resync() {
-    let Some(data) = process::spot_data() else {
-        println!("SKIPPED: ../shared/data not found");
-        return;
-    };
-    let ex = process::Exchange::start(&[data.join("btcusdt_20240808.gz")], &["--speed", "4"]);
+    let ex = process::Exchange::start(&[process::data::bundled_spot()], &["--speed", "4"]);
     let work = process::Workdir::new("mm-rotation", "run");
     let symbol = btcusdt_spec().symbol;
     let roots = TlsRoots::CaFile(ex.cert.clone());

@@ -40,7 +40,7 @@
 //! Diagnostics: with `MM_ZERO_ALLOC_BACKTRACE=1` the first counted allocations are printed
 //! with a backtrace (captured inside the allocator behind a re-entrancy guard).
 //!
-//! Needs ../shared/data: prints "SKIPPED: ../shared/data not found" and returns without it.
+//! Runs on the bundled slice (tools/data): nothing beside the clone is needed.
 //! It changes the process's working directory (`kpi/`, `latency/` are relative to it): it
 //! is the only test of this binary.
 
@@ -61,7 +61,7 @@ use mm::modes::live::{self, LiveArgs};
 use mm::shutdown::Shutdown;
 use mm::telemetry::log::Logger;
 
-use process::{spot_data, Exchange, Workdir, ED25519_KEY, KEY, SECRET};
+use process::{data, Exchange, Workdir, ED25519_KEY, KEY, SECRET};
 
 /// The counted window lasts at least this long (the session replays at 4×).
 const WINDOW: Duration = Duration::from_secs(16);
@@ -87,29 +87,19 @@ enum Keys {
 #[test]
 fn live_hot_loop_trades_against_the_exchange_without_allocating() {
     counting::self_test();
-    let Some(data) = spot_data() else {
-        println!("SKIPPED: ../shared/data not found");
-        return;
-    };
     for keys in [Keys::Hmac, Keys::Ed25519] {
         counting::reset();
-        trade_without_allocating(&data, keys);
+        trade_without_allocating(keys);
     }
 }
 
 /// One session with `keys`: warm-up, the counted window, the wind-down.
-fn trade_without_allocating(data: &Path, keys: Keys) {
+fn trade_without_allocating(keys: Keys) {
     println!("== {keys:?} key");
     let t0 = now();
     let work = Workdir::new("mm-zero-alloc-live", &format!("{keys:?}"));
-    let (mut ex, private, _) = Exchange::start_with_ed25519(
-        &[
-            data.join("btcusdt_20240808.gz"),
-            data.join("btcusdt_20240809.gz"),
-        ],
-        &["--speed", "4"],
-        &work.0,
-    );
+    let (mut ex, private, _) =
+        Exchange::start_with_ed25519(&[data::bundled_spot()], &["--speed", "4"], &work.0);
     let home = std::env::current_dir().unwrap();
     // kpi/ and latency/ are written relative to the working directory.
     std::env::set_current_dir(&work.0).unwrap();

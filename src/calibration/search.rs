@@ -209,7 +209,7 @@ impl Progress {
         if self.terminal {
             const WIDTH: usize = 30;
             let filled = done * WIDTH / self.total;
-            eprint!(
+            crate::errprint!(
                 "\r{} [{}{}] {done}/{} ({percent:>3}%) ETA {eta_s:.0} s ",
                 self.label,
                 "#".repeat(filled),
@@ -217,12 +217,13 @@ impl Progress {
                 self.total
             );
             if done == self.total {
-                eprintln!();
+                crate::errln!();
             }
         } else if done == self.total || (done * 10 / self.total) > ((done - 1) * 10 / self.total) {
-            eprintln!(
+            crate::errln!(
                 "{}: {done}/{} runs ({percent}%), {elapsed_s:.1} s elapsed, ETA {eta_s:.0} s",
-                self.label, self.total
+                self.label,
+                self.total
             );
         }
     }

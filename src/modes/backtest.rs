@@ -219,13 +219,28 @@ pub fn run(
         stats.skipped_unknown_kind + stats.skipped_other_symbol,
         load_ns as f64 / 1e9
     )?;
-    if stats.events == 0 {
+    for (file, bytes, zeros) in &stats.torn_tails {
+        let why = if *zeros {
+            "zero bytes after the last complete record (a power loss)"
+        } else {
+            "the last record is cut (a crash mid-write)"
+        };
+        crate::errln!(
+            "mm: notice: {file}: torn tail of {bytes} bytes skipped — {why}; every complete \
+             record before it is replayed"
+        );
+    }
+    // Snapshots name no symbol: data of another symbol leaves only them.
+    let market_events = stats.depth_diffs + stats.book_tickers + stats.trades;
+    if market_events == 0 {
         anyhow::bail!(
-            "no events to replay in {} ({} frames of other symbols, {} of kinds the engine \
-             does not use); check --symbol",
+            "no {} market events to replay in {} ({} frames of other symbols, {} of kinds \
+             the engine does not use, {} snapshots); check --symbol",
+            config.spec.symbol,
             tape.sources().join(", "),
             stats.skipped_other_symbol,
-            stats.skipped_unknown_kind
+            stats.skipped_unknown_kind,
+            stats.snapshots
         );
     }
     if !args.grid.is_empty() {
@@ -236,7 +251,7 @@ pub fn run(
     let total = tape.events().len();
     let mut progress = |done: usize| {
         if progress_on {
-            eprint!(
+            crate::errprint!(
                 "\rreplay {:>3}% {done}/{total} events",
                 done.saturating_mul(100) / total.max(1)
             );
@@ -245,7 +260,7 @@ pub fn run(
     };
     let replayed = simulate(config, &tape, Some(&mut progress))?;
     if progress_on {
-        eprintln!("\rreplay 100% {total}/{total} events");
+        crate::errln!("\rreplay 100% {total}/{total} events");
     }
     let timing = report::Timing {
         load_s: load_ns as f64 / 1e9,

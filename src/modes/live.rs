@@ -68,7 +68,7 @@ const WIND_QUERY_AFTER_NS: u64 = 1_000_000_000;
 /// Venue counters go to the log this often, ns.
 const STATS_EVERY_NS: u64 = 10_000_000_000;
 /// Without venue reports, the trader's timer runs this often, ns.
-const TIMER_EVERY_NS: u64 = 1_000_000;
+pub(crate) const TIMER_EVERY_NS: u64 = 1_000_000;
 /// Order counts go to the side thread this often, ns.
 const COUNTS_EVERY_NS: u64 = 1_000_000_000;
 /// The engine's open orders are checked against the exchange's this often, ns.
@@ -1376,7 +1376,7 @@ pub fn run(
         config.risk.session_loss_max_atoms as f64 / 1e8,
         rules.quote_asset,
     );
-    println!("{banner}");
+    crate::outln!("{banner}");
     log.info(format_args!("{banner}"));
 
     let mut order_conn = ConnConfig::new(&config.live.ws_api_url, roots.clone());
@@ -1500,10 +1500,12 @@ pub fn run(
     fetcher.join();
     let (end, loop_stats) = result?;
     log.info(format_args!(
-        "live: stopped ({}) — {} frames, {} quotes, {} requests, {} executions; open orders \
-         {open_orders_local} per the engine, {} per the exchange; {dropped} records dropped",
+        "live: stopped ({}) — {} frames, {} refused by the decoder, {} quotes, {} requests, \
+         {} executions; open orders {open_orders_local} per the engine, {} per the exchange; \
+         {dropped} records dropped",
         end.describe(),
         loop_stats.frames,
+        loop_stats.decode_errors,
         loop_stats.engine.quotes,
         stats.requests_sent,
         stats.executions,

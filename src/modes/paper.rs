@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
 
-use crate::config::Config;
+use crate::config::{Config, LogLevel};
 use crate::engine::{Engine, EngineStats, Step, TradeRecord, Trader};
 use crate::feed::{BookLevels, Decoder, Event};
 use crate::hot::{self, FeedLoopConfig, FeedSink, HotRecord, LoopEnd, SnapshotFetcher};
@@ -76,6 +76,8 @@ pub struct PaperSink {
     dropped: u64,
     next_counts_ns: u64,
     counts: Sender<OrderCounts>,
+    /// When the trader's timer runs next without venue reports (as live runs it).
+    next_timer_ns: u64,
 }
 
 impl FeedSink for PaperSink {
@@ -101,7 +103,12 @@ impl FeedSink for PaperSink {
 
     #[inline]
     fn on_idle(&mut self, now_ns: u64, _registry: &mio::Registry) {
-        if self.venue.next_due_ns().is_some_and(|due| due <= now_ns) {
+        // The trader's timer (simulated venue reports, stale-data and kill-switch checks)
+        // runs when the venue has something due, else once per TIMER_EVERY_NS, exactly as
+        // live runs it: a silent market stops quoting after risk.stale_data_ms here too.
+        let due = self.venue.next_due_ns().is_some_and(|due| due <= now_ns);
+        if due || now_ns >= self.next_timer_ns {
+            self.next_timer_ns = now_ns + super::live::TIMER_EVERY_NS;
             let records = &self.records;
             let dropped = &mut self.dropped;
             self.trader.on_timer(now_ns, &mut self.venue, &mut |r| {
@@ -199,7 +206,7 @@ pub fn run(
         snapshot_path.display(),
         latency_path.display()
     ));
-    println!("paper trading {symbol} from {url} (simulated fills); Ctrl+C stops and prints the final report");
+    crate::outln!("paper trading {symbol} from {url} (simulated fills); Ctrl+C stops and prints the final report");
 
     let (trade_tx, trade_rx) = bounded(TRADE_RECORD_CHANNEL_DEPTH);
     let (hot_tx, hot_rx) = bounded(hot::HOT_RECORD_CHANNEL_DEPTH);
@@ -227,6 +234,7 @@ pub fn run(
         dropped: 0,
         next_counts_ns: 0,
         counts: counts_tx,
+        next_timer_ns: 0,
     };
     let mut decoder = Decoder::new(config.spec);
     let loop_cfg = FeedLoopConfig {
@@ -271,15 +279,33 @@ pub fn run(
         .map_err(|_| anyhow::anyhow!("the side thread panicked"))??;
     fetcher.join();
     let (end, stats) = result?;
-    log.info(format_args!(
-        "paper-trading: stopped ({}) — {} frames, {} quotes, {} gaps, {} open orders left, \
-         {records_dropped} records dropped",
-        end.describe(),
+    let level = if stats.decode_errors > 0 {
+        LogLevel::Warn
+    } else {
+        LogLevel::Info
+    };
+    log.log(
+        level,
+        format_args!(
+            "paper-trading: stopped ({}) — {} frames, {} refused by the decoder, {} quotes, {} \
+             gaps, {} open orders left, {records_dropped} records dropped",
+            end.describe(),
+            stats.frames,
+            stats.decode_errors,
+            stats.engine.quotes,
+            stats.engine.gaps,
+            open_left
+        ),
+    );
+    // A session that never saw its symbol's market data did nothing: say so, exit 1.
+    anyhow::ensure!(
+        stats.engine.events > 0,
+        "paper-trading: no {} market data arrived in the session ({} frames, {} refused by \
+         the decoder): check --symbol / market.symbol and --endpoint",
+        config.spec.symbol,
         stats.frames,
-        stats.engine.quotes,
-        stats.engine.gaps,
-        open_left
-    ));
+        stats.decode_errors
+    );
     Ok(PaperSummary {
         end,
         kpi,
@@ -419,7 +445,7 @@ impl SideThread {
         self.tracker.finish();
         let snapshot = self.tracker.snapshot(now);
         write_snapshot(&self.snapshot_path, &snapshot)?;
-        println!("{}", render_report(&snapshot, &self.title));
+        crate::outln!("{}", render_report(&snapshot, &self.title));
         if let Some(writer) = self.writer.take() {
             self.latency_files = writer.finish(self.tracker.latency_mut(), now)?;
         }
@@ -434,7 +460,7 @@ impl SideThread {
             self.next_report_ns = now + self.report_every_ns;
             let snapshot = self.tracker.snapshot(now);
             write_snapshot(&self.snapshot_path, &snapshot)?;
-            println!("{}", render_report(&snapshot, &self.title));
+            crate::outln!("{}", render_report(&snapshot, &self.title));
         }
         Ok(())
     }

@@ -86,7 +86,7 @@ pub fn run(
         "record: {symbol} from {url} (snapshots from {snapshot_url}) into {}",
         path.display()
     ));
-    println!("recording {symbol} from {url} into {}", path.display());
+    crate::outln!("recording {symbol} from {url} into {}", path.display());
 
     let (mut ring, drain) = frame_ring(JOURNAL_RING_BYTES);
     let (records_tx, records_rx) = bounded(HOT_RECORD_CHANNEL_DEPTH);
@@ -261,6 +261,22 @@ pub fn log_record(log: &LogHandle, record: &HotRecord) {
             "market data: the standby did not catch up before the age limit; rotating \
              break-before-make (resync)"
         )),
+        HotRecord::DecodeFailed {
+            error,
+            total,
+            len,
+            head,
+            head_len,
+            ..
+        } => {
+            let shown = &head[..usize::from(*head_len).min(head.len())];
+            let more = if *len > shown.len() { "…" } else { "" };
+            log.warn(format_args!(
+                "feed: market frame refused by the decoder ({error:?}; {total} refused so \
+                 far), {len} bytes: {}{more}",
+                shown.escape_ascii()
+            ));
+        }
         HotRecord::PinFailed { core } => log.warn(format_args!(
             "engine: could not pin the hot thread to core {core}; running unpinned"
         )),

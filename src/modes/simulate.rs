@@ -85,6 +85,9 @@ pub struct Row {
     pub final_q_std: f64,
 }
 
+/// Most Monte Carlo paths a run accepts (a thousand times the paper's 1000).
+pub const MAX_PATHS: usize = 1_000_000;
+
 /// The experiment's risk aversions, in row order, per (price unit · share).
 pub const GAMMAS: [f64; 3] = [0.1, 0.01, 1.0];
 
@@ -92,11 +95,23 @@ pub const GAMMAS: [f64; 3] = [0.1, 0.01, 1.0];
 /// the symmetric one, each over `paths` paths drawn from `seed` (see the module doc).
 /// With `paths = 0` every statistic is NaN (an empty sample); [`run`] rejects that.
 pub fn simulate(seed: u64, paths: usize) -> Vec<Row> {
+    let (rows, _) = simulate_until(seed, paths, &|| false);
+    rows
+}
+
+/// [`simulate`], checking `stop` before each path: returns the rows over the paths done
+/// and how many that was (fewer than `paths` when `stop` said so).
+pub fn simulate_until(seed: u64, paths: usize, stop: &dyn Fn() -> bool) -> (Vec<Row>, usize) {
     let (mut mid_rng, mut fill_rng) = random_sources(seed);
     let spreads = GAMMAS.map(mean_inventory_spread);
     let mut stats = [[PairStats::default(); STRATEGIES.len()]; GAMMAS.len()];
     let mut draws = PathDraws::new();
+    let mut done = 0;
     for _ in 0..paths {
+        if stop() {
+            break;
+        }
+        done += 1;
         draws.redraw(&mut mid_rng, &mut fill_rng);
         for (g, &gamma) in GAMMAS.iter().enumerate() {
             for (j, &strategy) in STRATEGIES.iter().enumerate() {
@@ -122,17 +137,24 @@ pub fn simulate(seed: u64, paths: usize) -> Vec<Row> {
             });
         }
     }
-    rows
+    (rows, done)
 }
 
 /// Runs the experiment and writes the paper-style table, or with `json` exactly one JSON
 /// object on one line: `{"rows":[{"gamma":…,"strategy":"inventory",…},…]}`.
-pub fn run(args: &SimulateArgs, out: &mut dyn Write) -> Result<()> {
+/// Stops (an error, nothing printed) at the first Ctrl+C/SIGTERM that `stop` reports.
+pub fn run(args: &SimulateArgs, out: &mut dyn Write, stop: &dyn Fn() -> bool) -> Result<()> {
     ensure!(
-        args.paths > 0,
-        "simulate: --paths must be at least 1 (got 0); the paper uses 1000"
+        (1..=MAX_PATHS).contains(&args.paths),
+        "simulate: --paths must be 1 to {MAX_PATHS} (got {}); the paper uses 1000",
+        args.paths
     );
-    let rows = simulate(args.seed, args.paths);
+    let (rows, done) = simulate_until(args.seed, args.paths, stop);
+    ensure!(
+        done == args.paths,
+        "simulate: stopped by signal after {done} of {} paths; no table printed",
+        args.paths
+    );
     if args.json {
         let line = serde_json::to_string(&JsonReport { rows: &rows })?;
         writeln!(out, "{line}")?;
@@ -536,9 +558,34 @@ mod tests {
             json: false,
         };
         let mut out = Vec::new();
-        let err = run(&args, &mut out).expect_err("paths = 0 must fail");
+        let err = run(&args, &mut out, &|| false).expect_err("paths = 0 must fail");
+        assert!(err.to_string().contains("--paths must be 1 to"), "{err}");
+        assert!(out.is_empty());
+        for paths in [MAX_PATHS + 1, usize::MAX] {
+            let args = SimulateArgs { paths, ..args };
+            let err = run(&args, &mut out, &|| false).expect_err("too many paths must fail");
+            assert!(err.to_string().contains("--paths must be 1 to"), "{err}");
+        }
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_stop_request_ends_the_run_at_once_without_a_table() {
+        let args = SimulateArgs {
+            seed: 1,
+            paths: MAX_PATHS,
+            json: false,
+        };
+        let checks = std::cell::Cell::new(0u32);
+        let stop = || {
+            checks.set(checks.get() + 1);
+            checks.get() > 3
+        };
+        let mut out = Vec::new();
+        let err = run(&args, &mut out, &stop).expect_err("a stop must end the run");
         assert!(
-            err.to_string().contains("--paths must be at least 1"),
+            err.to_string()
+                .contains("stopped by signal after 3 of 1000000 paths"),
             "{err}"
         );
         assert!(out.is_empty());
@@ -552,7 +599,7 @@ mod tests {
             json: true,
         };
         let mut out = Vec::new();
-        run(&args, &mut out).expect("run");
+        run(&args, &mut out, &|| false).expect("run");
         let text = String::from_utf8(out).expect("utf8");
         assert_eq!(text.lines().count(), 1);
         let value: serde_json::Value = serde_json::from_str(text.trim_end()).expect("json");
@@ -591,7 +638,7 @@ mod tests {
             json: false,
         };
         let mut out = Vec::new();
-        run(&args, &mut out).expect("run");
+        run(&args, &mut out, &|| false).expect("run");
         let text = String::from_utf8(out).expect("utf8");
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].contains("Avellaneda & Stoikov (2008)"));

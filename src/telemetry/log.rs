@@ -232,7 +232,7 @@ impl FileWriter {
             writeln!(file, "{stamp} {:<5} {text}", level.as_str())?;
         }
         if self.echo_stderr && level <= LogLevel::Warn {
-            eprintln!("{stamp} {:<5} {text}", level.as_str());
+            crate::errln!("{stamp} {:<5} {text}", level.as_str());
         }
         Ok(())
     }

@@ -1,4 +1,5 @@
-//! Binance-shaped fixtures built from the recorded BTCUSDT session in `../shared/data`,
+//! Binance-shaped fixtures built from a recorded BTCUSDT session (the bundled slice in
+//! `tools/data`, or the full session in `../shared/data` for the extra runs),
 //! for the hot-path tests (`tests/hot_path.rs`, `tests/zero_alloc.rs`).
 //!
 //! Owns: loading the recorded lines as recorded (`Recorded`); `Msg`, a serde_json parse of
@@ -11,14 +12,14 @@
 //! snapshot endpoint), recording each request target. Also `btcusdt_spec` and
 //! `engine_params`, the engine as the modes build it from the default configuration.
 //!
-//! Invariants: reads only `../shared/data`; binds 127.0.0.1 only; every socket wait is
+//! Invariants: reads only the recorded files it is given; binds 127.0.0.1 only; every socket wait is
 //! bounded. Never: uses mm's decoder or book (this is the independent side of each check).
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -37,8 +38,6 @@ use mm::types::{Price, Qty, Symbol, SymbolSpec};
 
 use super::{server_tls_config, ServerIdentity};
 
-/// The two files of the contiguous 2024-08-08/09 BTCUSDT session, in order.
-pub const SESSION_FILES: [&str; 2] = ["btcusdt_20240808.gz", "btcusdt_20240809.gz"];
 /// 10⁻⁸ units per tick (BTCUSDT tick 0.01).
 pub const E8_PER_TICK: u64 = 1_000_000;
 /// 10⁻⁸ units per lot (BTCUSDT step 0.00001).
@@ -67,12 +66,6 @@ pub fn engine_params(sigma_sample_s: f64) -> EngineParams {
     }
 }
 
-/// `../shared/data/binance-spot`, if present.
-pub fn data_dir() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/binance-spot");
-    dir.is_dir().then_some(dir)
-}
-
 /// One recorded line: the recorder's receive time and the JSON exactly as received.
 #[derive(Clone, Debug)]
 pub struct Line {
@@ -93,16 +86,13 @@ pub struct Recorded {
 }
 
 impl Recorded {
-    /// The first `max_messages` stream messages of the session (and its snapshot), or
-    /// `None` when `../shared/data` is absent. Panics if the data folder exists but a file
-    /// is missing or malformed.
-    pub fn load(max_messages: usize) -> Option<Recorded> {
-        let dir = data_dir()?;
+    /// The first `max_messages` stream messages of the session in `files` (in order) and
+    /// its snapshot. Panics if a file is missing or malformed.
+    pub fn load(files: &[PathBuf], max_messages: usize) -> Recorded {
         let mut snapshot = None;
         let mut messages = Vec::new();
-        'files: for name in SESSION_FILES {
-            let path = dir.join(name);
-            let file = File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        'files: for path in files {
+            let file = File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let mut reader = BufReader::new(GzDecoder::new(file));
             let mut line = Vec::new();
             loop {
@@ -130,11 +120,11 @@ impl Recorded {
         }
         let snapshot = snapshot.expect("the session has a REST snapshot");
         let parsed = messages.iter().map(|l| Msg::parse(&l.json)).collect();
-        Some(Recorded {
+        Recorded {
             snapshot,
             messages,
             parsed,
-        })
+        }
     }
 
     /// The exchange's true book once the first `pos` messages have been produced: the

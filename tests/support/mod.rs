@@ -24,6 +24,8 @@
 )]
 
 pub mod binance;
+pub mod data;
+pub mod mutate;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

@@ -140,9 +140,10 @@ pub fn print_backtraces() {
     }
 }
 
-/// The counter counts a marked thread's allocation, and only a marked thread's; turns
-/// the backtrace diagnostic on if asked for.
+/// Resets the counts, then checks that the counter counts a marked thread's allocation,
+/// and only a marked thread's; turns the backtrace diagnostic on if asked for.
 pub fn self_test() {
+    reset();
     set_phase(SELF_TEST);
     std::thread::spawn(|| drop(black_box(Vec::<u8>::with_capacity(3))))
         .join()

@@ -107,8 +107,10 @@ impl Drop for Workdir {
 pub fn mm(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mm"));
     cmd.args(args).current_dir(dir);
-    for (name, _) in std::env::vars() {
-        if name.starts_with("MM__") || name.starts_with("BINANCE_") {
+    // vars_os: a non-UTF-8 variable elsewhere in the environment must not panic here.
+    for (name, _) in std::env::vars_os() {
+        let bytes = name.as_encoded_bytes();
+        if bytes.starts_with(b"MM__") || bytes.starts_with(b"BINANCE_") {
             cmd.env_remove(name);
         }
     }
@@ -123,11 +125,8 @@ pub fn text(out: &Output) -> (String, String) {
     )
 }
 
-/// The recorded spot data, if `../shared/data` is there.
-pub fn spot_data() -> Option<PathBuf> {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/binance-spot");
-    data.is_dir().then_some(data)
-}
+#[path = "data.rs"]
+pub mod data;
 
 /// A running `mm-exchange` on an ephemeral port with a TLS listener.
 pub struct Exchange {

@@ -12,7 +12,9 @@
 //! for order placement).
 //!
 //! Supported methods: `ping`, `time`, `exchangeInfo`, `order.place` (LIMIT with GTC,
-//! LIMIT_MAKER), `order.cancel`, `order.cancelReplace`, `openOrders.status` (`[]` when
+//! LIMIT_MAKER), `order.cancel`, `order.cancelReplace`, `order.status` (open orders; a
+//! closed or unknown one is -2013 "Order does not exist.": no history is kept),
+//! `openOrders.status` (`[]` when
 //! nothing is open), `openOrders.cancelAll` (-2011 "Unknown order sent." when nothing is
 //! open, as Binance answers), `account.status` (`omitZeroBalances` optional),
 //! `userDataStream.subscribe` (signed, or unsigned on a logged-on connection; unsigned
@@ -238,6 +240,22 @@ fn dispatch(
                     .map(|o| status_result(&symbol, o)),
             ))
         }
+        "order.status" => {
+            authenticate(shared, conn, params, now_ms)?;
+            let symbol = text_param(params, "symbol").ok_or_else(|| Failure::missing("symbol"))?;
+            check_symbol(ex, &symbol)?;
+            let by = order_ref(params, "orderId", "origClientOrderId")?;
+            // Open orders only: the simulator keeps no history of closed ones.
+            let not_found = || Failure::new(-2013, "Order does not exist.");
+            let id = ex.matcher.find(&by).map_err(|_| not_found())?;
+            let symbol = ex.symbol.clone();
+            let open = ex.matcher.open_orders();
+            let order = open
+                .into_iter()
+                .find(|o| o.id == id)
+                .ok_or_else(not_found)?;
+            Ok(status_result(&symbol, order))
+        }
         "openOrders.cancelAll" => {
             authenticate(shared, conn, params, now_ms)?;
             counted_cancel(ex, |ex| cancel_all(ex, params, now_ms))
@@ -260,11 +278,8 @@ fn dispatch(
             if !ex.listeners.iter().any(|(id, _)| *id == conn.conn_id) {
                 ex.listeners.push((conn.conn_id, conn.events.clone()));
             }
-            if signed {
-                Ok(Obj::new().num("subscriptionId", 0).end())
-            } else {
-                Ok(String::from("{}"))
-            }
+            let id = i64::from(wire::USER_DATA_SUBSCRIPTION_ID);
+            Ok(Obj::new().num("subscriptionId", id).end())
         }
         "userDataStream.unsubscribe" => {
             ex.listeners.retain(|(id, _)| *id != conn.conn_id);

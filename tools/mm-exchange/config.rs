@@ -39,10 +39,10 @@ pub struct Flags {
     #[arg(long, value_name = "PATH")]
     pub cert_out: Option<PathBuf>,
     /// API key that signed requests must carry.
-    #[arg(long, env = "MM_EXCHANGE_API_KEY", default_value = DOC_API_KEY, hide_default_value = true)]
+    #[arg(long, env = "MM_EXCHANGE_API_KEY", default_value = DOC_API_KEY, hide_default_value = true, hide_env_values = true)]
     pub api_key: String,
     /// HMAC secret of that key [default: Binance's documentation example pair].
-    #[arg(long, env = "MM_EXCHANGE_API_SECRET", default_value = DOC_API_SECRET, hide_default_value = true)]
+    #[arg(long, env = "MM_EXCHANGE_API_SECRET", default_value = DOC_API_SECRET, hide_default_value = true, hide_env_values = true)]
     pub api_secret: String,
     /// A second API key of the same account, of type Ed25519: `session.logon` and signed
     /// requests with it are verified against `--ed25519-public-key`.
@@ -61,6 +61,15 @@ pub struct Flags {
         requires = "ed25519_api_key"
     )]
     pub ed25519_public_key: Option<PathBuf>,
+    /// Token that `POST /control/<command>` must carry (`?token=…` or an
+    /// `X-MM-Control-Token` header) [default: a random one, printed on stderr at start].
+    #[arg(
+        long,
+        env = "MM_EXCHANGE_CONTROL_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub control_token: Option<String>,
     /// Maker fee in basis points of the quote amount (decimal, may be negative for a rebate).
     #[arg(long, default_value = "0", allow_hyphen_values = true)]
     pub maker_fee_bps: String,
@@ -171,6 +180,8 @@ pub struct Config {
     pub api_secret: String,
     /// The Ed25519 key of the account, if one is registered.
     pub ed25519: Option<Ed25519Key>,
+    /// What `POST /control/*` must carry.
+    pub control_token: String,
     /// Maker fee, bps × 10⁸.
     pub maker_fee_bps_e8: i64,
     /// Taker fee, bps × 10⁸.
@@ -267,6 +278,11 @@ impl Config {
             api_key: flags.api_key,
             api_secret: flags.api_secret,
             ed25519,
+            control_token: match flags.control_token {
+                Some(t) if t.is_empty() => bail!("--control-token: give a non-empty token"),
+                Some(t) => t,
+                None => random_token()?,
+            },
             maker_fee_bps_e8: signed_atoms("--maker-fee-bps", &flags.maker_fee_bps)?,
             taker_fee_bps_e8: signed_atoms("--taker-fee-bps", &flags.taker_fee_bps)?,
             balance_base: balance_atoms("--balance-base", &flags.balance_base)?,
@@ -308,6 +324,16 @@ fn signed_atoms(flag: &str, text: &str) -> anyhow::Result<i64> {
     let atoms =
         parse_atoms(digits.as_bytes()).map_err(|e| anyhow::anyhow!("{flag} {text}: {e}"))?;
     Ok(if negative { -atoms } else { atoms })
+}
+
+/// 128 random bits as 32 hex digits (the control endpoint's default token).
+fn random_token() -> anyhow::Result<String> {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| anyhow::anyhow!("no system randomness for the control token"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[cfg(test)]

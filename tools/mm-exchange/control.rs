@@ -93,7 +93,7 @@ pub fn run(shared: &Shared, line: &str) -> Result<Reply, String> {
             let mut ex = shared.lock();
             let mut sent = 0;
             for sub in &ex.subscribers {
-                if sub.tx.send(message.clone()).is_ok() {
+                if sub.tx.try_send(message.clone()).is_ok() {
                     sent += 1;
                 }
             }
@@ -132,7 +132,7 @@ pub fn run(shared: &Shared, line: &str) -> Result<Reply, String> {
 pub fn write_accounting(shared: &Shared, json: &str) {
     if let Some(path) = &shared.cfg.accounting_out {
         if let Err(e) = std::fs::write(path, format!("{json}\n")) {
-            eprintln!("mm-exchange: writing {}: {e}", path.display());
+            mm::errln!("mm-exchange: writing {}: {e}", path.display());
         }
     }
 }

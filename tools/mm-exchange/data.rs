@@ -452,7 +452,7 @@ fn open(path: &Path, format: Format) -> anyhow::Result<Box<dyn BufRead>> {
 
 /// One stderr line per journal, and a second one when its tail was torn.
 fn report_journal(path: &Path, s: &JournalSummary) {
-    eprintln!(
+    mm::errln!(
         "mm-exchange: {}: mm journal: {} frames ({} not stream messages, skipped), {} snapshots, {} markers (ignored)",
         path.display(),
         s.frames,
@@ -461,7 +461,7 @@ fn report_journal(path: &Path, s: &JournalSummary) {
         s.markers
     );
     if s.torn_tail_bytes > 0 {
-        eprintln!(
+        mm::errln!(
             "mm-exchange: {}: torn tail skipped: the last {} bytes are an incomplete record \
              (the recording was cut mid-write); the {} complete records before it are used",
             path.display(),

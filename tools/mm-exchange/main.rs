@@ -7,6 +7,9 @@
 //! The first line on stdout is machine-readable:
 //! `mm-exchange listening on 127.0.0.1:PORT tls cert=/path/cert.pem` (or `... plain`).
 
+// Console output goes through `console` (never panics on a closed pipe).
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 mod api;
 mod book;
 mod clock;
@@ -41,7 +44,7 @@ fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("mm-exchange: {e:#}");
+            mm::errln!("mm-exchange: {e:#}");
             ExitCode::from(2)
         }
     }
@@ -50,7 +53,7 @@ fn main() -> ExitCode {
 fn run() -> anyhow::Result<()> {
     let cfg = Config::from_flags(Flags::parse())?;
     let capture = Capture::load(&cfg.data)?;
-    eprintln!(
+    mm::errln!(
         "mm-exchange: {} {}: {} messages ({} depth, {} bookTicker, {} trade, {} aggTrade derived), snapshot {}, {} lines skipped",
         cfg.data.len(),
         if cfg.data.len() == 1 { "file" } else { "files" },
@@ -67,7 +70,7 @@ fn run() -> anyhow::Result<()> {
     );
     let exchange = Exchange::new(&cfg, &capture);
     let (bid_levels, ask_levels) = exchange.market.book.depth();
-    eprintln!(
+    mm::errln!(
         "mm-exchange: {} book from the data: {bid_levels} bid and {ask_levels} ask levels",
         exchange.symbol
     );
@@ -110,6 +113,10 @@ fn run() -> anyhow::Result<()> {
         })?;
     }
 
+    mm::errln!(
+        "mm-exchange: control token {} (POST /control/<command>?token=…)",
+        shared.cfg.control_token
+    );
     let mut out = std::io::stdout().lock();
     match &cert_path {
         Some(path) => writeln!(
@@ -135,6 +142,12 @@ fn run() -> anyhow::Result<()> {
     out.flush()?;
     // Give connection threads a moment to send their close frames.
     clock::sleep(Duration::from_millis(50));
+    // The certificate's temp folder (when no --cert-out chose the place) goes with us.
+    if shared.cfg.cert_out.is_none() {
+        if let Some(dir) = cert_path.as_deref().and_then(std::path::Path::parent) {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
     Ok(())
 }
 
@@ -171,7 +184,9 @@ fn read_commands(shared: &Shared, mode: StdinMode) {
                 );
                 let _ = out.flush();
             }
-            Err(msg) => eprintln!("mm-exchange: {msg}"),
+            Err(msg) => {
+                mm::errln!("mm-exchange: {msg}");
+            }
         }
         if shared.stopping() {
             return;

@@ -55,7 +55,7 @@ pub fn run(shared: Arc<Shared>, capture: Capture) {
     }
     let mut ex = shared.lock();
     ex.replay_done = true;
-    eprintln!(
+    mm::errln!(
         "mm-exchange: replay finished ({} messages); still serving until stopped",
         ex.counters.published
     );
@@ -124,9 +124,11 @@ pub fn publish(shared: &Shared, record: &Record) {
     let mut gone: Vec<usize> = Vec::new();
     for (index, frame) in frames {
         for _ in 0..copies {
+            // A full queue is a subscriber that does not read: dropped (its connection
+            // closes), never an unbounded queue.
             if ex.subscribers[index]
                 .tx
-                .send(Outbound::Text(frame.clone()))
+                .try_send(Outbound::Text(frame.clone()))
                 .is_err()
             {
                 gone.push(index);

@@ -15,10 +15,10 @@
 //! Never: blocks the replay (each connection has its own unbounded queue) or panics on
 //! client input.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +36,10 @@ use crate::wire::{self, quote};
 
 /// Largest HTTP request head accepted.
 const HEAD_BYTES_MAX: usize = 64 * 1024;
+/// Connections served at once (one thread each); more are closed at accept.
+const CONNECTIONS_MAX: usize = 512;
+/// Streams one market-data connection may hold (Binance's limit).
+const MAX_STREAMS_PER_CONN: usize = 1024;
 /// An idle keep-alive HTTP connection is closed after this long.
 const HTTP_IDLE: Duration = Duration::from_secs(60);
 /// Read timeout while waiting for HTTP input (lets the thread notice stop and drop).
@@ -48,27 +52,41 @@ const WRITE_BATCH: usize = 512;
 /// Accepts connections until stop.
 pub fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tls: Option<Arc<ServerConfig>>) {
     if let Err(e) = listener.set_nonblocking(true) {
-        eprintln!("mm-exchange: listener: {e}");
+        mm::errln!("mm-exchange: listener: {e}");
         return;
     }
+    let live = Arc::new(AtomicUsize::new(0));
     while !shared.stopping() {
         match listener.accept() {
             Ok((tcp, _)) => {
+                // One thread per connection, so a bounded number of them: past the cap a
+                // new connection is closed at once (and counted as dropped).
+                if live.load(Ordering::SeqCst) >= CONNECTIONS_MAX {
+                    let _ = tcp.shutdown(Shutdown::Both);
+                    shared.lock().counters.dropped += 1;
+                    continue;
+                }
                 let shared = Arc::clone(&shared);
                 let tls = tls.clone();
                 shared.lock().counters.connections += 1;
+                live.fetch_add(1, Ordering::SeqCst);
+                let live_now = Arc::clone(&live);
                 let spawned = std::thread::Builder::new()
                     .name(String::from("mmx-conn"))
-                    .spawn(move || serve(&shared, tcp, tls));
+                    .spawn(move || {
+                        serve(&shared, tcp, tls);
+                        live_now.fetch_sub(1, Ordering::SeqCst);
+                    });
                 if let Err(e) = spawned {
-                    eprintln!("mm-exchange: cannot start a connection thread: {e}");
+                    live.fetch_sub(1, Ordering::SeqCst);
+                    mm::errln!("mm-exchange: cannot start a connection thread: {e}");
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 clock::sleep(Duration::from_millis(2))
             }
             Err(e) => {
-                eprintln!("mm-exchange: accept: {e}");
+                mm::errln!("mm-exchange: accept: {e}");
                 clock::sleep(Duration::from_millis(20));
             }
         }
@@ -190,7 +208,7 @@ fn serve(shared: &Shared, tcp: TcpStream, tls: Option<Arc<ServerConfig>>) {
         Some(config) => match ServerConnection::new(config) {
             Ok(session) => Transport::Tls(Box::new(StreamOwned::new(session, tcp))),
             Err(e) => {
-                eprintln!("mm-exchange: TLS session: {e}");
+                mm::errln!("mm-exchange: TLS session: {e}");
                 return;
             }
         },
@@ -384,6 +402,7 @@ fn http_response(shared: &Shared, head: &Head, close: bool) -> Vec<u8> {
     let reason = match reply.status {
         200 => "OK",
         400 => "Bad Request",
+        401 => "Unauthorized",
         404 => "Not Found",
         405 => "Method Not Allowed",
         429 => "Too Many Requests",
@@ -413,6 +432,22 @@ fn route_http(shared: &Shared, head: &Head, now_ms: i64) -> HttpReply {
         retry_after_s: None,
     };
     if let Some(command) = head.path.strip_prefix("/control/") {
+        // Any local process can reach this port: control needs the token printed at start.
+        let token = query_params(&head.query)
+            .into_iter()
+            .find(|(k, _)| k == "token")
+            .map(|(_, v)| v)
+            .or_else(|| head.header("X-MM-Control-Token").map(str::to_string));
+        if token.as_deref() != Some(shared.cfg.control_token.as_str()) {
+            return HttpReply {
+                status: 401,
+                body: String::from(
+                    "{\"ok\":false,\"error\":\"control needs the token mm-exchange printed at \
+                     start: ?token=… or an X-MM-Control-Token header\"}",
+                ),
+                retry_after_s: None,
+            };
+        }
         let line = command
             .split('/')
             .map(percent_decode)
@@ -557,6 +592,7 @@ fn route_ws(head: &Head) -> Option<Route> {
 fn split_streams(text: &str) -> Vec<String> {
     text.split('/')
         .filter(|s| !s.is_empty())
+        .take(MAX_STREAMS_PER_CONN)
         .map(str::to_string)
         .collect()
 }
@@ -705,7 +741,7 @@ const GARBAGE_TEXT: &str = "{\"stream\":\"garbage\",\"data\":{\"e\":\"depthUpdat
 
 fn market_loop(shared: &Shared, session: &mut Session<'_>, streams: Vec<String>, combined: bool) {
     let conn_id = shared.conn_id();
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = mpsc::sync_channel(crate::state::MARKET_QUEUE_MAX);
     shared.lock().subscribers.push(Subscriber {
         conn_id,
         streams,
@@ -758,7 +794,7 @@ fn market_request(shared: &Shared, conn_id: u64, text: &str) -> String {
     let id = value
         .get("id")
         .map_or_else(|| String::from("null"), Value::to_string);
-    let names: Vec<String> = value
+    let mut names: Vec<String> = value
         .get("params")
         .and_then(Value::as_array)
         .map(|a| {
@@ -768,23 +804,36 @@ fn market_request(shared: &Shared, conn_id: u64, text: &str) -> String {
                 .collect()
         })
         .unwrap_or_default();
+    let too_many = || {
+        format!(
+            "{{\"error\":{{\"code\":2,\"msg\":\"Invalid request: at most \
+             {MAX_STREAMS_PER_CONN} streams per connection\"}},\"id\":{id}}}"
+        )
+    };
+    // Bounded before the global lock is taken: Binance's own cap, and no O(N²) dedup.
+    if names.len() > MAX_STREAMS_PER_CONN {
+        return too_many();
+    }
+    let mut seen = HashSet::with_capacity(names.len());
+    names.retain(|n| seen.insert(n.clone()));
     let mut ex = shared.lock();
     let Some(sub) = ex.subscribers.iter_mut().find(|s| s.conn_id == conn_id) else {
         return format!("{{\"result\":null,\"id\":{id}}}");
     };
     match value.get("method").and_then(Value::as_str) {
         Some("SUBSCRIBE") => {
-            for name in names {
-                if !sub.streams.contains(&name) {
-                    sub.streams.push(name);
-                }
+            let held: HashSet<&str> = sub.streams.iter().map(String::as_str).collect();
+            names.retain(|n| !held.contains(n.as_str()));
+            if sub.streams.len() + names.len() > MAX_STREAMS_PER_CONN {
+                return too_many();
             }
+            sub.streams.extend(names);
             drop(ex);
             shared.signal_start();
             format!("{{\"result\":null,\"id\":{id}}}")
         }
         Some("UNSUBSCRIBE") => {
-            sub.streams.retain(|s| !names.contains(s));
+            sub.streams.retain(|s| !seen.contains(s));
             format!("{{\"result\":null,\"id\":{id}}}")
         }
         Some("LIST_SUBSCRIPTIONS") => {
@@ -848,6 +897,10 @@ fn run_api(shared: &Shared, session: &mut Session<'_>, conn: &ApiConn, rx: &Rece
         }
     }
 }
+
+#[cfg(test)]
+#[path = "fuzz.rs"]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{Sender, SyncSender};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -44,9 +44,14 @@ pub struct Subscriber {
     pub streams: Vec<String>,
     /// `/stream?streams=` (wrap as `{"stream":..,"data":..}`) or `/ws/<stream>` (raw).
     pub combined: bool,
-    /// Its writer.
-    pub tx: Sender<Outbound>,
+    /// Its writer: a bounded queue (`MARKET_QUEUE_MAX`); a subscriber that lets it fill
+    /// is dropped, as Binance drops slow consumers.
+    pub tx: SyncSender<Outbound>,
 }
+
+/// Messages queued for one market-data subscriber at most (a whole recorded session at
+/// `--speed max` fits).
+pub const MARKET_QUEUE_MAX: usize = 1 << 17;
 
 /// Request-level counters (fills and money live in `Matcher::totals`).
 #[derive(Debug, Default, Clone)]

@@ -209,8 +209,12 @@ pub fn status_result(symbol: &str, order: &Order) -> String {
         .end()
 }
 
-/// An `executionReport` event (user-data-stream.md), wrapped as the WebSocket API sends
-/// user-data events: `{"event":{...}}`.
+/// The id `userDataStream.subscribe` answers and every user-data event carries (the
+/// simulator holds one account: one subscription per connection, always 0).
+pub const USER_DATA_SUBSCRIPTION_ID: u32 = 0;
+
+/// An `executionReport` event (user-data-stream.md), wrapped as the WebSocket API has sent
+/// user-data events since 2025-08: `{"subscriptionId":0,"event":{...}}`.
 pub fn execution_report(
     symbol: &str,
     exec: &Execution,
@@ -281,7 +285,7 @@ pub fn execution_report(
         obj
     };
     let report = obj.str("V", "NONE").end();
-    format!("{{\"event\":{report}}}")
+    format!("{{\"subscriptionId\":{USER_DATA_SUBSCRIPTION_ID},\"event\":{report}}}")
 }
 
 /// The account as `account.status` describes it.
@@ -347,7 +351,8 @@ pub fn account_status(account: &AccountSpec<'_>, omit_zero: bool) -> String {
 }
 
 /// An `outboundAccountPosition` event (user-data-stream.md "Account Update"), wrapped as
-/// the WebSocket API sends user-data events: `{"event":{...}}`. Lists both assets.
+/// the WebSocket API sends user-data events: `{"subscriptionId":0,"event":{...}}`. Lists
+/// both assets.
 pub fn account_position(account: &AccountSpec<'_>, event_ms: i64) -> String {
     let entry = |asset: &str, bal: Balance| {
         Obj::new()
@@ -366,7 +371,7 @@ pub fn account_position(account: &AccountSpec<'_>, event_ms: i64) -> String {
             &array([entry(account.base, b.base), entry(account.quote, b.quote)]),
         )
         .end();
-    format!("{{\"event\":{position}}}")
+    format!("{{\"subscriptionId\":{USER_DATA_SUBSCRIPTION_ID},\"event\":{position}}}")
 }
 
 /// One `rateLimits` entry.
