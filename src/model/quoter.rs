@@ -360,12 +360,9 @@ impl Quoter {
     /// mantissa (truncation error < 2⁻⁶³ relative) and multiplied by the precomputed scales.
     #[inline]
     fn skew_and_offset(&self, x_bits: u128, inventory: i64) -> (u128, u128) {
-        let skew_bits = mul_scale(x_bits, self.skew_per_x);
-
-        // x ≈ x_mant · 2^(64 − lz) in bits (value · 2⁶⁴).
-        let lz = x_bits.leading_zeros();
-        let x_mant = u128::from(((x_bits << lz) >> 64) as u64);
-        let exp = 64 - lz as i32;
+        let (x_mant, exp) = normalise(x_bits);
+        let skew = self.skew_per_x;
+        let skew_bits = scale_by_pow2(x_mant * u128::from(skew.mant), exp - skew.shift);
         // |q|·skew = x · skew_per_x / quote_size · |inventory|, |inventory| ≤ inventory_max.
         let k = self.offset_per_x_lot;
         let inventory_abs = inventory
@@ -460,13 +457,16 @@ fn mul_scale(x: u128, scale: Scale) -> u128 {
     if x == 0 {
         return 0;
     }
-    // x ≈ x_mant · 2^(64 − lz).
+    let (x_mant, exp) = normalise(x);
+    scale_by_pow2(x_mant * u128::from(scale.mant), exp - scale.shift)
+}
+
+/// A value with 64 fractional bits (> 0) as its top 64 bits and a binary exponent:
+/// x ≈ x_mant · 2^exp in bits, truncation error < 2⁻⁶³ relative.
+#[inline]
+fn normalise(x: u128) -> (u128, i32) {
     let lz = x.leading_zeros();
-    let x_mant = u128::from(((x << lz) >> 64) as u64);
-    scale_by_pow2(
-        x_mant * u128::from(scale.mant),
-        64 - lz as i32 - scale.shift,
-    )
+    (u128::from(((x << lz) >> 64) as u64), 64 - lz as i32)
 }
 
 /// x · 2^exp, flooring when shifting right and saturating at `u128::MAX` when shifting left

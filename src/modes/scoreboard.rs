@@ -359,13 +359,7 @@ pub fn run(
                 let rows: Vec<(Vec<String>, Option<f64>, u64)> = points
                     .par_iter()
                     .map(|settings| -> anyhow::Result<_> {
-                        let sets: Vec<String> = base_sets
-                            .iter()
-                            .cloned()
-                            .chain(std::iter::once(fee_set.clone()))
-                            .chain(settings.iter().cloned())
-                            .collect();
-                        let config = make_config(&sets)
+                        let config = make_config(&point_sets(&base_sets, &fee_set, settings))
                             .map_err(|e| anyhow::anyhow!("{}: {e}", settings.join(" ")))?;
                         let run = simulate(&config, &choose_tape, None)?;
                         Ok((settings.clone(), objective(&run), run.fills.len() as u64))
@@ -461,16 +455,20 @@ fn score_fold(
     let Choice::Trade { settings, .. } = &choice else {
         return Ok(score);
     };
-    let sets: Vec<String> = base_sets
-        .iter()
-        .cloned()
-        .chain(std::iter::once(fee_set.to_string()))
-        .chain(settings.iter().cloned())
-        .collect();
-    let config = make_config(&sets).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = make_config(&point_sets(base_sets, fee_set, settings))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let run = simulate(&config, tape, None)?;
     score.card = Some(Scorecard::of(&run));
     Ok(score)
+}
+
+/// The `--set` flags of one grid point at one fee tier: the recording's market, the fee, the
+/// point (later flags win).
+fn point_sets(base_sets: &[String], fee_set: &str, settings: &[String]) -> Vec<String> {
+    let mut sets = base_sets.to_vec();
+    sets.push(fee_set.to_string());
+    sets.extend(settings.iter().cloned());
+    sets
 }
 
 /// One KPI for the table: its value and ✓/✗, or n/a with what was measured.
