@@ -17,14 +17,13 @@ use std::time::Duration;
 use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::config::{Config, LogLevel};
-use crate::engine::{Engine, EngineStats, Step, TradeRecord, Trader};
+use crate::engine::{EngineStats, Step, TradeRecord, Trader};
 use crate::feed::{BookLevels, Decoder, Event};
 use crate::hot::{self, FeedLoopConfig, FeedSink, HotRecord, LoopEnd, SnapshotFetcher};
-use crate::modes::engine_params;
 use crate::modes::live::LiveNote;
-use crate::modes::record::log_record;
-use crate::orders::{Action, OrderManager, VenueEvent};
-use crate::risk::{Risk, StopReason};
+use crate::orders::{Action, VenueEvent};
+use crate::risk::StopReason;
+use crate::session::{build_trader, log_record};
 use crate::shutdown::Shutdown;
 use crate::telemetry::kpi::{
     FillRecord, InventorySample, KpiParams, KpiRecord, KpiSnapshot, KpiTargets, KpiTracker,
@@ -164,16 +163,6 @@ pub(crate) fn counts_of(trader: &Trader) -> OrderCounts {
         orders_with_fill: s.orders_with_fill,
         rejects: s.rejects,
     }
-}
-
-/// Builds the trader from the configuration (`[orders]`, `[risk]`, the model).
-pub fn build_trader(config: &Config) -> anyhow::Result<Trader> {
-    let engine = Engine::new(engine_params(config)?);
-    let orders = OrderManager::new(config.orders, config.spec)
-        .map_err(|e| anyhow::anyhow!("order parameters: {e}"))?;
-    let risk =
-        Risk::new(config.risk, config.spec).map_err(|e| anyhow::anyhow!("risk limits: {e}"))?;
-    Ok(Trader::new(engine, orders, risk))
 }
 
 /// Runs paper trading until a signal or the deadline.
