@@ -67,7 +67,6 @@ use mm::config::{self, Config, LoadOptions};
 use mm::engine::{Engine, Step, TradeRecord, Trader};
 use mm::feed::{BookLevels, Decoder, Event, Trade};
 use mm::model::ofi::Touch;
-use mm::modes::paper::build_trader;
 use mm::net::record::{RecordKey, CT_APPLICATION_DATA, HEADER_LEN, OVERHEAD};
 use mm::net::tls::TX_BUF_BYTES;
 use mm::net::ws::{
@@ -77,6 +76,7 @@ use mm::orders::{
     Action, ClientOrderId, OrderParams, OrderStats, SessionTag, VenueEvent, OUTBOX_MAX,
     RATE_WINDOW_MAX,
 };
+use mm::session::build_trader;
 use mm::time::{Clock, SystemClock};
 use mm::types::{Side, SymbolSpec};
 use mm::venue::binance::{Credentials, KeyType, RequestEncoder};

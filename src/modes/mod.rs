@@ -15,71 +15,9 @@ pub mod spread_check;
 
 use std::fmt;
 
-use crate::config::{Config, SigmaSource};
-use crate::engine::EngineParams;
-use crate::model::Quoter;
-use crate::net::{ConnConfig, TlsRoots};
-
-/// Touch changes the OFI window can hold (BTCUSDT: a few hundred per second at most).
-pub const OFI_CAPACITY: usize = 16_384;
-
-/// The engine's parameters from the configuration.
-pub fn engine_params(config: &Config) -> anyhow::Result<EngineParams> {
-    let quoter = Quoter::new(config.model_params(), config.spec)
-        .map_err(|e| anyhow::anyhow!("model parameters: {e}"))?;
-    Ok(EngineParams {
-        quoter,
-        book_levels: config.market_data.book_levels,
-        ofi_window_ns: (config.ofi.window_s * 1e9) as u64,
-        ofi_capacity: OFI_CAPACITY,
-        sigma_estimated: config.model.sigma_source == SigmaSource::Estimated,
-        sigma_sample_s: config.model.sigma_sample_s,
-        sigma_half_life_s: config.model.sigma_half_life_s,
-        sigma_warmup_samples: config.model.sigma_warmup_samples,
-    })
-}
-
-/// The market-data endpoints of a configuration, ready for the hot loop.
-pub struct MarketData {
-    /// Trusted roots (public, or the local exchange's CA file).
-    pub roots: TlsRoots,
-    /// The combined-stream URL.
-    pub url: String,
-    /// The REST depth snapshot URL.
-    pub snapshot_url: String,
-    /// The connection settings (stale limit from the config), validated.
-    pub conn: ConnConfig,
-}
-
-/// Builds and validates the market-data connection settings for the configured symbol.
-pub fn market_data(config: &Config) -> anyhow::Result<MarketData> {
-    let symbol = config.spec.symbol;
-    let roots = tls_roots(config);
-    let url = crate::hot::stream_url(&config.market_data.ws_url, &symbol);
-    let snapshot_url = crate::hot::snapshot_url(
-        &config.market_data.rest_url,
-        &symbol,
-        config.market_data.snapshot_limit,
-    );
-    let mut conn = ConnConfig::new(&url, roots.clone());
-    conn.stale_after_ns = (config.market_data.stale_after_s * 1e9) as u64;
-    conn.validate()
-        .map_err(|e| anyhow::anyhow!("market-data connection settings: {e}"))?;
-    Ok(MarketData {
-        roots,
-        url,
-        snapshot_url,
-        conn,
-    })
-}
-
-/// The TLS roots the configuration asks for: a CA file (local exchange) or the public roots.
-pub fn tls_roots(config: &Config) -> TlsRoots {
-    match &config.market_data.ca_file {
-        Some(path) => TlsRoots::CaFile(path.clone()),
-        None => TlsRoots::WebPki,
-    }
-}
+// The helpers several modes share live in the library (`crate::session`); re-exported here
+// for the modes (and benches) that name them by their old path.
+pub use crate::session::{engine_params, market_data, tls_roots, MarketData, OFI_CAPACITY};
 
 /// Every way to run mm. The spelling on the command line is `--mode=<kebab-case>`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
