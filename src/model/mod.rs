@@ -37,9 +37,19 @@ pub mod vol;
 
 use std::fmt;
 
-use crate::types::Qty;
+use crate::types::{Price, Qty};
 
-pub use quoter::{ofi_from_f64, sigma_from_f64, Ofi, Quote, QuoteInput, QuoteLevel, Quoter, Sigma};
+pub use quoter::{ofi_from_f64, sigma_from_f64, Ofi, Quote, QuoteInput, Quoter, Sigma};
+
+/// One side of a quote: a limit price and a whole number of lots. Shared by the f64
+/// reference (`avellaneda`) and the fixed-point `quoter`, so it lives below both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuoteLevel {
+    /// Limit price, ticks.
+    pub price: Price,
+    /// Order size, lots (> 0).
+    pub qty: Qty,
+}
 
 /// Basis points in one whole (1 bps = 10⁻⁴ of the mid price).
 pub const BPS_PER_UNIT: f64 = 10_000.0;
