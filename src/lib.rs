@@ -8,6 +8,7 @@
 // Console output goes through `console` (never panics on a closed pipe).
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod backtest;
 pub mod book;
 pub mod calibration;
 pub mod config;

@@ -4,8 +4,7 @@
 //! Owns: the estimators (`estimators`: σ signature, trade intensity λ(δ) = A·e^(−kδ), OFI
 //! price impact, feed latency — pure f64 functions over plain vectors), the series they
 //! read (`series`: a window of a `Tape` → mid path, touches, trades, delays), the grid
-//! search with its walk-forward split, objective and shards (`search`), the report folder
-//! and its plots (`report`), and `config/calibrated.toml` (`calibrated`).
+//! search with its walk-forward split, objective and shards (`search`), and `config/calibrated.toml` (`calibrated`).
 //!
 //! Walk-forward: the data's time span is cut into fit | choose | held out
 //! (`[calibration] fit_fraction`, `choose_fraction`; default 50 / 25 / 25 %). σ and k are
@@ -24,7 +23,6 @@
 pub mod calibrated;
 pub mod estimators;
 pub mod objective;
-pub mod report;
 pub mod search;
 pub mod series;
 

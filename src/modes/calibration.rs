@@ -5,7 +5,7 @@
 //! `calibration::estimate` fit the estimators on the fit part; `calibration::search` runs
 //! the grid on the choose part (all of it, one `--shard`, or the `--merge` of shards);
 //! the chosen point and the configuration as it was before are then run on the choose
-//! and held-out parts; `calibration::report` writes the folder and `calibration::
+//! and held-out parts; `report::calibration` writes the folder and `calibration::
 //! calibrated` the config layer. See `src/calibration/mod.rs` for the method.
 //!
 //! Walk-forward windows start mid-recording, where the data has no REST snapshot: each is
@@ -21,8 +21,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
+use crate::backtest::{grid_combinations, parse_grid, simulate, GridAxis, GridRow, Replayed};
 use crate::calibration::calibrated::{backup_path, render, write_atomically};
-use crate::calibration::report::{self, ReportInput, RunFigures, Span, Summary};
 use crate::calibration::search::{
     self, best, default_axes, fingerprint, in_shard, merge_shards, objective, parse_shard,
     run_points, shard_file_name, shard_files, write_shard, Progress, Row, Windows,
@@ -30,9 +30,8 @@ use crate::calibration::search::{
 use crate::calibration::series::MarketSeries;
 use crate::calibration::{estimate, Estimates, EstimatorSettings, Stability};
 use crate::config::{Config, ConfigError};
-use crate::modes::backtest::{grid_combinations, parse_grid, simulate, GridAxis, Replayed};
 use crate::replay::{self, Tape};
-use crate::report::GridRow;
+use crate::report::calibration::{self as report, ReportInput, RunFigures, Span, Summary};
 use crate::shutdown::Shutdown;
 use crate::telemetry::kpi::KpiKind;
 use crate::time::{Clock, SystemClock};

@@ -28,11 +28,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use rayon::prelude::*;
 
+use crate::backtest::verdict::no_trading_reason;
+use crate::backtest::{simulate, GridAxis, Scorecard};
 use crate::calibration::objective::{objective, INVENTORY_RISK_PER_QUOTE, MIN_FILLS_TO_CHOOSE};
 use crate::config::{Config, ConfigError};
-use crate::modes::backtest::{simulate, GridAxis, Replayed};
 use crate::replay::{self, Tape};
-use crate::report::Scorecard;
 use crate::shutdown::Shutdown;
 use crate::telemetry::kpi::KpiStatus;
 
@@ -277,10 +277,10 @@ pub fn run(
     } else {
         args.grid
             .iter()
-            .map(|a| crate::modes::backtest::parse_grid(a))
+            .map(|a| crate::backtest::parse_grid(a))
             .collect::<anyhow::Result<_>>()?
     };
-    let points = crate::modes::backtest::grid_combinations(&axes);
+    let points = crate::backtest::grid_combinations(&axes);
     // `--data FILE..`: one recording of the configured market, named by its files.
     let recordings: Vec<Recording> = if args.files.is_empty() {
         RECORDINGS.iter().map(Recording::owned).collect()
@@ -407,25 +407,6 @@ fn untradeable_reason(base: &Config, tape: &Tape) -> anyhow::Result<Option<Strin
         return Ok(None);
     }
     Ok(Some(no_trading_reason(tape, &run)))
-}
-
-/// Why a replay placed no order, in words a trader can act on.
-pub fn no_trading_reason(tape: &Tape, run: &Replayed) -> String {
-    let stats = tape.stats();
-    if stats.snapshots == 0 {
-        return "the data holds no REST depth snapshot, so the L2 book never syncs and the \
-                engine never quotes (a top-of-book mode is not built; record with a snapshot)"
-            .to_string();
-    }
-    if run.engine_stats.snapshots == 0 || run.engine_stats.gaps > 0 {
-        return format!(
-            "the depth diffs do not chain onto the snapshot ({} gaps, {} snapshots loaded, \
-             {} orders placed before the book was lost): USD-M futures chain diffs by pu, \
-             which the spot book does not follow yet",
-            run.engine_stats.gaps, run.engine_stats.snapshots, run.order_stats.orders_placed
-        );
-    }
-    "the book synced but no order was placed (check the risk limits and sizes)".to_string()
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -12,7 +12,7 @@
 //! | `grid.csv` | every grid point on the choose window (the row layout the shards use) |
 //! | `calibrated.toml` | a copy of the file written to the config folder |
 //!
-//! Owns: these layouts and plots. Plots use plotters' SVG backend as `crate::report` does
+//! Owns: these layouts and plots. Plots use plotters' SVG backend as `report::backtest` does
 //! (text as SVG `<text>`, no font files). Cold path: allocates, formats and writes files;
 //! reads the clock only for the folder name (`time::wall_now_ns`).
 
@@ -25,11 +25,10 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::Serialize;
 
+use crate::backtest::{GridAxis, GridRow, Replayed};
 use crate::calibration::estimators::{IntensityFit, OfiFit};
 use crate::calibration::search::Row;
 use crate::calibration::{Estimates, SigmaEstimate, Stability};
-use crate::modes::backtest::{GridAxis, Replayed};
-use crate::report::GridRow;
 use crate::telemetry::kpi::{KpiKind, KpiStatus};
 
 /// Version of the `summary.json` / `estimates.json` layouts.
@@ -88,7 +87,7 @@ impl RunFigures {
     /// The figures of a replay; `objective` as the search computes it.
     pub fn of(run: &Replayed, objective: f64) -> RunFigures {
         let row = GridRow::of(&[], run);
-        let card = crate::report::Scorecard::of(run);
+        let card = crate::backtest::Scorecard::of(run);
         RunFigures {
             objective,
             pnl_quote: row.pnl_quote,
@@ -831,7 +830,7 @@ pub fn utc_text(ts_ns: u64) -> String {
 
 /// Creates `root/<UTC now>_<SYMBOL>_calibration/`, adding `-2`, `-3`, … if it exists.
 pub fn create_folder(root: &Path, symbol: &str) -> anyhow::Result<PathBuf> {
-    crate::report::new_run_folder(root, symbol, "_calibration")
+    crate::report::backtest::new_run_folder(root, symbol, "_calibration")
 }
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {
