@@ -25,6 +25,7 @@ pub mod orders;
 pub mod replay;
 pub mod report;
 pub mod risk;
+pub mod scoreboard;
 pub mod shutdown;
 pub mod telemetry;
 pub mod time;
