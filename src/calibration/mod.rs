@@ -23,6 +23,7 @@
 pub mod calibrated;
 pub mod estimators;
 pub mod objective;
+pub mod pipeline;
 pub mod search;
 pub mod series;
 

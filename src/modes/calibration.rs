@@ -22,27 +22,26 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use crate::backtest::{grid_combinations, parse_grid, simulate, GridAxis, GridRow, Replayed};
-use crate::calibration::calibrated::{backup_path, render, write_atomically};
+use crate::calibration::calibrated::{
+    backup_path, calibrated_header, previous_calibrated_sets, render, write_atomically, HeaderFacts,
+};
+use crate::calibration::pipeline::{
+    round_significant, run_fingerprint, MAX_GAP_NS, OFI_PREDICTIVE_R2_MIN, WRITTEN_DIGITS,
+};
 use crate::calibration::search::{
-    self, best, default_axes, fingerprint, in_shard, merge_shards, objective, parse_shard,
-    run_points, shard_file_name, shard_files, write_shard, Progress, Row, Windows,
+    self, best, default_axes, in_shard, merge_shards, objective, parse_shard, run_points,
+    shard_file_name, shard_files, write_shard, Progress, Row, Windows,
 };
 use crate::calibration::series::MarketSeries;
-use crate::calibration::{estimate, Estimates, EstimatorSettings, Stability};
+use crate::calibration::{estimate, EstimatorSettings, Stability};
 use crate::config::{Config, ConfigError};
 use crate::replay::{self, Tape};
-use crate::report::calibration::{self as report, ReportInput, RunFigures, Span, Summary};
+use crate::report::calibration::{
+    self as report, print_choice, print_estimates, ReportInput, RunFigures, Span, Summary,
+};
 use crate::shutdown::Shutdown;
-use crate::telemetry::kpi::KpiKind;
 use crate::time::{Clock, SystemClock};
 use crate::types::DECIMALS;
-
-/// Significant digits of the fitted σ and k written to calibrated.toml (and used by the
-/// grid): more would claim a precision 10 minutes of data does not have.
-pub const WRITTEN_DIGITS: i32 = 4;
-/// Longest stretch without any event calibration accepts, ns (BTCUSDT has events every
-/// few ms; the thin NEXOUSDT recording's quietest stretch is 43 s).
-pub const MAX_GAP_NS: u64 = 120_000_000_000;
 
 /// Flags of the mode.
 #[derive(Clone, Debug, Default)]
@@ -78,10 +77,6 @@ pub struct CalibrationOutcome {
 
 /// Runs the mode. `make_config` builds the configuration with extra `--set` flags.
 /// Returns `None` for a `--shard` run (it writes only its rows).
-/// Smallest one-window-ahead R² of price change on normalised OFI for which the calibration
-/// searches a non-zero OFI tilt (measured 0.03 on BTCUSDT, 0.00 on NEXOUSDT).
-pub const OFI_PREDICTIVE_R2_MIN: f64 = 0.05;
-
 pub fn run(
     config: &Config,
     args: &CalibrationArgs,
@@ -493,316 +488,4 @@ pub fn run(
         calibrated: args.calibrated_out.clone(),
         summary,
     }))
-}
-
-/// `x` rounded to `digits` significant digits (exact decimal when printed).
-pub fn round_significant(x: f64, digits: i32) -> f64 {
-    if x == 0.0 || !x.is_finite() {
-        return x;
-    }
-    let magnitude = x.abs().log10().floor() as i32;
-    let places = digits - 1 - magnitude;
-    if places >= 0 {
-        let scale = 10f64.powi(places);
-        (x * scale).round() / scale
-    } else {
-        let scale = 10f64.powi(-places);
-        (x / scale).round() * scale
-    }
-}
-
-/// Everything that shapes a grid row: the data (file names, not paths, so shards on other
-/// machines agree), the windows, the fitted values, the axes and the configuration.
-fn run_fingerprint(
-    tape: &Tape,
-    windows: &Windows,
-    base_sets: &[String],
-    axes: &[GridAxis],
-    base: &Config,
-) -> String {
-    let s = tape.stats();
-    let mut parts = vec![format!("mm calibration rows v{}", search::ROWS_VERSION)];
-    for source in tape.sources() {
-        parts.push(
-            std::path::Path::new(source)
-                .file_name()
-                .map_or_else(|| source.clone(), |n| n.to_string_lossy().into_owned()),
-        );
-    }
-    parts.push(format!(
-        "{} {} {} {} {} {} {}",
-        s.events, s.depth_diffs, s.book_tickers, s.trades, s.snapshots, s.first_ts_ns, s.last_ts_ns
-    ));
-    parts.push(format!("{windows:?}"));
-    parts.extend(base_sets.iter().cloned());
-    for axis in axes {
-        parts.push(format!("{}={}", axis.key, axis.values.join(",")));
-    }
-    parts.push(format!(
-        "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {}",
-        base.spec,
-        base.model,
-        base.quoting,
-        base.ofi,
-        base.orders,
-        base.risk,
-        base.venue,
-        base.kpi,
-        base.calibration,
-        base.market_data.book_levels
-    ));
-    fingerprint(&parts)
-}
-
-struct HeaderFacts<'a> {
-    generated_utc: &'a str,
-    tape: &'a Tape,
-    windows: &'a Windows,
-    estimates: &'a Estimates,
-    sigma: f64,
-    k: f64,
-    objective: &'a str,
-    chosen: &'a Row,
-    combos: usize,
-    in_sample: &'a RunFigures,
-    out_of_sample: &'a RunFigures,
-    warnings: &'a [String],
-    folder: &'a std::path::Path,
-}
-
-/// The comment header of calibrated.toml.
-fn calibrated_header(f: &HeaderFacts<'_>) -> Vec<String> {
-    let w = f.windows;
-    let e = f.estimates;
-    let kpis = |r: &RunFigures| -> String {
-        let parts: Vec<String> = r
-            .kpis
-            .iter()
-            .map(|k| {
-                let value = k.value.map_or_else(
-                    || "n/a".to_string(),
-                    |v| match k.kind {
-                        KpiKind::LatencyP99 => format!("{v:.3} ms"),
-                        KpiKind::TotalPnl | KpiKind::RmsInventory => format!("{v:.4}"),
-                        _ => format!("{:.1} %", v * 100.0),
-                    },
-                );
-                format!(
-                    "{} {value} {}",
-                    k.kind.name(),
-                    if k.met { "ok" } else { "MISS" }
-                )
-            })
-            .collect();
-        format!(
-            "PnL {:.4} quote, {} KPI targets met, {} fills / {} orders; {}",
-            r.pnl_quote,
-            r.kpi_status,
-            r.fills,
-            r.orders_placed,
-            parts.join(", ")
-        )
-    };
-    let mut lines = vec![
-        format!(
-            "Written by `mm --mode=calibration` on {} (UTC). Rerun calibration rather than \
-             editing by hand; the previous file is kept as calibrated.toml.bak.",
-            f.generated_utc
-        ),
-        format!(
-            "Data: {} — {} events, {} → {} ({:.1} min).",
-            f.tape.sources().join(", "),
-            f.tape.stats().events,
-            report::utc_text(w.start_ns),
-            report::utc_text(w.end_ns),
-            (w.end_ns - w.start_ns) as f64 / 60e9
-        ),
-        format!(
-            "Walk-forward: fit to {}, choose to {}, held out to the end.",
-            report::utc_text(w.fit_end_ns),
-            report::utc_text(w.choose_end_ns)
-        ),
-        format!(
-            "Fitted on the fit part: sigma = {} bps/sqrt(s) at {} s sampling; k = {} /bps \
-             (A = {:.3} /s per side, R^2 {:.3}); OFI impact beta = {:.1} ticks per unit of \
-             normalised OFI (R^2 {:.3}).",
-            f.sigma,
-            e.sigma.interval_s,
-            f.k,
-            e.intensity.a_per_s,
-            e.intensity.r_squared,
-            e.ofi.normalised.slope,
-            e.ofi.normalised.r_squared
-        ),
-        format!(
-            "Chosen on the choose part (objective {}): {} — grid point {} of {}, objective {:.4}.",
-            f.objective,
-            f.chosen.grid.settings.join(", "),
-            f.chosen.index,
-            f.combos,
-            f.chosen.objective
-        ),
-        format!("Out-of-sample (held-out part): {}.", kpis(f.out_of_sample)),
-        format!("In-sample (choose part): {}.", kpis(f.in_sample)),
-    ];
-    lines.extend(f.warnings.iter().cloned());
-    lines.push(format!("Report: {}", f.folder.display()));
-    lines
-}
-
-fn print_estimates(
-    out: &mut dyn Write,
-    e: &Estimates,
-    halves: &Result<Stability, String>,
-) -> anyhow::Result<()> {
-    writeln!(
-        out,
-        "sigma = {:.4} bps/√s at {} s; signature: {}",
-        e.sigma.bps_per_sqrt_s,
-        e.sigma.interval_s,
-        e.sigma
-            .signature
-            .iter()
-            .map(|p| format!("{} s {:.3}", p.interval_s, p.sigma_bps_per_sqrt_s))
-            .collect::<Vec<_>>()
-            .join(", ")
-    )?;
-    if let Some(noise) = &e.sigma.noise {
-        writeln!(out, "  {}", noise.verdict)?;
-    }
-    let i = &e.intensity;
-    writeln!(
-        out,
-        "k = {:.4} /bps, A = {:.3} /s per side, R² = {:.3} ({} of {} depths in the fit, {} market \
-         orders)",
-        i.k_per_bps,
-        i.a_per_s,
-        i.r_squared,
-        i.points.iter().filter(|p| p.in_fit).count(),
-        i.points.len(),
-        e.market_orders
-    )?;
-    let o = &e.ofi;
-    writeln!(
-        out,
-        "OFI impact ({} s windows): β = {:.2} ticks per unit normalised OFI (R² {:.3}), raw β = \
-         {:.3e} ticks/lot (R² {:.3}); one window ahead R² {:.3}",
-        o.window_s,
-        o.normalised.slope,
-        o.normalised.r_squared,
-        o.raw.slope,
-        o.raw.r_squared,
-        o.predictive.r_squared
-    )?;
-    writeln!(out, "feed latency: {}", e.feed_latency.note)?;
-    match halves {
-        Ok(h) => writeln!(
-            out,
-            "halves: sigma {:.3} / {:.3}, k {:.3} / {:.3}, OFI β {:.1} / {:.1}",
-            h.first_half.sigma_bps_per_sqrt_s,
-            h.second_half.sigma_bps_per_sqrt_s,
-            h.first_half.k_per_bps,
-            h.second_half.k_per_bps,
-            h.first_half.ofi_beta_ticks,
-            h.second_half.ofi_beta_ticks
-        )?,
-        Err(why) => writeln!(out, "halves: not comparable ({why})")?,
-    }
-    Ok(())
-}
-
-fn print_choice(out: &mut dyn Write, s: &Summary) -> anyhow::Result<()> {
-    writeln!(
-        out,
-        "chosen: {} (grid point {} of {}; objective {})",
-        s.chosen.join(" "),
-        s.chosen_index,
-        s.grid_points,
-        s.objective
-    )?;
-    writeln!(
-        out,
-        "{:<18} {:>14} {:>14} {:>14} {:>14}",
-        "", "in-sample", "out-of-sample", "before/choose", "before/held"
-    )?;
-    let runs = [
-        &s.in_sample,
-        &s.out_of_sample,
-        &s.before_in_sample,
-        &s.before_out_of_sample,
-    ];
-    let line = |out: &mut dyn Write, name: &str, f: &dyn Fn(&RunFigures) -> String| {
-        let cells: Vec<String> = runs.iter().map(|r| format!("{:>14}", f(r))).collect();
-        writeln!(out, "{name:<18} {}", cells.join(" "))
-    };
-    line(out, "objective", &|r| format!("{:.4}", r.objective))?;
-    line(out, "PnL", &|r| format!("{:.4}", r.pnl_quote))?;
-    line(out, "  spread (net fee)", &|r| {
-        format!("{:.4}", r.spread_pnl_quote)
-    })?;
-    line(out, "  inventory", &|r| {
-        format!("{:.4}", r.inventory_pnl_quote)
-    })?;
-    line(out, "KPIs met", &|r| r.kpi_status.clone())?;
-    for kind in KpiKind::ALL {
-        line(out, kind.name(), &|r| {
-            r.kpis
-                .iter()
-                .find(|k| k.kind == kind)
-                .and_then(|k| k.value)
-                .map_or_else(
-                    || "n/a".to_string(),
-                    |v| match kind {
-                        KpiKind::SpreadCaptured | KpiKind::FillRatio | KpiKind::CancelRatio => {
-                            format!("{:.1}%", v * 100.0)
-                        }
-                        _ => format!("{v:.4}"),
-                    },
-                )
-        })?;
-    }
-    line(out, "fills/orders", &|r| {
-        format!("{}/{}", r.fills, r.orders_placed)
-    })?;
-    Ok(())
-}
-
-/// The keys of the calibrated.toml layer the configuration was loaded with, as
-/// `section.key=value` (empty when none was loaded).
-fn previous_calibrated_sets(config: &Config) -> anyhow::Result<Vec<String>> {
-    let Some(path) = config
-        .layers
-        .iter()
-        .find(|l| l.ends_with(crate::config::CALIBRATED_PATH))
-    else {
-        return Ok(Vec::new());
-    };
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
-    let table: toml::Table = toml::from_str(&text).with_context(|| format!("parsing {path}"))?;
-    let mut sets = Vec::new();
-    for (section, values) in &table {
-        if let toml::Value::Table(values) = values {
-            for (key, value) in values {
-                sets.push(format!("{section}.{key}={value}"));
-            }
-        }
-    }
-    Ok(sets)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn significant_digits() {
-        assert_eq!(round_significant(1.168_706, 4), 1.169);
-        assert_eq!(round_significant(0.869_681, 4), 0.8697);
-        assert_eq!(round_significant(12_345.0, 4), 12_350.0);
-        assert_eq!(
-            format!("{}", round_significant(0.000_123_456, 4)),
-            "0.0001235"
-        );
-        assert_eq!(round_significant(0.0, 4), 0.0);
-    }
 }

@@ -18,6 +18,7 @@
 
 use std::fmt::Write as _;
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -835,6 +836,126 @@ pub fn create_folder(root: &Path, symbol: &str) -> anyhow::Result<PathBuf> {
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The fitted values on the console (σ and its signature, k and A, OFI impact, the feed
+/// latency, the two halves).
+pub fn print_estimates(
+    out: &mut dyn Write,
+    e: &Estimates,
+    halves: &Result<Stability, String>,
+) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "sigma = {:.4} bps/√s at {} s; signature: {}",
+        e.sigma.bps_per_sqrt_s,
+        e.sigma.interval_s,
+        e.sigma
+            .signature
+            .iter()
+            .map(|p| format!("{} s {:.3}", p.interval_s, p.sigma_bps_per_sqrt_s))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )?;
+    if let Some(noise) = &e.sigma.noise {
+        writeln!(out, "  {}", noise.verdict)?;
+    }
+    let i = &e.intensity;
+    writeln!(
+        out,
+        "k = {:.4} /bps, A = {:.3} /s per side, R² = {:.3} ({} of {} depths in the fit, {} market \
+         orders)",
+        i.k_per_bps,
+        i.a_per_s,
+        i.r_squared,
+        i.points.iter().filter(|p| p.in_fit).count(),
+        i.points.len(),
+        e.market_orders
+    )?;
+    let o = &e.ofi;
+    writeln!(
+        out,
+        "OFI impact ({} s windows): β = {:.2} ticks per unit normalised OFI (R² {:.3}), raw β = \
+         {:.3e} ticks/lot (R² {:.3}); one window ahead R² {:.3}",
+        o.window_s,
+        o.normalised.slope,
+        o.normalised.r_squared,
+        o.raw.slope,
+        o.raw.r_squared,
+        o.predictive.r_squared
+    )?;
+    writeln!(out, "feed latency: {}", e.feed_latency.note)?;
+    match halves {
+        Ok(h) => writeln!(
+            out,
+            "halves: sigma {:.3} / {:.3}, k {:.3} / {:.3}, OFI β {:.1} / {:.1}",
+            h.first_half.sigma_bps_per_sqrt_s,
+            h.second_half.sigma_bps_per_sqrt_s,
+            h.first_half.k_per_bps,
+            h.second_half.k_per_bps,
+            h.first_half.ofi_beta_ticks,
+            h.second_half.ofi_beta_ticks
+        )?,
+        Err(why) => writeln!(out, "halves: not comparable ({why})")?,
+    }
+    Ok(())
+}
+
+/// The chosen point on the console: in-sample, out-of-sample and before calibration.
+pub fn print_choice(out: &mut dyn Write, s: &Summary) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "chosen: {} (grid point {} of {}; objective {})",
+        s.chosen.join(" "),
+        s.chosen_index,
+        s.grid_points,
+        s.objective
+    )?;
+    writeln!(
+        out,
+        "{:<18} {:>14} {:>14} {:>14} {:>14}",
+        "", "in-sample", "out-of-sample", "before/choose", "before/held"
+    )?;
+    let runs = [
+        &s.in_sample,
+        &s.out_of_sample,
+        &s.before_in_sample,
+        &s.before_out_of_sample,
+    ];
+    let line = |out: &mut dyn Write, name: &str, f: &dyn Fn(&RunFigures) -> String| {
+        let cells: Vec<String> = runs.iter().map(|r| format!("{:>14}", f(r))).collect();
+        writeln!(out, "{name:<18} {}", cells.join(" "))
+    };
+    line(out, "objective", &|r| format!("{:.4}", r.objective))?;
+    line(out, "PnL", &|r| format!("{:.4}", r.pnl_quote))?;
+    line(out, "  spread (net fee)", &|r| {
+        format!("{:.4}", r.spread_pnl_quote)
+    })?;
+    line(out, "  inventory", &|r| {
+        format!("{:.4}", r.inventory_pnl_quote)
+    })?;
+    line(out, "KPIs met", &|r| r.kpi_status.clone())?;
+    for kind in KpiKind::ALL {
+        line(out, kind.name(), &|r| {
+            r.kpis
+                .iter()
+                .find(|k| k.kind == kind)
+                .and_then(|k| k.value)
+                .map_or_else(
+                    || "n/a".to_string(),
+                    |v| match kind {
+                        KpiKind::SpreadCaptured | KpiKind::FillRatio | KpiKind::CancelRatio => {
+                            format!("{:.1}%", v * 100.0)
+                        }
+                        _ => format!("{v:.4}"),
+                    },
+                )
+        })?;
+    }
+    line(out, "fills/orders", &|r| {
+        format!("{}/{}", r.fills, r.orders_placed)
+    })?;
+    Ok(())
 }
 
 #[cfg(test)]
