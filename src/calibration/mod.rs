@@ -4,7 +4,9 @@
 //! Owns: the estimators (`estimators`: σ signature, trade intensity λ(δ) = A·e^(−kδ), OFI
 //! price impact, feed latency — pure f64 functions over plain vectors), the series they
 //! read (`series`: a window of a `Tape` → mid path, touches, trades, delays), the grid
-//! search with its walk-forward split, objective and shards (`search`), and `config/calibrated.toml` (`calibrated`).
+//! search with its walk-forward split, objective and shards (`search`), the run's steps
+//! from data to files (`pipeline`), and `config/calibrated.toml` (`calibrated`). The
+//! report folder is `report::calibration`'s.
 //!
 //! Walk-forward: the data's time span is cut into fit | choose | held out
 //! (`[calibration] fit_fraction`, `choose_fraction`; default 50 / 25 / 25 %). σ and k are
