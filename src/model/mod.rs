@@ -1,7 +1,8 @@
 //! Pure quoting math: the model's parameters (`Params`, with units), the Avellaneda–Stoikov
 //! f64 reference (`avellaneda`) and the fixed-point hot-path quoter (`quoter`).
 //! Beside them, `simulate`: the Avellaneda & Stoikov (2008) Monte Carlo experiment, a
-//! reproduction of the paper that never touches the engine's quoter.
+//! reproduction of the paper that never touches the engine's quoter; and `spread_check`,
+//! the sanity check of a parameter set on one book (`--mode=spread-check`).
 //!
 //! Owns: the meaning and the units of every model parameter, their validation, and the
 //! rules that turn (best bid, best ask, inventory, σ, OFI) into a two-sided quote. Both
@@ -36,6 +37,7 @@ pub mod avellaneda;
 pub mod ofi;
 pub mod quoter;
 pub mod simulate;
+pub mod spread_check;
 pub mod vol;
 
 use std::fmt;
