@@ -2,9 +2,13 @@
 //! scored fold, then the recordings that could not be traded; and the one-line progress
 //! row the console shows per scored fold.
 //!
-//! Owns: the table's layout. Never: decides anything (`crate::scoreboard` chooses).
+//! Owns: the table's layout and its file. Never: decides anything (`crate::scoreboard`
+//! chooses).
 
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
 
 use crate::backtest::Scorecard;
 use crate::scoreboard::{Choice, FoldScore, Untradeable};
@@ -94,4 +98,17 @@ pub fn render_table(scores: &[FoldScore], untradeable: &[Untradeable]) -> String
         );
     }
     t
+}
+
+/// Writes `table` to `reports_root/scoreboard_<UNIX seconds>/scoreboard.md`; returns the
+/// file's path. Reads the wall clock for the folder name only.
+pub fn write_table(reports_root: &Path, table: &str) -> anyhow::Result<PathBuf> {
+    let folder = reports_root.join(format!(
+        "scoreboard_{}",
+        crate::time::wall_now_ns() / 1_000_000_000
+    ));
+    std::fs::create_dir_all(&folder).with_context(|| format!("creating {}", folder.display()))?;
+    std::fs::write(folder.join("scoreboard.md"), table)
+        .with_context(|| format!("writing {}", folder.join("scoreboard.md").display()))?;
+    Ok(folder.join("scoreboard.md"))
 }

@@ -23,11 +23,16 @@
 
 pub mod recordings;
 
+use std::path::Path;
+
+use anyhow::Context;
+use rayon::prelude::*;
+
 use crate::backtest::verdict::no_trading_reason;
 use crate::backtest::{simulate, GridAxis, Scorecard};
-use crate::calibration::objective::MIN_FILLS_TO_CHOOSE;
+use crate::calibration::objective::{objective, MIN_FILLS_TO_CHOOSE};
 use crate::config::{Config, ConfigError};
-use crate::replay::Tape;
+use crate::replay::{self, Tape};
 
 pub use recordings::{Recording, SharedRecording, RECORDINGS};
 
@@ -172,6 +177,102 @@ pub fn point_sets(base_sets: &[String], fee_set: &str, settings: &[String]) -> V
     sets.push(fee_set.to_string());
     sets.extend(settings.iter().cloned());
     sets
+}
+
+/// What the walk-forward reports as it goes, for the console.
+#[derive(Clone, Copy, Debug)]
+pub enum Progress<'a> {
+    /// `stop` said so before a recording: the table covers the recordings done so far.
+    Stopped,
+    /// A recording the engine cannot trade.
+    NotTradeable(&'a Untradeable),
+    /// One fold scored at one fee tier.
+    Scored(&'a FoldScore),
+}
+
+/// The walk-forward over `recordings` (their `files` are paths): each recording is cut into
+/// `folds` equal spans of data time; fold i ≥ 1 is scored at every fee tier with the grid
+/// point (of `points`) chosen on everything before it. A missing file or a recording the
+/// engine cannot trade is listed in the second vector instead. `stop` is asked before each
+/// recording; `on` hears every scored fold and every untradeable recording.
+pub fn walk_forward(
+    recordings: &[Recording],
+    folds: usize,
+    points: &[Vec<String>],
+    make_config: &(dyn Fn(&[String]) -> Result<Config, ConfigError> + Sync),
+    stop: &dyn Fn() -> bool,
+    on: &mut dyn FnMut(Progress<'_>) -> anyhow::Result<()>,
+) -> anyhow::Result<(Vec<FoldScore>, Vec<Untradeable>)> {
+    let mut scores: Vec<FoldScore> = Vec::new();
+    let mut untradeable: Vec<Untradeable> = Vec::new();
+    for recording in recordings {
+        if stop() {
+            on(Progress::Stopped)?;
+            break;
+        }
+        let paths = &recording.files;
+        if let Some(missing) = paths.iter().find(|p| !Path::new(p).is_file()) {
+            untradeable.push(Untradeable {
+                recording: recording.name.clone(),
+                reason: format!("{missing} is missing"),
+            });
+            continue;
+        }
+        let base_sets: Vec<String> = recording.sets.clone();
+        let base =
+            make_config(&base_sets).map_err(|e| anyhow::anyhow!("{}: {e}", recording.name))?;
+        let readers = replay::open_inputs(paths, base.spec.symbol.as_str())?;
+        let tape = Tape::load_until(readers, base.spec, u64::MAX)
+            .with_context(|| recording.name.to_string())?;
+        if let Some(reason) = untradeable_reason(&base, &tape)? {
+            untradeable.push(Untradeable {
+                recording: recording.name.clone(),
+                reason,
+            });
+            if let Some(u) = untradeable.last() {
+                on(Progress::NotTradeable(u))?;
+            }
+            continue;
+        }
+        let events = tape.events();
+        let (first_ns, last_ns) = match (events.first(), events.last()) {
+            (Some(a), Some(b)) => (a.local_ts_ns, b.local_ts_ns + 1),
+            _ => continue,
+        };
+        let span = last_ns - first_ns;
+        let cut = |i: usize| first_ns + (span as u128 * i as u128 / folds as u128) as u64;
+        let levels = base.market_data.book_levels;
+        for fold in 1..folds {
+            let choose_tape = tape.window(first_ns, cut(fold), levels)?;
+            let score_tape = tape.window(cut(fold), cut(fold + 1), levels)?;
+            for fee in FEE_TIERS_BPS {
+                let fee_set = format!("venue.maker_fee_bps={fee}");
+                let rows: Vec<(Vec<String>, Option<f64>, u64)> = points
+                    .par_iter()
+                    .map(|settings| -> anyhow::Result<_> {
+                        let config = make_config(&point_sets(&base_sets, &fee_set, settings))
+                            .map_err(|e| anyhow::anyhow!("{}: {e}", settings.join(" ")))?;
+                        let run = simulate(&config, &choose_tape, None)?;
+                        Ok((settings.clone(), objective(&run), run.fills.len() as u64))
+                    })
+                    .collect::<anyhow::Result<_>>()?;
+                let choice = choose(&rows);
+                let score = score_fold(
+                    recording,
+                    &base_sets,
+                    &fee_set,
+                    fee,
+                    fold,
+                    &score_tape,
+                    choice,
+                    make_config,
+                )?;
+                on(Progress::Scored(&score))?;
+                scores.push(score);
+            }
+        }
+    }
+    Ok((scores, untradeable))
 }
 
 #[cfg(test)]
