@@ -1,7 +1,8 @@
 //! mm — a low-latency market-making engine for Binance spot.
 //!
 //! The library holds everything; `main.rs` only wires command-line flags to one mode.
-//! Dependencies point down only: `modes` → `telemetry`/`model`/`config` → `types`.
+//! Dependencies point down only: `modes` → `backtest`/`scoreboard`/`calibration`/`report`
+//! → `telemetry`/`model`/`config` → `types`.
 //! The core (model, and later book, feed, orders, engine) is sans-IO: it never reads a
 //! clock, touches a socket or allocates after start-up.
 
