@@ -2,7 +2,7 @@
 //! calibrated.toml ← --config ← environment ← flags), and the atomic file write it (and the
 //! shard files) go through.
 //!
-//! Owns: the file's text — a header (`calibrated_header`) of `#` comments (which data, when, the fitted values,
+//! Owns: the file's text — a header of `#` comments (which data, when, the fitted values,
 //! the chosen point, in-sample and out-of-sample KPIs) and only keys the config schema
 //! knows (`model.sigma_bps_per_sqrt_s`, `model.k_per_bps` and the chosen grid point's
 //! keys) — and `write_atomically`: temp file in the same folder, fsync, the previous file
@@ -16,15 +16,6 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-
-use anyhow::Context;
-
-use crate::calibration::search::{Row, Windows};
-use crate::calibration::Estimates;
-use crate::config::Config;
-use crate::replay::Tape;
-use crate::report::calibration::{utc_text, RunFigures};
-use crate::telemetry::kpi::KpiKind;
 
 /// The text of calibrated.toml: `header` lines as comments, then `settings`
 /// (`section.key=value`, later ones override earlier ones) grouped by section in order of
@@ -123,126 +114,6 @@ pub fn backup_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_os_string();
     name.push(".bak");
     PathBuf::from(name)
-}
-
-/// What the header of calibrated.toml states.
-pub struct HeaderFacts<'a> {
-    pub generated_utc: &'a str,
-    pub tape: &'a Tape,
-    pub windows: &'a Windows,
-    pub estimates: &'a Estimates,
-    pub sigma: f64,
-    pub k: f64,
-    pub objective: &'a str,
-    pub chosen: &'a Row,
-    pub combos: usize,
-    pub in_sample: &'a RunFigures,
-    pub out_of_sample: &'a RunFigures,
-    pub warnings: &'a [String],
-    pub folder: &'a std::path::Path,
-}
-
-/// The comment header of calibrated.toml.
-pub fn calibrated_header(f: &HeaderFacts<'_>) -> Vec<String> {
-    let w = f.windows;
-    let e = f.estimates;
-    let kpis = |r: &RunFigures| -> String {
-        let parts: Vec<String> = r
-            .kpis
-            .iter()
-            .map(|k| {
-                let value = k.value.map_or_else(
-                    || "n/a".to_string(),
-                    |v| match k.kind {
-                        KpiKind::LatencyP99 => format!("{v:.3} ms"),
-                        KpiKind::TotalPnl | KpiKind::RmsInventory => format!("{v:.4}"),
-                        _ => format!("{:.1} %", v * 100.0),
-                    },
-                );
-                format!(
-                    "{} {value} {}",
-                    k.kind.name(),
-                    if k.met { "ok" } else { "MISS" }
-                )
-            })
-            .collect();
-        format!(
-            "PnL {:.4} quote, {} KPI targets met, {} fills / {} orders; {}",
-            r.pnl_quote,
-            r.kpi_status,
-            r.fills,
-            r.orders_placed,
-            parts.join(", ")
-        )
-    };
-    let mut lines = vec![
-        format!(
-            "Written by `mm --mode=calibration` on {} (UTC). Rerun calibration rather than \
-             editing by hand; the previous file is kept as calibrated.toml.bak.",
-            f.generated_utc
-        ),
-        format!(
-            "Data: {} — {} events, {} → {} ({:.1} min).",
-            f.tape.sources().join(", "),
-            f.tape.stats().events,
-            utc_text(w.start_ns),
-            utc_text(w.end_ns),
-            (w.end_ns - w.start_ns) as f64 / 60e9
-        ),
-        format!(
-            "Walk-forward: fit to {}, choose to {}, held out to the end.",
-            utc_text(w.fit_end_ns),
-            utc_text(w.choose_end_ns)
-        ),
-        format!(
-            "Fitted on the fit part: sigma = {} bps/sqrt(s) at {} s sampling; k = {} /bps \
-             (A = {:.3} /s per side, R^2 {:.3}); OFI impact beta = {:.1} ticks per unit of \
-             normalised OFI (R^2 {:.3}).",
-            f.sigma,
-            e.sigma.interval_s,
-            f.k,
-            e.intensity.a_per_s,
-            e.intensity.r_squared,
-            e.ofi.normalised.slope,
-            e.ofi.normalised.r_squared
-        ),
-        format!(
-            "Chosen on the choose part (objective {}): {} — grid point {} of {}, objective {:.4}.",
-            f.objective,
-            f.chosen.grid.settings.join(", "),
-            f.chosen.index,
-            f.combos,
-            f.chosen.objective
-        ),
-        format!("Out-of-sample (held-out part): {}.", kpis(f.out_of_sample)),
-        format!("In-sample (choose part): {}.", kpis(f.in_sample)),
-    ];
-    lines.extend(f.warnings.iter().cloned());
-    lines.push(format!("Report: {}", f.folder.display()));
-    lines
-}
-
-/// The keys of the calibrated.toml layer the configuration was loaded with, as
-/// `section.key=value` (empty when none was loaded).
-pub fn previous_calibrated_sets(config: &Config) -> anyhow::Result<Vec<String>> {
-    let Some(path) = config
-        .layers
-        .iter()
-        .find(|l| l.ends_with(crate::config::CALIBRATED_PATH))
-    else {
-        return Ok(Vec::new());
-    };
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
-    let table: toml::Table = toml::from_str(&text).with_context(|| format!("parsing {path}"))?;
-    let mut sets = Vec::new();
-    for (section, values) in &table {
-        if let toml::Value::Table(values) = values {
-            for (key, value) in values {
-                sets.push(format!("{section}.{key}={value}"));
-            }
-        }
-    }
-    Ok(sets)
 }
 
 #[cfg(test)]
