@@ -1,10 +1,18 @@
-//! `--grid` axes (`key=v1,v2,..`) and every combination of their values, as `--set` lists.
-//! Used by the backtest's grid, calibration's search and the scoreboard.
+//! `--grid` axes (`key=v1,v2,..`) and every combination of their values, as `--set` lists
+//! (used by the backtest's grid, calibration's search and the scoreboard), and the
+//! backtest's grid run: one replay per combination, in parallel.
 //!
-//! Owns: `GridAxis`, its parsing and the combination order (first axis slowest).
-//! Never: builds configurations or runs backtests (its callers do).
+//! Owns: `GridAxis`, its parsing, the combination order (first axis slowest) and
+//! `run_grid`. Never: builds configurations (its callers do, from `--set` lists), prints or
+//! writes files.
 
 use anyhow::Context;
+use rayon::prelude::*;
+
+use crate::backtest::run::simulate;
+use crate::backtest::score::GridRow;
+use crate::config::Config;
+use crate::replay::Tape;
 
 /// One `--grid` axis: a key and its values.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -53,6 +61,23 @@ pub fn grid_combinations(axes: &[GridAxis]) -> Vec<Vec<String>> {
         combos = next;
     }
     combos
+}
+
+/// Replays `tape` once per configuration, in parallel (rayon): `configs[i]` is the
+/// configuration of the combination `combos[i]`. One row per combination, in their order.
+pub fn run_grid(
+    configs: &[Config],
+    combos: &[Vec<String>],
+    tape: &Tape,
+) -> anyhow::Result<Vec<GridRow>> {
+    configs
+        .par_iter()
+        .zip(combos.par_iter())
+        .map(|(config, sets)| -> anyhow::Result<GridRow> {
+            let replayed = simulate(config, tape, None)?;
+            Ok(GridRow::of(sets, &replayed))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -10,11 +10,10 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-use rayon::prelude::*;
-
+use crate::backtest::grid;
 use crate::backtest::run::per_second;
 use crate::backtest::verdict::{edge_verdict, no_trading_reason};
-use crate::backtest::{grid_combinations, parse_grid, simulate, GridAxis, GridRow, Scorecard};
+use crate::backtest::{grid_combinations, parse_grid, simulate, GridAxis, Scorecard};
 use crate::config::{Config, ConfigError};
 use crate::replay::{self, Tape};
 use crate::report::backtest as report;
@@ -197,14 +196,7 @@ fn run_grid(
         configs.len(),
         rayon::current_num_threads()
     )?;
-    let rows: Vec<GridRow> = configs
-        .par_iter()
-        .zip(combos.par_iter())
-        .map(|(config, sets)| -> anyhow::Result<GridRow> {
-            let replayed = simulate(config, tape, None)?;
-            Ok(GridRow::of(sets, &replayed))
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let rows = grid::run_grid(&configs, &combos, tape)?;
     let folder = report::write_grid(&args.reports_root, config, &axes, &rows)?;
     write!(out, "{}", report::render_grid(&axes, &rows))?;
     writeln!(out, "report: {}", folder.display())?;
