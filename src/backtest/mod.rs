@@ -4,14 +4,15 @@
 //!
 //! - `run`: one replay (`simulate`) and what it keeps (`Replayed`).
 //! - `feed`: the feed latency a run charges and how it shifts the venue's latencies.
-//! - `grid`: `--grid` axes and their combinations.
+//! - `grid`: `--grid` axes, their combinations and the grid run (`run_grid`).
 //! - `score`: the figures a grid, the scoreboard and calibration compare (`Scorecard`,
 //!   `GridRow`, minute statistics).
 //! - `verdict`: what a run says to a trader in words.
 //!
 //! Owns: the replay loop and the figures of a run. Never: writes files or prints (the run
-//! folder is `report::backtest`'s, the console the mode's), never imports a mode's code
-//! (`modes::backtest` is only flags → this → print).
+//! folder is `report::backtest`'s, the console the mode's). `modes::backtest` is only
+//! flags → this → print; the one thing taken from `modes` is `engine_params` (the engine as
+//! every mode builds it), which belongs below the modes with the trading session.
 
 pub mod feed;
 pub mod grid;
