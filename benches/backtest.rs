@@ -1,4 +1,4 @@
-//! Benchmark of the backtest's replay + strategy loop (`modes::backtest::simulate`): the
+//! Benchmark of the backtest's replay + strategy loop (`backtest::simulate`): the
 //! decoded tape of the built-in slice (41,249 events, 5.8 minutes of BTCUSDT) replayed
 //! through the full `Trader` (book, OFI, σ, quoter, order manager, risk) against the
 //! simulated venue, with the KPI tracker and the report records — what `--mode=backtest`
@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
+use mm::assemble::engine_params;
+use mm::backtest::simulate;
 use mm::config::{self, Config, LoadOptions};
 use mm::engine::Engine;
-use mm::modes::backtest::simulate;
-use mm::modes::engine_params;
 use mm::replay::{open_inputs, Tape};
 
 fn config() -> Config {

@@ -63,6 +63,7 @@ use ring::aead;
 use serde_json::Value;
 use sha2::Sha256;
 
+use mm::assemble::build_trader;
 use mm::config::{self, Config, LoadOptions};
 use mm::engine::{Engine, Step, TradeRecord, Trader};
 use mm::feed::{BookLevels, Decoder, Event, Trade};
@@ -76,7 +77,6 @@ use mm::orders::{
     Action, ClientOrderId, OrderParams, OrderStats, SessionTag, VenueEvent, OUTBOX_MAX,
     RATE_WINDOW_MAX,
 };
-use mm::session::build_trader;
 use mm::time::{Clock, SystemClock};
 use mm::types::{Side, SymbolSpec};
 use mm::venue::binance::{Credentials, KeyType, RequestEncoder};

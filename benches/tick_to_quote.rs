@@ -34,13 +34,13 @@ use std::path::Path;
 use criterion::{criterion_group, criterion_main, Criterion};
 use flate2::read::GzDecoder;
 
+use mm::assemble::OFI_CAPACITY;
 use mm::book::SyncState;
 use mm::engine::{Engine, EngineParams, Step};
 use mm::feed::{BookLevels, Decoder, Event, Level};
 use mm::limits::BOOK_LEVELS_PER_SIDE_DEFAULT;
 use mm::model::ofi::{OfiEstimator, Touch};
 use mm::model::{Ofi, Params, Quoter};
-use mm::modes::OFI_CAPACITY;
 use mm::types::{Side, Symbol, SymbolSpec};
 
 const DATA: &str = "../shared/data/binance-spot/btcusdt_20240808.gz";

@@ -210,7 +210,7 @@ fn viewer(cli: &Cli) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let path = mm::telemetry::report::default_snapshot_path(symbol.as_str());
+            let path = mm::report::kpi::default_snapshot_path(symbol.as_str());
             modes::kpi::run(&path, cli.once, &mut out)
         }
     };

@@ -97,6 +97,17 @@ impl Clock for SimClock {
     }
 }
 
+/// `2024-08-08T23:54:13.937Z`: a Unix time in ns as UTC text with milliseconds (reports,
+/// never the hot path); the number itself when it is out of chrono's range.
+pub fn utc_text(ts_ns: u64) -> String {
+    let secs = (ts_ns / 1_000_000_000) as i64;
+    let nanos = (ts_ns % 1_000_000_000) as u32;
+    chrono::DateTime::from_timestamp(secs, nanos).map_or_else(
+        || ts_ns.to_string(),
+        |t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

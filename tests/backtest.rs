@@ -16,10 +16,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use mm::backtest::Scorecard;
 use mm::config::{self, LoadOptions};
 use mm::journal::JournalWriter;
 use mm::replay::{open_inputs, FrameReader, Merger, Tape, DEFAULT_SLICE, DEFAULT_SLICE_NAME};
-use mm::report::{Scorecard, Summary, Timing};
+use mm::report::backtest::{Summary, Timing};
 use mm::telemetry::kpi::KpiKind;
 
 #[path = "support/process.rs"]
@@ -431,7 +432,7 @@ fn the_scorecard_of_a_replay_agrees_with_its_summary() {
     })
     .unwrap();
     let tape = Tape::load(open_inputs(&[], "BTCUSDT").unwrap(), config.spec).unwrap();
-    let run = mm::modes::backtest::simulate(&config, &tape, None).unwrap();
+    let run = mm::backtest::simulate(&config, &tape, None).unwrap();
     let card = Scorecard::of(&run);
     let summary = Summary::build(&config, &tape, &run, Timing::default());
     assert_eq!(card.maker_fee_bps, -0.5);

@@ -374,7 +374,7 @@ fn cli_writes_calibrated_toml_and_the_report_on(files: &[String]) {
         toml_number(&toml_text, "sigma_bps_per_sqrt_s")
     );
     let tape = Tape::load(open_inputs(&[], "BTCUSDT").unwrap(), loaded.spec).unwrap();
-    let run = mm::modes::backtest::simulate(&loaded, &tape, None).unwrap();
+    let run = mm::backtest::simulate(&loaded, &tape, None).unwrap();
     assert!(run.events > 10_000 && run.order_stats.orders_placed > 0);
 
     // A second run keeps the first file as .bak.

@@ -8,6 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use mm::modes;
+use mm::report::kpi::{read_snapshot, render_report, write_snapshot};
 use mm::telemetry::kpi::{
     FillRecord, KpiParams, KpiRecord, KpiTracker, MidSample, OrderCounts, QuoteSample,
 };
@@ -15,7 +16,6 @@ use mm::telemetry::latency::{
     hgrm_path, log_path, read_intervals, read_log, LatencyKind, LatencyLogWriter, LatencySample,
     LATENCY_NS_MAX,
 };
-use mm::telemetry::report::{read_snapshot, render_report, write_snapshot};
 use mm::types::{Price, Qty, Side, Symbol, SymbolSpec};
 
 const S: u64 = 1_000_000_000;

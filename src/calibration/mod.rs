@@ -4,8 +4,9 @@
 //! Owns: the estimators (`estimators`: σ signature, trade intensity λ(δ) = A·e^(−kδ), OFI
 //! price impact, feed latency — pure f64 functions over plain vectors), the series they
 //! read (`series`: a window of a `Tape` → mid path, touches, trades, delays), the grid
-//! search with its walk-forward split, objective and shards (`search`), the report folder
-//! and its plots (`report`), and `config/calibrated.toml` (`calibrated`).
+//! search with its walk-forward split, objective and shards (`search`), the run's steps
+//! from data to files (`pipeline`), and `config/calibrated.toml` (`calibrated`). The
+//! report folder is `report::calibration`'s.
 //!
 //! Walk-forward: the data's time span is cut into fit | choose | held out
 //! (`[calibration] fit_fraction`, `choose_fraction`; default 50 / 25 / 25 %). σ and k are
@@ -24,14 +25,14 @@
 pub mod calibrated;
 pub mod estimators;
 pub mod objective;
-pub mod report;
+pub mod pipeline;
 pub mod search;
 pub mod series;
 
 use serde::Serialize;
 
+use crate::assemble::OFI_CAPACITY;
 use crate::config::Config;
-use crate::modes::OFI_CAPACITY;
 
 use estimators::{
     fit_intensity, latency_stats, market_orders, ofi_impact, order_depths_ticks, read_noise,

@@ -2,7 +2,7 @@
 //! and the money split it rests on.
 //!
 //! Owns: `inventory_risk_quote2` (the variance-like penalty of holding inventory) and
-//! `objective`, built on the report's exact PnL split (`report::Scorecard`, spread part net
+//! `objective`, built on the exact PnL split (`backtest::Scorecard`, spread part net
 //! of fees per ../shared/STRATEGY.md): spread PnL net of fees − κ·Σ(per-minute inventory
 //! PnL)², with no value at all below `MIN_FILLS_TO_CHOOSE` fills. A directional position's
 //! luck is inventory PnL, so it can only lower the objective; a run with a handful of fills
@@ -10,8 +10,7 @@
 //!
 //! Cold path (floats allowed, quote currency): never used by the engine.
 
-use crate::modes::backtest::Replayed;
-use crate::report::Scorecard;
+use crate::backtest::{Replayed, Scorecard};
 
 /// Fewest fills a grid point needs on the window it is chosen on: fewer is noise.
 pub const MIN_FILLS_TO_CHOOSE: u64 = 20;

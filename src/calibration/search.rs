@@ -1,5 +1,5 @@
 //! The grid search of `--mode=calibration`: the walk-forward windows, the objective, every
-//! grid point as a full backtest (`modes::backtest::simulate`) run in parallel with rayon,
+//! grid point as a full backtest (`backtest::simulate`) run in parallel with rayon,
 //! a progress bar, and shards: a slice of the grid whose rows go to a CSV, and the merge
 //! that puts the slices back together.
 //!
@@ -24,10 +24,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::Context;
 use rayon::prelude::*;
 
+use crate::backtest::{simulate, GridAxis, GridRow, Replayed};
 use crate::config::{CalibrationConfig, CalibrationObjective, Config, ConfigError};
-use crate::modes::backtest::{simulate, GridAxis, Replayed};
 use crate::replay::Tape;
-use crate::report::GridRow;
 use crate::telemetry::kpi::KpiKind;
 use crate::time::{Clock, SystemClock};
 

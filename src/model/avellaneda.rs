@@ -21,10 +21,9 @@
 //! Never: used on the hot path (it is f64 and slower), nor sent to the exchange other than
 //! through the integer `Price`/`Qty` it returns. It does not allocate or panic either.
 
-use crate::model::quoter::QuoteLevel;
 use crate::model::{
-    ModelKind, NoQuote, OfiTilt, Params, BPS_PER_UNIT, PRICE_TICKS_MAX, RESERVATION_OFFSET_BPS_MAX,
-    SIGMA_BPS_PER_SQRT_S_MAX,
+    ModelKind, NoQuote, OfiTilt, Params, QuoteLevel, BPS_PER_UNIT, PRICE_TICKS_MAX,
+    RESERVATION_OFFSET_BPS_MAX, SIGMA_BPS_PER_SQRT_S_MAX,
 };
 use crate::types::{Price, Qty, Side, SymbolSpec};
 

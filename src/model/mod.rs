@@ -1,5 +1,8 @@
 //! Pure quoting math: the model's parameters (`Params`, with units), the Avellaneda–Stoikov
 //! f64 reference (`avellaneda`) and the fixed-point hot-path quoter (`quoter`).
+//! Beside them, `simulate`: the Avellaneda & Stoikov (2008) Monte Carlo experiment, a
+//! reproduction of the paper that never touches the engine's quoter; and `spread_check`,
+//! the sanity check of a parameter set on one book (`--mode=spread-check`).
 //!
 //! Owns: the meaning and the units of every model parameter, their validation, and the
 //! rules that turn (best bid, best ask, inventory, σ, OFI) into a two-sided quote. Both
@@ -33,13 +36,25 @@
 pub mod avellaneda;
 pub mod ofi;
 pub mod quoter;
+pub mod simulate;
+pub mod spread_check;
 pub mod vol;
 
 use std::fmt;
 
-use crate::types::Qty;
+use crate::types::{Price, Qty};
 
-pub use quoter::{ofi_from_f64, sigma_from_f64, Ofi, Quote, QuoteInput, QuoteLevel, Quoter, Sigma};
+pub use quoter::{ofi_from_f64, sigma_from_f64, Ofi, Quote, QuoteInput, Quoter, Sigma};
+
+/// One side of a quote: a limit price and a whole number of lots. Shared by the f64
+/// reference (`avellaneda`) and the fixed-point `quoter`, so it lives below both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuoteLevel {
+    /// Limit price, ticks.
+    pub price: Price,
+    /// Order size, lots (> 0).
+    pub qty: Qty,
+}
 
 /// Basis points in one whole (1 bps = 10⁻⁴ of the mid price).
 pub const BPS_PER_UNIT: f64 = 10_000.0;

@@ -50,7 +50,7 @@ use fixed::types::{I32F32, I64F64, U32F32, U64F64};
 
 use crate::model::avellaneda::{self, RefInput, RefQuote};
 use crate::model::{
-    ModelKind, NoQuote, OfiTilt, Params, ParamsError, BPS_PER_UNIT, PRICE_TICKS_MAX,
+    ModelKind, NoQuote, OfiTilt, Params, ParamsError, QuoteLevel, BPS_PER_UNIT, PRICE_TICKS_MAX,
     RESERVATION_OFFSET_BPS_MAX, SIGMA_BPS_PER_SQRT_S_MAX,
 };
 use crate::types::{Price, Qty, Side, SymbolSpec, ATOMS_PER_UNIT};
@@ -78,15 +78,6 @@ pub struct QuoteInput {
     pub sigma: Sigma,
     /// Normalised OFI in [−1, 1].
     pub ofi: Ofi,
-}
-
-/// One side of a quote: a limit price and a whole number of lots.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct QuoteLevel {
-    /// Limit price, ticks.
-    pub price: Price,
-    /// Order size, lots (> 0).
-    pub qty: Qty,
 }
 
 /// The quote to post, plus the model's intermediate values for diagnostics.

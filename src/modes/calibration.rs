@@ -1,17 +1,10 @@
 //! `--mode=calibration`: recorded data → fitted σ and k, a walk-forward grid search over
 //! γ, OFI β and τ (or `--grid`), `config/calibrated.toml` and a report folder.
 //!
-//! Wiring only: `replay::Tape` decodes the data once; `calibration::series` and
-//! `calibration::estimate` fit the estimators on the fit part; `calibration::search` runs
-//! the grid on the choose part (all of it, one `--shard`, or the `--merge` of shards);
-//! the chosen point and the configuration as it was before are then run on the choose
-//! and held-out parts; `calibration::report` writes the folder and `calibration::
-//! calibrated` the config layer. See `src/calibration/mod.rs` for the method.
-//!
-//! Walk-forward windows start mid-recording, where the data has no REST snapshot: each is
-//! cut with `Tape::window`, which opens it with a synthetic snapshot of the book the
-//! engine would hold there (the backtest then starts as a live start with a fresh
-//! snapshot would: book in sync, σ/OFI/touch cold).
+//! Wiring only: flags → the steps of `calibration::pipeline` (prepare the data, fit the
+//! estimators, search the grid with `calibration::search` — all of it, one `--shard`, or
+//! the `--merge` of shards — evaluate the chosen point, write the files) → the console
+//! lines between them. See `src/calibration/mod.rs` for the method.
 //!
 //! Errors a trader can act on: too little data, no synced book, a fit with too few
 //! points, all name the fix; nothing is written before every backtest has run.
@@ -19,31 +12,21 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Context;
-
-use crate::calibration::calibrated::{backup_path, render, write_atomically};
-use crate::calibration::report::{self, ReportInput, RunFigures, Span, Summary};
-use crate::calibration::search::{
-    self, best, default_axes, fingerprint, in_shard, merge_shards, objective, parse_shard,
-    run_points, shard_file_name, shard_files, write_shard, Progress, Row, Windows,
+use crate::backtest::grid_combinations;
+use crate::calibration::calibrated::backup_path;
+use crate::calibration::pipeline::{
+    evaluate, fit_parameters, grid_axes, prepare, run_fingerprint, OFI_PREDICTIVE_R2_MIN,
 };
-use crate::calibration::series::MarketSeries;
-use crate::calibration::{estimate, Estimates, EstimatorSettings, Stability};
+use crate::calibration::search::{
+    self, in_shard, merge_shards, parse_shard, run_points, shard_file_name, shard_files,
+    write_shard, Progress, Row,
+};
 use crate::config::{Config, ConfigError};
-use crate::modes::backtest::{grid_combinations, parse_grid, simulate, GridAxis, Replayed};
 use crate::replay::{self, Tape};
-use crate::report::GridRow;
+use crate::report::calibration::{print_choice, print_estimates, Summary};
+use crate::report::calibration::{write_files, Outputs};
 use crate::shutdown::Shutdown;
-use crate::telemetry::kpi::KpiKind;
-use crate::time::{Clock, SystemClock};
-use crate::types::DECIMALS;
-
-/// Significant digits of the fitted σ and k written to calibrated.toml (and used by the
-/// grid): more would claim a precision 10 minutes of data does not have.
-pub const WRITTEN_DIGITS: i32 = 4;
-/// Longest stretch without any event calibration accepts, ns (BTCUSDT has events every
-/// few ms; the thin NEXOUSDT recording's quietest stretch is 43 s).
-pub const MAX_GAP_NS: u64 = 120_000_000_000;
+use crate::time::SystemClock;
 
 /// Flags of the mode.
 #[derive(Clone, Debug, Default)]
@@ -79,10 +62,6 @@ pub struct CalibrationOutcome {
 
 /// Runs the mode. `make_config` builds the configuration with extra `--set` flags.
 /// Returns `None` for a `--shard` run (it writes only its rows).
-/// Smallest one-window-ahead R² of price change on normalised OFI for which the calibration
-/// searches a non-zero OFI tilt (measured 0.03 on BTCUSDT, 0.00 on NEXOUSDT).
-pub const OFI_PREDICTIVE_R2_MIN: f64 = 0.05;
-
 pub fn run(
     config: &Config,
     args: &CalibrationArgs,
@@ -95,13 +74,11 @@ pub fn run(
     if shard.is_some() && !args.merge.is_empty() {
         anyhow::bail!("--shard and --merge do not go together: run the shards, then merge");
     }
-    let cal = &config.calibration;
-    let book_levels = config.market_data.book_levels;
 
     // -- data and windows ---------------------------------------------------------------
     let readers = replay::open_inputs(&args.data, config.spec.symbol.as_str())?;
     let tape = Tape::load_until(readers, config.spec, args.duration_ns.unwrap_or(u64::MAX))?;
-    let stats = tape.stats().clone();
+    let stats = tape.stats();
     writeln!(
         out,
         "data: {} ({} events: {} depth, {} bookTicker, {} trades, {} snapshots)",
@@ -112,64 +89,8 @@ pub fn run(
         stats.trades,
         stats.snapshots
     )?;
-    let span_s = stats.last_ts_ns.saturating_sub(stats.first_ts_ns) as f64 / 1e9;
-    if stats.events == 0 || span_s < cal.min_span_s {
-        anyhow::bail!(
-            "calibration needs at least {:.1} minutes of data with a depth snapshot; {} holds \
-             {:.1} s ({} events of {}) — fix: give a longer recording (--data, e.g. the two \
-             files of ../shared/data/binance-spot), or lower calibration.min_span_s",
-            cal.min_span_s / 60.0,
-            tape.sources().join(", "),
-            span_s,
-            stats.events,
-            config.spec.symbol
-        );
-    }
-    // A recording with holes (several sessions, a crash) would make every estimate and the
-    // walk-forward cut about the holes: refuse it.
-    if let Some((gap_ns, at_ns)) = tape
-        .events()
-        .windows(2)
-        .map(|w| {
-            (
-                w[1].local_ts_ns.saturating_sub(w[0].local_ts_ns),
-                w[0].local_ts_ns,
-            )
-        })
-        .max_by_key(|(gap, _)| *gap)
-        .filter(|(gap, _)| *gap > MAX_GAP_NS)
-    {
-        anyhow::bail!(
-            "the data has a gap of {:.1} min without any event after {} (limit {} s): σ, the \
-             intensity and the walk-forward cut would measure the gap — fix: calibrate on one \
-             contiguous recording at a time (--data of one session)",
-            gap_ns as f64 / 6e10,
-            report::utc_text(at_ns),
-            MAX_GAP_NS / 1_000_000_000
-        );
-    }
-    let windows = Windows::split(
-        stats.first_ts_ns,
-        stats.last_ts_ns,
-        cal.fit_fraction,
-        cal.choose_fraction,
-    );
-    let choose_tape = tape.window(windows.fit_end_ns, windows.choose_end_ns, book_levels)?;
-    let held_tape = tape.window(windows.choose_end_ns, windows.end_ns, book_levels)?;
-    for (name, part, at) in [
-        ("choose", &choose_tape, windows.fit_end_ns),
-        ("held-out", &held_tape, windows.choose_end_ns),
-    ] {
-        if !part.starts_with_snapshot() {
-            anyhow::bail!(
-                "the order book is not in sync at the start of the {name} part ({}): \
-                 calibration needs data with a depth snapshot and unbroken depth diffs before \
-                 it — fix: give a recording made with --mode=record (or a capture with its \
-                 REST snapshot), or move the split with calibration.fit_fraction",
-                report::utc_text(at)
-            );
-        }
-    }
+    let prepared = prepare(config, &tape)?;
+    let windows = &prepared.windows;
     let (fit_s, choose_s, held_s) = windows.spans_s();
     writeln!(
         out,
@@ -180,38 +101,10 @@ pub fn run(
     )?;
 
     // -- estimators -----------------------------------------------------------------------
-    let settings = EstimatorSettings::from_config(config);
-    let tick_quote = config.spec.tick_atoms as f64 / 10f64.powi(DECIMALS as i32);
-    let fit_series =
-        MarketSeries::from_tape(&tape, windows.start_ns, windows.fit_end_ns, book_levels);
-    let estimates = estimate(&fit_series, tick_quote, &settings)
-        .map_err(|e| anyhow::anyhow!("on the fit part of the data: {e}"))?;
-    let middle = windows.start_ns + (windows.end_ns - windows.start_ns) / 2;
-    let halves = {
-        let first = MarketSeries::from_tape(&tape, windows.start_ns, middle, book_levels);
-        let second = MarketSeries::from_tape(&tape, middle, windows.end_ns, book_levels);
-        match (
-            estimate(&first, tick_quote, &settings),
-            estimate(&second, tick_quote, &settings),
-        ) {
-            (Ok(a), Ok(b)) => Ok(Stability::between(&a, &b)),
-            (Err(e), _) | (_, Err(e)) => Err(e.to_string()),
-        }
-    };
-    print_estimates(out, &estimates, &halves)?;
-    let sigma = round_significant(estimates.sigma.bps_per_sqrt_s, WRITTEN_DIGITS);
-    let k = round_significant(estimates.intensity.k_per_bps, WRITTEN_DIGITS);
-    let a = round_significant(estimates.intensity.a_per_s, WRITTEN_DIGITS);
-    let base_sets = vec![
-        format!("model.sigma_bps_per_sqrt_s={sigma}"),
-        format!("model.k_per_bps={k}"),
-        format!("model.intensity_a_per_s={a}"),
-    ];
-    // A tilt needs OFI to say something about the *next* window's mid move; where the
-    // out-of-sample regression says it does not, β is 0 and the grid does not search it.
-    let ofi_r2 = estimates.ofi.predictive.r_squared;
-    let ofi_predicts = ofi_r2 >= OFI_PREDICTIVE_R2_MIN;
-    if !ofi_predicts {
+    let fit = fit_parameters(config, &tape, windows)?;
+    print_estimates(out, &fit.estimates, &fit.halves)?;
+    let ofi_r2 = fit.estimates.ofi.predictive.r_squared;
+    if !fit.ofi_predicts {
         writeln!(
             out,
             "OFI: next-window R² {ofi_r2:.3} < {OFI_PREDICTIVE_R2_MIN}: no out-of-sample \
@@ -223,23 +116,11 @@ pub fn run(
             }
         )?;
     }
-    let base = make_config(&base_sets).map_err(|e| anyhow::anyhow!("the fitted values: {e}"))?;
+    let base =
+        make_config(&fit.base_sets).map_err(|e| anyhow::anyhow!("the fitted values: {e}"))?;
 
     // -- grid -----------------------------------------------------------------------------
-    let axes: Vec<GridAxis> = if args.grid.is_empty() {
-        let mut axes = default_axes(cal);
-        if !ofi_predicts {
-            for axis in axes.iter_mut().filter(|a| a.key == "ofi.beta") {
-                axis.values = vec!["0".to_string()];
-            }
-        }
-        axes
-    } else {
-        args.grid
-            .iter()
-            .map(|a| parse_grid(a))
-            .collect::<anyhow::Result<_>>()?
-    };
+    let axes = grid_axes(&config.calibration, &args.grid, fit.ofi_predicts)?;
     let combos = grid_combinations(&axes);
     if let Some((_, n)) = shard {
         if n > combos.len() {
@@ -251,7 +132,7 @@ pub fn run(
             );
         }
     }
-    let fp = run_fingerprint(&tape, &windows, &base_sets, &axes, &base);
+    let fp = run_fingerprint(&tape, windows, &fit.base_sets, &axes, &base);
     let points: Vec<(usize, Vec<String>)> = combos
         .iter()
         .cloned()
@@ -270,10 +151,10 @@ pub fn run(
         let progress = Progress::new("grid", points.len(), true);
         run_points(
             &points,
-            &base_sets,
+            &fit.base_sets,
             make_config,
             &base,
-            &choose_tape,
+            &prepared.choose_tape,
             &progress,
         )?
     } else {
@@ -311,167 +192,28 @@ pub fn run(
     }
 
     // -- the chosen point, in and out of sample ---------------------------------------------
-    let Some(chosen) = best(&rows).cloned() else {
-        let most = rows.iter().map(|r| r.grid.fills).max().unwrap_or(0);
-        let choose_min = (windows.choose_end_ns - windows.fit_end_ns) as f64 / 60e9;
-        let needed = crate::calibration::objective::MIN_FILLS_TO_CHOOSE;
-        anyhow::bail!(
-            "no grid point can be chosen: with objective {:?} a point needs at least {needed} \
-             fills on the choose part, and the most any point made in its {choose_min:.1} \
-             minutes was {most}. Give more data: about {:.0} minutes of choose part, i.e. \
-             --data spanning ~{:.0} minutes in all (the choose part is calibration.\
-             choose_fraction of the span), or widen the grid toward tighter spreads",
-            cal.objective.as_str(),
-            choose_min * needed as f64 / most.max(1) as f64,
-            choose_min * needed as f64 / most.max(1) as f64 / cal.choose_fraction,
-        );
-    };
-    let chosen_sets: Vec<String> = base_sets
-        .iter()
-        .chain(&chosen.grid.settings)
-        .cloned()
-        .collect();
-    let chosen_config = make_config(&chosen_sets).map_err(|e| anyhow::anyhow!("{e}"))?;
-    // What the file holds: everything that shaped the backtests but lives in a layer the
-    // file replaces or that is not there next time — the previous calibrated.toml (when
-    // loaded) and the --set flags — then σ, k and the chosen point, which win.
-    let mut written_sets = previous_calibrated_sets(config)?;
-    written_sets.extend(args.sets.iter().cloned());
-    written_sets.extend(chosen_sets.iter().cloned());
-    let figures = |c: &Config, t: &Tape| -> anyhow::Result<RunFigures> {
-        let run: Replayed = simulate(c, t, None)?;
-        let value = objective(&run, &GridRow::of(&[], &run), cal);
-        Ok(RunFigures::of(&run, value))
-    };
-    let in_sample = figures(&chosen_config, &choose_tape)?;
-    let out_of_sample = figures(&chosen_config, &held_tape)?;
-    let before_in = figures(config, &choose_tape)?;
-    let before_out = figures(config, &held_tape)?;
-    let mut notes = vec![
-        format!(
-            "The choose and held-out parts each start with a synthetic REST snapshot of the book \
-             the engine would hold there (Tape::window); σ, OFI and the touch start cold, as at \
-             a live start. σ uses the prior {sigma} bps/√s until the online estimator has \
-             {} samples.",
-            config.model.sigma_warmup_samples
-        ),
-        format!(
-            "OFI β is searched on the grid, not set from the regression: the engine's tilt is \
-             clamp(β·OFI, −1, +1) ticks, so a regression β of {:.1} ticks already saturates it; \
-             the regression shows whether the sign of OFI is informative.",
-            estimates.ofi.normalised.slope
-        ),
-        format!("Feed latency: {}.", estimates.feed_latency.note),
-    ];
-    if (in_sample.objective - chosen.objective).abs() > 1e-9 * chosen.objective.abs().max(1.0) {
-        notes.push(format!(
-            "warning: the chosen point's objective on the choose part was {} in the grid and {} \
-             when run again; the backtest should be deterministic",
-            chosen.objective, in_sample.objective
-        ));
-    }
-    let mut warnings = Vec::new();
-    if in_sample.objective < before_in.objective {
-        warnings.push(format!(
-            "WARNING: no grid point beat the configuration as it was before calibration on \
-             the choose part (best objective {:.4}, before {:.4}): the grid may miss the good \
-             values (widen --grid) or the data is too short to tell; the file is written \
-             anyway — keep the .bak if you prefer the old one",
-            in_sample.objective, before_in.objective
-        ));
-    }
-    if out_of_sample.objective < before_out.objective {
-        warnings.push(format!(
-            "WARNING: out of sample (held-out part) the chosen point did worse than the \
-             configuration before calibration (objective {:.4} vs {:.4}, PnL {:.4} vs \
-             {:.4}): its in-sample edge did not carry over",
-            out_of_sample.objective,
-            before_out.objective,
-            out_of_sample.pnl_quote,
-            before_out.pnl_quote
-        ));
-    }
-    notes.extend(warnings.iter().cloned());
+    let evaluation = evaluate(config, &prepared, &fit, &rows, &args.sets, make_config)?;
 
     // -- files --------------------------------------------------------------------------------
-    let folder = report::create_folder(&args.reports_root, config.spec.symbol.as_str())?;
-    let generated_utc = report::utc_text(crate::time::wall_now_ns());
-    let objective_text = match cal.objective {
-        crate::config::CalibrationObjective::Spread => format!(
-            "spread: spread PnL net of fees − {} × Σ(minute inventory PnL)², at least {} fills",
-            crate::calibration::objective::INVENTORY_RISK_PER_QUOTE,
-            crate::calibration::objective::MIN_FILLS_TO_CHOOSE
-        ),
-        crate::config::CalibrationObjective::Penalised => format!(
-            "penalised: PnL − {} × KPI targets missed − {} × RMS inventory",
-            cal.kpi_miss_penalty, cal.rms_inventory_penalty
-        ),
-        other => other.as_str().to_string(),
-    };
-    let header = calibrated_header(&HeaderFacts {
-        generated_utc: &generated_utc,
-        tape: &tape,
-        windows: &windows,
-        estimates: &estimates,
-        sigma,
-        k,
-        objective: &objective_text,
-        chosen: &chosen,
-        combos: combos.len(),
-        in_sample: &in_sample,
-        out_of_sample: &out_of_sample,
-        warnings: &warnings,
-        folder: &folder,
-    });
-    let toml_text = render(&header, &written_sets)?;
-    let mut summary = Summary {
-        version: report::REPORT_VERSION,
-        mode: "calibration",
-        symbol: config.spec.symbol.as_str().to_string(),
-        generated_utc,
-        sources: tape.sources().to_vec(),
-        events: stats.events,
-        data: Span::of(windows.start_ns, windows.end_ns),
-        fit: Span::of(windows.start_ns, windows.fit_end_ns),
-        choose: Span::of(windows.fit_end_ns, windows.choose_end_ns),
-        held_out: Span::of(windows.choose_end_ns, windows.end_ns),
-        sigma_bps_per_sqrt_s: sigma,
-        k_per_bps: k,
-        objective: objective_text,
-        axes: axes.clone(),
-        grid_points: combos.len(),
-        chosen_index: chosen.index,
-        chosen: chosen.grid.settings.clone(),
-        written: written_sets.clone(),
-        in_sample,
-        out_of_sample,
-        before_in_sample: before_in,
-        before_out_of_sample: before_out,
-        fingerprint: fp.clone(),
-        calibrated_path: args.calibrated_out.display().to_string(),
-        notes,
-        wall_s: 0.0,
-    };
     let had_previous = args.calibrated_out.is_file();
-    summary.wall_s = wall.mono_ns() as f64 / 1e9;
-    let grid_csv = search::rows_csv(&fp, &axes, &rows);
-    // The report first: calibrated.toml (which every later run loads) is replaced only
-    // once everything else is written.
-    report::write_folder(
-        &folder,
-        &ReportInput {
-            summary: &summary,
-            estimates: &estimates,
-            halves: halves.as_ref().map_err(Clone::clone),
+    let (folder, summary) = write_files(
+        &Outputs {
+            config,
+            tape: &tape,
+            windows,
+            fit: &fit,
+            axes: &axes,
+            grid_points: combos.len(),
             rows: &rows,
-            grid_csv: &grid_csv,
-            calibrated_toml: &toml_text,
+            fingerprint: &fp,
+            evaluation: &evaluation,
+            reports_root: &args.reports_root,
+            calibrated_out: &args.calibrated_out,
         },
+        &wall,
     )?;
-    write_atomically(&args.calibrated_out, toml_text.as_bytes(), true)
-        .with_context(|| format!("writing {}", args.calibrated_out.display()))?;
     print_choice(out, &summary)?;
-    for warning in &warnings {
+    for warning in &evaluation.warnings {
         writeln!(out, "{warning}")?;
     }
     writeln!(
@@ -494,316 +236,4 @@ pub fn run(
         calibrated: args.calibrated_out.clone(),
         summary,
     }))
-}
-
-/// `x` rounded to `digits` significant digits (exact decimal when printed).
-pub fn round_significant(x: f64, digits: i32) -> f64 {
-    if x == 0.0 || !x.is_finite() {
-        return x;
-    }
-    let magnitude = x.abs().log10().floor() as i32;
-    let places = digits - 1 - magnitude;
-    if places >= 0 {
-        let scale = 10f64.powi(places);
-        (x * scale).round() / scale
-    } else {
-        let scale = 10f64.powi(-places);
-        (x / scale).round() * scale
-    }
-}
-
-/// Everything that shapes a grid row: the data (file names, not paths, so shards on other
-/// machines agree), the windows, the fitted values, the axes and the configuration.
-fn run_fingerprint(
-    tape: &Tape,
-    windows: &Windows,
-    base_sets: &[String],
-    axes: &[GridAxis],
-    base: &Config,
-) -> String {
-    let s = tape.stats();
-    let mut parts = vec![format!("mm calibration rows v{}", search::ROWS_VERSION)];
-    for source in tape.sources() {
-        parts.push(
-            std::path::Path::new(source)
-                .file_name()
-                .map_or_else(|| source.clone(), |n| n.to_string_lossy().into_owned()),
-        );
-    }
-    parts.push(format!(
-        "{} {} {} {} {} {} {}",
-        s.events, s.depth_diffs, s.book_tickers, s.trades, s.snapshots, s.first_ts_ns, s.last_ts_ns
-    ));
-    parts.push(format!("{windows:?}"));
-    parts.extend(base_sets.iter().cloned());
-    for axis in axes {
-        parts.push(format!("{}={}", axis.key, axis.values.join(",")));
-    }
-    parts.push(format!(
-        "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {}",
-        base.spec,
-        base.model,
-        base.quoting,
-        base.ofi,
-        base.orders,
-        base.risk,
-        base.venue,
-        base.kpi,
-        base.calibration,
-        base.market_data.book_levels
-    ));
-    fingerprint(&parts)
-}
-
-struct HeaderFacts<'a> {
-    generated_utc: &'a str,
-    tape: &'a Tape,
-    windows: &'a Windows,
-    estimates: &'a Estimates,
-    sigma: f64,
-    k: f64,
-    objective: &'a str,
-    chosen: &'a Row,
-    combos: usize,
-    in_sample: &'a RunFigures,
-    out_of_sample: &'a RunFigures,
-    warnings: &'a [String],
-    folder: &'a std::path::Path,
-}
-
-/// The comment header of calibrated.toml.
-fn calibrated_header(f: &HeaderFacts<'_>) -> Vec<String> {
-    let w = f.windows;
-    let e = f.estimates;
-    let kpis = |r: &RunFigures| -> String {
-        let parts: Vec<String> = r
-            .kpis
-            .iter()
-            .map(|k| {
-                let value = k.value.map_or_else(
-                    || "n/a".to_string(),
-                    |v| match k.kind {
-                        KpiKind::LatencyP99 => format!("{v:.3} ms"),
-                        KpiKind::TotalPnl | KpiKind::RmsInventory => format!("{v:.4}"),
-                        _ => format!("{:.1} %", v * 100.0),
-                    },
-                );
-                format!(
-                    "{} {value} {}",
-                    k.kind.name(),
-                    if k.met { "ok" } else { "MISS" }
-                )
-            })
-            .collect();
-        format!(
-            "PnL {:.4} quote, {} KPI targets met, {} fills / {} orders; {}",
-            r.pnl_quote,
-            r.kpi_status,
-            r.fills,
-            r.orders_placed,
-            parts.join(", ")
-        )
-    };
-    let mut lines = vec![
-        format!(
-            "Written by `mm --mode=calibration` on {} (UTC). Rerun calibration rather than \
-             editing by hand; the previous file is kept as calibrated.toml.bak.",
-            f.generated_utc
-        ),
-        format!(
-            "Data: {} — {} events, {} → {} ({:.1} min).",
-            f.tape.sources().join(", "),
-            f.tape.stats().events,
-            report::utc_text(w.start_ns),
-            report::utc_text(w.end_ns),
-            (w.end_ns - w.start_ns) as f64 / 60e9
-        ),
-        format!(
-            "Walk-forward: fit to {}, choose to {}, held out to the end.",
-            report::utc_text(w.fit_end_ns),
-            report::utc_text(w.choose_end_ns)
-        ),
-        format!(
-            "Fitted on the fit part: sigma = {} bps/sqrt(s) at {} s sampling; k = {} /bps \
-             (A = {:.3} /s per side, R^2 {:.3}); OFI impact beta = {:.1} ticks per unit of \
-             normalised OFI (R^2 {:.3}).",
-            f.sigma,
-            e.sigma.interval_s,
-            f.k,
-            e.intensity.a_per_s,
-            e.intensity.r_squared,
-            e.ofi.normalised.slope,
-            e.ofi.normalised.r_squared
-        ),
-        format!(
-            "Chosen on the choose part (objective {}): {} — grid point {} of {}, objective {:.4}.",
-            f.objective,
-            f.chosen.grid.settings.join(", "),
-            f.chosen.index,
-            f.combos,
-            f.chosen.objective
-        ),
-        format!("Out-of-sample (held-out part): {}.", kpis(f.out_of_sample)),
-        format!("In-sample (choose part): {}.", kpis(f.in_sample)),
-    ];
-    lines.extend(f.warnings.iter().cloned());
-    lines.push(format!("Report: {}", f.folder.display()));
-    lines
-}
-
-fn print_estimates(
-    out: &mut dyn Write,
-    e: &Estimates,
-    halves: &Result<Stability, String>,
-) -> anyhow::Result<()> {
-    writeln!(
-        out,
-        "sigma = {:.4} bps/√s at {} s; signature: {}",
-        e.sigma.bps_per_sqrt_s,
-        e.sigma.interval_s,
-        e.sigma
-            .signature
-            .iter()
-            .map(|p| format!("{} s {:.3}", p.interval_s, p.sigma_bps_per_sqrt_s))
-            .collect::<Vec<_>>()
-            .join(", ")
-    )?;
-    if let Some(noise) = &e.sigma.noise {
-        writeln!(out, "  {}", noise.verdict)?;
-    }
-    let i = &e.intensity;
-    writeln!(
-        out,
-        "k = {:.4} /bps, A = {:.3} /s per side, R² = {:.3} ({} of {} depths in the fit, {} market \
-         orders)",
-        i.k_per_bps,
-        i.a_per_s,
-        i.r_squared,
-        i.points.iter().filter(|p| p.in_fit).count(),
-        i.points.len(),
-        e.market_orders
-    )?;
-    let o = &e.ofi;
-    writeln!(
-        out,
-        "OFI impact ({} s windows): β = {:.2} ticks per unit normalised OFI (R² {:.3}), raw β = \
-         {:.3e} ticks/lot (R² {:.3}); one window ahead R² {:.3}",
-        o.window_s,
-        o.normalised.slope,
-        o.normalised.r_squared,
-        o.raw.slope,
-        o.raw.r_squared,
-        o.predictive.r_squared
-    )?;
-    writeln!(out, "feed latency: {}", e.feed_latency.note)?;
-    match halves {
-        Ok(h) => writeln!(
-            out,
-            "halves: sigma {:.3} / {:.3}, k {:.3} / {:.3}, OFI β {:.1} / {:.1}",
-            h.first_half.sigma_bps_per_sqrt_s,
-            h.second_half.sigma_bps_per_sqrt_s,
-            h.first_half.k_per_bps,
-            h.second_half.k_per_bps,
-            h.first_half.ofi_beta_ticks,
-            h.second_half.ofi_beta_ticks
-        )?,
-        Err(why) => writeln!(out, "halves: not comparable ({why})")?,
-    }
-    Ok(())
-}
-
-fn print_choice(out: &mut dyn Write, s: &Summary) -> anyhow::Result<()> {
-    writeln!(
-        out,
-        "chosen: {} (grid point {} of {}; objective {})",
-        s.chosen.join(" "),
-        s.chosen_index,
-        s.grid_points,
-        s.objective
-    )?;
-    writeln!(
-        out,
-        "{:<18} {:>14} {:>14} {:>14} {:>14}",
-        "", "in-sample", "out-of-sample", "before/choose", "before/held"
-    )?;
-    let runs = [
-        &s.in_sample,
-        &s.out_of_sample,
-        &s.before_in_sample,
-        &s.before_out_of_sample,
-    ];
-    let line = |out: &mut dyn Write, name: &str, f: &dyn Fn(&RunFigures) -> String| {
-        let cells: Vec<String> = runs.iter().map(|r| format!("{:>14}", f(r))).collect();
-        writeln!(out, "{name:<18} {}", cells.join(" "))
-    };
-    line(out, "objective", &|r| format!("{:.4}", r.objective))?;
-    line(out, "PnL", &|r| format!("{:.4}", r.pnl_quote))?;
-    line(out, "  spread (net fee)", &|r| {
-        format!("{:.4}", r.spread_pnl_quote)
-    })?;
-    line(out, "  inventory", &|r| {
-        format!("{:.4}", r.inventory_pnl_quote)
-    })?;
-    line(out, "KPIs met", &|r| r.kpi_status.clone())?;
-    for kind in KpiKind::ALL {
-        line(out, kind.name(), &|r| {
-            r.kpis
-                .iter()
-                .find(|k| k.kind == kind)
-                .and_then(|k| k.value)
-                .map_or_else(
-                    || "n/a".to_string(),
-                    |v| match kind {
-                        KpiKind::SpreadCaptured | KpiKind::FillRatio | KpiKind::CancelRatio => {
-                            format!("{:.1}%", v * 100.0)
-                        }
-                        _ => format!("{v:.4}"),
-                    },
-                )
-        })?;
-    }
-    line(out, "fills/orders", &|r| {
-        format!("{}/{}", r.fills, r.orders_placed)
-    })?;
-    Ok(())
-}
-
-/// The keys of the calibrated.toml layer the configuration was loaded with, as
-/// `section.key=value` (empty when none was loaded).
-fn previous_calibrated_sets(config: &Config) -> anyhow::Result<Vec<String>> {
-    let Some(path) = config
-        .layers
-        .iter()
-        .find(|l| l.ends_with(crate::config::CALIBRATED_PATH))
-    else {
-        return Ok(Vec::new());
-    };
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
-    let table: toml::Table = toml::from_str(&text).with_context(|| format!("parsing {path}"))?;
-    let mut sets = Vec::new();
-    for (section, values) in &table {
-        if let toml::Value::Table(values) = values {
-            for (key, value) in values {
-                sets.push(format!("{section}.{key}={value}"));
-            }
-        }
-    }
-    Ok(sets)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn significant_digits() {
-        assert_eq!(round_significant(1.168_706, 4), 1.169);
-        assert_eq!(round_significant(0.869_681, 4), 0.8697);
-        assert_eq!(round_significant(12_345.0, 4), 12_350.0);
-        assert_eq!(
-            format!("{}", round_significant(0.000_123_456, 4)),
-            "0.0001235"
-        );
-        assert_eq!(round_significant(0.0, 4), 0.0);
-    }
 }

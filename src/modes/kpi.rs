@@ -1,5 +1,5 @@
 //! `--mode=kpi`: shows the KPI snapshot that paper or live trading writes
-//! (`kpi/<SYMBOL>.json`, see `telemetry::report`).
+//! (`kpi/<SYMBOL>.json`, see `report::kpi`).
 //!
 //! `--once` prints the report once (for scripts: the seed's
 //! `KPITracker('BTCUSDT').get_summary()`). Otherwise a live table: on a terminal it switches
@@ -12,7 +12,7 @@
 //! sleep) and cursor control — crossterm alone. A widget layer would add build time and
 //! nothing on screen.
 //!
-//! Wiring only; the rendering and the file format live in `telemetry::report`.
+//! Wiring only; the rendering and the file format live in `report::kpi`.
 
 use std::io::{self, IsTerminal, Write};
 use std::path::Path;
@@ -23,9 +23,9 @@ use chrono::{DateTime, Utc};
 use crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use crossterm::{cursor, execute, queue, terminal};
 
+use crate::report::kpi::{read_snapshot, render_report};
 use crate::shutdown::Shutdown;
 use crate::telemetry::kpi::KpiSnapshot;
-use crate::telemetry::report::{read_snapshot, render_report};
 use crate::time::{wall_now_ns, Clock, SystemClock};
 
 /// Redraw period of the live table.
@@ -226,8 +226,8 @@ fn utc_text(ns: u64) -> String {
 mod tests {
     use super::*;
 
+    use crate::report::kpi::write_snapshot;
     use crate::telemetry::kpi::{KpiParams, KpiTracker};
-    use crate::telemetry::report::write_snapshot;
     use crate::types::{Qty, Symbol, SymbolSpec};
 
     fn snapshot() -> KpiSnapshot {

@@ -10,10 +10,11 @@
 
 use std::path::PathBuf;
 
+use crate::assemble::build_trader;
 use crate::config::Config;
 use crate::hot::LoopEnd;
 use crate::live::{self, order_entry, LiveNote, LiveSink, Unverified, NOTES_CHANNEL_DEPTH};
-use crate::session::{build_trader, market_data, Reports, Session};
+use crate::session::{market_data, Reports, Session};
 use crate::shutdown::Shutdown;
 use crate::telemetry::kpi::KpiSnapshot;
 use crate::telemetry::log::LogHandle;

@@ -17,7 +17,6 @@ use std::fmt;
 
 // The helpers several modes share live in the library (`crate::session`); re-exported here
 // for the modes (and benches) that name them by their old path.
-pub use crate::session::{engine_params, market_data, tls_roots, MarketData, OFI_CAPACITY};
 
 /// Every way to run mm. The spelling on the command line is `--mode=<kebab-case>`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -10,10 +10,11 @@
 
 use std::path::PathBuf;
 
+use crate::assemble::build_trader;
 use crate::config::{Config, LogLevel};
 use crate::hot::LoopEnd;
 use crate::session::paper::PaperSink;
-use crate::session::{build_trader, market_data, NoNotes, Reports, Session};
+use crate::session::{market_data, NoNotes, Reports, Session};
 use crate::shutdown::Shutdown;
 use crate::telemetry::kpi::KpiSnapshot;
 use crate::telemetry::log::LogHandle;

@@ -14,13 +14,14 @@ use std::time::Duration;
 use anyhow::Context;
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError};
 
+use crate::assemble::engine_params;
 use crate::config::Config;
 use crate::feed::Decoder;
 use crate::hot::{
     self, FeedLoopConfig, HotRecord, LoopEnd, LoopStats, SnapshotFetcher, HOT_RECORD_CHANNEL_DEPTH,
 };
 use crate::journal::{frame_ring, FrameDrain, JournalWriter, RecordKind};
-use crate::session::{engine_params, log_record, market_data, MarketData};
+use crate::session::{log_record, market_data, MarketData};
 use crate::shutdown::Shutdown;
 use crate::telemetry::log::{timestamp, LogHandle};
 use crate::time::wall_now_ns;

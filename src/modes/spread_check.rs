@@ -1,24 +1,17 @@
 //! `--mode=spread-check`: prints what the quoting model would quote for a given book and
-//! says whether that is sane, before any money or time is spent on a run.
+//! whether that is sane (`model::spread_check` decides), before any money or time is spent
+//! on a run.
 //!
-//! Owns: the report and the verdict. It builds the real fixed-point `Quoter` from the
-//! validated parameters, quotes the book at inventory −max, 0 and +max with σ =
-//! `Params::sigma_bps_per_sqrt_s` and OFI = 0, and fails when a spread is 0, when the
-//! model's own (unclamped) spread falls outside the clamp range — the clamp would then set
-//! the spread, not the model, which is how the seed's "spread 0.0 bps" and the days-long
-//! horizon slipped through — when a quote crosses the book or itself, or when the flat
-//! book gets no two-sided quote.
-//!
-//! Never: touches the network or the clock, or decides the exit code (it returns
-//! `Ok(false)` and `main` turns that into a non-zero exit).
+//! Wiring only: the parameters, the check's figures, the quotes at inventory −max, 0 and
+//! +max, and one line per failure. Never: touches the network or the clock, or decides the
+//! exit code (it returns `Ok(false)` and `main` turns that into a non-zero exit).
 
 use std::io::Write;
 
 use anyhow::Context;
 
-use crate::model::avellaneda;
-use crate::model::quoter::{ofi_from_f64, sigma_from_f64, Quote};
-use crate::model::{ModelKind, NoQuote, Params, QuoteInput, QuoteLevel, Quoter};
+use crate::model::spread_check::check;
+use crate::model::{ModelKind, NoQuote, Params, Quote, QuoteLevel};
 use crate::types::{Price, Qty, SymbolSpec, DECIMAL_TEXT_MAX};
 
 /// Writes the report for `params` on the book (`best_bid`, `best_ask`) to `out`. Returns
@@ -31,14 +24,12 @@ pub fn run(
     best_ask: Price,
     out: &mut dyn Write,
 ) -> anyhow::Result<bool> {
-    let quoter = Quoter::new(*params, *spec).context("spread-check: invalid model parameters")?;
+    let c = check(params, spec, best_bid, best_ask)
+        .context("spread-check: invalid model parameters")?;
     let p = params;
-    let mid_ticks = (best_bid.0 as f64 + best_ask.0 as f64) / 2.0;
-    let mid = mid_ticks * spec.tick_atoms as f64 / crate::types::ATOMS_PER_UNIT as f64;
-    let skew_bps = avellaneda::skew_per_order_bps(p, p.sigma_bps_per_sqrt_s);
-    let intensity_bps = avellaneda::intensity_term_bps(p.gamma_per_bps, p.k_per_bps);
-    let fee2_bps = 2.0 * p.maker_fee_bps;
-    let model_spread_bps = avellaneda::model_spread_bps(p, p.sigma_bps_per_sqrt_s);
+    let mid = c.mid;
+    let (skew_bps, intensity_bps, fee2_bps) = (c.skew_bps, c.intensity_bps, c.fee2_bps);
+    let model_spread_bps = c.model_spread_bps;
     let skew_term = match p.kind {
         ModelKind::AvellanedaStoikov => "gamma*sigma^2*tau",
         ModelKind::Glft => "omega",
@@ -88,8 +79,7 @@ pub fn run(
         out,
         "  skew per order           {skew_bps:.3} bps of reservation shift per quote of inventory"
     )?;
-    let edge_bps =
-        model_spread_bps.max(p.spread_min_bps).min(p.spread_max_bps) / 2.0 - p.maker_fee_bps;
+    let edge_bps = c.edge_bps;
     writeln!(
         out,
         "  edge per fill at flat    {edge_bps:.3} bps = half-spread − fee (before adverse \
@@ -109,119 +99,36 @@ pub fn run(
         qty_text(spec, p.quote_size_lots),
     )?;
 
-    let mut failures: Vec<String> = Vec::new();
-    if best_bid.0 <= 0 || best_ask <= best_bid {
-        failures.push("the book is crossed or empty: nothing to quote against".to_string());
-    }
-    if model_spread_bps.is_nan() || model_spread_bps <= 0.0 {
-        failures.push(format!(
-            "model spread is {model_spread_bps} bps: it must be > 0"
-        ));
-    }
-    if !(p.spread_min_bps..=p.spread_max_bps).contains(&model_spread_bps) {
-        failures.push(format!(
-            "model spread {model_spread_bps:.3} bps is outside the clamp [{}, {}] bps: the \
-             clamp, not the model, would set the spread (check gamma, sigma, k, tau, A and the \
-             fee)",
-            p.spread_min_bps, p.spread_max_bps
-        ));
-    }
-
     writeln!(out)?;
     writeln!(
         out,
         "  {:>4}  {:>12}  {:>10}  {:<28}  {:<28}  {:>10}  {:>10}",
         "q", "inventory", "r-mid bps", "bid", "ask", "spread bps", "quoted bps"
     )?;
-    let max = p.inventory_max_lots.0;
-    let orders = max as f64 / p.quote_size_lots.0 as f64;
-    for (label, inventory) in [
-        (format!("{:+}", -orders), -max),
-        ("0".to_string(), 0),
-        (format!("{:+}", orders), max),
-    ] {
-        let input = QuoteInput {
-            best_bid,
-            best_ask,
-            inventory: Qty(inventory),
-            sigma: sigma_from_f64(p.sigma_bps_per_sqrt_s),
-            ofi: ofi_from_f64(0.0),
-        };
-        let quote = quoter.quote(&input);
-        let spread_bps = quote.spread_bps.to_num::<f64>();
-        let offset_bps = (quote.reservation_ticks.to_num::<f64>() - mid_ticks) / mid_ticks * 1e4;
-        let quoted_bps = match (quote.bid, quote.ask) {
-            (Some(bid), Some(ask)) => Some((ask.price.0 - bid.price.0) as f64 / mid_ticks * 1e4),
-            _ => None,
-        };
+    for row in &c.rows {
+        let quote = &row.quote;
         writeln!(
             out,
-            "  {label:>4}  {inventory:>12}  {offset_bps:>+10.3}  {:<28}  {:<28}  {spread_bps:>10.3}  {:>10}",
-            side_text(spec, quote.bid, &quote, true),
-            side_text(spec, quote.ask, &quote, false),
-            quoted_bps.map_or("—".to_string(), |s| format!("{s:.3}")),
+            "  {:>4}  {:>12}  {:>+10.3}  {:<28}  {:<28}  {:>10.3}  {:>10}",
+            row.label,
+            row.inventory,
+            row.offset_bps,
+            side_text(spec, quote.bid, quote, true),
+            side_text(spec, quote.ask, quote, false),
+            quote.spread_bps.to_num::<f64>(),
+            row.quoted_bps
+                .map_or("—".to_string(), |s| format!("{s:.3}")),
         )?;
-        check_row(
-            &label,
-            &quote,
-            p,
-            best_bid,
-            best_ask,
-            quoted_bps,
-            &mut failures,
-        );
-        if inventory == 0 && (quote.bid.is_none() || quote.ask.is_none()) {
-            failures.push("q = 0: no two-sided quote on a flat position".to_string());
-        }
     }
-
     writeln!(out)?;
-    if failures.is_empty() {
+    if c.failures.is_empty() {
         writeln!(out, "spread-check: OK")?;
         return Ok(true);
     }
-    for failure in &failures {
+    for failure in &c.failures {
         writeln!(out, "spread-check: FAIL: {failure}")?;
     }
     Ok(false)
-}
-
-/// The per-inventory checks: clamped spread > 0 and inside the clamp; the quote does not
-/// cross the book or itself.
-fn check_row(
-    label: &str,
-    quote: &Quote,
-    params: &Params,
-    best_bid: Price,
-    best_ask: Price,
-    quoted_bps: Option<f64>,
-    failures: &mut Vec<String>,
-) {
-    let spread_bps = quote.spread_bps.to_num::<f64>();
-    // The clamp bounds are converted to fixed point: allow for that rounding.
-    let tolerance = 1e-9;
-    if spread_bps <= 0.0 {
-        failures.push(format!("q = {label}: spread is 0 bps"));
-    } else if spread_bps < params.spread_min_bps - tolerance
-        || spread_bps > params.spread_max_bps + tolerance
-    {
-        failures.push(format!(
-            "q = {label}: spread {spread_bps} bps is outside the clamp"
-        ));
-    }
-    if let Some(quoted) = quoted_bps {
-        if quoted <= 0.0 {
-            failures.push(format!(
-                "q = {label}: quoted spread is {quoted} bps (crossed)"
-            ));
-        }
-    }
-    if quote.bid.is_some_and(|b| b.price >= best_ask) {
-        failures.push(format!("q = {label}: the bid crosses the best ask"));
-    }
-    if quote.ask.is_some_and(|a| a.price <= best_bid) {
-        failures.push(format!("q = {label}: the ask crosses the best bid"));
-    }
 }
 
 fn side_text(spec: &SymbolSpec, level: Option<QuoteLevel>, quote: &Quote, is_bid: bool) -> String {

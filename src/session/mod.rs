@@ -16,7 +16,7 @@
 //! - the **REST thread** (`mm-rest`, `hot::SnapshotFetcher`) fetches depth snapshots when
 //!   the hot loop asks.
 //!
-//! One concern per file: `build` (engine and trader from the configuration), `endpoints`
+//! One concern per file (the engine and trader are built by `crate::assemble`): `endpoints`
 //! (the market-data URLs and connection settings), `handoff` (the hot ends of the
 //! channels), `step` (a market event or a timer tick through the trader), `paper` (the
 //! simulated venue's sink), `side` (the side thread and where its reports go), `threads`
@@ -27,7 +27,6 @@
 //! `crate::live`; on the hot thread, allocates, blocks or formats — everything leaves with
 //! `try_send`, a full channel drops and counts.
 
-pub mod build;
 pub mod endpoints;
 pub mod handoff;
 pub mod hot_log;
@@ -37,7 +36,6 @@ pub mod side;
 pub mod step;
 pub mod threads;
 
-pub use build::{build_trader, engine_params, OFI_CAPACITY};
 pub use endpoints::{market_data, tls_roots, MarketData};
 pub use handoff::{counts_of, Handoff, COUNTS_EVERY_NS};
 pub use hot_log::{log_net, log_record};

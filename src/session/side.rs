@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::engine::TradeRecord;
 use crate::hot::HotRecord;
 use crate::orders::{Action, VenueEvent};
+use crate::report::kpi::{default_snapshot_path, render_report, write_snapshot};
 use crate::session::hot_log::log_record;
 use crate::session::notes::Note;
 use crate::telemetry::kpi::{
@@ -29,7 +30,6 @@ use crate::telemetry::kpi::{
 use crate::telemetry::latency::{self, LatencyKind, LatencyLogWriter, LATENCY_INTERVAL_NS};
 use crate::telemetry::log::LogHandle;
 use crate::telemetry::metrics::{self, MarketCounters, MetricsServer};
-use crate::telemetry::report::{default_snapshot_path, render_report, write_snapshot};
 use crate::time::wall_now_ns;
 use crate::types::{Side, SymbolSpec};
 

@@ -6,4 +6,3 @@ pub mod kpi;
 pub mod latency;
 pub mod log;
 pub mod metrics;
-pub mod report;

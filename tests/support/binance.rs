@@ -29,11 +29,11 @@ use flate2::read::GzDecoder;
 use rustls::{ServerConnection, StreamOwned};
 use serde_json::Value;
 
+use mm::assemble::OFI_CAPACITY;
 use mm::engine::EngineParams;
 use mm::feed::Level;
 use mm::limits::BOOK_LEVELS_PER_SIDE_DEFAULT;
 use mm::model::{Params, Quoter};
-use mm::modes::OFI_CAPACITY;
 use mm::types::{Price, Qty, Symbol, SymbolSpec};
 
 use super::{server_tls_config, ServerIdentity};

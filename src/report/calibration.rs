@@ -12,12 +12,13 @@
 //! | `grid.csv` | every grid point on the choose window (the row layout the shards use) |
 //! | `calibrated.toml` | a copy of the file written to the config folder |
 //!
-//! Owns: these layouts and plots. Plots use plotters' SVG backend as `crate::report` does
+//! Owns: these layouts and plots. Plots use plotters' SVG backend as `report::backtest` does
 //! (text as SVG `<text>`, no font files). Cold path: allocates, formats and writes files;
 //! reads the clock only for the folder name (`time::wall_now_ns`).
 
 use std::fmt::Write as _;
 use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -25,12 +26,17 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::Serialize;
 
+use crate::backtest::GridAxis;
+use crate::calibration::calibrated::{render, write_atomically};
 use crate::calibration::estimators::{IntensityFit, OfiFit};
+use crate::calibration::pipeline::{calibrated_header, Evaluation, Fit, HeaderFacts, RunFigures};
 use crate::calibration::search::Row;
+use crate::calibration::search::{self, Windows};
 use crate::calibration::{Estimates, SigmaEstimate, Stability};
-use crate::modes::backtest::{GridAxis, Replayed};
-use crate::report::GridRow;
+use crate::config::Config;
+use crate::replay::Tape;
 use crate::telemetry::kpi::{KpiKind, KpiStatus};
+use crate::time::{utc_text, Clock};
 
 /// Version of the `summary.json` / `estimates.json` layouts.
 pub const REPORT_VERSION: u32 = 1;
@@ -53,54 +59,6 @@ impl Span {
             start_utc: utc_text(start_ns),
             end_utc: utc_text(end_ns),
             span_s: end_ns.saturating_sub(start_ns) as f64 / 1e9,
-        }
-    }
-}
-
-/// One backtest of a configuration on one window, as the report shows it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct RunFigures {
-    /// Objective (quote currency, see `search::objective`).
-    pub objective: f64,
-    /// PnL, quote currency.
-    pub pnl_quote: f64,
-    /// Its spread part, net of fees: Σ side·(mid at fill − price)·qty − fees, quote currency.
-    pub spread_pnl_quote: f64,
-    /// Its inventory part (PnL − spread part), quote currency.
-    pub inventory_pnl_quote: f64,
-    /// "n/6".
-    pub kpi_status: String,
-    /// The six KPIs.
-    pub kpis: Vec<KpiStatus>,
-    /// Fill events.
-    pub fills: u64,
-    /// Orders placed.
-    pub orders_placed: u64,
-    /// Fees, quote currency.
-    pub fees_quote: f64,
-    /// Max drawdown, quote currency.
-    pub max_drawdown_quote: f64,
-    /// Mean quoted spread, bps.
-    pub avg_spread_bps: Option<f64>,
-}
-
-impl RunFigures {
-    /// The figures of a replay; `objective` as the search computes it.
-    pub fn of(run: &Replayed, objective: f64) -> RunFigures {
-        let row = GridRow::of(&[], run);
-        let card = crate::report::Scorecard::of(run);
-        RunFigures {
-            objective,
-            pnl_quote: row.pnl_quote,
-            spread_pnl_quote: card.spread_pnl_quote,
-            inventory_pnl_quote: card.inventory_pnl_quote,
-            kpi_status: format!("{}/{}", row.targets_met, KpiKind::ALL.len()),
-            kpis: run.kpi.kpis.clone(),
-            fills: row.fills,
-            orders_placed: row.orders_placed,
-            fees_quote: row.fees_quote,
-            max_drawdown_quote: row.max_drawdown_quote,
-            avg_spread_bps: run.kpi.avg_spread_bps,
         }
     }
 }
@@ -819,23 +777,247 @@ fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
 
 // -- files ----------------------------------------------------------------------------------
 
-/// `2024-08-08T23:54:13.937Z`.
-pub fn utc_text(ts_ns: u64) -> String {
-    let secs = (ts_ns / 1_000_000_000) as i64;
-    let nanos = (ts_ns % 1_000_000_000) as u32;
-    chrono::DateTime::from_timestamp(secs, nanos).map_or_else(
-        || ts_ns.to_string(),
-        |t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-    )
-}
-
 /// Creates `root/<UTC now>_<SYMBOL>_calibration/`, adding `-2`, `-3`, … if it exists.
 pub fn create_folder(root: &Path, symbol: &str) -> anyhow::Result<PathBuf> {
-    crate::report::new_run_folder(root, symbol, "_calibration")
+    crate::report::backtest::new_run_folder(root, symbol, "_calibration")
 }
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {
     fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The fitted values on the console (σ and its signature, k and A, OFI impact, the feed
+/// latency, the two halves).
+pub fn print_estimates(
+    out: &mut dyn Write,
+    e: &Estimates,
+    halves: &Result<Stability, String>,
+) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "sigma = {:.4} bps/√s at {} s; signature: {}",
+        e.sigma.bps_per_sqrt_s,
+        e.sigma.interval_s,
+        e.sigma
+            .signature
+            .iter()
+            .map(|p| format!("{} s {:.3}", p.interval_s, p.sigma_bps_per_sqrt_s))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )?;
+    if let Some(noise) = &e.sigma.noise {
+        writeln!(out, "  {}", noise.verdict)?;
+    }
+    let i = &e.intensity;
+    writeln!(
+        out,
+        "k = {:.4} /bps, A = {:.3} /s per side, R² = {:.3} ({} of {} depths in the fit, {} market \
+         orders)",
+        i.k_per_bps,
+        i.a_per_s,
+        i.r_squared,
+        i.points.iter().filter(|p| p.in_fit).count(),
+        i.points.len(),
+        e.market_orders
+    )?;
+    let o = &e.ofi;
+    writeln!(
+        out,
+        "OFI impact ({} s windows): β = {:.2} ticks per unit normalised OFI (R² {:.3}), raw β = \
+         {:.3e} ticks/lot (R² {:.3}); one window ahead R² {:.3}",
+        o.window_s,
+        o.normalised.slope,
+        o.normalised.r_squared,
+        o.raw.slope,
+        o.raw.r_squared,
+        o.predictive.r_squared
+    )?;
+    writeln!(out, "feed latency: {}", e.feed_latency.note)?;
+    match halves {
+        Ok(h) => writeln!(
+            out,
+            "halves: sigma {:.3} / {:.3}, k {:.3} / {:.3}, OFI β {:.1} / {:.1}",
+            h.first_half.sigma_bps_per_sqrt_s,
+            h.second_half.sigma_bps_per_sqrt_s,
+            h.first_half.k_per_bps,
+            h.second_half.k_per_bps,
+            h.first_half.ofi_beta_ticks,
+            h.second_half.ofi_beta_ticks
+        )?,
+        Err(why) => writeln!(out, "halves: not comparable ({why})")?,
+    }
+    Ok(())
+}
+
+/// The chosen point on the console: in-sample, out-of-sample and before calibration.
+pub fn print_choice(out: &mut dyn Write, s: &Summary) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "chosen: {} (grid point {} of {}; objective {})",
+        s.chosen.join(" "),
+        s.chosen_index,
+        s.grid_points,
+        s.objective
+    )?;
+    writeln!(
+        out,
+        "{:<18} {:>14} {:>14} {:>14} {:>14}",
+        "", "in-sample", "out-of-sample", "before/choose", "before/held"
+    )?;
+    let runs = [
+        &s.in_sample,
+        &s.out_of_sample,
+        &s.before_in_sample,
+        &s.before_out_of_sample,
+    ];
+    let line = |out: &mut dyn Write, name: &str, f: &dyn Fn(&RunFigures) -> String| {
+        let cells: Vec<String> = runs.iter().map(|r| format!("{:>14}", f(r))).collect();
+        writeln!(out, "{name:<18} {}", cells.join(" "))
+    };
+    line(out, "objective", &|r| format!("{:.4}", r.objective))?;
+    line(out, "PnL", &|r| format!("{:.4}", r.pnl_quote))?;
+    line(out, "  spread (net fee)", &|r| {
+        format!("{:.4}", r.spread_pnl_quote)
+    })?;
+    line(out, "  inventory", &|r| {
+        format!("{:.4}", r.inventory_pnl_quote)
+    })?;
+    line(out, "KPIs met", &|r| r.kpi_status.clone())?;
+    for kind in KpiKind::ALL {
+        line(out, kind.name(), &|r| {
+            r.kpis
+                .iter()
+                .find(|k| k.kind == kind)
+                .and_then(|k| k.value)
+                .map_or_else(
+                    || "n/a".to_string(),
+                    |v| match kind {
+                        KpiKind::SpreadCaptured | KpiKind::FillRatio | KpiKind::CancelRatio => {
+                            format!("{:.1}%", v * 100.0)
+                        }
+                        _ => format!("{v:.4}"),
+                    },
+                )
+        })?;
+    }
+    line(out, "fills/orders", &|r| {
+        format!("{}/{}", r.fills, r.orders_placed)
+    })?;
+    Ok(())
+}
+
+// -- the run's files ------------------------------------------------------------------------
+
+/// What `write_files` writes about.
+pub struct Outputs<'a> {
+    /// The configuration calibrated.
+    pub config: &'a Config,
+    /// The whole data.
+    pub tape: &'a Tape,
+    /// Its walk-forward split.
+    pub windows: &'a Windows,
+    /// The fit.
+    pub fit: &'a Fit,
+    /// The grid's axes.
+    pub axes: &'a [GridAxis],
+    /// Points on the grid.
+    pub grid_points: usize,
+    /// Every grid row.
+    pub rows: &'a [Row],
+    /// The rows' fingerprint (`run_fingerprint`).
+    pub fingerprint: &'a str,
+    /// The chosen point and its runs.
+    pub evaluation: &'a Evaluation,
+    /// Where the report folder goes.
+    pub reports_root: &'a Path,
+    /// The calibrated.toml to write.
+    pub calibrated_out: &'a Path,
+}
+
+/// Writes the report folder, then (only once everything else is written) calibrated.toml.
+/// Returns the folder and the summary written; `wall` times the run for the summary.
+pub fn write_files(o: &Outputs<'_>, wall: &dyn Clock) -> anyhow::Result<(PathBuf, Summary)> {
+    let cal = &o.config.calibration;
+    let config = o.config;
+    let fit = o.fit;
+    let e = o.evaluation;
+    let windows = o.windows;
+    let folder = create_folder(o.reports_root, config.spec.symbol.as_str())?;
+    let generated_utc = utc_text(crate::time::wall_now_ns());
+    let objective_text = match cal.objective {
+        crate::config::CalibrationObjective::Spread => format!(
+            "spread: spread PnL net of fees − {} × Σ(minute inventory PnL)², at least {} fills",
+            crate::calibration::objective::INVENTORY_RISK_PER_QUOTE,
+            crate::calibration::objective::MIN_FILLS_TO_CHOOSE
+        ),
+        crate::config::CalibrationObjective::Penalised => format!(
+            "penalised: PnL − {} × KPI targets missed − {} × RMS inventory",
+            cal.kpi_miss_penalty, cal.rms_inventory_penalty
+        ),
+        other => other.as_str().to_string(),
+    };
+    let header = calibrated_header(&HeaderFacts {
+        generated_utc: &generated_utc,
+        tape: o.tape,
+        windows,
+        estimates: &fit.estimates,
+        sigma: fit.sigma,
+        k: fit.k,
+        objective: &objective_text,
+        chosen: &e.chosen,
+        combos: o.grid_points,
+        in_sample: &e.in_sample,
+        out_of_sample: &e.out_of_sample,
+        warnings: &e.warnings,
+        folder: &folder,
+    });
+    let toml_text = render(&header, &e.written_sets)?;
+    let mut summary = Summary {
+        version: REPORT_VERSION,
+        mode: "calibration",
+        symbol: config.spec.symbol.as_str().to_string(),
+        generated_utc,
+        sources: o.tape.sources().to_vec(),
+        events: o.tape.stats().events,
+        data: Span::of(windows.start_ns, windows.end_ns),
+        fit: Span::of(windows.start_ns, windows.fit_end_ns),
+        choose: Span::of(windows.fit_end_ns, windows.choose_end_ns),
+        held_out: Span::of(windows.choose_end_ns, windows.end_ns),
+        sigma_bps_per_sqrt_s: fit.sigma,
+        k_per_bps: fit.k,
+        objective: objective_text,
+        axes: o.axes.to_vec(),
+        grid_points: o.grid_points,
+        chosen_index: e.chosen.index,
+        chosen: e.chosen.grid.settings.clone(),
+        written: e.written_sets.clone(),
+        in_sample: e.in_sample.clone(),
+        out_of_sample: e.out_of_sample.clone(),
+        before_in_sample: e.before_in.clone(),
+        before_out_of_sample: e.before_out.clone(),
+        fingerprint: o.fingerprint.to_string(),
+        calibrated_path: o.calibrated_out.display().to_string(),
+        notes: e.notes.clone(),
+        wall_s: 0.0,
+    };
+    summary.wall_s = wall.mono_ns() as f64 / 1e9;
+    let grid_csv = search::rows_csv(o.fingerprint, o.axes, o.rows);
+    // The report first: calibrated.toml (which every later run loads) is replaced only
+    // once everything else is written.
+    write_folder(
+        &folder,
+        &ReportInput {
+            summary: &summary,
+            estimates: &fit.estimates,
+            halves: fit.halves.as_ref().map_err(Clone::clone),
+            rows: o.rows,
+            grid_csv: &grid_csv,
+            calibrated_toml: &toml_text,
+        },
+    )?;
+    write_atomically(o.calibrated_out, toml_text.as_bytes(), true)
+        .with_context(|| format!("writing {}", o.calibrated_out.display()))?;
+    Ok((folder, summary))
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //! Owns: `engine_params` (every mode that runs the engine: record, backtest, calibration,
 //! paper, live), `build_trader` (paper and live; benches), `OFI_CAPACITY`.
 //!
-//! Never: touches a socket, a file or the clock; never imports `crate::modes`.
+//! Never: touches a socket, a file or the clock; never imports a mode, a session or a
+//! report (every one of them builds through here).
 
 use crate::config::{Config, SigmaSource};
 use crate::engine::{Engine, EngineParams, Trader};

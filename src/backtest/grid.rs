@@ -1,0 +1,113 @@
+//! `--grid` axes (`key=v1,v2,..`) and every combination of their values, as `--set` lists
+//! (used by the backtest's grid, calibration's search and the scoreboard), and the
+//! backtest's grid run: one replay per combination, in parallel.
+//!
+//! Owns: `GridAxis`, its parsing, the combination order (first axis slowest) and
+//! `run_grid`. Never: builds configurations (its callers do, from `--set` lists), prints or
+//! writes files.
+
+use anyhow::Context;
+use rayon::prelude::*;
+
+use crate::backtest::run::simulate;
+use crate::backtest::score::GridRow;
+use crate::config::Config;
+use crate::replay::Tape;
+
+/// One `--grid` axis: a key and its values.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct GridAxis {
+    /// `section.key`.
+    pub key: String,
+    /// The values, as written.
+    pub values: Vec<String>,
+}
+
+/// Parses `key=v1,v2,..`.
+pub fn parse_grid(arg: &str) -> anyhow::Result<GridAxis> {
+    let (key, values) = arg.split_once('=').with_context(|| {
+        format!("--grid {arg:?}: expected key=v1,v2,.. e.g. --grid model.gamma_per_bps=0.05,0.1")
+    })?;
+    let key = key.trim().to_string();
+    if key.starts_with("market.") {
+        anyhow::bail!(
+            "--grid {arg:?}: market.* cannot vary within one run (the data is decoded once \
+             on the market's grid); run each market separately"
+        );
+    }
+    let values: Vec<String> = values
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect();
+    if values.is_empty() {
+        anyhow::bail!("--grid {arg:?}: no values after '='");
+    }
+    Ok(GridAxis { key, values })
+}
+
+/// Every combination of the axes' values, as `key=value` lists (first axis slowest).
+pub fn grid_combinations(axes: &[GridAxis]) -> Vec<Vec<String>> {
+    let mut combos: Vec<Vec<String>> = vec![Vec::new()];
+    for axis in axes {
+        let mut next = Vec::with_capacity(combos.len() * axis.values.len());
+        for combo in &combos {
+            for value in &axis.values {
+                let mut c = combo.clone();
+                c.push(format!("{}={value}", axis.key));
+                next.push(c);
+            }
+        }
+        combos = next;
+    }
+    combos
+}
+
+/// Replays `tape` once per configuration, in parallel (rayon): `configs[i]` is the
+/// configuration of the combination `combos[i]`. One row per combination, in their order.
+pub fn run_grid(
+    configs: &[Config],
+    combos: &[Vec<String>],
+    tape: &Tape,
+) -> anyhow::Result<Vec<GridRow>> {
+    configs
+        .par_iter()
+        .zip(combos.par_iter())
+        .map(|(config, sets)| -> anyhow::Result<GridRow> {
+            let replayed = simulate(config, tape, None)?;
+            Ok(GridRow::of(sets, &replayed))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_combinations_cover_every_value() {
+        let axes = vec![
+            parse_grid("model.gamma_per_bps=0.05, 0.1,0.2").unwrap(),
+            parse_grid("ofi.beta=0,0.3").unwrap(),
+        ];
+        let combos = grid_combinations(&axes);
+        assert_eq!(combos.len(), 6);
+        assert_eq!(
+            combos[0],
+            vec![
+                "model.gamma_per_bps=0.05".to_string(),
+                "ofi.beta=0".to_string()
+            ]
+        );
+        assert_eq!(
+            combos[5],
+            vec![
+                "model.gamma_per_bps=0.2".to_string(),
+                "ofi.beta=0.3".to_string()
+            ]
+        );
+        assert!(parse_grid("model.gamma_per_bps").is_err());
+        assert!(parse_grid("model.gamma_per_bps=").is_err());
+        assert!(parse_grid("market.tick_size=0.1").is_err());
+    }
+}
