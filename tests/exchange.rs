@@ -1934,3 +1934,85 @@ fn control_needs_the_token_and_the_temp_folder_goes_at_exit() {
         cert.display()
     );
 }
+
+#[test]
+fn an_oversized_message_closes_only_its_own_connection() {
+    let file = bundled_capture();
+    let sim = Sim::start(&[&file], &["--speed", "1"]);
+    let mut other = sim.api();
+    let mut big = sim.ws("/ws-api/v3");
+    // 3 MiB, over the 2 MiB message limit: refused before it is buffered, connection
+    // closed with 1009 (message too big).
+    let text = format!(
+        "{{\"id\":1,\"method\":\"ping\",\"pad\":\"{}\"}}",
+        "x".repeat(3 << 20)
+    );
+    let _ = big.send(Message::Text(text.into()));
+    let closed = loop {
+        match big.read() {
+            Ok(Message::Text(t)) => panic!("the oversized message was answered: {t}"),
+            Ok(Message::Close(frame)) => break frame.map(|f| u16::from(f.code)),
+            Ok(_) => continue,
+            Err(_) => break None,
+        }
+    };
+    assert!(
+        closed.is_none() || closed == Some(1009),
+        "closed with {closed:?}"
+    );
+    // Everyone else is served as before.
+    let reply = other.call("ping", Map::new());
+    assert_eq!(reply["status"], 200, "{reply}");
+    sim.stop();
+}
+
+#[test]
+fn connections_beyond_the_cap_are_closed_at_accept_and_counted() {
+    let file = bundled_capture();
+    let sim = Sim::start(&[&file], &["--speed", "1", "--connections-max", "3"]);
+    let open: Vec<_> = (0..3).map(|_| sim.ws("/ws/btcusdt@trade")).collect();
+    let scheme = if sim.tls.is_some() { "wss" } else { "ws" };
+    let url = format!("{scheme}://localhost:{}/ws/btcusdt@trade", sim.port);
+    assert!(
+        tungstenite::client(url.as_str(), sim.connect()).is_err(),
+        "a 4th connection was served over --connections-max 3"
+    );
+    // A closed connection frees its place.
+    drop(open);
+    let mut served = None;
+    for _ in 0..100 {
+        pause(50);
+        if let Ok((ws, _)) = tungstenite::client(url.as_str(), sim.connect()) {
+            served = Some(ws);
+            break;
+        }
+    }
+    assert!(
+        served.is_some(),
+        "no place freed after closing 3 connections"
+    );
+    drop(served);
+    let accounting = sim.stop();
+    let dropped = accounting["counters"]["dropped_connections"]
+        .as_u64()
+        .or_else(|| accounting["dropped_connections"].as_u64())
+        .unwrap_or_else(|| panic!("no dropped_connections in {accounting}"));
+    assert!(dropped >= 1, "{accounting}");
+}
+
+#[test]
+fn limits_out_of_range_are_refused_with_the_flag_named() {
+    for (flag, value) in [
+        ("--connections-max", "0"),
+        ("--connections-max", "100000"),
+        ("--market-queue-max", "1"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_mm-exchange"))
+            .args(["--data", "x.gz", flag, value])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flag} {value} accepted");
+        assert!(stderr.contains(flag), "{flag} {value}: {stderr}");
+    }
+}

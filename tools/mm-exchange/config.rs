@@ -129,6 +129,15 @@ pub struct Flags {
     /// What standard input is: control commands, and what its end means.
     #[arg(long, value_enum, default_value_t = StdinMode::StopOnEof)]
     pub stdin: StdinMode,
+    /// Connections served at once (one thread each, 1..=4096); more are closed at accept
+    /// and counted in `dropped_connections`.
+    #[arg(long, default_value_t = 512)]
+    pub connections_max: usize,
+    /// Messages queued for one market-data subscriber at most (16..=16777216); a
+    /// subscriber that lets its queue fill is dropped, as Binance drops slow consumers.
+    /// The default holds a whole recorded session at `--speed max`.
+    #[arg(long, default_value_t = 1 << 17)]
+    pub market_queue_max: usize,
 }
 
 /// How standard input is used.
@@ -214,6 +223,10 @@ pub struct Config {
     pub start_at_launch: bool,
     /// Standard input mode.
     pub stdin: StdinMode,
+    /// Connections served at once.
+    pub connections_max: usize,
+    /// Messages queued per market-data subscriber at most.
+    pub market_queue_max: usize,
 }
 
 impl Config {
@@ -255,6 +268,18 @@ impl Config {
             }
             _ => None,
         };
+        if !(1..=4096).contains(&flags.connections_max) {
+            bail!(
+                "--connections-max {}: give 1 to 4096 (one thread per connection)",
+                flags.connections_max
+            );
+        }
+        if !(16..=1 << 24).contains(&flags.market_queue_max) {
+            bail!(
+                "--market-queue-max {}: give 16 to 16777216 messages",
+                flags.market_queue_max
+            );
+        }
         if flags.max_open_orders == 0 {
             bail!("--max-open-orders must be at least 1");
         }
@@ -299,6 +324,8 @@ impl Config {
             weight_per_minute: flags.weight_per_minute,
             start_at_launch: flags.start_at_launch,
             stdin: flags.stdin,
+            connections_max: flags.connections_max,
+            market_queue_max: flags.market_queue_max,
         })
     }
 }

@@ -36,8 +36,17 @@ use crate::wire::{self, quote};
 
 /// Largest HTTP request head accepted.
 const HEAD_BYTES_MAX: usize = 64 * 1024;
-/// Connections served at once (one thread each); more are closed at accept.
-const CONNECTIONS_MAX: usize = 512;
+/// Largest WebSocket message (and frame) a client may send, bytes. Clients send small
+/// JSON requests (a SUBSCRIBE of 1024 stream names is about 30 KB; one of 100,000 names,
+/// 1.5 MB, still gets its -2 answer); a larger message closes the connection (1009,
+/// message too big) instead of growing its read buffer to tungstenite's default 16 MiB
+/// frame / 64 MiB message and keeping it for the connection's life. With
+/// `--connections-max` this bounds the read buffers of all connections together.
+pub const WS_MESSAGE_MAX: usize = 2 * 1024 * 1024;
+/// Bytes waiting to be written to one WebSocket at most: past it the connection is a slow
+/// consumer and is closed (its bounded queue is the first line; this bounds what a
+/// socket that stopped draining holds inside tungstenite).
+const WS_WRITE_BUFFER_MAX: usize = 8 * 1024 * 1024;
 /// Streams one market-data connection may hold (Binance's limit).
 const MAX_STREAMS_PER_CONN: usize = 1024;
 /// An idle keep-alive HTTP connection is closed after this long.
@@ -61,7 +70,7 @@ pub fn accept_loop(shared: Arc<Shared>, listener: TcpListener, tls: Option<Arc<S
             Ok((tcp, _)) => {
                 // One thread per connection, so a bounded number of them: past the cap a
                 // new connection is closed at once (and counted as dropped).
-                if live.load(Ordering::SeqCst) >= CONNECTIONS_MAX {
+                if live.load(Ordering::SeqCst) >= shared.cfg.connections_max {
                     let _ = tcp.shutdown(Shutdown::Both);
                     shared.lock().counters.dropped += 1;
                     continue;
@@ -609,7 +618,11 @@ fn serve_websocket(shared: &Shared, conn: Conn, control: TcpStream, head: &Head,
         let _ = conn.flush();
         return;
     };
-    let mut attempt = tungstenite::accept(conn);
+    let config = tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(WS_MESSAGE_MAX))
+        .max_frame_size(Some(WS_MESSAGE_MAX))
+        .max_write_buffer_size(WS_WRITE_BUFFER_MAX);
+    let mut attempt = tungstenite::accept_with_config(conn, Some(config));
     let deadline = clock::now() + Duration::from_secs(10);
     let ws = loop {
         match attempt {
@@ -741,7 +754,7 @@ const GARBAGE_TEXT: &str = "{\"stream\":\"garbage\",\"data\":{\"e\":\"depthUpdat
 
 fn market_loop(shared: &Shared, session: &mut Session<'_>, streams: Vec<String>, combined: bool) {
     let conn_id = shared.conn_id();
-    let (tx, rx) = mpsc::sync_channel(crate::state::MARKET_QUEUE_MAX);
+    let (tx, rx) = mpsc::sync_channel(shared.cfg.market_queue_max);
     shared.lock().subscribers.push(Subscriber {
         conn_id,
         streams,

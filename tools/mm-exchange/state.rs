@@ -44,14 +44,10 @@ pub struct Subscriber {
     pub streams: Vec<String>,
     /// `/stream?streams=` (wrap as `{"stream":..,"data":..}`) or `/ws/<stream>` (raw).
     pub combined: bool,
-    /// Its writer: a bounded queue (`MARKET_QUEUE_MAX`); a subscriber that lets it fill
-    /// is dropped, as Binance drops slow consumers.
+    /// Its writer: a bounded queue (`--market-queue-max`); a subscriber that lets it
+    /// fill is dropped, as Binance drops slow consumers.
     pub tx: SyncSender<Outbound>,
 }
-
-/// Messages queued for one market-data subscriber at most (a whole recorded session at
-/// `--speed max` fits).
-pub const MARKET_QUEUE_MAX: usize = 1 << 17;
 
 /// Request-level counters (fills and money live in `Matcher::totals`).
 #[derive(Debug, Default, Clone)]
