@@ -276,6 +276,11 @@ pub fn run(
         crate::telemetry::report::render_report(&replayed.kpi, "Backtest")
     )?;
     writeln!(out, "{}", report::money_line(&summary))?;
+    writeln!(
+        out,
+        "{}",
+        crate::telemetry::book_health::line(&replayed.engine_stats)
+    )?;
     if let Some(verdict) = edge_verdict(&report::Scorecard::of(&replayed)) {
         writeln!(out, "{verdict}")?;
     }
@@ -295,6 +300,12 @@ pub fn run(
         )?;
     }
     writeln!(out, "report: {}", folder.display())?;
+    if let Some(reason) = crate::telemetry::book_health::not_representative(&replayed.engine_stats)
+    {
+        if !replayed.interrupted {
+            anyhow::bail!("{reason}");
+        }
+    }
     if replayed.order_stats.orders_placed == 0 && !replayed.interrupted {
         anyhow::bail!(
             "the backtest placed no order: {}",
