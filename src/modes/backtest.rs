@@ -300,17 +300,17 @@ pub fn run(
         )?;
     }
     writeln!(out, "report: {}", folder.display())?;
-    if let Some(reason) = crate::telemetry::book_health::not_representative(&replayed.engine_stats)
-    {
-        if !replayed.interrupted {
-            anyhow::bail!("{reason}");
-        }
-    }
     if replayed.order_stats.orders_placed == 0 && !replayed.interrupted {
         anyhow::bail!(
             "the backtest placed no order: {}",
             crate::modes::scoreboard::no_trading_reason(&tape, &replayed)
         );
+    }
+    if let Some(reason) = crate::telemetry::book_health::not_representative(&replayed.engine_stats)
+    {
+        if !replayed.interrupted {
+            anyhow::bail!("{reason}");
+        }
     }
     Ok(replayed.kpi.all_met())
 }
