@@ -274,7 +274,17 @@ impl Book {
 ///                 |  Live { u }   |   diff u <= u_prev: stale, dropped
 ///                 +---------------+   otherwise: Gap -> Buffering
 /// ```
-/// A snapshot in any state starts over from `Buffering` with the diffs buffered so far.
+/// USD-M futures diffs carry `pu` (the previous diff's `u`) and chain by it: live, the
+/// next diff must have `pu == u_prev`; after a snapshot the first diff applied must have
+/// `U <= id <= u` (Binance's futures procedure), not `id+1`.
+///
+/// A snapshot while `Buffering` or `AwaitingFirst` starts over with the diffs buffered
+/// so far. A snapshot while `Live` (a capture made of several recorded sessions, each
+/// opening with its own snapshot) follows the same procedure without losing the book:
+/// newer than the book, it is loaded and the next diffs must bracket it; older, it is
+/// loaded and the recently applied diffs that follow it are applied again on top
+/// (`SyncStats::snapshots_reloaded`), or, when they no longer reach back to it, the book
+/// is kept as it is (`SyncStats::snapshots_kept`: already in sync and contiguous).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SyncState {
     /// No snapshot applied: diffs are buffered until one arrives.
@@ -309,14 +319,44 @@ pub enum DiffVerdict {
     },
 }
 
+/// True when a diff (`U` = `first_update_id`, `pu` = `prev_final_update_id`, 0 for spot)
+/// directly follows the diff that ended at `prev_final`: spot `U == prev_final + 1`,
+/// futures `pu == prev_final`.
+#[inline]
+fn continues(first_update_id: u64, prev_final_update_id: u64, prev_final: u64) -> bool {
+    if prev_final_update_id != 0 {
+        prev_final_update_id == prev_final
+    } else {
+        first_update_id == prev_final.saturating_add(1)
+    }
+}
+
+/// The update id the first diff applied after a snapshot (`lastUpdateId` =
+/// `last_update_id`) must cover: `lastUpdateId + 1` on spot, `lastUpdateId` on futures
+/// (diffs with a `pu`).
+#[inline]
+fn bracket_id(prev_final_update_id: u64, last_update_id: u64) -> u64 {
+    if prev_final_update_id != 0 {
+        last_update_id
+    } else {
+        last_update_id.saturating_add(1)
+    }
+}
+
 impl SyncState {
-    /// The transition for a diff covering update ids `first_update_id..=final_update_id`:
-    /// the next state and what to do with the diff. Pure; `SyncedBook` acts on it.
-    pub fn on_diff(self, first_update_id: u64, final_update_id: u64) -> (SyncState, DiffVerdict) {
+    /// The transition for a diff covering update ids `first_update_id..=final_update_id`
+    /// (`prev_final_update_id`: its `pu`, 0 for spot diffs): the next state and what to
+    /// do with the diff. Pure; `SyncedBook` acts on it.
+    pub fn on_diff(
+        self,
+        first_update_id: u64,
+        final_update_id: u64,
+        prev_final_update_id: u64,
+    ) -> (SyncState, DiffVerdict) {
         match self {
             SyncState::Buffering => (self, DiffVerdict::Buffer),
             SyncState::AwaitingFirst { last_update_id } => {
-                let next_id = last_update_id.saturating_add(1);
+                let next_id = bracket_id(prev_final_update_id, last_update_id);
                 if final_update_id < next_id {
                     (self, DiffVerdict::Stale)
                 } else if first_update_id <= next_id {
@@ -336,7 +376,7 @@ impl SyncState {
                 let next_id = prev.saturating_add(1);
                 if final_update_id <= prev {
                     (self, DiffVerdict::Stale)
-                } else if first_update_id == next_id {
+                } else if continues(first_update_id, prev_final_update_id, prev) {
                     (SyncState::Live { final_update_id }, DiffVerdict::Apply)
                 } else {
                     (
@@ -369,6 +409,12 @@ pub enum SyncError {
         /// `U` of the first diff after it.
         first_update_id: u64,
     },
+    /// A diff left the book crossed (best bid ≥ best ask), which the exchange's book
+    /// never is: the book is wrong (e.g. two recordings joined without a snapshot).
+    Crossed {
+        /// `u` of the diff.
+        final_update_id: u64,
+    },
 }
 
 impl std::fmt::Display for SyncError {
@@ -388,6 +434,9 @@ impl std::fmt::Display for SyncError {
                 f,
                 "snapshot lastUpdateId={last_update_id} older than next diff U={first_update_id}"
             ),
+            SyncError::Crossed { final_update_id } => {
+                write!(f, "book crossed after diff u={final_update_id}")
+            }
         }
     }
 }
@@ -434,8 +483,15 @@ pub struct SyncStats {
     pub gaps: u64,
     /// `SyncError::SnapshotTooOld` returned.
     pub snapshots_too_old: u64,
-    /// Updates after which the book was crossed.
+    /// Updates after which the book was crossed (a live diff that crosses it is also a
+    /// `SyncError::Crossed`: the book starts over).
     pub crossed: u64,
+    /// Snapshots that arrived while in sync and were loaded with the recently applied
+    /// diffs applied again on top.
+    pub snapshots_reloaded: u64,
+    /// Snapshots that arrived while in sync, older than the recent diffs reach: ignored,
+    /// the book kept.
+    pub snapshots_kept: u64,
 }
 
 /// A `Book` kept in sync with Binance's snapshot + diff procedure.
@@ -443,6 +499,9 @@ pub struct SyncedBook {
     book: Book,
     state: SyncState,
     pending: DiffBuffer,
+    /// The diffs applied since the book went live, most recent last (bounded as
+    /// `pending`): what a snapshot arriving while live is rebuilt with.
+    recent: DiffBuffer,
     stats: SyncStats,
 }
 
@@ -457,6 +516,7 @@ impl SyncedBook {
             book: Book::new(levels_per_side),
             state: SyncState::Buffering,
             pending: DiffBuffer::new(),
+            recent: DiffBuffer::new(),
             stats: SyncStats::default(),
         }
     }
@@ -495,6 +555,7 @@ impl SyncedBook {
     pub fn resync(&mut self) {
         self.book.clear();
         self.pending.clear();
+        self.recent.clear();
         self.state = SyncState::Buffering;
     }
 
@@ -508,7 +569,8 @@ impl SyncedBook {
     ) -> Result<DiffOutcome, SyncError> {
         let first = diff.first_update_id;
         let last = diff.final_update_id;
-        let (next, verdict) = self.state.on_diff(first, last);
+        let prev = diff.prev_final_update_id;
+        let (next, verdict) = self.state.on_diff(first, last, prev);
         match verdict {
             DiffVerdict::Apply => {
                 self.state = next;
@@ -516,7 +578,14 @@ impl SyncedBook {
                 self.stats.diffs_applied += 1;
                 if report.crossed {
                     self.stats.crossed += 1;
+                    // Kept for the next snapshot, which it may bracket.
+                    self.resync();
+                    self.buffer(first, last, prev, levels);
+                    return Err(SyncError::Crossed {
+                        final_update_id: last,
+                    });
                 }
+                self.recent.push(first, last, prev, levels);
                 Ok(DiffOutcome::Applied(report))
             }
             DiffVerdict::Stale => {
@@ -524,7 +593,7 @@ impl SyncedBook {
                 Ok(DiffOutcome::Stale)
             }
             DiffVerdict::Buffer => {
-                self.buffer(first, last, levels);
+                self.buffer(first, last, prev, levels);
                 Ok(DiffOutcome::Buffered)
             }
             DiffVerdict::Gap {
@@ -547,7 +616,7 @@ impl SyncedBook {
                     }
                 };
                 self.resync();
-                self.buffer(first, last, levels);
+                self.buffer(first, last, prev, levels);
                 Err(error)
             }
         }
@@ -561,12 +630,17 @@ impl SyncedBook {
         levels: BookLevels<'_>,
     ) -> Result<SnapshotOutcome, SyncError> {
         let last_update_id = snapshot.last_update_id;
+        if let SyncState::Live { final_update_id } = self.state {
+            if last_update_id < final_update_id {
+                return Ok(self.reload_live(last_update_id, levels));
+            }
+        }
         if self.state != SyncState::Buffering {
             self.resync();
         }
         let mut outcome = SnapshotOutcome::default();
         while let Some(front) = self.pending.front() {
-            if front.final_update_id > last_update_id {
+            if front.final_update_id >= bracket_id(front.prev_final_update_id, last_update_id) {
                 break;
             }
             self.pending.pop_front();
@@ -574,7 +648,7 @@ impl SyncedBook {
             self.stats.diffs_stale += 1;
         }
         if let Some(front) = self.pending.front() {
-            if front.first_update_id > last_update_id.saturating_add(1) {
+            if front.first_update_id > bracket_id(front.prev_final_update_id, last_update_id) {
                 self.stats.snapshots_too_old += 1;
                 return Err(SyncError::SnapshotTooOld {
                     last_update_id,
@@ -587,14 +661,17 @@ impl SyncedBook {
         self.state = SyncState::AwaitingFirst { last_update_id };
 
         while let Some(front) = self.pending.front() {
-            let (next, verdict) = self
-                .state
-                .on_diff(front.first_update_id, front.final_update_id);
+            let (next, verdict) = self.state.on_diff(
+                front.first_update_id,
+                front.final_update_id,
+                front.prev_final_update_id,
+            );
             match verdict {
                 DiffVerdict::Apply => {
                     self.state = next;
                     let (bids, asks) = self.pending.levels(&front);
                     let report = self.book.apply_diff_iter(bids, asks);
+                    self.recent.push_from(&self.pending, &front);
                     outcome.report.levels_dropped = outcome
                         .report
                         .levels_dropped
@@ -633,15 +710,65 @@ impl SyncedBook {
         Ok(outcome)
     }
 
+    /// A snapshot (`lastUpdateId` = `last_update_id`) older than the live book: loaded,
+    /// then the recently applied diffs that follow it applied again, when they reach back
+    /// to it (the first one brackets it); otherwise the book is kept as it is.
+    fn reload_live(&mut self, last_update_id: u64, levels: BookLevels<'_>) -> SnapshotOutcome {
+        let mut outcome = SnapshotOutcome::default();
+        // Skip the recent diffs the snapshot covers; the next one must bracket it.
+        let mut skip = 0;
+        let mut start = None;
+        for k in 0..self.recent.len {
+            let Some(diff) = self.recent.get(k) else {
+                break;
+            };
+            let id = bracket_id(diff.prev_final_update_id, last_update_id);
+            if diff.final_update_id < id {
+                skip += 1;
+                continue;
+            }
+            if diff.first_update_id <= id {
+                start = Some(k);
+            }
+            break;
+        }
+        let Some(start) = start else {
+            self.stats.snapshots_kept += 1;
+            outcome.report.crossed = self.book.is_crossed();
+            return outcome;
+        };
+        outcome.diffs_stale = skip;
+        outcome.report = self.book.load_snapshot(levels.bids, levels.asks);
+        for k in start..self.recent.len {
+            let Some(diff) = self.recent.get(k) else {
+                break;
+            };
+            let (bids, asks) = self.recent.levels(&diff);
+            let report = self.book.apply_diff_iter(bids, asks);
+            outcome.report.levels_dropped = outcome
+                .report
+                .levels_dropped
+                .saturating_add(report.levels_dropped);
+            outcome.diffs_replayed += 1;
+        }
+        self.stats.snapshots_loaded += 1;
+        self.stats.snapshots_reloaded += 1;
+        outcome.report.crossed = self.book.is_crossed();
+        if outcome.report.crossed {
+            self.stats.crossed += 1;
+        }
+        outcome
+    }
+
     /// Buffers a diff; a diff that does not continue the buffered ones discards them.
-    fn buffer(&mut self, first: u64, last: u64, levels: BookLevels<'_>) {
+    fn buffer(&mut self, first: u64, last: u64, prev: u64, levels: BookLevels<'_>) {
         if let Some(back) = self.pending.back() {
-            if first != back.final_update_id.saturating_add(1) {
+            if !continues(first, prev, back.final_update_id) {
                 self.stats.diffs_discarded += self.pending.len as u64;
                 self.pending.clear();
             }
         }
-        let discarded = self.pending.push(first, last, levels);
+        let discarded = self.pending.push(first, last, prev, levels);
         self.stats.diffs_discarded += discarded;
         self.stats.diffs_buffered += 1;
     }
@@ -1024,6 +1151,8 @@ fn ask_level((key, qty): (i64, i64)) -> Level {
 struct PendingDiff {
     first_update_id: u64,
     final_update_id: u64,
+    /// `pu` (futures), 0 for spot.
+    prev_final_update_id: u64,
     levels_at: u64,
     bid_count: u32,
     ask_count: u32,
@@ -1089,10 +1218,42 @@ impl DiffBuffer {
         }
     }
 
+    /// The `k`-th diff from the oldest.
+    fn get(&self, k: usize) -> Option<PendingDiff> {
+        if k >= self.len {
+            return None;
+        }
+        self.diffs.get((self.head + k) % self.diffs.len()).copied()
+    }
+
     /// Appends a diff, dropping the oldest ones while there is no room; returns how many
     /// were dropped (a diff larger than the whole level ring is itself dropped: 1).
-    fn push(&mut self, first: u64, last: u64, levels: BookLevels<'_>) -> u64 {
-        let need = levels.bids.len() + levels.asks.len();
+    fn push(&mut self, first: u64, last: u64, prev: u64, levels: BookLevels<'_>) -> u64 {
+        let ids = (first, last, prev);
+        let counts = (levels.bids.len(), levels.asks.len());
+        self.push_levels(ids, counts, levels.bids.iter().chain(levels.asks).copied())
+    }
+
+    /// Appends `diff` as held by `other` (another buffer).
+    fn push_from(&mut self, other: &DiffBuffer, diff: &PendingDiff) -> u64 {
+        let (bids, asks) = other.levels(diff);
+        let ids = (
+            diff.first_update_id,
+            diff.final_update_id,
+            diff.prev_final_update_id,
+        );
+        let counts = (diff.bid_count as usize, diff.ask_count as usize);
+        self.push_levels(ids, counts, bids.chain(asks))
+    }
+
+    /// `push` with the levels (`counts` = bids, asks) from an iterator, bids first.
+    fn push_levels(
+        &mut self,
+        (first, last, prev): (u64, u64, u64),
+        (bid_count, ask_count): (usize, usize),
+        levels: impl Iterator<Item = Level>,
+    ) -> u64 {
+        let need = bid_count + ask_count;
         if need > self.levels.len() {
             return 1;
         }
@@ -1105,12 +1266,12 @@ impl DiffBuffer {
         }
         let levels_at = self.levels_tail;
         let ring = self.levels.len() as u64;
-        for (k, level) in levels.bids.iter().chain(levels.asks).enumerate() {
+        for (k, level) in levels.take(need).enumerate() {
             if let Some(slot) = self
                 .levels
                 .get_mut(((levels_at + k as u64) % ring) as usize)
             {
-                *slot = *level;
+                *slot = level;
             }
         }
         self.levels_tail += need as u64;
@@ -1119,10 +1280,11 @@ impl DiffBuffer {
             *entry = PendingDiff {
                 first_update_id: first,
                 final_update_id: last,
+                prev_final_update_id: prev,
                 levels_at,
                 // `need` ≤ SYNC_BUFFER_LEVELS_MAX, far below u32::MAX.
-                bid_count: levels.bids.len() as u32,
-                ask_count: levels.asks.len() as u32,
+                bid_count: bid_count as u32,
+                ask_count: ask_count as u32,
             };
         }
         self.len += 1;
@@ -1168,6 +1330,7 @@ mod tests {
         DepthDiff {
             first_update_id: first,
             final_update_id: last,
+            prev_final_update_id: 0,
             bid_count: 0,
             ask_count: 0,
             exch_ts_ms: 0,
@@ -1487,10 +1650,18 @@ mod tests {
 
         /// A stream of single-level updates with ids 1..=n, cut into diffs at random, with
         /// the snapshot taken at a random id and delivered after a random number of diffs:
-        /// the synced book always ends equal to the reference holding every update.
+        /// the synced book always ends equal to the reference holding every update. Bids
+        /// stay below 110 and asks at or above it: like the exchange's, the book never
+        /// crosses (a crossed book is a sync error, tested on its own).
         #[test]
         fn sync_rebuilds_the_book_from_any_snapshot_point(
-            updates in proptest::collection::vec((side(), level_in(90, 130)), 1..200),
+            updates in proptest::collection::vec(
+                (side(), level_in(0, 20)).prop_map(|(side, l)| {
+                    let base = if side == Side::Buy { 90 } else { 110 };
+                    (side, lv(base + l.price.0, l.qty.0))
+                }),
+                1..200,
+            ),
             cuts in proptest::collection::vec(1usize..6, 1..200),
             snapshot_at in any::<prop::sample::Index>(),
             delivered_before in any::<prop::sample::Index>(),
@@ -1804,7 +1975,7 @@ mod tests {
         ];
         for (state, (first, last), want) in cases {
             assert_eq!(
-                state.on_diff(first, last),
+                state.on_diff(first, last, 0),
                 want,
                 "{state:?} {first}..{last}"
             );

@@ -13,7 +13,7 @@
 //! Hot path. Never allocates after `new`, never reads a clock (`now_ns` is an argument),
 //! never does I/O, never panics on market input.
 
-use crate::book::{DiffOutcome, SyncState, SyncedBook};
+use crate::book::{DiffOutcome, SyncError, SyncState, SyncedBook};
 use crate::feed::{BookLevels, BookTicker, Event};
 use crate::model::ofi::{OfiEstimator, Touch};
 use crate::model::vol::VolEstimator;
@@ -63,8 +63,26 @@ pub struct EngineStats {
     pub gaps: u64,
     /// Snapshots refused as older than the buffered diffs.
     pub snapshots_too_old: u64,
-    /// Times the book was seen crossed after an update.
+    /// Times the book was seen crossed after an update (each one also starts a resync:
+    /// the exchange's book is never crossed).
     pub crossed: u64,
+    /// Time between events while the L2 book was in sync, ns (event clock: `now_ns`).
+    pub in_sync_ns: u64,
+    /// Time between events while it was not (waiting for a snapshot, resyncing), ns:
+    /// the time the trader stood aside for want of a book.
+    pub out_of_sync_ns: u64,
+}
+
+impl EngineStats {
+    /// The share of the event time spent out of sync, 0..=1 (0 before two events).
+    pub fn out_of_sync_share(&self) -> f64 {
+        let total = self.in_sync_ns.saturating_add(self.out_of_sync_ns);
+        if total == 0 {
+            0.0
+        } else {
+            self.out_of_sync_ns as f64 / total as f64
+        }
+    }
 }
 
 /// What one event changed.
@@ -88,6 +106,8 @@ pub struct Engine {
     quote: Quote,
     stats: EngineStats,
     awaiting_snapshot: bool,
+    /// `now_ns` of the previous event (0 before the first).
+    last_event_ns: u64,
 }
 
 impl Engine {
@@ -109,6 +129,7 @@ impl Engine {
             quote: Quote::NONE,
             stats: EngineStats::default(),
             awaiting_snapshot: false,
+            last_event_ns: 0,
             params,
         }
     }
@@ -118,6 +139,15 @@ impl Engine {
     #[inline]
     pub fn on_event(&mut self, event: &Event, levels: BookLevels<'_>, now_ns: u64) -> Step {
         self.stats.events += 1;
+        if self.last_event_ns != 0 {
+            let dt = now_ns.saturating_sub(self.last_event_ns);
+            if self.in_sync() {
+                self.stats.in_sync_ns += dt;
+            } else {
+                self.stats.out_of_sync_ns += dt;
+            }
+        }
+        self.last_event_ns = now_ns;
         let mut step = Step::default();
         match event {
             Event::BookTicker(t) => {
@@ -145,9 +175,14 @@ impl Engine {
                         }
                     }
                     Ok(DiffOutcome::Stale) => {}
-                    Err(_) => {
-                        // A gap: the book is back to buffering; ask for a fresh snapshot.
-                        self.stats.gaps += 1;
+                    Err(error) => {
+                        // A gap or a crossed book: the book is back to buffering; ask
+                        // for a fresh snapshot.
+                        if let SyncError::Crossed { .. } = error {
+                            self.stats.crossed += 1;
+                        } else {
+                            self.stats.gaps += 1;
+                        }
                         self.ofi.reset();
                         self.awaiting_snapshot = true;
                         step.need_snapshot = true;
@@ -158,7 +193,10 @@ impl Engine {
                 self.stats.trades += 1;
             }
             Event::Snapshot(s) => match self.book.on_snapshot(s, levels) {
-                Ok(_) => {
+                Ok(outcome) => {
+                    if outcome.report.crossed {
+                        self.stats.crossed += 1;
+                    }
                     self.stats.snapshots += 1;
                     self.awaiting_snapshot = false;
                 }

@@ -37,8 +37,7 @@ pub fn no_trading_reason(tape: &Tape, run: &Replayed) -> String {
     if run.engine_stats.snapshots == 0 || run.engine_stats.gaps > 0 {
         return format!(
             "the depth diffs do not chain onto the snapshot ({} gaps, {} snapshots loaded, \
-             {} orders placed before the book was lost): USD-M futures chain diffs by pu, \
-             which the spot book does not follow yet",
+             {} orders placed before the book was lost)",
             run.engine_stats.gaps, run.engine_stats.snapshots, run.order_stats.orders_placed
         );
     }

@@ -89,6 +89,9 @@ pub struct DepthDiff {
     pub first_update_id: u64,
     /// `u`: final update id in this diff.
     pub final_update_id: u64,
+    /// `pu`: the previous diff's `u`, in USD-M futures diffs (they chain by `pu`, not by
+    /// `U = previous u + 1`); 0 in spot diffs, which have no `pu`.
+    pub prev_final_update_id: u64,
     /// Number of bid levels (`b`).
     pub bid_count: u32,
     /// Number of ask levels (`a`).
@@ -681,6 +684,16 @@ impl Decoder {
                 fields.mark(F_FINAL_ID)?;
                 fields.final_id = cur.uint()?;
             }
+            b"pu" => {
+                fields.mark(F_PREV_ID)?;
+                fields.prev_id = cur.uint()?;
+            }
+            // Futures trades carry `X`: MARKET, or INSURANCE_FUND / ADL / NA (not trades
+            // of the order book). Only MARKET trades are kept.
+            [b'X'] => {
+                fields.mark(F_TRADE_TYPE)?;
+                fields.not_market = cur.plain_string()? != b"MARKET";
+            }
             [b't'] => {
                 fields.mark(F_TRADE_ID)?;
                 fields.trade_id = cur.uint()?;
@@ -948,6 +961,7 @@ fn build_event(f: &Fields, local_ts_ns: u64) -> Result<Event, DecodeError> {
             Ok(Event::Depth(DepthDiff {
                 first_update_id: f.first_id,
                 final_update_id: f.final_id,
+                prev_final_update_id: f.prev_id,
                 bid_count: f.bid_count,
                 ask_count: f.ask_count,
                 exch_ts_ms: f.event_ts_ms,
@@ -973,6 +987,10 @@ fn build_event(f: &Fields, local_ts_ns: u64) -> Result<Event, DecodeError> {
             f.require(
                 F_EVENT_TS | F_SYMBOL | F_TRADE_ID | F_PRICE | F_QTY | F_TRADE_TS | F_BUYER_MAKER,
             )?;
+            if f.not_market {
+                // An insurance-fund or ADL fill, not a trade of the order book.
+                return Err(DecodeError::UnknownKind);
+            }
             Ok(Event::Trade(Trade {
                 kind: TradeKind::Trade,
                 trade_id: f.trade_id,
@@ -1090,6 +1108,10 @@ struct Fields {
     last_trade_id: u64,
     agg_id: u64,
     last_update_id: u64,
+    /// `pu` (futures depth diffs), 0 when absent.
+    prev_id: u64,
+    /// `X` was present and not `MARKET` (futures trades).
+    not_market: bool,
     price: Price,
     qty: Qty,
     bid_price: Price,
@@ -1145,6 +1167,8 @@ const F_A: u32 = 1 << 16; // a
 const F_LAST_UPDATE_ID: u32 = 1 << 17; // lastUpdateId
 const F_BIDS: u32 = 1 << 18; // bids
 const F_ASKS: u32 = 1 << 19; // asks
+const F_PREV_ID: u32 = 1 << 20; // pu
+const F_TRADE_TYPE: u32 = 1 << 21; // X
 
 #[cfg(test)]
 mod tests;

@@ -89,6 +89,7 @@ pub fn decode(spec: &SymbolSpec, frame: &[u8], local_ts_ns: u64) -> Result<Decod
                 event: Event::Depth(DepthDiff {
                     first_update_id,
                     final_update_id,
+                    prev_final_update_id: payload.get("pu").and_then(Value::as_u64).unwrap_or(0),
                     bid_count: u32::try_from(bids.len()).map_err(|_| "too many")?,
                     ask_count: u32::try_from(asks.len()).map_err(|_| "too many")?,
                     exch_ts_ms: uint(payload, "E")?,
@@ -117,6 +118,12 @@ pub fn decode(spec: &SymbolSpec, frame: &[u8], local_ts_ns: u64) -> Result<Decod
                 .ok_or("m not a bool")?;
             if let Some(best_match) = payload.get("M") {
                 best_match.as_bool().ok_or("M not a bool")?;
+            }
+            // Futures: only order-book trades (X = MARKET), not insurance-fund or ADL fills.
+            if let Some(trade_type) = payload.get("X") {
+                if trade_type.as_str() != Some("MARKET") {
+                    return Err("not a market trade");
+                }
             }
             Ok(no_levels(Event::Trade(Trade {
                 kind,

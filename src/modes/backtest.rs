@@ -17,6 +17,7 @@ use crate::backtest::{grid_combinations, parse_grid, simulate, GridAxis, Scoreca
 use crate::config::{Config, ConfigError};
 use crate::replay::{self, Tape};
 use crate::report::backtest as report;
+use crate::report::book_health;
 use crate::shutdown::Shutdown;
 use crate::time::{Clock, SystemClock};
 
@@ -142,6 +143,7 @@ pub fn run(
         crate::report::kpi::render_report(&replayed.kpi, "Backtest")
     )?;
     writeln!(out, "{}", report::money_line(&summary))?;
+    writeln!(out, "{}", book_health::line(&replayed.engine_stats))?;
     if let Some(verdict) = edge_verdict(&Scorecard::of(&replayed)) {
         writeln!(out, "{verdict}")?;
     }
@@ -166,6 +168,11 @@ pub fn run(
             "the backtest placed no order: {}",
             no_trading_reason(&tape, &replayed)
         );
+    }
+    if let Some(reason) = book_health::not_representative(&replayed.engine_stats) {
+        if !replayed.interrupted {
+            anyhow::bail!("{reason}");
+        }
     }
     Ok(replayed.kpi.all_met())
 }

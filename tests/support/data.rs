@@ -48,3 +48,12 @@ pub fn shared_spot_session() -> Vec<PathBuf> {
         .map(|f| dir.join(f))
         .collect()
 }
+
+/// The bundled BTCUSDT USD-M futures slice: `tools/data/btcusdt-usdm_20240718.gz` (see
+/// its README): `depth@0ms` diffs chained by `pu`, futures `bookTicker` and `trade`, and
+/// the REST snapshot at line 14.
+pub fn bundled_usdm() -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/data/btcusdt-usdm_20240718.gz");
+    assert!(path.is_file(), "{} missing from the clone", path.display());
+    path
+}
