@@ -123,7 +123,7 @@ struct Cli {
     file: Option<PathBuf>,
 
     /// live: confirms that you mean to send real orders with real money (or set
-    /// live.i_understand_live_trading = true). Read "Going live" in the README first.
+    /// live.i_understand_live_trading = true). Read docs/live.md ("Going live") first.
     #[arg(long)]
     i_understand_live_trading: bool,
 

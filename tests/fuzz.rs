@@ -14,7 +14,7 @@
 //!
 //! The simulator's request parser has its own harness in tools/mm-exchange (`fuzz.rs`).
 //! `MM_FUZZ_ITERS` sets the inputs per harness (default 3,000: the short run), `MM_FUZZ_SEED`
-//! the seed. Long run (README "Fuzzing"):
+//! the seed. Long run (docs/reliability.md, "Fuzzing"):
 //! `MM_FUZZ_ITERS=10000000 cargo test --release --test fuzz -- --nocapture`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is a failed test

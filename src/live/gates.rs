@@ -22,8 +22,8 @@ pub fn gates(config: &Config, confirmed: bool) -> anyhow::Result<(Credentials, i
     if !(confirmed || config.live.i_understand_live_trading) {
         anyhow::bail!(
             "live trading sends real orders with real money: add --i-understand-live-trading \
-             (or set live.i_understand_live_trading = true) after reading \"Going live\" in \
-             the README"
+             (or set live.i_understand_live_trading = true) after reading \"Going live\" \
+             in docs/live.md"
         );
     }
     let target = config.live.base_target.as_deref().ok_or_else(|| {

@@ -146,7 +146,7 @@ pub struct Params {
     /// Re-quote band, as a fraction of the quoted half-spread in [0, 1]: a resting order
     /// whose price is within this many half-spreads of its target is kept (it keeps its
     /// queue place); `Quote::requote_band_ticks`. Default 1 (chosen on the second half of
-    /// the BTCUSDT session, after the bundled slice: see README "Scoreboard").
+    /// the BTCUSDT session, after the bundled slice: see docs/scoreboard.md).
     pub requote_band: f64,
 }
 

@@ -438,7 +438,7 @@ impl Summary {
              replay loop's measured cost is timing.replay_s / data.events_replayed."
                 .to_string(),
             "KPIs show n/a (not met) below their activity minimums (kpis[].not_judged, \
-             README \"KPIs\"): a session that barely traded passes nothing."
+             docs/kpis.md): a session that barely traded passes nothing."
                 .to_string(),
             "PnL split: spread = Σ side·(mid at fill − price)·qty − fees; inventory = total − \
              spread (what held inventory made as the mid moved)."
