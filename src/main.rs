@@ -88,14 +88,16 @@ struct Cli {
     #[arg(long, value_name = "KEY=V1,V2,..")]
     grid: Vec<String>,
 
-    /// calibration: runs only slice i of n of the grid and writes its rows to
-    /// <out>/shard-<i>-of-<n>.csv (for a batch scheduler; combine with --merge).
+    /// calibration, backtest --grid: runs only slice i of n of the grid and writes its rows
+    /// to <out>/shard-<i>-of-<n>.csv (for a batch scheduler: a Slurm array, a Kubernetes
+    /// Indexed Job, GNU parallel; combine with --merge).
     #[arg(long, value_name = "I/N")]
     shard: Option<String>,
 
-    /// calibration: combines the shard-*.csv files of --shard runs (folders or files,
-    /// repeatable), picks the best point, runs it on the held-out data and writes the
-    /// report and calibrated.toml. Give the same --data, --grid and --set as the shards.
+    /// calibration, backtest --grid: combines the shard-*.csv files of --shard runs
+    /// (folders or files, repeatable). Calibration then picks the best point, runs it on the
+    /// held-out data and writes the report and calibrated.toml; a backtest grid writes the
+    /// grid's report as one run would. Give the same --data, --grid and --set as the shards.
     #[arg(long, value_name = "PATH")]
     merge: Vec<PathBuf>,
 
@@ -390,6 +392,8 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
                 duration_ns: duration_ns(cli),
                 grid: cli.grid.clone(),
                 from_ns: cli.from,
+                shard: cli.shard.clone(),
+                merge: cli.merge.clone(),
             };
             let make_config = |extra: &[String]| load_config_with(cli, extra);
             let met = modes::backtest::run(config, &args, &make_config, &shutdown, &mut out)?;

@@ -808,3 +808,69 @@ fn shared_data_sets_replay() {
     assert!(n["data"]["span_s"].as_f64().unwrap() > 30.0 * 3600.0);
     assert!(n["orders"]["orders_placed"].as_u64().unwrap() > 0);
 }
+
+/// A `--grid` cut into shards run as separate processes at once (as GNU parallel, a Slurm
+/// array or a Kubernetes Indexed Job would), then `--merge`d: the same grid.csv as the
+/// grid run in one process; a merge missing a shard, or given other axes, is refused.
+#[test]
+fn grid_shards_run_apart_merge_into_the_whole_grid() {
+    let w = Workdir::new("mm-backtest", "shards");
+    let grid = [
+        "--grid",
+        "model.gamma_per_bps=0.01,0.1",
+        "--grid",
+        "quoting.requote_band=0.5,1",
+    ];
+    let args = |extra: &[&str]| -> Vec<String> {
+        ["--mode=backtest"]
+            .iter()
+            .chain(grid.iter())
+            .chain(extra.iter())
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let children: Vec<_> = (1..=3)
+        .map(|i| {
+            let shard = format!("{i}/3");
+            let a = args(&["--shard", &shard, "--out", "shards"]);
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            process::mm(&w.0, &a).output()
+        })
+        .collect();
+    for child in children {
+        let out = child.unwrap();
+        let (stdout, stderr) = process::text(&out);
+        assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+        assert!(stdout.contains("combine with --merge shards"), "{stdout}");
+    }
+    let grid_csv = |stdout: &str| -> String {
+        std::fs::read_to_string(report_folder(&w, stdout).join("grid.csv")).unwrap()
+    };
+    let merge = args(&["--merge", "shards", "--out", "merged"]);
+    let merged = w.ok(&merge.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        merged.contains("merged 4 grid points from 3 shard files"),
+        "{merged}"
+    );
+    let whole = args(&["--out", "whole"]);
+    let whole = w.ok(&whole.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(grid_csv(&merged), grid_csv(&whole));
+
+    std::fs::remove_file(w.path("shards/shard-002-of-003.csv")).unwrap();
+    let out = w.run(&merge.iter().map(String::as_str).collect::<Vec<_>>());
+    let (_, stderr) = process::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("in no shard"), "{stderr}");
+    let other = w.run(&[
+        "--mode=backtest",
+        "--grid",
+        "model.gamma_per_bps=0.01,0.2",
+        "--merge",
+        "shards",
+    ]);
+    assert_eq!(other.status.code(), Some(1));
+    assert!(process::text(&other).1.contains("other data or settings"));
+    let alone = w.run(&["--mode=backtest", "--shard", "1/2"]);
+    assert_eq!(alone.status.code(), Some(1));
+    assert!(process::text(&alone).1.contains("give the --grid axes"));
+}

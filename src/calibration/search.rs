@@ -305,12 +305,12 @@ pub fn parse_rows_csv(text: &str, name: &str) -> anyhow::Result<(String, Vec<Str
     let mut lines = text.lines().filter(|l| !l.trim().is_empty());
     let header = lines
         .next()
-        .with_context(|| format!("{name}: empty file (not a calibration shard)"))?;
+        .with_context(|| format!("{name}: empty file (not a grid shard)"))?;
     let columns: Vec<&str> = header.split(',').collect();
     let tail = 14usize;
     if columns.len() < 2 + tail || columns[0] != "fingerprint" || columns[1] != "index" {
         anyhow::bail!(
-            "{name}: not a calibration shard (its header is not `fingerprint,index,...`) — \
+            "{name}: not a grid shard (its header is not `fingerprint,index,...`) — \
              fix: give the shard-*.csv files written by --shard"
         );
     }

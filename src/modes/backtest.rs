@@ -13,7 +13,11 @@ use std::path::PathBuf;
 use crate::backtest::grid;
 use crate::backtest::run::per_second;
 use crate::backtest::verdict::{edge_verdict, no_trading_reason};
-use crate::backtest::{grid_combinations, parse_grid, simulate, GridAxis, Scorecard};
+use crate::backtest::{grid_combinations, parse_grid, simulate, GridAxis, GridRow, Scorecard};
+use crate::calibration::search::{
+    fingerprint, in_shard, merge_shards, parse_shard, rows_csv, shard_file_name, shard_files,
+    write_shard, Row, ROWS_VERSION,
+};
 use crate::config::{Config, ConfigError};
 use crate::replay::{self, Tape};
 use crate::report::backtest as report;
@@ -37,6 +41,11 @@ pub struct BacktestArgs {
     pub grid: Vec<String>,
     /// `--from`: replay from this long after the data's first event, ns.
     pub from_ns: Option<u64>,
+    /// `--shard i/n`: run only slice i of n of the grid and write its rows to
+    /// `<reports_root>/shard-<i>-of-<n>.csv`.
+    pub shard: Option<String>,
+    /// `--merge`: the shard files (or folders of them) to combine into the grid's report.
+    pub merge: Vec<PathBuf>,
 }
 
 /// One fill as the engine saw it.
@@ -51,6 +60,12 @@ pub fn run(
     shutdown: &Shutdown,
     out: &mut dyn Write,
 ) -> anyhow::Result<bool> {
+    if args.grid.is_empty() && (args.shard.is_some() || !args.merge.is_empty()) {
+        anyhow::bail!(
+            "--shard and --merge split a --grid across machines: give the --grid axes too \
+             (the same on every shard and on the merge)"
+        );
+    }
     let wall = SystemClock::new();
     let load_start = wall.mono_ns();
     let readers = replay::open_inputs(&args.data, config.spec.symbol.as_str())?;
@@ -203,9 +218,103 @@ fn run_grid(
         configs.len(),
         rayon::current_num_threads()
     )?;
-    let rows = grid::run_grid(&configs, &combos, tape)?;
-    let folder = report::write_grid(&args.reports_root, config, &axes, &rows)?;
-    write!(out, "{}", report::render_grid(&axes, &rows))?;
+    let fp = grid_fingerprint(tape, &axes, config);
+    let shard = args.shard.as_deref().map(parse_shard).transpose()?;
+    if shard.is_some() && !args.merge.is_empty() {
+        anyhow::bail!("--shard and --merge: give one (run the shards, then merge them)");
+    }
+    if !args.merge.is_empty() {
+        let files = shard_files(&args.merge)?;
+        let merged = merge_shards(&files, &fp, &axes, combos.len())?;
+        writeln!(
+            out,
+            "merged {} grid points from {} shard files",
+            merged.len(),
+            files.len()
+        )?;
+        let rows: Vec<GridRow> = merged.into_iter().map(|r| r.grid).collect();
+        return write_grid_report(config, args, &axes, &rows, out);
+    }
+    let Some(shard) = shard else {
+        let rows = grid::run_grid(&configs, &combos, tape)?;
+        return write_grid_report(config, args, &axes, &rows, out);
+    };
+    // One slice of the grid (round robin over the points), for a batch scheduler.
+    let mine: Vec<usize> = (0..combos.len()).filter(|&i| in_shard(i, shard)).collect();
+    let my_configs: Vec<Config> = mine.iter().map(|&i| configs[i].clone()).collect();
+    let my_combos: Vec<Vec<String>> = mine.iter().map(|&i| combos[i].clone()).collect();
+    let rows = grid::run_grid(&my_configs, &my_combos, tape)?;
+    let rows: Vec<Row> = mine
+        .iter()
+        .zip(rows)
+        .map(|(&index, grid)| Row {
+            index,
+            // A backtest grid chooses nothing: the column holds the PnL.
+            objective: grid.pnl_quote,
+            grid,
+        })
+        .collect();
+    std::fs::create_dir_all(&args.reports_root)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", args.reports_root.display()))?;
+    let path = args.reports_root.join(shard_file_name(shard));
+    write_shard(&path, &rows_csv(&fp, &axes, &rows))?;
+    writeln!(
+        out,
+        "shard {}/{}: {} of {} grid points (fingerprint {fp}) → {}; combine with --merge {}",
+        shard.0,
+        shard.1,
+        rows.len(),
+        combos.len(),
+        path.display(),
+        args.reports_root.display()
+    )?;
+    Ok(())
+}
+
+/// The grid's run folder and console table.
+fn write_grid_report(
+    config: &Config,
+    args: &BacktestArgs,
+    axes: &[GridAxis],
+    rows: &[GridRow],
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let folder = report::write_grid(&args.reports_root, config, axes, rows)?;
+    write!(out, "{}", report::render_grid(axes, rows))?;
     writeln!(out, "report: {}", folder.display())?;
     Ok(())
+}
+
+/// What shapes a grid's rows: the data (file names and counts), the axes and the base
+/// configuration. Shards and their merge must agree on it.
+fn grid_fingerprint(tape: &Tape, axes: &[GridAxis], base: &Config) -> String {
+    let s = tape.stats();
+    let mut parts = vec![format!("mm backtest grid rows v{ROWS_VERSION}")];
+    for source in tape.sources() {
+        parts.push(
+            std::path::Path::new(source)
+                .file_name()
+                .map_or_else(|| source.clone(), |n| n.to_string_lossy().into_owned()),
+        );
+    }
+    parts.push(format!(
+        "{} {} {} {} {} {} {}",
+        s.events, s.depth_diffs, s.book_tickers, s.trades, s.snapshots, s.first_ts_ns, s.last_ts_ns
+    ));
+    for axis in axes {
+        parts.push(format!("{}={}", axis.key, axis.values.join(",")));
+    }
+    parts.push(format!(
+        "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {}",
+        base.spec,
+        base.model,
+        base.quoting,
+        base.ofi,
+        base.orders,
+        base.risk,
+        base.venue,
+        base.kpi,
+        base.market_data.book_levels
+    ));
+    fingerprint(&parts)
 }
