@@ -1,0 +1,386 @@
+//! The decoded tape: every frame of the merged input decoded once into compact `Copy`
+//! events and one arena of book levels, plus what loading saw (`TapeStats`), and windows of
+//! it opened with a synthetic snapshot (`Tape::window`).
+//!
+//! Never: reads files itself (it takes readers), or allocates while a replay reads it.
+
+use crate::feed::{BookLevels, DecodeError, Decoder, Event, Level};
+use crate::types::SymbolSpec;
+
+use super::merge::Merger;
+use super::reader::FrameReader;
+use super::{Location, ReplayError};
+
+/// One decoded event and where its levels are in the tape.
+#[derive(Clone, Copy, Debug)]
+pub struct TapeEvent {
+    /// Receive time, ns since the Unix epoch.
+    pub local_ts_ns: u64,
+    /// The event.
+    pub event: Event,
+    /// First of its levels in `Tape::levels` (bids, then asks; diffs and snapshots only).
+    pub levels_start: u32,
+}
+
+/// What loading saw.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TapeStats {
+    /// Frames read (market frames and snapshots).
+    pub frames: u64,
+    /// Events decoded.
+    pub events: u64,
+    /// Depth diffs.
+    pub depth_diffs: u64,
+    /// bookTicker events.
+    pub book_tickers: u64,
+    /// Trades and aggregate trades.
+    pub trades: u64,
+    /// REST snapshots.
+    pub snapshots: u64,
+    /// Frames skipped: a kind the engine does not use (markPrice, kline, …).
+    pub skipped_unknown_kind: u64,
+    /// Frames skipped: another symbol.
+    pub skipped_other_symbol: u64,
+    /// Quantities off the lot grid, rounded up by the decoder.
+    pub qty_rounded_up: u64,
+    /// Journals whose end was torn (a crash or power loss cut the last record): each
+    /// one's name, the bytes skipped, and whether they were zeros. Every complete record
+    /// before the tear is replayed.
+    pub torn_tails: Vec<(String, u64, bool)>,
+    /// Median of receive time − exchange event time over events that carry both, ns
+    /// (None when no file has receive times or no event has an exchange time).
+    pub feed_delay_ns_median: Option<i64>,
+    /// Events the median is over.
+    pub feed_delay_samples: u64,
+    /// First and last receive time, ns.
+    pub first_ts_ns: u64,
+    /// Last receive time, ns.
+    pub last_ts_ns: u64,
+}
+
+/// The whole input decoded once: compact `Copy` events in time order and one arena of
+/// book levels. Replays read it without decoding or allocating.
+pub struct Tape {
+    events: Vec<TapeEvent>,
+    levels: Vec<Level>,
+    stats: TapeStats,
+    sources: Vec<String>,
+}
+
+impl Tape {
+    /// Reads and decodes every frame of `readers`, merged by time.
+    pub fn load(readers: Vec<FrameReader>, spec: SymbolSpec) -> Result<Tape, ReplayError> {
+        Tape::load_until(readers, spec, u64::MAX)
+    }
+
+    /// Like `load`, stopping after `span_ns` of data (from the first frame's time).
+    pub fn load_until(
+        readers: Vec<FrameReader>,
+        spec: SymbolSpec,
+        span_ns: u64,
+    ) -> Result<Tape, ReplayError> {
+        let sources: Vec<String> = readers.iter().map(|r| r.name().to_string()).collect();
+        let receive_times: Vec<bool> = readers.iter().map(|r| r.has_receive_times()).collect();
+        let mut merger = Merger::new(readers);
+        let mut decoder = Decoder::new(spec);
+        let mut events = Vec::new();
+        let mut levels: Vec<Level> = Vec::new();
+        let mut stats = TapeStats::default();
+        let mut delays: Vec<i64> = Vec::new();
+        let mut end_ns = u64::MAX;
+        while let Some((index, frame)) = merger.next_frame()? {
+            if stats.frames == 0 {
+                stats.first_ts_ns = frame.local_ts_ns;
+                end_ns = frame.local_ts_ns.saturating_add(span_ns);
+            }
+            if frame.local_ts_ns > end_ns {
+                break;
+            }
+            stats.frames += 1;
+            let ts = frame.local_ts_ns;
+            if !stream_is_used(frame.payload) {
+                stats.skipped_unknown_kind += 1;
+                continue;
+            }
+            let event = match decoder.decode(frame.payload, ts) {
+                Ok(event) => event,
+                Err(DecodeError::UnknownKind) => {
+                    stats.skipped_unknown_kind += 1;
+                    continue;
+                }
+                Err(DecodeError::WrongSymbol) => {
+                    stats.skipped_other_symbol += 1;
+                    continue;
+                }
+                Err(e) => {
+                    let fix = match e {
+                        DecodeError::OffGrid => format!(
+                            "a price is off the configured grid: check market.symbol, \
+                             market.tick_size and market.step_size for this data (now {} \
+                             tick {} step {})",
+                            spec.symbol,
+                            atoms_text(spec.tick_atoms),
+                            atoms_text(spec.step_atoms)
+                        ),
+                        _ => "the frame is not a Binance market-data message this engine \
+                              reads; remove the line or repair the file"
+                            .to_string(),
+                    };
+                    return Err(merger.readers()[index]
+                        .error_here(format!("the decoder refused the frame: {e}"), &fix));
+                }
+            };
+            let start = levels.len();
+            let book_levels = match &event {
+                Event::Depth(d) => {
+                    stats.depth_diffs += 1;
+                    Some(decoder.diff_levels(d))
+                }
+                Event::Snapshot(s) => {
+                    stats.snapshots += 1;
+                    Some(decoder.snapshot_levels(s))
+                }
+                Event::BookTicker(_) => {
+                    stats.book_tickers += 1;
+                    None
+                }
+                Event::Trade(_) => {
+                    stats.trades += 1;
+                    None
+                }
+            };
+            if let Some(book_levels) = book_levels {
+                levels.extend_from_slice(book_levels.bids);
+                levels.extend_from_slice(book_levels.asks);
+            }
+            let exch_ms = event.exch_ts_ms();
+            if receive_times[index] && exch_ms > 0 {
+                delays.push(ts as i64 - (exch_ms as i64).saturating_mul(1_000_000));
+            }
+            let levels_start = u32::try_from(start).map_err(|_| {
+                merger.readers()[index].error_here(
+                    "more than 4·10⁹ book levels in one replay".to_string(),
+                    "replay less data at once (--duration)",
+                )
+            })?;
+            events.push(TapeEvent {
+                local_ts_ns: ts,
+                event,
+                levels_start,
+            });
+            stats.last_ts_ns = ts;
+        }
+        stats.events = events.len() as u64;
+        stats.qty_rounded_up = decoder.stats().qty_rounded_up;
+        stats.torn_tails = merger
+            .readers()
+            .iter()
+            .filter_map(|r| {
+                r.torn_tail()
+                    .map(|(bytes, zeros)| (r.name().to_string(), bytes, zeros))
+            })
+            .collect();
+        stats.feed_delay_samples = delays.len() as u64;
+        if !delays.is_empty() {
+            let mid = delays.len() / 2;
+            let (_, median, _) = delays.select_nth_unstable(mid);
+            stats.feed_delay_ns_median = Some(*median);
+        }
+        Ok(Tape {
+            events,
+            levels,
+            stats,
+            sources,
+        })
+    }
+
+    /// The events, in time order.
+    pub fn events(&self) -> &[TapeEvent] {
+        &self.events
+    }
+
+    /// The levels of a diff or snapshot event (empty for others).
+    #[inline]
+    pub fn levels(&self, event: &TapeEvent) -> BookLevels<'_> {
+        let (bids, asks) = match &event.event {
+            Event::Depth(d) => (d.bid_count as usize, d.ask_count as usize),
+            Event::Snapshot(s) => (s.bid_count as usize, s.ask_count as usize),
+            _ => (0, 0),
+        };
+        let start = event.levels_start as usize;
+        let all = self.levels.get(start..start + bids + asks).unwrap_or(&[]);
+        let (bids, asks) = all.split_at(bids.min(all.len()));
+        BookLevels { bids, asks }
+    }
+
+    /// What loading saw.
+    pub fn stats(&self) -> &TapeStats {
+        &self.stats
+    }
+
+    /// The files, in the order given.
+    pub fn sources(&self) -> &[String] {
+        &self.sources
+    }
+
+    /// The events received in `start_ns ≤ t < end_ns` as a tape of their own, ready to
+    /// replay from its first event (calibration's walk-forward windows).
+    ///
+    /// A window that starts after the data's REST snapshot has no snapshot of its own, and
+    /// the engine only quotes from a synced book. So the order book is rebuilt from this
+    /// tape's snapshot and diffs up to `start_ns` with the engine's own `SyncedBook`
+    /// (`book_levels` per side, as `market_data.book_levels`) and, when it is in sync
+    /// there, the window opens with a synthetic REST snapshot of that book: `lastUpdateId`
+    /// = the update id the book is at, received at `start_ns`, every level the book holds.
+    /// The engine then starts exactly as a live start with a fresh snapshot would; the
+    /// touch, OFI and σ start cold, as they do live. When the book is not in sync at
+    /// `start_ns` (before the first snapshot, or after a gap) the window has no synthetic
+    /// snapshot and the engine waits for the next one in the data:
+    /// `starts_with_snapshot` tells which.
+    ///
+    /// Counts in `stats` are the window's; the feed-delay median and its sample count are
+    /// the whole tape's (a property of the recording, used for the backtest's feed
+    /// latency, so every window of one recording gets the same). Not hot path: allocates.
+    pub fn window(
+        &self,
+        start_ns: u64,
+        end_ns: u64,
+        book_levels: usize,
+    ) -> Result<Tape, ReplayError> {
+        let too_many = || ReplayError {
+            file: self.sources.join(", "),
+            location: Location::File,
+            problem: "more than 4·10⁹ book levels in one replay".to_string(),
+            fix: "replay less data at once (--duration)".to_string(),
+        };
+        let first_in = self.events.partition_point(|e| e.local_ts_ns < start_ns);
+        let end = self.events.partition_point(|e| e.local_ts_ns < end_ns);
+        let inside = self.events.get(first_in..end.max(first_in)).unwrap_or(&[]);
+        let mut events = Vec::with_capacity(inside.len() + 1);
+        let mut levels: Vec<Level> = Vec::new();
+        // The window's own feed latency (never the whole tape's: a backtest of one part must
+        // not see another part's data, e.g. the held-out part's).
+        let mut delays: Vec<i64> = if self.stats.feed_delay_samples > 0 {
+            inside
+                .iter()
+                .filter(|e| e.event.exch_ts_ms() > 0)
+                .map(|e| {
+                    e.local_ts_ns as i64 - (e.event.exch_ts_ms() as i64).saturating_mul(1_000_000)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut stats = TapeStats {
+            feed_delay_samples: delays.len() as u64,
+            ..TapeStats::default()
+        };
+        if !delays.is_empty() {
+            let mid = delays.len() / 2;
+            let (_, median, _) = delays.select_nth_unstable(mid);
+            stats.feed_delay_ns_median = Some(*median);
+        }
+
+        // The book as the engine would hold it just before `start_ns`.
+        let mut book = crate::book::SyncedBook::new(book_levels);
+        for event in &self.events[..first_in] {
+            match &event.event {
+                Event::Depth(d) => {
+                    let _ = book.on_diff(d, self.levels(event));
+                }
+                Event::Snapshot(s) => {
+                    let _ = book.on_snapshot(s, self.levels(event));
+                }
+                Event::BookTicker(_) | Event::Trade(_) => {}
+            }
+        }
+        let update_id = match book.state() {
+            crate::book::SyncState::Live { final_update_id } => Some(final_update_id),
+            crate::book::SyncState::AwaitingFirst { last_update_id } => Some(last_update_id),
+            crate::book::SyncState::Buffering => None,
+        };
+        if let Some(last_update_id) = update_id {
+            let held = book.book_any_state();
+            levels.extend(held.levels(crate::types::Side::Buy));
+            let bid_count = levels.len();
+            levels.extend(held.levels(crate::types::Side::Sell));
+            let ask_count = levels.len() - bid_count;
+            let snapshot = crate::feed::Snapshot {
+                last_update_id,
+                bid_count: u32::try_from(bid_count).map_err(|_| too_many())?,
+                ask_count: u32::try_from(ask_count).map_err(|_| too_many())?,
+                local_ts_ns: start_ns,
+            };
+            events.push(TapeEvent {
+                local_ts_ns: start_ns,
+                event: Event::Snapshot(snapshot),
+                levels_start: 0,
+            });
+            stats.snapshots += 1;
+        }
+
+        for event in inside {
+            let copied = self.levels(event);
+            let levels_start = u32::try_from(levels.len()).map_err(|_| too_many())?;
+            levels.extend_from_slice(copied.bids);
+            levels.extend_from_slice(copied.asks);
+            match &event.event {
+                Event::Depth(_) => stats.depth_diffs += 1,
+                Event::Snapshot(_) => stats.snapshots += 1,
+                Event::BookTicker(_) => stats.book_tickers += 1,
+                Event::Trade(_) => stats.trades += 1,
+            }
+            events.push(TapeEvent {
+                levels_start,
+                ..*event
+            });
+        }
+        stats.frames = events.len() as u64;
+        stats.events = events.len() as u64;
+        stats.first_ts_ns = events.first().map_or(start_ns, |e| e.local_ts_ns);
+        stats.last_ts_ns = events.last().map_or(start_ns, |e| e.local_ts_ns);
+        Ok(Tape {
+            events,
+            levels,
+            stats,
+            sources: self.sources.clone(),
+        })
+    }
+
+    /// True when the first event is a REST snapshot (a recording's own, or the synthetic
+    /// one `window` opens with): a replay of this tape starts with a synced book.
+    pub fn starts_with_snapshot(&self) -> bool {
+        matches!(
+            self.events.first().map(|e| &e.event),
+            Some(Event::Snapshot(_))
+        )
+    }
+}
+
+/// False for a combined-stream message of a stream the engine does not read
+/// (`markPrice`, kline, ticker, …), told by its `stream` name; true otherwise (the
+/// decoder then judges the frame). Such frames are skipped before decoding because their
+/// fields (`"p"` of a mark price, say) need not fit the symbol's grid.
+pub(super) fn stream_is_used(json: &[u8]) -> bool {
+    const PREFIX: &[u8] = b"{\"stream\":\"";
+    let Some(rest) = json.strip_prefix(PREFIX) else {
+        return true;
+    };
+    let name = &rest[..rest.iter().position(|&b| b == b'"').unwrap_or(rest.len())];
+    let Some(at) = name.iter().position(|&b| b == b'@') else {
+        return true;
+    };
+    let kind = &name[at + 1..];
+    kind.starts_with(b"depth")
+        || kind.starts_with(b"bookTicker")
+        || kind == b"trade"
+        || kind == b"aggTrade"
+}
+
+fn atoms_text(atoms: i64) -> String {
+    let mut buf = [0u8; crate::types::DECIMAL_TEXT_MAX];
+    let len = crate::types::write_atoms(atoms, crate::types::DECIMALS, &mut buf);
+    let text = String::from_utf8_lossy(&buf[..len]).into_owned();
+    let text = text.trim_end_matches('0');
+    text.trim_end_matches('.').to_string()
+}
