@@ -34,11 +34,13 @@
 //!
 //! Layout: `reader` (one file → frames, the formats), `merge` (several readers by time,
 //! the journal conversion), `inputs` (what `--data` names → files → readers), `tape` (the
-//! decoded in-memory tape).
+//! decoded in-memory tape), `stream` (the streaming replay and the traits replays read
+//! through).
 
 mod inputs;
 mod merge;
 mod reader;
+mod stream;
 mod tape;
 #[cfg(test)]
 mod tests;
@@ -48,6 +50,10 @@ use std::fmt;
 pub use inputs::{open_inputs, resolve_inputs};
 pub use merge::{convert_to_journal, Merger};
 pub use reader::{CsvLayout, Frame, FrameReader, SourceFormat};
+pub use stream::{
+    EventCursor, EventSource, ReplayCursor, ReplayData, StreamCursor, TapeCursor, TapeInfo,
+    TapeStream, CHUNKS_AHEAD, CHUNK_EVENTS,
+};
 pub use tape::{Tape, TapeEvent, TapeStats};
 
 /// The data slice committed with the project (tools/data): the first 5.8 minutes of the

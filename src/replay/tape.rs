@@ -58,42 +58,88 @@ pub struct TapeStats {
     pub last_ts_ns: u64,
 }
 
-/// The whole input decoded once: compact `Copy` events in time order and one arena of
-/// book levels. Replays read it without decoding or allocating.
-pub struct Tape {
-    events: Vec<TapeEvent>,
-    levels: Vec<Level>,
-    stats: TapeStats,
-    sources: Vec<String>,
+/// The levels of a diff or snapshot `event` in the arena `levels` its `levels_start`
+/// points into (empty for other events).
+#[inline]
+pub(super) fn levels_of<'a>(levels: &'a [Level], event: &TapeEvent) -> BookLevels<'a> {
+    let (bids, asks) = match &event.event {
+        Event::Depth(d) => (d.bid_count as usize, d.ask_count as usize),
+        Event::Snapshot(s) => (s.bid_count as usize, s.ask_count as usize),
+        _ => (0, 0),
+    };
+    let start = event.levels_start as usize;
+    let all = levels.get(start..start + bids + asks).unwrap_or(&[]);
+    let (bids, asks) = all.split_at(bids.min(all.len()));
+    BookLevels { bids, asks }
 }
 
-impl Tape {
-    /// Reads and decodes every frame of `readers`, merged by time.
-    pub fn load(readers: Vec<FrameReader>, spec: SymbolSpec) -> Result<Tape, ReplayError> {
-        Tape::load_until(readers, spec, u64::MAX)
-    }
+/// The merged frames of some readers decoded one event at a time: the loop `Tape::load`
+/// and the streaming replay (`TapeStream`) share, so both see the same events and counts.
+pub(super) struct Decoding {
+    merger: Merger,
+    decoder: Decoder,
+    spec: SymbolSpec,
+    receive_times: Vec<bool>,
+    span_ns: u64,
+    end_ns: u64,
+    stats: TapeStats,
+    /// Receive − exchange time of every event carrying both (for the exact median), when
+    /// kept; 8 bytes per such event.
+    delays: Option<Vec<i64>>,
+    done: bool,
+}
 
-    /// Like `load`, stopping after `span_ns` of data (from the first frame's time).
-    pub fn load_until(
+impl Decoding {
+    /// Decodes `readers` merged by time, stopping after `span_ns` of data from the first
+    /// frame's time. `keep_delays`: collect the feed delays for their median (else
+    /// `feed_delay_ns_median` stays None and the samples 0).
+    pub(super) fn new(
         readers: Vec<FrameReader>,
         spec: SymbolSpec,
         span_ns: u64,
-    ) -> Result<Tape, ReplayError> {
-        let sources: Vec<String> = readers.iter().map(|r| r.name().to_string()).collect();
+        keep_delays: bool,
+    ) -> Decoding {
         let receive_times: Vec<bool> = readers.iter().map(|r| r.has_receive_times()).collect();
-        let mut merger = Merger::new(readers);
-        let mut decoder = Decoder::new(spec);
-        let mut events = Vec::new();
-        let mut levels: Vec<Level> = Vec::new();
-        let mut stats = TapeStats::default();
-        let mut delays: Vec<i64> = Vec::new();
-        let mut end_ns = u64::MAX;
-        while let Some((index, frame)) = merger.next_frame()? {
+        Decoding {
+            merger: Merger::new(readers),
+            decoder: Decoder::new(spec),
+            spec,
+            receive_times,
+            span_ns,
+            end_ns: u64::MAX,
+            stats: TapeStats::default(),
+            delays: keep_delays.then(Vec::new),
+            done: false,
+        }
+    }
+
+    /// The files, in the order given.
+    pub(super) fn sources(&self) -> Vec<String> {
+        self.merger
+            .readers()
+            .iter()
+            .map(|r| r.name().to_string())
+            .collect()
+    }
+
+    /// The next event (None at the end): its levels (bids, then asks) are appended to
+    /// `levels`, and its `levels_start` is where they begin in it.
+    pub(super) fn next_event(
+        &mut self,
+        levels: &mut Vec<Level>,
+    ) -> Result<Option<TapeEvent>, ReplayError> {
+        if self.done {
+            return Ok(None);
+        }
+        let spec = self.spec;
+        let stats = &mut self.stats;
+        let decoder = &mut self.decoder;
+        while let Some((index, frame)) = self.merger.next_frame()? {
             if stats.frames == 0 {
                 stats.first_ts_ns = frame.local_ts_ns;
-                end_ns = frame.local_ts_ns.saturating_add(span_ns);
+                self.end_ns = frame.local_ts_ns.saturating_add(self.span_ns);
             }
-            if frame.local_ts_ns > end_ns {
+            if frame.local_ts_ns > self.end_ns {
                 break;
             }
             stats.frames += 1;
@@ -126,7 +172,7 @@ impl Tape {
                               reads; remove the line or repair the file"
                             .to_string(),
                     };
-                    return Err(merger.readers()[index]
+                    return Err(self.merger.readers()[index]
                         .error_here(format!("the decoder refused the frame: {e}"), &fix));
                 }
             };
@@ -154,25 +200,35 @@ impl Tape {
                 levels.extend_from_slice(book_levels.asks);
             }
             let exch_ms = event.exch_ts_ms();
-            if receive_times[index] && exch_ms > 0 {
-                delays.push(ts as i64 - (exch_ms as i64).saturating_mul(1_000_000));
+            if let Some(delays) = self.delays.as_mut() {
+                if self.receive_times[index] && exch_ms > 0 {
+                    delays.push(ts as i64 - (exch_ms as i64).saturating_mul(1_000_000));
+                }
             }
             let levels_start = u32::try_from(start).map_err(|_| {
-                merger.readers()[index].error_here(
+                self.merger.readers()[index].error_here(
                     "more than 4·10⁹ book levels in one replay".to_string(),
                     "replay less data at once (--duration)",
                 )
             })?;
-            events.push(TapeEvent {
+            stats.events += 1;
+            stats.last_ts_ns = ts;
+            return Ok(Some(TapeEvent {
                 local_ts_ns: ts,
                 event,
                 levels_start,
-            });
-            stats.last_ts_ns = ts;
+            }));
         }
-        stats.events = events.len() as u64;
-        stats.qty_rounded_up = decoder.stats().qty_rounded_up;
-        stats.torn_tails = merger
+        self.done = true;
+        Ok(None)
+    }
+
+    /// What decoding saw (call after the last event).
+    pub(super) fn finish(mut self) -> TapeStats {
+        let mut stats = std::mem::take(&mut self.stats);
+        stats.qty_rounded_up = self.decoder.stats().qty_rounded_up;
+        stats.torn_tails = self
+            .merger
             .readers()
             .iter()
             .filter_map(|r| {
@@ -180,12 +236,47 @@ impl Tape {
                     .map(|(bytes, zeros)| (r.name().to_string(), bytes, zeros))
             })
             .collect();
-        stats.feed_delay_samples = delays.len() as u64;
-        if !delays.is_empty() {
-            let mid = delays.len() / 2;
-            let (_, median, _) = delays.select_nth_unstable(mid);
-            stats.feed_delay_ns_median = Some(*median);
+        if let Some(delays) = self.delays.as_mut() {
+            stats.feed_delay_samples = delays.len() as u64;
+            if !delays.is_empty() {
+                let mid = delays.len() / 2;
+                let (_, median, _) = delays.select_nth_unstable(mid);
+                stats.feed_delay_ns_median = Some(*median);
+            }
         }
+        stats
+    }
+}
+
+/// The whole input decoded once: compact `Copy` events in time order and one arena of
+/// book levels. Replays read it without decoding or allocating.
+pub struct Tape {
+    events: Vec<TapeEvent>,
+    levels: Vec<Level>,
+    stats: TapeStats,
+    sources: Vec<String>,
+}
+
+impl Tape {
+    /// Reads and decodes every frame of `readers`, merged by time.
+    pub fn load(readers: Vec<FrameReader>, spec: SymbolSpec) -> Result<Tape, ReplayError> {
+        Tape::load_until(readers, spec, u64::MAX)
+    }
+
+    /// Like `load`, stopping after `span_ns` of data (from the first frame's time).
+    pub fn load_until(
+        readers: Vec<FrameReader>,
+        spec: SymbolSpec,
+        span_ns: u64,
+    ) -> Result<Tape, ReplayError> {
+        let mut decoding = Decoding::new(readers, spec, span_ns, true);
+        let sources = decoding.sources();
+        let mut events = Vec::new();
+        let mut levels: Vec<Level> = Vec::new();
+        while let Some(event) = decoding.next_event(&mut levels)? {
+            events.push(event);
+        }
+        let stats = decoding.finish();
         Ok(Tape {
             events,
             levels,
@@ -202,15 +293,7 @@ impl Tape {
     /// The levels of a diff or snapshot event (empty for others).
     #[inline]
     pub fn levels(&self, event: &TapeEvent) -> BookLevels<'_> {
-        let (bids, asks) = match &event.event {
-            Event::Depth(d) => (d.bid_count as usize, d.ask_count as usize),
-            Event::Snapshot(s) => (s.bid_count as usize, s.ask_count as usize),
-            _ => (0, 0),
-        };
-        let start = event.levels_start as usize;
-        let all = self.levels.get(start..start + bids + asks).unwrap_or(&[]);
-        let (bids, asks) = all.split_at(bids.min(all.len()));
-        BookLevels { bids, asks }
+        levels_of(&self.levels, event)
     }
 
     /// What loading saw.
