@@ -36,7 +36,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::modes::backtest::{FillRow, GridAxis, QuoteMark, Replayed, Sample};
-use crate::replay::Tape;
+use crate::replay::TapeInfo;
 use crate::risk::StopReason;
 use crate::telemetry::kpi::{fill_spread_pnl_atoms, KpiKind, KpiStatus, NotJudged};
 use crate::types::{write_atoms, Side, SymbolSpec, DECIMALS, DECIMAL_TEXT_MAX};
@@ -456,7 +456,7 @@ fn fill_spread_atoms(run: &Replayed, f: &FillRow) -> i128 {
 
 impl Summary {
     /// Builds the summary of a replay.
-    pub fn build(config: &Config, tape: &Tape, run: &Replayed, timing: Timing) -> Summary {
+    pub fn build(config: &Config, tape: &dyn TapeInfo, run: &Replayed, timing: Timing) -> Summary {
         let spec = config.spec;
         let stats = tape.stats();
         let kpi = &run.kpi;

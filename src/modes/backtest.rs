@@ -33,7 +33,7 @@ use crate::config::{Config, ConfigError, FeedLatency};
 use crate::engine::{Engine, EngineStats, TradeRecord, Trader};
 use crate::modes::engine_params;
 use crate::orders::{Action, OrderManager, OrderStats, Position, VenueEvent};
-use crate::replay::{self, Tape};
+use crate::replay::{self, EventCursor, EventSource, ReplayData, Tape, TapeInfo, TapeStream};
 use crate::report;
 use crate::risk::{Risk, StopReason};
 use crate::shutdown::Shutdown;
@@ -186,10 +186,20 @@ pub fn run(
 ) -> anyhow::Result<bool> {
     let wall = SystemClock::new();
     let load_start = wall.mono_ns();
-    let readers = replay::open_inputs(&args.data, config.spec.symbol.as_str())?;
+    let span_ns = args.duration_ns.unwrap_or(u64::MAX);
+    // One replay streams (memory independent of the data's length); a grid replays the
+    // decoded tape once per configuration, and `--from` cuts a window of it.
     let tape = match args.from_ns {
-        None => Tape::load_until(readers, config.spec, args.duration_ns.unwrap_or(u64::MAX))?,
+        None if args.grid.is_empty() => {
+            let keep_delays = matches!(config.venue.feed_latency, FeedLatency::Data { .. });
+            ReplayData::Streamed(TapeStream::open(&args.data, config.spec, span_ns, keep_delays)?)
+        }
+        None => {
+            let readers = replay::open_inputs(&args.data, config.spec.symbol.as_str())?;
+            ReplayData::Loaded(Tape::load_until(readers, config.spec, span_ns)?)
+        }
         Some(from_ns) => {
+            let readers = replay::open_inputs(&args.data, config.spec.symbol.as_str())?;
             // The whole data is decoded: the book at the cut is rebuilt from everything
             // before it and carried over by a synthetic snapshot (`Tape::window`).
             let whole = Tape::load_until(readers, config.spec, u64::MAX)?;
@@ -201,7 +211,7 @@ pub fn run(
             let end = args
                 .duration_ns
                 .map_or(u64::MAX, |d| start.saturating_add(d));
-            whole.window(start, end, config.market_data.book_levels)?
+            ReplayData::Loaded(whole.window(start, end, config.market_data.book_levels)?)
         }
     };
     let load_ns = wall.mono_ns().saturating_sub(load_start);
@@ -247,8 +257,8 @@ pub fn run(
         return run_grid(config, args, &tape, make_config, out).map(|_| true);
     }
 
-    let progress_on = std::io::stderr().is_terminal() || tape.events().len() > LONG_RUN_EVENTS;
-    let total = tape.events().len();
+    let total = tape.stats().events as usize;
+    let progress_on = std::io::stderr().is_terminal() || total > LONG_RUN_EVENTS;
     let mut progress = |done: usize| {
         if progress_on {
             crate::errprint!(
@@ -324,9 +334,9 @@ pub fn edge_verdict(card: &report::Scorecard) -> Option<String> {
 
 /// Replays `tape` with `config`. `progress` is called every `PROGRESS_EVERY` events with
 /// the number done; returning false stops the replay early (Ctrl+C).
-pub fn simulate(
+pub fn simulate<S: EventSource + ?Sized>(
     config: &Config,
-    tape: &Tape,
+    tape: &S,
     mut progress: Option<&mut dyn FnMut(usize) -> bool>,
 ) -> anyhow::Result<Replayed> {
     let spec = config.spec;
@@ -340,9 +350,9 @@ pub fn simulate(
     let mut venue =
         SimVenue::new(venue_params, spec).map_err(|e| anyhow::anyhow!("venue parameters: {e}"))?;
 
-    let events = tape.events();
-    let start_ns = events.first().map_or(0, |e| e.local_ts_ns);
-    let end_ns = events.last().map_or(0, |e| e.local_ts_ns);
+    let mut cursor = tape.cursor()?;
+    let start_ns = cursor.peek_ts_ns()?.unwrap_or(0);
+    let end_ns = tape.stats().last_ts_ns;
     let mut kpi_params = KpiParams::new(spec, "backtest", config.quoting.inventory_max_lots);
     kpi_params.quote_size_lots = config.quoting.quote_size_lots;
     kpi_params.maker_fee_bps = Some(venue_params.maker_fee_centibps as f64 / 100.0);
@@ -357,7 +367,7 @@ pub fn simulate(
         pnl_min_quote: config.kpi.pnl_min,
     };
     let kpi = KpiTracker::new(kpi_params, start_ns).map_err(|e| anyhow::anyhow!("KPIs: {e}"))?;
-    let mut collector = Collector::new(kpi, events.len(), feed.ns);
+    let mut collector = Collector::new(kpi, tape.stats().events as usize, feed.ns);
     let span_s = end_ns.saturating_sub(start_ns) / SAMPLE_NS + 2;
     let mut samples: Vec<Sample> = Vec::with_capacity(usize::try_from(span_s).unwrap_or(0));
     let mut next_sample_ns = start_ns;
@@ -367,7 +377,8 @@ pub fn simulate(
     let loop_start = wall.mono_ns();
     let mut done = 0usize;
     let mut interrupted = false;
-    for (index, tape_event) in events.iter().enumerate() {
+    let mut last_ns = start_ns;
+    while let Some((tape_event, levels)) = cursor.next_event()? {
         let t = tape_event.local_ts_ns;
         // Acks and fills due before this event land at their own time.
         let mut last_due = None;
@@ -390,7 +401,7 @@ pub fn simulate(
         collector.market_ts_ns = Some(now);
         let step = trader.on_market(
             &tape_event.event,
-            tape.levels(tape_event),
+            levels,
             now,
             &mut venue,
             &mut |r| collector.on(r),
@@ -406,7 +417,8 @@ pub fn simulate(
                 });
             }
         }
-        done = index + 1;
+        done += 1;
+        last_ns = t;
         if done % PROGRESS_EVERY == 0 {
             if let Some(progress) = progress.as_mut() {
                 if !progress(done) {
@@ -416,9 +428,6 @@ pub fn simulate(
             }
         }
     }
-    let last_ns = events
-        .get(done.saturating_sub(1))
-        .map_or(start_ns, |e| e.local_ts_ns);
     // The end: cancel everything, then let in-flight actions and reports land.
     collector.market_ts_ns = None;
     trader.stop(last_ns, StopReason::Shutdown, &mut venue, &mut |r| {
@@ -480,7 +489,7 @@ pub fn simulate(
 }
 
 /// The feed latency for this configuration and data.
-pub fn feed_choice(config: &Config, tape: &Tape) -> FeedChoice {
+pub fn feed_choice<T: TapeInfo + ?Sized>(config: &Config, tape: &T) -> FeedChoice {
     match config.venue.feed_latency {
         FeedLatency::Fixed { ns } => FeedChoice {
             ns,
@@ -843,7 +852,7 @@ pub fn grid_combinations(axes: &[GridAxis]) -> Vec<Vec<String>> {
 fn run_grid(
     config: &Config,
     args: &BacktestArgs,
-    tape: &Tape,
+    tape: &(impl EventSource + Sync),
     make_config: &(dyn Fn(&[String]) -> Result<Config, ConfigError> + Sync),
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {

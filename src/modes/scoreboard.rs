@@ -410,7 +410,7 @@ fn untradeable_reason(base: &Config, tape: &Tape) -> anyhow::Result<Option<Strin
 }
 
 /// Why a replay placed no order, in words a trader can act on.
-pub fn no_trading_reason(tape: &Tape, run: &Replayed) -> String {
+pub fn no_trading_reason(tape: &dyn replay::TapeInfo, run: &Replayed) -> String {
     let stats = tape.stats();
     if stats.snapshots == 0 {
         return "the data holds no REST depth snapshot, so the L2 book never syncs and the \
