@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use super::reader::FrameReader;
+use super::tapefile::{is_tape, TapeFileReader};
 use super::{Location, ReplayError, DATA_EXTENSIONS, DEFAULT_SLICE, DEFAULT_SLICE_NAME};
+use crate::types::SymbolSpec;
 
 /// Resolves `--data` arguments (files, folders, globs in the file-name part) into files,
 /// each argument's matches sorted by name, arguments kept in order.
@@ -109,4 +111,58 @@ pub(super) fn glob_match(pattern: &[u8], name: &[u8]) -> bool {
         (Some(p), Some(n)) if p == n => glob_match(&pattern[1..], &name[1..]),
         _ => false,
     }
+}
+
+/// Opened inputs: files of frames (merged by time, decoded while read) or decoded tape
+/// files (`.mmt`, read one after another). One run reads one kind.
+pub enum Inputs {
+    /// Journals, captures, CSV dumps.
+    Frames(Vec<FrameReader>),
+    /// Tape files.
+    Tapes(Vec<TapeFileReader>),
+}
+
+impl From<Vec<FrameReader>> for Inputs {
+    fn from(readers: Vec<FrameReader>) -> Inputs {
+        Inputs::Frames(readers)
+    }
+}
+
+/// Opens every input like `open_inputs`, and tape files (checked against `spec`) too.
+pub fn open_sources(args: &[String], spec: &SymbolSpec) -> Result<Inputs, ReplayError> {
+    if args.is_empty() {
+        return open_inputs(args, spec.symbol.as_str()).map(Inputs::Frames);
+    }
+    let paths = resolve_inputs(args)?;
+    let tapes: Vec<bool> = paths.iter().map(|p| file_is_tape(p)).collect();
+    if tapes.iter().all(|&t| t) {
+        return paths
+            .iter()
+            .map(|p| TapeFileReader::open(p, spec))
+            .collect::<Result<_, _>>()
+            .map(Inputs::Tapes);
+    }
+    if let Some(i) = tapes.iter().position(|&t| t) {
+        return Err(ReplayError {
+            file: paths[i].display().to_string(),
+            location: Location::File,
+            problem: "a decoded tape file given with files of another format".to_string(),
+            fix: "give only .mmt tapes, or convert every input into one (--mode=convert)"
+                .to_string(),
+        });
+    }
+    paths
+        .iter()
+        .map(|path| FrameReader::open(path, spec.symbol.as_str()))
+        .collect::<Result<_, _>>()
+        .map(Inputs::Frames)
+}
+
+/// True when the file starts with the tape magic.
+pub(super) fn file_is_tape(path: &Path) -> bool {
+    let mut head = [0u8; 8];
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && is_tape(&head)
 }

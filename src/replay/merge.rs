@@ -6,7 +6,11 @@
 use std::path::Path;
 
 use super::reader::{Frame, FrameReader};
+use super::tape::{levels_of, Decoding};
+use super::tapefile::TapeWriter;
 use super::{Location, ReplayError};
+use crate::feed::Level;
+use crate::types::SymbolSpec;
 
 /// Merges several readers by time (ties: the reader given first).
 pub struct Merger {
@@ -83,6 +87,35 @@ pub fn convert_to_journal(
         writer
             .append(frame.kind, frame.local_ts_ns, frame.payload)
             .map_err(out_error)?;
+    }
+    writer.finish().map_err(out_error)
+}
+
+/// Decodes every frame of `readers`, merged by time, into a new tape file at `out` (never
+/// overwritten) for `spec`. Returns (events written, bytes).
+pub fn convert_to_tape(
+    readers: Vec<FrameReader>,
+    out: &Path,
+    spec: SymbolSpec,
+) -> Result<(u64, u64), ReplayError> {
+    let out_error = |e: std::io::Error| ReplayError {
+        file: out.display().to_string(),
+        location: Location::File,
+        problem: e.to_string(),
+        fix: "choose a new output path (--out); tape files are never overwritten".to_string(),
+    };
+    let mut writer = TapeWriter::create(out, &spec).map_err(out_error)?;
+    let mut decoding = Decoding::new(readers, spec, u64::MAX, false);
+    let mut levels: Vec<Level> = Vec::new();
+    while let Some(event) = decoding.next_event(&mut levels)? {
+        writer
+            .append(
+                &event,
+                levels_of(&levels, &event),
+                decoding.last_delay_counts(),
+            )
+            .map_err(out_error)?;
+        levels.clear();
     }
     writer.finish().map_err(out_error)
 }

@@ -34,21 +34,25 @@
 //!
 //! Layout: `reader` (one file → frames, the formats), `merge` (several readers by time,
 //! the journal conversion), `inputs` (what `--data` names → files → readers), `tape` (the
-//! decoded in-memory tape), `stream` (the streaming replay and the traits replays read
+//! decoded in-memory tape), `tapefile` (the decoded binary `.mmt` format), `check` (the
+//! pure replay), `stream` (the streaming replay and the traits replays read
 //! through).
 
+mod check;
 mod inputs;
 mod merge;
 mod reader;
 mod stream;
 mod tape;
+pub mod tapefile;
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
 
-pub use inputs::{open_inputs, resolve_inputs};
-pub use merge::{convert_to_journal, Merger};
+pub use check::{check, ReplayCheck};
+pub use inputs::{open_inputs, open_sources, resolve_inputs, Inputs};
+pub use merge::{convert_to_journal, convert_to_tape, Merger};
 pub use reader::{CsvLayout, Frame, FrameReader, SourceFormat};
 pub use stream::{
     EventCursor, EventSource, ReplayCursor, ReplayData, StreamCursor, TapeCursor, TapeInfo,
@@ -65,7 +69,7 @@ pub const DEFAULT_SLICE: &[u8] = include_bytes!("../../tools/data/btcusdt_202408
 pub const DEFAULT_SLICE_NAME: &str = "tools/data/btcusdt_20240808.gz (built in)";
 
 /// File name endings a folder given to `--data` is searched for.
-pub const DATA_EXTENSIONS: [&str; 4] = [".mmj", ".gz", ".csv", ".zip"];
+pub const DATA_EXTENSIONS: [&str; 5] = [".mmj", ".mmt", ".gz", ".csv", ".zip"];
 
 /// Where a replay problem is.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,6 +80,13 @@ pub enum Location {
     Line(u64),
     /// A journal record, 1-based.
     Record(u64),
+    /// A block of a tape file (`.mmt`), 1-based, and its byte offset in the file.
+    Block {
+        /// Block number.
+        index: u64,
+        /// Byte offset of its header.
+        offset: u64,
+    },
 }
 
 /// A problem with the input data: the file, where in it, what is wrong and what to do.
@@ -97,6 +108,11 @@ impl fmt::Display for ReplayError {
             Location::File => write!(f, "{}: {}", self.file, self.problem)?,
             Location::Line(n) => write!(f, "{}: line {n}: {}", self.file, self.problem)?,
             Location::Record(n) => write!(f, "{}: record {n}: {}", self.file, self.problem)?,
+            Location::Block { index, offset } => write!(
+                f,
+                "{}: block {index} at byte offset {offset}: {}",
+                self.file, self.problem
+            )?,
         }
         if !self.fix.is_empty() {
             write!(f, " — fix: {}", self.fix)?;

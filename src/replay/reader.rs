@@ -138,6 +138,13 @@ impl FrameReader {
             read_up_to(&mut file, &mut head).map_err(|e| file_error(format!("cannot read: {e}")))?
         };
         let head = &head[..got];
+        if super::tapefile::is_tape(head) {
+            return Err(file_error(
+                "a decoded tape file (.mmt): --mode=backtest and --mode=replay read it; \
+                 this mode reads the journal or capture it was converted from"
+                    .to_string(),
+            ));
+        }
         if head == MAGIC.as_slice() {
             let reader = JournalReader::open(path).map_err(|e| file_error(e.to_string()))?;
             return Ok(FrameReader::new(
@@ -588,7 +595,7 @@ fn symbol_from_name(name: &str) -> Option<String> {
         .then(|| symbol.to_string())
 }
 
-fn read_up_to<R: Read>(input: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+pub(super) fn read_up_to<R: Read>(input: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match input.read(&mut buf[filled..]) {

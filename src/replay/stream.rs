@@ -24,7 +24,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use crate::feed::{BookLevels, Level};
 use crate::types::SymbolSpec;
 
-use super::inputs::open_inputs;
+use super::inputs::open_sources;
 use super::tape::{levels_of, Decoding, Tape, TapeEvent, TapeStats};
 use super::ReplayError;
 
@@ -129,8 +129,8 @@ impl TapeStream {
         span_ns: u64,
         keep_delays: bool,
     ) -> Result<TapeStream, ReplayError> {
-        let readers = open_inputs(args, spec.symbol.as_str())?;
-        let mut decoding = Decoding::new(readers, spec, span_ns, keep_delays);
+        let inputs = open_sources(args, &spec)?;
+        let mut decoding = Decoding::from_inputs(inputs, spec, span_ns, keep_delays);
         let sources = decoding.sources();
         let mut scratch: Vec<Level> = Vec::new();
         while decoding.next_event(&mut scratch)?.is_some() {
@@ -154,8 +154,8 @@ impl TapeStream {
         spec: SymbolSpec,
         span_ns: u64,
     ) -> Result<TapeStream, ReplayError> {
-        let readers = open_inputs(args, spec.symbol.as_str())?;
-        let sources = readers.iter().map(|r| r.name().to_string()).collect();
+        let sources =
+            Decoding::from_inputs(open_sources(args, &spec)?, spec, span_ns, false).sources();
         Ok(TapeStream {
             args: args.to_vec(),
             spec,
@@ -180,8 +180,8 @@ impl EventSource for TapeStream {
     type Cursor<'a> = StreamCursor;
 
     fn cursor(&self) -> Result<StreamCursor, ReplayError> {
-        let readers = open_inputs(&self.args, self.spec.symbol.as_str())?;
-        let decoding = Decoding::new(readers, self.spec, self.span_ns, false);
+        let inputs = open_sources(&self.args, &self.spec)?;
+        let decoding = Decoding::from_inputs(inputs, self.spec, self.span_ns, false);
         let (full_tx, full_rx) = bounded(CHUNKS_AHEAD);
         let (empty_tx, empty_rx) = bounded(CHUNKS_AHEAD + 2);
         let thread = std::thread::Builder::new()

@@ -7,8 +7,10 @@
 use crate::feed::{BookLevels, DecodeError, Decoder, Event, Level};
 use crate::types::SymbolSpec;
 
+use super::inputs::Inputs;
 use super::merge::Merger;
 use super::reader::FrameReader;
+use super::tapefile::TapeFileReader;
 use super::{Location, ReplayError};
 
 /// One decoded event and where its levels are in the tape.
@@ -76,10 +78,8 @@ pub(super) fn levels_of<'a>(levels: &'a [Level], event: &TapeEvent) -> BookLevel
 /// The merged frames of some readers decoded one event at a time: the loop `Tape::load`
 /// and the streaming replay (`TapeStream`) share, so both see the same events and counts.
 pub(super) struct Decoding {
-    merger: Merger,
-    decoder: Decoder,
+    source: Source,
     spec: SymbolSpec,
-    receive_times: Vec<bool>,
     span_ns: u64,
     end_ns: u64,
     stats: TapeStats,
@@ -87,6 +87,22 @@ pub(super) struct Decoding {
     /// kept; 8 bytes per such event.
     delays: Option<Vec<i64>>,
     done: bool,
+    /// Whether the last event's receive time counts for the feed-delay median.
+    last_delay_counts: bool,
+}
+
+/// Where `Decoding` reads: frames to decode, or tape files already decoded (read one
+/// after another).
+enum Source {
+    Frames {
+        merger: Merger,
+        decoder: Box<Decoder>,
+        receive_times: Vec<bool>,
+    },
+    Tapes {
+        readers: Vec<TapeFileReader>,
+        current: usize,
+    },
 }
 
 impl Decoding {
@@ -99,27 +115,137 @@ impl Decoding {
         span_ns: u64,
         keep_delays: bool,
     ) -> Decoding {
-        let receive_times: Vec<bool> = readers.iter().map(|r| r.has_receive_times()).collect();
+        Decoding::from_inputs(Inputs::Frames(readers), spec, span_ns, keep_delays)
+    }
+
+    /// Like `new`, over any opened inputs.
+    pub(super) fn from_inputs(
+        inputs: Inputs,
+        spec: SymbolSpec,
+        span_ns: u64,
+        keep_delays: bool,
+    ) -> Decoding {
+        let source = match inputs {
+            Inputs::Frames(readers) => Source::Frames {
+                receive_times: readers.iter().map(|r| r.has_receive_times()).collect(),
+                merger: Merger::new(readers),
+                decoder: Box::new(Decoder::new(spec)),
+            },
+            Inputs::Tapes(readers) => Source::Tapes {
+                readers,
+                current: 0,
+            },
+        };
         Decoding {
-            merger: Merger::new(readers),
-            decoder: Decoder::new(spec),
+            source,
             spec,
-            receive_times,
             span_ns,
             end_ns: u64::MAX,
             stats: TapeStats::default(),
             delays: keep_delays.then(Vec::new),
             done: false,
+            last_delay_counts: false,
         }
     }
 
     /// The files, in the order given.
     pub(super) fn sources(&self) -> Vec<String> {
-        self.merger
-            .readers()
-            .iter()
-            .map(|r| r.name().to_string())
-            .collect()
+        match &self.source {
+            Source::Frames { merger, .. } => merger
+                .readers()
+                .iter()
+                .map(|r| r.name().to_string())
+                .collect(),
+            Source::Tapes { readers, .. } => readers.iter().map(|r| r.name().to_string()).collect(),
+        }
+    }
+
+    /// Whether the last event's receive time counts for the feed-delay median.
+    pub(super) fn last_delay_counts(&self) -> bool {
+        self.last_delay_counts
+    }
+
+    /// Counts `event` (received at `ts`; `delay_counts`: its receive time counts for the
+    /// feed-delay median) and returns it as a tape event.
+    fn account(
+        &mut self,
+        event: Event,
+        ts: u64,
+        levels_start: u32,
+        delay_counts: bool,
+    ) -> TapeEvent {
+        let stats = &mut self.stats;
+        match &event {
+            Event::Depth(_) => stats.depth_diffs += 1,
+            Event::Snapshot(_) => stats.snapshots += 1,
+            Event::BookTicker(_) => stats.book_tickers += 1,
+            Event::Trade(_) => stats.trades += 1,
+        }
+        let exch_ms = event.exch_ts_ms();
+        if let Some(delays) = self.delays.as_mut() {
+            if delay_counts && exch_ms > 0 {
+                delays.push(ts as i64 - (exch_ms as i64).saturating_mul(1_000_000));
+            }
+        }
+        stats.events += 1;
+        stats.last_ts_ns = ts;
+        self.last_delay_counts = delay_counts;
+        TapeEvent {
+            local_ts_ns: ts,
+            event,
+            levels_start,
+        }
+    }
+
+    /// The first frame's time starts the span; false once past its end.
+    fn in_span(&mut self, ts: u64) -> bool {
+        if self.stats.frames == 0 {
+            self.stats.first_ts_ns = ts;
+            self.end_ns = ts.saturating_add(self.span_ns);
+        }
+        ts <= self.end_ns
+    }
+
+    /// `next_event` over tape files, one after another.
+    fn next_tape_event(
+        &mut self,
+        levels: &mut Vec<Level>,
+    ) -> Result<Option<TapeEvent>, ReplayError> {
+        loop {
+            let Source::Tapes { readers, current } = &mut self.source else {
+                return Ok(None);
+            };
+            let Some(reader) = readers.get_mut(*current) else {
+                return Ok(None);
+            };
+            let start = levels.len();
+            let Some((event, delay_counts)) = reader.next_event(levels)? else {
+                *current += 1;
+                continue;
+            };
+            let ts = event.local_ts_ns;
+            if self.stats.events > 0 && ts < self.stats.last_ts_ns {
+                return Err(ReplayError {
+                    file: reader.name().to_string(),
+                    location: Location::File,
+                    problem: "starts before the previous tape file ends".to_string(),
+                    fix: "give tape files in time order (they are read one after another, \
+                          not merged)"
+                        .to_string(),
+                });
+            }
+            if !self.in_span(ts) {
+                levels.truncate(start);
+                return Ok(None);
+            }
+            self.stats.frames += 1;
+            return Ok(Some(self.account(
+                event.event,
+                ts,
+                event.levels_start,
+                delay_counts,
+            )));
+        }
     }
 
     /// The next event (None at the end): its levels (bids, then asks) are appended to
@@ -131,24 +257,37 @@ impl Decoding {
         if self.done {
             return Ok(None);
         }
+        if matches!(self.source, Source::Tapes { .. }) {
+            let next = self.next_tape_event(levels)?;
+            self.done = next.is_none();
+            return Ok(next);
+        }
         let spec = self.spec;
-        let stats = &mut self.stats;
-        let decoder = &mut self.decoder;
-        while let Some((index, frame)) = self.merger.next_frame()? {
-            if stats.frames == 0 {
-                stats.first_ts_ns = frame.local_ts_ns;
-                self.end_ns = frame.local_ts_ns.saturating_add(self.span_ns);
+        while let Source::Frames {
+            merger,
+            decoder,
+            receive_times,
+        } = &mut self.source
+        {
+            let Some((index, frame)) = merger.next_frame()? else {
+                break;
+            };
+            let (ts, payload, delay_counts) =
+                (frame.local_ts_ns, frame.payload, receive_times[index]);
+            if self.stats.frames == 0 {
+                self.stats.first_ts_ns = ts;
+                self.end_ns = ts.saturating_add(self.span_ns);
             }
-            if frame.local_ts_ns > self.end_ns {
+            if ts > self.end_ns {
                 break;
             }
+            let stats = &mut self.stats;
             stats.frames += 1;
-            let ts = frame.local_ts_ns;
-            if !stream_is_used(frame.payload) {
+            if !stream_is_used(payload) {
                 stats.skipped_unknown_kind += 1;
                 continue;
             }
-            let event = match decoder.decode(frame.payload, ts) {
+            let event = match decoder.decode(payload, ts) {
                 Ok(event) => event,
                 Err(DecodeError::UnknownKind) => {
                     stats.skipped_unknown_kind += 1;
@@ -172,52 +311,27 @@ impl Decoding {
                               reads; remove the line or repair the file"
                             .to_string(),
                     };
-                    return Err(self.merger.readers()[index]
+                    return Err(merger.readers()[index]
                         .error_here(format!("the decoder refused the frame: {e}"), &fix));
                 }
             };
             let start = levels.len();
             let book_levels = match &event {
-                Event::Depth(d) => {
-                    stats.depth_diffs += 1;
-                    Some(decoder.diff_levels(d))
-                }
-                Event::Snapshot(s) => {
-                    stats.snapshots += 1;
-                    Some(decoder.snapshot_levels(s))
-                }
-                Event::BookTicker(_) => {
-                    stats.book_tickers += 1;
-                    None
-                }
-                Event::Trade(_) => {
-                    stats.trades += 1;
-                    None
-                }
+                Event::Depth(d) => Some(decoder.diff_levels(d)),
+                Event::Snapshot(s) => Some(decoder.snapshot_levels(s)),
+                Event::BookTicker(_) | Event::Trade(_) => None,
             };
             if let Some(book_levels) = book_levels {
                 levels.extend_from_slice(book_levels.bids);
                 levels.extend_from_slice(book_levels.asks);
             }
-            let exch_ms = event.exch_ts_ms();
-            if let Some(delays) = self.delays.as_mut() {
-                if self.receive_times[index] && exch_ms > 0 {
-                    delays.push(ts as i64 - (exch_ms as i64).saturating_mul(1_000_000));
-                }
-            }
             let levels_start = u32::try_from(start).map_err(|_| {
-                self.merger.readers()[index].error_here(
+                merger.readers()[index].error_here(
                     "more than 4·10⁹ book levels in one replay".to_string(),
                     "replay less data at once (--duration)",
                 )
             })?;
-            stats.events += 1;
-            stats.last_ts_ns = ts;
-            return Ok(Some(TapeEvent {
-                local_ts_ns: ts,
-                event,
-                levels_start,
-            }));
+            return Ok(Some(self.account(event, ts, levels_start, delay_counts)));
         }
         self.done = true;
         Ok(None)
@@ -226,16 +340,20 @@ impl Decoding {
     /// What decoding saw (call after the last event).
     pub(super) fn finish(mut self) -> TapeStats {
         let mut stats = std::mem::take(&mut self.stats);
-        stats.qty_rounded_up = self.decoder.stats().qty_rounded_up;
-        stats.torn_tails = self
-            .merger
-            .readers()
-            .iter()
-            .filter_map(|r| {
-                r.torn_tail()
-                    .map(|(bytes, zeros)| (r.name().to_string(), bytes, zeros))
-            })
-            .collect();
+        if let Source::Frames {
+            merger, decoder, ..
+        } = &self.source
+        {
+            stats.qty_rounded_up = decoder.stats().qty_rounded_up;
+            stats.torn_tails = merger
+                .readers()
+                .iter()
+                .filter_map(|r| {
+                    r.torn_tail()
+                        .map(|(bytes, zeros)| (r.name().to_string(), bytes, zeros))
+                })
+                .collect();
+        }
         if let Some(delays) = self.delays.as_mut() {
             stats.feed_delay_samples = delays.len() as u64;
             if !delays.is_empty() {
@@ -265,11 +383,11 @@ impl Tape {
 
     /// Like `load`, stopping after `span_ns` of data (from the first frame's time).
     pub fn load_until(
-        readers: Vec<FrameReader>,
+        readers: impl Into<Inputs>,
         spec: SymbolSpec,
         span_ns: u64,
     ) -> Result<Tape, ReplayError> {
-        let mut decoding = Decoding::new(readers, spec, span_ns, true);
+        let mut decoding = Decoding::from_inputs(readers.into(), spec, span_ns, true);
         let sources = decoding.sources();
         let mut events = Vec::new();
         let mut levels: Vec<Level> = Vec::new();
