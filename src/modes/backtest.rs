@@ -192,14 +192,19 @@ pub fn run(
     let tape = match args.from_ns {
         None if args.grid.is_empty() => {
             let keep_delays = matches!(config.venue.feed_latency, FeedLatency::Data { .. });
-            ReplayData::Streamed(TapeStream::open(&args.data, config.spec, span_ns, keep_delays)?)
+            ReplayData::Streamed(TapeStream::open(
+                &args.data,
+                config.spec,
+                span_ns,
+                keep_delays,
+            )?)
         }
         None => {
-            let readers = replay::open_inputs(&args.data, config.spec.symbol.as_str())?;
+            let readers = replay::open_sources(&args.data, &config.spec)?;
             ReplayData::Loaded(Tape::load_until(readers, config.spec, span_ns)?)
         }
         Some(from_ns) => {
-            let readers = replay::open_inputs(&args.data, config.spec.symbol.as_str())?;
+            let readers = replay::open_sources(&args.data, &config.spec)?;
             // The whole data is decoded: the book at the cut is rebuilt from everything
             // before it and carried over by a synthetic snapshot (`Tape::window`).
             let whole = Tape::load_until(readers, config.spec, u64::MAX)?;
@@ -399,13 +404,9 @@ pub fn simulate<S: EventSource + ?Sized>(
             next_sample_ns += SAMPLE_NS;
         }
         collector.market_ts_ns = Some(now);
-        let step = trader.on_market(
-            &tape_event.event,
-            levels,
-            now,
-            &mut venue,
-            &mut |r| collector.on(r),
-        );
+        let step = trader.on_market(&tape_event.event, levels, now, &mut venue, &mut |r| {
+            collector.on(r)
+        });
         venue.drain_queue_log(|q| collector.queue_fills.push(q));
         if step.quoted {
             let quote = trader.engine().quote();
