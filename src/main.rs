@@ -65,14 +65,16 @@ struct Cli {
     ca: Option<String>,
 
     /// record, convert: the journal file to write (never overwritten) [default:
-    /// journal/<SYMBOL>_<UTC time>.mmj]; backtest, calibration: the folder run folders (and
-    /// calibration's shard files) go into [default: reports].
+    /// journal/<SYMBOL>_<UTC time>.mmj]; convert to a name ending in .mmt writes a decoded
+    /// tape instead (docs/backtest-at-scale.md); backtest, calibration: the folder run
+    /// folders (and calibration's shard files) go into [default: reports].
     #[arg(long, value_name = "PATH")]
     out: Option<PathBuf>,
 
-    /// backtest, calibration, convert: recorded market data — a file, a folder or a glob (repeatable;
-    /// several are merged by time): engine journals, raw captures `<ts> <json>` (gzip or
-    /// plain), Binance public-data CSV (trades, aggTrades, bookTicker; plain or .zip)
+    /// backtest, replay, calibration, convert: recorded market data — a file, a folder or a
+    /// glob (repeatable; several are merged by time): engine journals, raw captures `<ts>
+    /// <json>` (gzip or plain), Binance public-data CSV (trades, aggTrades, bookTicker; plain
+    /// or .zip), decoded .mmt tapes (backtest, replay; read one after another)
     /// [default: the built-in 5.8-minute BTCUSDT slice, tools/data]. scoreboard: the shared
     /// data folder [default: ../shared/data], or files to score as one recording.
     #[arg(long, value_name = "PATH")]
