@@ -31,7 +31,8 @@ struct Cli {
     /// (fit the parameters), live (real orders), spread-check (print and check
     /// the model's quotes for a representative state), simulate (Avellaneda–Stoikov 2008
     /// Monte Carlo), kpi (show the KPI snapshot), record (write market data to a journal),
-    /// convert (turn captures and CSV dumps into a journal).
+    /// convert (turn captures and CSV dumps into a journal or a decoded .mmt tape), replay
+    /// (walk the data through the book without trading: timing and data checks).
     #[arg(long, value_parser = parse_mode, value_name = "MODE")]
     mode: Mode,
 
@@ -64,14 +65,16 @@ struct Cli {
     ca: Option<String>,
 
     /// record, convert: the journal file to write (never overwritten) [default:
-    /// journal/<SYMBOL>_<UTC time>.mmj]; backtest, calibration: the folder run folders (and
-    /// calibration's shard files) go into [default: reports].
+    /// journal/<SYMBOL>_<UTC time>.mmj]; convert to a name ending in .mmt writes a decoded
+    /// tape instead (docs/backtest-at-scale.md); backtest, calibration: the folder run
+    /// folders (and calibration's shard files) go into [default: reports].
     #[arg(long, value_name = "PATH")]
     out: Option<PathBuf>,
 
-    /// backtest, calibration, convert: recorded market data — a file, a folder or a glob (repeatable;
-    /// several are merged by time): engine journals, raw captures `<ts> <json>` (gzip or
-    /// plain), Binance public-data CSV (trades, aggTrades, bookTicker; plain or .zip)
+    /// backtest, replay, calibration, convert: recorded market data — a file, a folder or a
+    /// glob (repeatable; several are merged by time): engine journals, raw captures `<ts>
+    /// <json>` (gzip or plain), Binance public-data CSV (trades, aggTrades, bookTicker; plain
+    /// or .zip), decoded .mmt tapes (backtest, replay; read one after another)
     /// [default: the built-in 5.8-minute BTCUSDT slice, tools/data]. scoreboard: the shared
     /// data folder [default: ../shared/data], or files to score as one recording.
     #[arg(long, value_name = "PATH")]
@@ -110,6 +113,11 @@ struct Cli {
     /// book as it stood there (a synthetic snapshot carries it across the cut).
     #[arg(long, value_name = "DURATION", value_parser = parse_offset)]
     from: Option<u64>,
+
+    /// backtest, replay: end the replay this long after the data's first event (e.g. 600s,
+    /// 90m, 36h, 2d); with --from, the window is [from, to). Same as --duration = to − from.
+    #[arg(long, value_name = "DURATION", value_parser = parse_offset)]
+    to: Option<u64>,
 
     /// scoreboard: folds per recording (fold 0 is only chosen on; each later fold is scored
     /// with the grid point chosen on all the data before it).
@@ -389,7 +397,7 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
             let args = modes::backtest::BacktestArgs {
                 data: cli.data.clone(),
                 reports_root: cli.out.clone().unwrap_or_else(|| PathBuf::from("reports")),
-                duration_ns: duration_ns(cli),
+                duration_ns: window_ns(cli)?,
                 grid: cli.grid.clone(),
                 from_ns: cli.from,
                 shard: cli.shard.clone(),
@@ -452,6 +460,17 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
             log.info(format_args!("converted into {}", path.display()));
             true
         }
+        Mode::Replay => {
+            if cli.from.is_some() {
+                anyhow::bail!("--mode=replay reads from the data's start: use --to or --duration");
+            }
+            let args = modes::replay::ReplayArgs {
+                data: cli.data.clone(),
+                span_ns: window_ns(cli)?,
+            };
+            modes::replay::run(config, &args, &mut out)?;
+            true
+        }
         other => anyhow::bail!("--mode={other} is not wired in this build"),
     };
     out.flush()?;
@@ -478,10 +497,48 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
 }
 
 /// `--duration` in nanoseconds.
-/// `--from`: a duration with a unit (ns, us, ms, s).
+/// `--from`, `--to`: a duration with a unit (ns, us, ms, s, m, h, d).
 fn parse_offset(text: &str) -> Result<u64, String> {
-    config::parse_duration_ns(text)
-        .ok_or_else(|| format!("{text:?} is not a duration: write e.g. 330s or 1500ms"))
+    let bad = || format!("{text:?} is not a duration: write e.g. 330s, 1500ms, 90m, 36h or 2d");
+    if let Some(ns) = config::parse_duration_ns(text) {
+        return Ok(ns);
+    }
+    let t = text.trim();
+    let (number, scale) = if let Some(n) = t.strip_suffix('m') {
+        (n, 60e9)
+    } else if let Some(n) = t.strip_suffix('h') {
+        (n, 3600e9)
+    } else if let Some(n) = t.strip_suffix('d') {
+        (n, 86_400e9)
+    } else {
+        return Err(bad());
+    };
+    let value: f64 = number.trim().parse().map_err(|_| bad())?;
+    let ns = value * scale;
+    if !(ns.is_finite() && (0.0..1e18).contains(&ns)) {
+        return Err(bad());
+    }
+    Ok(ns.round() as u64)
+}
+
+/// How much data to replay from the start (or from `--from`): `--duration`, and `--to`
+/// as `to − from`; the shorter when both are given.
+fn window_ns(cli: &Cli) -> anyhow::Result<Option<u64>> {
+    let to = match cli.to {
+        Some(to) => {
+            let from = cli.from.unwrap_or(0);
+            if to <= from {
+                anyhow::bail!("--to must be later than --from (or than the data's start)");
+            }
+            // [from, to): the last event kept is before `to`.
+            Some(to - from - u64::from(cli.from.is_none()))
+        }
+        None => None,
+    };
+    Ok(match (duration_ns(cli), to) {
+        (Some(d), Some(t)) => Some(d.min(t)),
+        (d, t) => d.or(t),
+    })
 }
 
 fn duration_ns(cli: &Cli) -> Option<u64> {

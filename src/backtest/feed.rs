@@ -11,7 +11,7 @@
 //! Owns: `FeedChoice`, `feed_choice`, `shift_for_feed`. Never: reads a clock, does I/O.
 
 use crate::config::{Config, FeedLatency};
-use crate::replay::Tape;
+use crate::replay::TapeInfo;
 use crate::venue::sim::{LatencyModel, SimParams};
 
 /// Largest feed latency taken from the data; beyond it (or below 0) the clocks differ.
@@ -27,7 +27,7 @@ pub struct FeedChoice {
 }
 
 /// The feed latency for this configuration and data.
-pub fn feed_choice(config: &Config, tape: &Tape) -> FeedChoice {
+pub fn feed_choice<T: TapeInfo + ?Sized>(config: &Config, tape: &T) -> FeedChoice {
     match config.venue.feed_latency {
         FeedLatency::Fixed { ns } => FeedChoice {
             ns,

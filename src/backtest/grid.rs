@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use crate::backtest::run::simulate;
 use crate::backtest::score::GridRow;
 use crate::config::Config;
-use crate::replay::Tape;
+use crate::replay::EventSource;
 
 /// One `--grid` axis: a key and its values.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -68,7 +68,7 @@ pub fn grid_combinations(axes: &[GridAxis]) -> Vec<Vec<String>> {
 pub fn run_grid(
     configs: &[Config],
     combos: &[Vec<String>],
-    tape: &Tape,
+    tape: &(impl EventSource + Sync),
 ) -> anyhow::Result<Vec<GridRow>> {
     configs
         .par_iter()

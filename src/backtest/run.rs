@@ -18,7 +18,7 @@ use crate::backtest::feed::{feed_choice, shift_for_feed, FeedChoice};
 use crate::config::Config;
 use crate::engine::{Engine, EngineStats, TradeRecord, Trader};
 use crate::orders::{Action, OrderManager, OrderStats, Position, VenueEvent};
-use crate::replay::Tape;
+use crate::replay::{EventCursor, EventSource};
 use crate::risk::{Risk, StopReason};
 use crate::telemetry::kpi::{
     FillRecord, KpiParams, KpiSnapshot, KpiTargets, KpiTracker, LatencySource, MidSample,
@@ -129,9 +129,9 @@ pub struct Replayed {
 
 /// Replays `tape` with `config`. `progress` is called every `PROGRESS_EVERY` events with
 /// the number done; returning false stops the replay early (Ctrl+C).
-pub fn simulate(
+pub fn simulate<S: EventSource + ?Sized>(
     config: &Config,
-    tape: &Tape,
+    tape: &S,
     mut progress: Option<&mut dyn FnMut(usize) -> bool>,
 ) -> anyhow::Result<Replayed> {
     let spec = config.spec;
@@ -145,9 +145,9 @@ pub fn simulate(
     let mut venue =
         SimVenue::new(venue_params, spec).map_err(|e| anyhow::anyhow!("venue parameters: {e}"))?;
 
-    let events = tape.events();
-    let start_ns = events.first().map_or(0, |e| e.local_ts_ns);
-    let end_ns = events.last().map_or(0, |e| e.local_ts_ns);
+    let mut cursor = tape.cursor()?;
+    let start_ns = cursor.peek_ts_ns()?.unwrap_or(0);
+    let end_ns = tape.stats().last_ts_ns;
     let mut kpi_params = KpiParams::new(spec, "backtest", config.quoting.inventory_max_lots);
     kpi_params.quote_size_lots = config.quoting.quote_size_lots;
     kpi_params.maker_fee_bps = Some(venue_params.maker_fee_centibps as f64 / 100.0);
@@ -162,7 +162,7 @@ pub fn simulate(
         pnl_min_quote: config.kpi.pnl_min,
     };
     let kpi = KpiTracker::new(kpi_params, start_ns).map_err(|e| anyhow::anyhow!("KPIs: {e}"))?;
-    let mut collector = Collector::new(kpi, events.len(), feed.ns);
+    let mut collector = Collector::new(kpi, tape.stats().events as usize, feed.ns);
     let span_s = end_ns.saturating_sub(start_ns) / SAMPLE_NS + 2;
     let mut samples: Vec<Sample> = Vec::with_capacity(usize::try_from(span_s).unwrap_or(0));
     let mut next_sample_ns = start_ns;
@@ -172,7 +172,8 @@ pub fn simulate(
     let loop_start = wall.mono_ns();
     let mut done = 0usize;
     let mut interrupted = false;
-    for (index, tape_event) in events.iter().enumerate() {
+    let mut last_ns = start_ns;
+    while let Some((tape_event, levels)) = cursor.next_event()? {
         let t = tape_event.local_ts_ns;
         // Acks and fills due before this event land at their own time.
         let mut last_due = None;
@@ -193,13 +194,9 @@ pub fn simulate(
             next_sample_ns += SAMPLE_NS;
         }
         collector.market_ts_ns = Some(now);
-        let step = trader.on_market(
-            &tape_event.event,
-            tape.levels(tape_event),
-            now,
-            &mut venue,
-            &mut |r| collector.on(r),
-        );
+        let step = trader.on_market(&tape_event.event, levels, now, &mut venue, &mut |r| {
+            collector.on(r)
+        });
         venue.drain_queue_log(|q| collector.queue_fills.push(q));
         if step.quoted {
             let quote = trader.engine().quote();
@@ -211,7 +208,8 @@ pub fn simulate(
                 });
             }
         }
-        done = index + 1;
+        done += 1;
+        last_ns = t;
         if done % PROGRESS_EVERY == 0 {
             if let Some(progress) = progress.as_mut() {
                 if !progress(done) {
@@ -221,9 +219,6 @@ pub fn simulate(
             }
         }
     }
-    let last_ns = events
-        .get(done.saturating_sub(1))
-        .map_or(start_ns, |e| e.local_ts_ns);
     // The end: cancel everything, then let in-flight actions and reports land.
     collector.market_ts_ns = None;
     trader.stop(last_ns, StopReason::Shutdown, &mut venue, &mut |r| {

@@ -6,7 +6,7 @@
 
 use crate::backtest::run::Replayed;
 use crate::backtest::score::Scorecard;
-use crate::replay::Tape;
+use crate::replay::TapeInfo;
 
 /// What to tell the trader when the spread did not pay for the fee tier: the spread earned
 /// before fees, the fees, and where to look. `None` when the spread part (net of fees) is
@@ -27,7 +27,7 @@ pub fn edge_verdict(card: &Scorecard) -> Option<String> {
 }
 
 /// Why a replay placed no order, in words a trader can act on.
-pub fn no_trading_reason(tape: &Tape, run: &Replayed) -> String {
+pub fn no_trading_reason(tape: &dyn TapeInfo, run: &Replayed) -> String {
     let stats = tape.stats();
     if stats.snapshots == 0 {
         return "the data holds no REST depth snapshot, so the L2 book never syncs and the \

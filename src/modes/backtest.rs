@@ -18,8 +18,8 @@ use crate::calibration::search::{
     fingerprint, in_shard, merge_shards, parse_shard, rows_csv, shard_file_name, shard_files,
     write_shard, Row, ROWS_VERSION,
 };
-use crate::config::{Config, ConfigError};
-use crate::replay::{self, Tape};
+use crate::config::{Config, ConfigError, FeedLatency};
+use crate::replay::{self, EventSource, ReplayData, Tape, TapeInfo, TapeStream};
 use crate::report::backtest as report;
 use crate::report::book_health;
 use crate::shutdown::Shutdown;
@@ -68,10 +68,25 @@ pub fn run(
     }
     let wall = SystemClock::new();
     let load_start = wall.mono_ns();
-    let readers = replay::open_inputs(&args.data, config.spec.symbol.as_str())?;
+    let span_ns = args.duration_ns.unwrap_or(u64::MAX);
+    // One replay streams (memory independent of the data's length); a grid replays the
+    // decoded tape once per configuration, and `--from` cuts a window of it.
     let tape = match args.from_ns {
-        None => Tape::load_until(readers, config.spec, args.duration_ns.unwrap_or(u64::MAX))?,
+        None if args.grid.is_empty() => {
+            let keep_delays = matches!(config.venue.feed_latency, FeedLatency::Data { .. });
+            ReplayData::Streamed(TapeStream::open(
+                &args.data,
+                config.spec,
+                span_ns,
+                keep_delays,
+            )?)
+        }
+        None => {
+            let readers = replay::open_sources(&args.data, &config.spec)?;
+            ReplayData::Loaded(Tape::load_until(readers, config.spec, span_ns)?)
+        }
         Some(from_ns) => {
+            let readers = replay::open_sources(&args.data, &config.spec)?;
             // The whole data is decoded: the book at the cut is rebuilt from everything
             // before it and carried over by a synthetic snapshot (`Tape::window`).
             let whole = Tape::load_until(readers, config.spec, u64::MAX)?;
@@ -83,7 +98,7 @@ pub fn run(
             let end = args
                 .duration_ns
                 .map_or(u64::MAX, |d| start.saturating_add(d));
-            whole.window(start, end, config.market_data.book_levels)?
+            ReplayData::Loaded(whole.window(start, end, config.market_data.book_levels)?)
         }
     };
     let load_ns = wall.mono_ns().saturating_sub(load_start);
@@ -129,8 +144,8 @@ pub fn run(
         return run_grid(config, args, &tape, make_config, out).map(|_| true);
     }
 
-    let progress_on = std::io::stderr().is_terminal() || tape.events().len() > LONG_RUN_EVENTS;
-    let total = tape.events().len();
+    let total = tape.stats().events as usize;
+    let progress_on = std::io::stderr().is_terminal() || total > LONG_RUN_EVENTS;
     let mut progress = |done: usize| {
         if progress_on {
             crate::errprint!(
@@ -195,7 +210,7 @@ pub fn run(
 fn run_grid(
     config: &Config,
     args: &BacktestArgs,
-    tape: &Tape,
+    tape: &(impl EventSource + Sync),
     make_config: &(dyn Fn(&[String]) -> Result<Config, ConfigError> + Sync),
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
@@ -287,7 +302,7 @@ fn write_grid_report(
 
 /// What shapes a grid's rows: the data (file names and counts), the axes and the base
 /// configuration. Shards and their merge must agree on it.
-fn grid_fingerprint(tape: &Tape, axes: &[GridAxis], base: &Config) -> String {
+fn grid_fingerprint(tape: &dyn TapeInfo, axes: &[GridAxis], base: &Config) -> String {
     let s = tape.stats();
     let mut parts = vec![format!("mm backtest grid rows v{ROWS_VERSION}")];
     for source in tape.sources() {

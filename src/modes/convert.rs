@@ -8,6 +8,11 @@
 //! (file changed? config's symbol changed?) and a place to live; an explicit file is
 //! visible, reproducible and can be copied. The journal is never overwritten.
 //!
+//! With `--out FILE.mmt` the output is a decoded tape instead (`replay::tapefile`: fixed-size
+//! records of integer ticks and lots, the symbol's filters in the header, a CRC per block):
+//! no JSON is decoded when it is replayed, but it is tied to the symbol's filters it was
+//! converted with.
+//!
 //! Wiring only.
 
 use std::io::Write;
@@ -35,10 +40,18 @@ pub fn run(config: &Config, args: &ConvertArgs, out: &mut dyn Write) -> anyhow::
     };
     let readers = replay::open_inputs(&args.data, symbol)?;
     let names: Vec<String> = readers.iter().map(|r| r.name().to_string()).collect();
-    let (records, bytes) = replay::convert_to_journal(readers, &path, symbol, wall_now_ns())?;
+    let tape = path
+        .to_str()
+        .is_some_and(|p| p.ends_with(replay::tapefile::TAPE_EXTENSION));
+    let (records, bytes) = if tape {
+        replay::convert_to_tape(readers, &path, config.spec)?
+    } else {
+        replay::convert_to_journal(readers, &path, symbol, wall_now_ns())?
+    };
+    let what = if tape { "events" } else { "records" };
     writeln!(
         out,
-        "converted {} into {} ({records} records, {bytes} bytes); replay it with \
+        "converted {} into {} ({records} {what}, {bytes} bytes); replay it with \
          --mode=backtest --data {}",
         names.join(", "),
         path.display(),

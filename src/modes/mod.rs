@@ -9,6 +9,7 @@ pub mod latency;
 pub mod live;
 pub mod paper;
 pub mod record;
+pub mod replay;
 pub mod scoreboard;
 pub mod simulate;
 pub mod spread_check;
@@ -41,13 +42,15 @@ pub enum Mode {
     Convert,
     /// Print the percentiles of a latency dump.
     Latency,
+    /// Replay recorded data through the book without trading (timing, data checks).
+    Replay,
     /// Walk-forward over every shared recording at four fee tiers: the strategy's table.
     Scoreboard,
 }
 
 impl Mode {
     /// All modes, in `--help` order.
-    pub const ALL: [Mode; 11] = [
+    pub const ALL: [Mode; 12] = [
         Mode::PaperTrading,
         Mode::Backtest,
         Mode::Scoreboard,
@@ -59,6 +62,7 @@ impl Mode {
         Mode::Record,
         Mode::Convert,
         Mode::Latency,
+        Mode::Replay,
     ];
 
     /// The command-line spelling.
@@ -75,6 +79,7 @@ impl Mode {
             Mode::Convert => "convert",
             Mode::Latency => "latency",
             Mode::Scoreboard => "scoreboard",
+            Mode::Replay => "replay",
         }
     }
 
@@ -96,6 +101,7 @@ impl Mode {
             | Mode::Latency
             | Mode::Live
             | Mode::Scoreboard
+            | Mode::Replay
             | Mode::Calibration => None,
         }
     }

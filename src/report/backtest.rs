@@ -30,7 +30,7 @@ use serde::Serialize;
 use crate::backtest::score::{fill_spread_atoms, mid_at, minute_stats, GridRow, Scorecard};
 use crate::backtest::{GridAxis, QuoteMark, Replayed};
 use crate::config::Config;
-use crate::replay::Tape;
+use crate::replay::TapeInfo;
 use crate::risk::StopReason;
 use crate::telemetry::kpi::{KpiKind, NotJudged};
 use crate::time::utc_text;
@@ -372,7 +372,7 @@ pub struct RiskSummary {
 
 impl Summary {
     /// Builds the summary of a replay.
-    pub fn build(config: &Config, tape: &Tape, run: &Replayed, timing: Timing) -> Summary {
+    pub fn build(config: &Config, tape: &dyn TapeInfo, run: &Replayed, timing: Timing) -> Summary {
         let spec = config.spec;
         let stats = tape.stats();
         let kpi = &run.kpi;

@@ -1,0 +1,371 @@
+//! Streaming replay: the input decoded on a second thread into a bounded ring of chunks
+//! while the backtest replays the chunks already decoded, so memory does not grow with the
+//! data's length. Also the two traits every replay reads through (`TapeInfo`: what the
+//! data held; `EventSource`: walk its events once, in order), implemented by the loaded
+//! `Tape` (random access, windows: calibration, scoreboard, `--grid`) and by `TapeStream`.
+//!
+//! A `TapeStream` makes two passes over the files: `open` decodes everything once without
+//! keeping it (counts, first and last time, torn tails and, when asked, the receive −
+//! exchange delays for the feed latency's exact median, 8 bytes per event carrying an
+//! exchange time), and each `cursor` decodes again on its own thread, handing out chunks
+//! of `CHUNK_EVENTS` events through a channel of `CHUNKS_AHEAD` (the look-ahead: the replay
+//! needs only the current event; the feed latency is applied to our orders, not to the
+//! data). Chunks go back to the decoder for reuse, so a long replay allocates nothing per
+//! event. Both passes use the same decoding loop as `Tape::load`, so a replay of a stream
+//! and of the loaded tape see the same events, levels and counts.
+//!
+//! Never: holds more than `CHUNKS_AHEAD + 2` chunks, reorders events, or drops an error (a
+//! problem found on the decode thread ends the replay with the file and line).
+
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use crate::feed::{BookLevels, Level};
+use crate::types::SymbolSpec;
+
+use super::inputs::open_sources;
+use super::tape::{levels_of, Decoding, Tape, TapeEvent, TapeStats};
+use super::ReplayError;
+
+/// Events per chunk handed from the decode thread to the replay.
+pub const CHUNK_EVENTS: usize = 4096;
+/// Decoded chunks waiting for the replay, at most.
+pub const CHUNKS_AHEAD: usize = 4;
+
+/// What a replay's data held: counts, times, file names.
+pub trait TapeInfo {
+    /// What decoding saw.
+    fn stats(&self) -> &TapeStats;
+    /// The files, in the order given.
+    fn sources(&self) -> &[String];
+}
+
+/// A replay's events, walked once from the start by each cursor.
+pub trait EventSource: TapeInfo {
+    /// The cursor type.
+    type Cursor<'a>: EventCursor
+    where
+        Self: 'a;
+    /// A cursor at the first event.
+    fn cursor(&self) -> Result<Self::Cursor<'_>, ReplayError>;
+}
+
+/// Walks events in time order.
+pub trait EventCursor {
+    /// The time of the next event without consuming it (None at the end).
+    fn peek_ts_ns(&mut self) -> Result<Option<u64>, ReplayError>;
+    /// The next event and its book levels (None at the end).
+    fn next_event(&mut self) -> Result<Option<(&TapeEvent, BookLevels<'_>)>, ReplayError>;
+}
+
+impl TapeInfo for Tape {
+    fn stats(&self) -> &TapeStats {
+        Tape::stats(self)
+    }
+
+    fn sources(&self) -> &[String] {
+        Tape::sources(self)
+    }
+}
+
+/// A cursor over a loaded tape.
+pub struct TapeCursor<'a> {
+    tape: &'a Tape,
+    index: usize,
+}
+
+impl EventCursor for TapeCursor<'_> {
+    #[inline]
+    fn peek_ts_ns(&mut self) -> Result<Option<u64>, ReplayError> {
+        Ok(self.tape.events().get(self.index).map(|e| e.local_ts_ns))
+    }
+
+    #[inline]
+    fn next_event(&mut self) -> Result<Option<(&TapeEvent, BookLevels<'_>)>, ReplayError> {
+        let Some(event) = self.tape.events().get(self.index) else {
+            return Ok(None);
+        };
+        self.index += 1;
+        Ok(Some((event, self.tape.levels(event))))
+    }
+}
+
+impl EventSource for Tape {
+    type Cursor<'a> = TapeCursor<'a>;
+
+    fn cursor(&self) -> Result<TapeCursor<'_>, ReplayError> {
+        Ok(TapeCursor {
+            tape: self,
+            index: 0,
+        })
+    }
+}
+
+/// Decoded events and their levels (`levels_start` indexes this chunk's `levels`).
+#[derive(Default)]
+struct Chunk {
+    events: Vec<TapeEvent>,
+    levels: Vec<Level>,
+}
+
+/// The data named by `--data`, replayed by decoding it again for each cursor.
+pub struct TapeStream {
+    args: Vec<String>,
+    spec: SymbolSpec,
+    span_ns: u64,
+    stats: TapeStats,
+    sources: Vec<String>,
+}
+
+impl TapeStream {
+    /// Opens the inputs `args` names (the built-in slice when empty) and decodes them once
+    /// for the counts, up to `span_ns` of data from the first frame's time (as
+    /// `Tape::load_until`). `keep_delays`: collect the receive − exchange delays for the
+    /// feed latency's median (needed when `venue.feed_latency = "data"`).
+    pub fn open(
+        args: &[String],
+        spec: SymbolSpec,
+        span_ns: u64,
+        keep_delays: bool,
+    ) -> Result<TapeStream, ReplayError> {
+        let inputs = open_sources(args, &spec)?;
+        let mut decoding = Decoding::from_inputs(inputs, spec, span_ns, keep_delays);
+        let sources = decoding.sources();
+        let mut scratch: Vec<Level> = Vec::new();
+        while decoding.next_event(&mut scratch)?.is_some() {
+            scratch.clear();
+        }
+        Ok(TapeStream {
+            args: args.to_vec(),
+            spec,
+            span_ns,
+            stats: decoding.finish(),
+            sources,
+        })
+    }
+}
+
+impl TapeStream {
+    /// Like `open` without the first pass: `stats` stay empty (a pure replay counts for
+    /// itself) and nothing is decoded until a cursor starts.
+    pub fn open_unsurveyed(
+        args: &[String],
+        spec: SymbolSpec,
+        span_ns: u64,
+    ) -> Result<TapeStream, ReplayError> {
+        let sources =
+            Decoding::from_inputs(open_sources(args, &spec)?, spec, span_ns, false).sources();
+        Ok(TapeStream {
+            args: args.to_vec(),
+            spec,
+            span_ns,
+            stats: TapeStats::default(),
+            sources,
+        })
+    }
+}
+
+impl TapeInfo for TapeStream {
+    fn stats(&self) -> &TapeStats {
+        &self.stats
+    }
+
+    fn sources(&self) -> &[String] {
+        &self.sources
+    }
+}
+
+impl EventSource for TapeStream {
+    type Cursor<'a> = StreamCursor;
+
+    fn cursor(&self) -> Result<StreamCursor, ReplayError> {
+        let inputs = open_sources(&self.args, &self.spec)?;
+        let decoding = Decoding::from_inputs(inputs, self.spec, self.span_ns, false);
+        let (full_tx, full_rx) = bounded(CHUNKS_AHEAD);
+        let (empty_tx, empty_rx) = bounded(CHUNKS_AHEAD + 2);
+        let thread = std::thread::Builder::new()
+            .name("mm-decode".to_string())
+            .spawn(move || decode_loop(decoding, &full_tx, &empty_rx))
+            .map_err(|e| ReplayError {
+                file: self.sources.join(", "),
+                location: super::Location::File,
+                problem: format!("cannot start the decode thread: {e}"),
+                fix: String::new(),
+            })?;
+        Ok(StreamCursor {
+            full: full_rx,
+            empty: empty_tx,
+            chunk: Chunk::default(),
+            index: 0,
+            ended: false,
+            thread: Some(thread),
+        })
+    }
+}
+
+/// The decode thread: fills chunks (reusing the ones the replay sent back) until the data
+/// ends, an error, or the replay hangs up.
+fn decode_loop(
+    mut decoding: Decoding,
+    full: &Sender<Result<Chunk, ReplayError>>,
+    empty: &Receiver<Chunk>,
+) {
+    loop {
+        let mut chunk = empty.try_recv().unwrap_or_default();
+        chunk.events.clear();
+        chunk.levels.clear();
+        while chunk.events.len() < CHUNK_EVENTS {
+            match decoding.next_event(&mut chunk.levels) {
+                Ok(Some(event)) => chunk.events.push(event),
+                Ok(None) => break,
+                Err(e) => {
+                    let _ = full.send(Err(e));
+                    return;
+                }
+            }
+        }
+        let last = chunk.events.len() < CHUNK_EVENTS;
+        if !chunk.events.is_empty() && full.send(Ok(chunk)).is_err() {
+            return;
+        }
+        if last {
+            return;
+        }
+    }
+}
+
+/// A cursor over a `TapeStream`: the chunk being replayed and the channel of the next.
+pub struct StreamCursor {
+    full: Receiver<Result<Chunk, ReplayError>>,
+    empty: Sender<Chunk>,
+    chunk: Chunk,
+    index: usize,
+    ended: bool,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl StreamCursor {
+    /// Makes the next event current, fetching the next chunk when this one is done;
+    /// false at the end.
+    #[inline]
+    fn fill(&mut self) -> Result<bool, ReplayError> {
+        if self.index < self.chunk.events.len() {
+            return Ok(true);
+        }
+        if self.ended {
+            return Ok(false);
+        }
+        match self.full.recv() {
+            Ok(Ok(next)) => {
+                let done = std::mem::replace(&mut self.chunk, next);
+                // The decoder makes a new chunk when none comes back in time.
+                let _ = self.empty.try_send(done);
+                self.index = 0;
+                Ok(true)
+            }
+            Ok(Err(e)) => {
+                self.ended = true;
+                Err(e)
+            }
+            Err(_) => {
+                self.ended = true;
+                Ok(false)
+            }
+        }
+    }
+}
+
+impl EventCursor for StreamCursor {
+    fn peek_ts_ns(&mut self) -> Result<Option<u64>, ReplayError> {
+        Ok(if self.fill()? {
+            self.chunk.events.get(self.index).map(|e| e.local_ts_ns)
+        } else {
+            None
+        })
+    }
+
+    #[inline]
+    fn next_event(&mut self) -> Result<Option<(&TapeEvent, BookLevels<'_>)>, ReplayError> {
+        if !self.fill()? {
+            return Ok(None);
+        }
+        let Some(event) = self.chunk.events.get(self.index) else {
+            return Ok(None);
+        };
+        self.index += 1;
+        Ok(Some((event, levels_of(&self.chunk.levels, event))))
+    }
+}
+
+impl Drop for StreamCursor {
+    fn drop(&mut self) {
+        // Hang up first so a decoder blocked on a full channel returns.
+        let (_, closed) = bounded(0);
+        drop(std::mem::replace(&mut self.full, closed));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A backtest's data: loaded whole (random access: `--grid` runs, `--from` windows) or
+/// streamed (one replay, memory independent of the data's length).
+pub enum ReplayData {
+    /// Decoded into memory.
+    Loaded(Tape),
+    /// Decoded chunk by chunk while replaying.
+    Streamed(TapeStream),
+}
+
+impl TapeInfo for ReplayData {
+    fn stats(&self) -> &TapeStats {
+        match self {
+            ReplayData::Loaded(t) => TapeInfo::stats(t),
+            ReplayData::Streamed(s) => s.stats(),
+        }
+    }
+
+    fn sources(&self) -> &[String] {
+        match self {
+            ReplayData::Loaded(t) => TapeInfo::sources(t),
+            ReplayData::Streamed(s) => s.sources(),
+        }
+    }
+}
+
+/// A cursor over `ReplayData`.
+pub enum ReplayCursor<'a> {
+    /// Over a loaded tape.
+    Loaded(TapeCursor<'a>),
+    /// Over a stream.
+    Streamed(StreamCursor),
+}
+
+impl EventCursor for ReplayCursor<'_> {
+    fn peek_ts_ns(&mut self) -> Result<Option<u64>, ReplayError> {
+        match self {
+            ReplayCursor::Loaded(c) => c.peek_ts_ns(),
+            ReplayCursor::Streamed(c) => c.peek_ts_ns(),
+        }
+    }
+
+    #[inline]
+    fn next_event(&mut self) -> Result<Option<(&TapeEvent, BookLevels<'_>)>, ReplayError> {
+        match self {
+            ReplayCursor::Loaded(c) => c.next_event(),
+            ReplayCursor::Streamed(c) => c.next_event(),
+        }
+    }
+}
+
+impl EventSource for ReplayData {
+    type Cursor<'a> = ReplayCursor<'a>;
+
+    fn cursor(&self) -> Result<ReplayCursor<'_>, ReplayError> {
+        Ok(match self {
+            ReplayData::Loaded(t) => ReplayCursor::Loaded(t.cursor()?),
+            ReplayData::Streamed(s) => ReplayCursor::Streamed(s.cursor()?),
+        })
+    }
+}
