@@ -242,7 +242,23 @@ pub struct OrderManager {
     /// no CancelAll before it has sent anything).
     stopped_seen: bool,
     stats: OrderStats,
+    /// The per-side index: bit `i` of `open[side_index(side)]` is set iff `slots[i]` holds
+    /// an unfinished order of that side. The quote rules visit these slots only, instead
+    /// of scanning the whole table. Kept in step by `put` and `reindex_all`.
+    open: [u64; 2],
+    /// Bit `i` set iff `slots[i]` holds an order (finished or not).
+    used: u64,
 }
+
+/// Every slot's bit in `OrderManager::used`.
+const ALL_SLOTS: u64 = if ORDER_SLOTS == 64 {
+    u64::MAX
+} else {
+    (1 << ORDER_SLOTS) - 1
+};
+
+// The per-side index is one bit per slot in a u64.
+const _: () = assert!(ORDER_SLOTS <= 64);
 
 impl OrderManager {
     /// An empty manager; the first order gets id 1.
@@ -258,6 +274,8 @@ impl OrderManager {
             limiter: RateLimiter::new(params.orders_per_s_max, params.orders_per_10s_max),
             stopped_seen: true,
             stats: OrderStats::default(),
+            open: [0; 2],
+            used: 0,
         })
     }
 
@@ -293,6 +311,7 @@ impl OrderManager {
                 forgotten += 1;
             }
         }
+        self.reindex_all();
         forgotten
     }
 
@@ -311,6 +330,7 @@ impl OrderManager {
                 }
             }
         }
+        self.reindex_all();
         // Cancel again at the next quote.
         self.stopped_seen = false;
     }
@@ -335,7 +355,7 @@ impl OrderManager {
 
     /// Orders not finished.
     pub fn open_orders(&self) -> u32 {
-        self.orders().filter(|o| !o.state.is_finished()).count() as u32
+        (self.open[0] | self.open[1]).count_ones()
     }
 
     /// The exposure risk checks against, at `now_ns`.
@@ -399,6 +419,7 @@ impl OrderManager {
             .unsigned_abs();
         self.manage_side(now_ns, Side::Buy, bid, tolerance, risk, out);
         self.manage_side(now_ns, Side::Sell, ask, tolerance, risk, out);
+        debug_assert!(self.index_is_consistent());
     }
 
     /// Sends one `CancelAll` and marks every working order pending cancel (shutdown, kill
@@ -416,6 +437,7 @@ impl OrderManager {
                 order.updated_ns = now_ns;
             }
         }
+        self.reindex_all();
         true
     }
 
@@ -487,7 +509,8 @@ impl OrderManager {
             updated_ns: now_ns,
             ..order
         };
-        self.slots[index] = Some(updated);
+        self.put(index, Some(updated));
+        debug_assert!(self.index_is_consistent());
         EventOutcome::Applied {
             order: updated,
             fill_lots: booked,
@@ -558,7 +581,7 @@ impl OrderManager {
         });
         if let Some(keep) = keeper {
             // Extra working orders on the side (only with orders_per_side_max > 1).
-            for index in 0..ORDER_SLOTS {
+            for index in slot_indices(self.open[side_index(side)]) {
                 if index == keep {
                     continue;
                 }
@@ -627,7 +650,7 @@ impl OrderManager {
         });
         self.stats.places_sent += 1;
         self.stats.orders_placed += 1;
-        self.slots[slot] = Some(new_order(id, approved, now_ns));
+        self.put(slot, Some(new_order(id, approved, now_ns)));
     }
 
     fn replace(
@@ -684,12 +707,15 @@ impl OrderManager {
         });
         self.stats.replaces_sent += 1;
         self.stats.orders_placed += 1;
-        self.slots[old] = Some(Order {
-            state: cancelling,
-            updated_ns: now_ns,
-            ..order
-        });
-        self.slots[slot] = Some(new_order(new_id, approved, now_ns));
+        self.put(
+            old,
+            Some(Order {
+                state: cancelling,
+                updated_ns: now_ns,
+                ..order
+            }),
+        );
+        self.put(slot, Some(new_order(new_id, approved, now_ns)));
     }
 
     fn cancel(&mut self, now_ns: u64, index: usize, via: CancelVia, out: &mut Outbox) {
@@ -704,16 +730,23 @@ impl OrderManager {
             return;
         }
         self.stats.cancels_sent += 1;
-        self.slots[index] = Some(Order {
-            state: next,
-            updated_ns: now_ns,
-            ..order
-        });
+        self.put(
+            index,
+            Some(Order {
+                state: next,
+                updated_ns: now_ns,
+                ..order
+            }),
+        );
     }
 
     /// Cancels every working order (of one side, or of both).
     fn cancel_working(&mut self, now_ns: u64, side: Option<Side>, out: &mut Outbox) {
-        for index in 0..ORDER_SLOTS {
+        let open = match side {
+            Some(side) => self.open[side_index(side)],
+            None => self.open[0] | self.open[1],
+        };
+        for index in slot_indices(open) {
             if let Some(order) = self.slots[index] {
                 if order.state.is_working() && side.is_none_or(|s| s == order.side) {
                     self.cancel(now_ns, index, CancelVia::Cancel, out);
@@ -758,16 +791,17 @@ impl OrderManager {
 
     /// An empty slot, else the one of the order finished longest ago.
     fn free_slot(&self) -> Option<usize> {
+        let empty = !self.used & ALL_SLOTS;
+        if empty != 0 {
+            return Some(empty.trailing_zeros() as usize);
+        }
+        let finished = self.used & !(self.open[0] | self.open[1]);
         let mut oldest: Option<(u64, usize)> = None;
-        for (index, slot) in self.slots.iter().enumerate() {
-            match slot {
-                None => return Some(index),
-                Some(order) if order.state.is_finished() => {
-                    if oldest.is_none_or(|(ns, _)| order.updated_ns < ns) {
-                        oldest = Some((order.updated_ns, index));
-                    }
+        for index in slot_indices(finished) {
+            if let Some(order) = self.slots[index] {
+                if oldest.is_none_or(|(ns, _)| order.updated_ns < ns) {
+                    oldest = Some((order.updated_ns, index));
                 }
-                Some(_) => {}
             }
         }
         oldest.map(|(_, index)| index)
@@ -776,8 +810,8 @@ impl OrderManager {
     /// The working order on `side` sent first among those matching `accept`.
     fn oldest_working(&self, side: Side, accept: impl Fn(&Order) -> bool) -> Option<usize> {
         let mut best: Option<(u64, u64, usize)> = None;
-        for (index, slot) in self.slots.iter().enumerate() {
-            if let Some(order) = slot {
+        for index in slot_indices(self.open[side_index(side)]) {
+            if let Some(order) = &self.slots[index] {
                 if order.side == side && order.state.is_working() && accept(order) {
                     let key = (order.sent_ns, order.id.0);
                     if best.is_none_or(|(ns, id, _)| key < (ns, id)) {
@@ -793,13 +827,58 @@ impl OrderManager {
     /// plain cancel or cancel-all (they may still rest). A replace's cancel leg holds none:
     /// its replacement only exists once it is gone.
     fn occupied(&self, side: Side) -> usize {
-        self.orders()
+        slot_indices(self.open[side_index(side)])
+            .filter_map(|index| self.slots[index].as_ref())
             .filter(|o| o.side == side)
             .filter(|o| match o.state {
                 OrderState::PendingCancel { via, .. } => via != CancelVia::Replace,
                 state => state.is_working(),
             })
             .count()
+    }
+
+    /// Writes slot `index` and keeps the per-side index in step with it.
+    #[inline]
+    fn put(&mut self, index: usize, order: Option<Order>) {
+        self.slots[index] = order;
+        self.reindex(index);
+    }
+
+    /// Recomputes slot `index`'s bits from its content.
+    #[inline]
+    fn reindex(&mut self, index: usize) {
+        let bit = 1u64 << index;
+        self.open[0] &= !bit;
+        self.open[1] &= !bit;
+        self.used &= !bit;
+        if let Some(order) = &self.slots[index] {
+            self.used |= bit;
+            if !order.state.is_finished() {
+                self.open[side_index(order.side)] |= bit;
+            }
+        }
+    }
+
+    /// Rebuilds the whole index (after a pass that changes many slots in place: rare).
+    fn reindex_all(&mut self) {
+        for index in 0..ORDER_SLOTS {
+            self.reindex(index);
+        }
+    }
+
+    /// The index agrees with a scan of the table (checked in debug builds).
+    fn index_is_consistent(&self) -> bool {
+        let mut open = [0u64; 2];
+        let mut used = 0u64;
+        for (index, slot) in self.slots.iter().enumerate() {
+            if let Some(order) = slot {
+                used |= 1 << index;
+                if !order.state.is_finished() {
+                    open[side_index(order.side)] |= 1 << index;
+                }
+            }
+        }
+        open == self.open && used == self.used
     }
 
     fn is_resting_long_enough(&self, order: &Order, now_ns: u64) -> bool {
@@ -812,8 +891,8 @@ impl OrderManager {
             inventory: self.position.inventory,
             ..Exposure::default()
         };
-        for (index, slot) in self.slots.iter().enumerate() {
-            let Some(order) = slot else {
+        for index in slot_indices(self.open[0] | self.open[1]) {
+            let Some(order) = &self.slots[index] else {
                 continue;
             };
             if Some(index) == except || order.state.is_finished() {
@@ -840,6 +919,28 @@ pub(super) fn new_order(id: ClientOrderId, approved: Approved, now_ns: u64) -> O
         updated_ns: now_ns,
         state: OrderState::PendingNew,
     }
+}
+
+/// The per-side index's slot for `side`.
+#[inline]
+fn side_index(side: Side) -> usize {
+    match side {
+        Side::Buy => 0,
+        Side::Sell => 1,
+    }
+}
+
+/// The slot indices of the set bits of `mask`, ascending (the table's scan order).
+#[inline]
+fn slot_indices(mut mask: u64) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        if mask == 0 {
+            return None;
+        }
+        let index = mask.trailing_zeros() as usize;
+        mask &= mask - 1;
+        Some(index)
+    })
 }
 
 pub(super) fn saturate(value: i128) -> i64 {
