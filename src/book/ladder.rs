@@ -23,7 +23,7 @@ pub(super) struct Ladder {
     pub(super) firsts: Box<[i64]>,
     pub(super) active: usize,
     /// Ids of the free blocks (a stack, `[..free_len]`).
-    pub(super) free: Box<[u16]>,
+    free: Box<[u16]>,
     pub(super) free_len: usize,
     /// Levels held.
     pub(super) len: usize,
@@ -45,7 +45,7 @@ pub(super) const HALF_BLOCK: usize = BOOK_BLOCK_LEVELS / 2;
 
 /// Blocks needed for `capacity` levels under the half-full-neighbours invariant, plus one
 /// for the split that precedes a merge check, plus slack.
-pub(super) fn block_pool_len(capacity: usize) -> usize {
+fn block_pool_len(capacity: usize) -> usize {
     4 * capacity / BOOK_BLOCK_LEVELS + 3
 }
 
@@ -133,7 +133,7 @@ impl Ladder {
     /// The position in `order` of the block where `key` is or belongs, and its slot
     /// (`Ok`) or insertion point (`Err`) in that block. `None` when the side is empty.
     #[inline]
-    pub(super) fn locate(&self, key: i64) -> Option<(usize, Result<usize, usize>)> {
+    fn locate(&self, key: i64) -> Option<(usize, Result<usize, usize>)> {
         let firsts = self.firsts.get(..self.active)?;
         let last = self.active.checked_sub(1)?;
         // The touch is the busiest spot: the last block without a search.
@@ -164,7 +164,7 @@ impl Ladder {
     }
 
     #[inline]
-    pub(super) fn block_mut(&mut self, b: usize) -> Option<&mut Block> {
+    fn block_mut(&mut self, b: usize) -> Option<&mut Block> {
         let id = *self.order.get(..self.active)?.get(b)?;
         self.blocks.get_mut(usize::from(id))
     }
@@ -182,7 +182,7 @@ impl Ladder {
     }
 
     /// Inserts into an empty side.
-    pub(super) fn insert_first(&mut self, key: i64, qty: i64) -> LevelChange {
+    fn insert_first(&mut self, key: i64, qty: i64) -> LevelChange {
         if self.link(0, key).is_none() {
             return self.refuse(key);
         }
@@ -284,7 +284,7 @@ impl Ladder {
     }
 
     /// Appends block `b + 1` to block `b` and unlinks it (their total fits a half block).
-    pub(super) fn merge(&mut self, b: usize) {
+    fn merge(&mut self, b: usize) {
         let (Some(&left_id), Some(&right_id)) = (self.order.get(b), self.order.get(b + 1)) else {
             return;
         };
@@ -300,7 +300,7 @@ impl Ladder {
     }
 
     /// Takes a free block and puts it at position `b` of `order` with first key `first`.
-    pub(super) fn link(&mut self, b: usize, first: i64) -> Option<()> {
+    fn link(&mut self, b: usize, first: i64) -> Option<()> {
         self.free_len = self.free_len.checked_sub(1)?;
         let id = *self.free.get(self.free_len)?;
         let active = self.active;
@@ -316,7 +316,7 @@ impl Ladder {
     }
 
     /// Returns the block at position `b` of `order` to the free stack.
-    pub(super) fn unlink(&mut self, b: usize) {
+    fn unlink(&mut self, b: usize) {
         let Some(&id) = self.order.get(b) else {
             return;
         };
@@ -333,13 +333,13 @@ impl Ladder {
         }
     }
 
-    pub(super) fn refuse(&mut self, key: i64) -> LevelChange {
+    fn refuse(&mut self, key: i64) -> LevelChange {
         self.dropped += 1;
         self.raise_horizon(key);
         LevelChange::Refused
     }
 
-    pub(super) fn raise_horizon(&mut self, key: i64) {
+    fn raise_horizon(&mut self, key: i64) {
         self.horizon_key = Some(self.horizon_key.map_or(key, |h| h.max(key)));
     }
 }

@@ -10,7 +10,7 @@ use super::*;
 pub(super) struct PendingDiff {
     pub(super) first_update_id: u64,
     pub(super) final_update_id: u64,
-    pub(super) levels_at: u64,
+    levels_at: u64,
     pub(super) bid_count: u32,
     pub(super) ask_count: u32,
 }
@@ -19,13 +19,13 @@ pub(super) struct PendingDiff {
 /// `SYNC_BUFFER_LEVELS_MAX` levels addressed by absolute, ever-increasing indices.
 pub(super) struct DiffBuffer {
     pub(super) diffs: Box<[PendingDiff]>,
-    pub(super) head: usize,
+    head: usize,
     pub(super) len: usize,
     pub(super) levels: Box<[Level]>,
     /// Absolute index of the oldest stored level.
-    pub(super) levels_head: u64,
+    levels_head: u64,
     /// Absolute index one past the newest stored level.
-    pub(super) levels_tail: u64,
+    levels_tail: u64,
 }
 
 impl DiffBuffer {

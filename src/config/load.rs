@@ -192,7 +192,7 @@ pub fn load(options: &LoadOptions) -> Result<Config, ConfigError> {
 }
 
 /// One source of settings and its parsed table.
-pub(super) struct Layer {
+struct Layer {
     name: String,
     table: toml::Table,
 }
@@ -297,7 +297,7 @@ impl Layer {
 }
 
 /// Deep-merges `overlay` into `base`, remembering which layer set each leaf.
-pub(super) fn merge_into(
+fn merge_into(
     base: &mut toml::Table,
     overlay: &toml::Table,
     prefix: &str,
@@ -329,7 +329,7 @@ pub(super) fn merge_into(
 }
 
 /// Stage one: keys and types, for one layer or the merge.
-pub(super) fn check_schema(source: &str, table: toml::Table) -> Result<RawConfig, ConfigError> {
+fn check_schema(source: &str, table: toml::Table) -> Result<RawConfig, ConfigError> {
     let value = toml::Value::Table(table);
     serde_path_to_error::deserialize::<_, RawConfig>(value).map_err(|e| {
         let key = e.path().to_string();
@@ -352,6 +352,6 @@ pub(super) fn check_schema(source: &str, table: toml::Table) -> Result<RawConfig
     })
 }
 
-pub(super) fn one_line(text: &str) -> String {
+fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }

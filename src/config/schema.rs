@@ -357,7 +357,7 @@ impl Config {
 }
 
 /// Prints a float with at least one decimal (`1.0`, `0.001`), as the banner shows sizes.
-pub(super) struct Decimal(f64);
+struct Decimal(f64);
 
 impl fmt::Display for Decimal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

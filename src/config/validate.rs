@@ -368,10 +368,7 @@ pub(super) fn validate(
     Ok(config)
 }
 
-pub(super) fn validate_orders(
-    v: &Validator<'_>,
-    raw: RawOrders,
-) -> Result<OrderParams, ConfigError> {
+fn validate_orders(v: &Validator<'_>, raw: RawOrders) -> Result<OrderParams, ConfigError> {
     let count = |key: &str, value: Option<i64>, fix: &str| -> Result<i64, ConfigError> {
         let value = v.required(key, value)?;
         if value < 0 {
@@ -420,7 +417,7 @@ pub(super) fn validate_orders(
     Ok(params)
 }
 
-pub(super) fn validate_risk(
+fn validate_risk(
     v: &Validator<'_>,
     raw: RawRisk,
     inventory_max: Qty,
@@ -487,7 +484,7 @@ pub(super) fn validate_risk(
     Ok(limits)
 }
 
-pub(super) fn validate_venue(
+fn validate_venue(
     v: &Validator<'_>,
     raw: RawVenue,
     spec: &SymbolSpec,
@@ -564,10 +561,7 @@ pub(super) fn validate_venue(
     Ok(VenueConfig { sim, feed_latency })
 }
 
-pub(super) fn validate_metrics(
-    v: &Validator<'_>,
-    raw: RawMetrics,
-) -> Result<MetricsConfig, ConfigError> {
+fn validate_metrics(v: &Validator<'_>, raw: RawMetrics) -> Result<MetricsConfig, ConfigError> {
     let Some(text) = raw.listen.filter(|t| !t.is_empty()) else {
         return Ok(MetricsConfig::default());
     };
@@ -590,7 +584,7 @@ pub(super) struct RawMetrics {
     pub(super) listen: Option<String>,
 }
 
-pub(super) fn validate_kpi(v: &Validator<'_>, raw: RawKpi) -> Result<KpiConfig, ConfigError> {
+fn validate_kpi(v: &Validator<'_>, raw: RawKpi) -> Result<KpiConfig, ConfigError> {
     let fraction = |key: &str, value: Option<f64>| -> Result<f64, ConfigError> {
         let value = v.required(key, value)?;
         if !value.is_finite() || value < 0.0 {
@@ -640,7 +634,7 @@ pub(super) fn validate_kpi(v: &Validator<'_>, raw: RawKpi) -> Result<KpiConfig, 
     })
 }
 
-pub(super) fn validate_live(v: &Validator<'_>, raw: RawLive) -> Result<LiveConfig, ConfigError> {
+fn validate_live(v: &Validator<'_>, raw: RawLive) -> Result<LiveConfig, ConfigError> {
     let url = v.required("live.ws_api_url", raw.ws_api_url)?;
     if !(url.starts_with("wss://") || url.starts_with("ws://")) {
         return Err(v.error(
@@ -705,7 +699,7 @@ pub(super) fn validate_live(v: &Validator<'_>, raw: RawLive) -> Result<LiveConfi
     })
 }
 
-pub(super) fn validate_calibration(
+fn validate_calibration(
     v: &Validator<'_>,
     raw: RawCalibration,
 ) -> Result<CalibrationConfig, ConfigError> {
@@ -862,7 +856,7 @@ pub fn parse_latency(text: &str) -> Option<LatencyModel> {
 }
 
 /// Builds errors that name the layer that set a key.
-pub(super) struct Validator<'a> {
+struct Validator<'a> {
     pub(super) origins: &'a BTreeMap<String, String>,
 }
 
@@ -880,7 +874,7 @@ impl Validator<'_> {
         }
     }
 
-    pub(super) fn required<T>(&self, key: &str, value: Option<T>) -> Result<T, ConfigError> {
+    fn required<T>(&self, key: &str, value: Option<T>) -> Result<T, ConfigError> {
         value.ok_or_else(|| ConfigError {
             source: "the merged configuration".to_string(),
             key: key.to_string(),
@@ -889,7 +883,7 @@ impl Validator<'_> {
         })
     }
 
-    pub(super) fn positive(&self, key: &str, value: f64, example: &str) -> Result<(), ConfigError> {
+    fn positive(&self, key: &str, value: f64, example: &str) -> Result<(), ConfigError> {
         if value.is_finite() && value > 0.0 {
             return Ok(());
         }
@@ -900,7 +894,7 @@ impl Validator<'_> {
         ))
     }
 
-    pub(super) fn size(
+    fn size(
         &self,
         key: &str,
         value: Option<DecimalText>,

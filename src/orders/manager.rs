@@ -909,7 +909,7 @@ impl OrderManager {
     }
 }
 
-pub(super) fn new_order(id: ClientOrderId, approved: Approved, now_ns: u64) -> Order {
+fn new_order(id: ClientOrderId, approved: Approved, now_ns: u64) -> Order {
     Order {
         id,
         side: approved.side(),
@@ -943,6 +943,6 @@ fn slot_indices(mut mask: u64) -> impl Iterator<Item = usize> {
     })
 }
 
-pub(super) fn saturate(value: i128) -> i64 {
+fn saturate(value: i128) -> i64 {
     i64::try_from(value).unwrap_or(if value < 0 { i64::MIN } else { i64::MAX })
 }

@@ -12,8 +12,8 @@ use super::*;
 #[derive(Clone, Debug)]
 pub(super) struct RateLimiter {
     /// Send times (ns), a ring; the oldest at `head`.
-    pub(super) times: [u64; RATE_WINDOW_MAX],
-    pub(super) head: usize,
+    times: [u64; RATE_WINDOW_MAX],
+    head: usize,
     pub(super) len: usize,
     pub(super) per_s: usize,
     pub(super) per_10s: usize,

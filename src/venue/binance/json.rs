@@ -77,7 +77,7 @@ pub(super) fn as_str(value: &[u8]) -> Option<&[u8]> {
     (!inner.contains(&b'\\')).then_some(inner)
 }
 
-pub(super) fn skip_ws(b: &[u8], mut i: usize) -> usize {
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
     while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
         i += 1;
     }
@@ -85,7 +85,7 @@ pub(super) fn skip_ws(b: &[u8], mut i: usize) -> usize {
 }
 
 /// `i` at an opening quote; the index after the closing quote.
-pub(super) fn skip_string(b: &[u8], i: usize) -> Option<usize> {
+fn skip_string(b: &[u8], i: usize) -> Option<usize> {
     let mut j = i + 1;
     while j < b.len() {
         match b[j] {
@@ -98,7 +98,7 @@ pub(super) fn skip_string(b: &[u8], i: usize) -> Option<usize> {
 }
 
 /// `i` at the start of a value; the index after it.
-pub(super) fn skip_value(b: &[u8], i: usize) -> Option<usize> {
+fn skip_value(b: &[u8], i: usize) -> Option<usize> {
     match *b.get(i)? {
         b'"' => skip_string(b, i),
         b'{' | b'[' => {

@@ -285,7 +285,7 @@ impl RequestEncoder {
 }
 
 /// `{"id":"<req_id>","method":"<method>"}`: a request without parameters.
-pub(super) fn encode_bare(req_id: u64, method: &[u8], out: &mut [u8]) -> Option<usize> {
+fn encode_bare(req_id: u64, method: &[u8], out: &mut [u8]) -> Option<usize> {
     let mut digits = [0u8; 20];
     let n = write_u64(req_id, &mut digits);
     let parts: [&[u8]; 5] = [

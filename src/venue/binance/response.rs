@@ -226,7 +226,7 @@ pub fn decode(
     Ok(Message::Response(response))
 }
 
-pub(super) fn decode_error_data(data: &[u8], response: &mut Response) -> Result<(), DecodeError> {
+fn decode_error_data(data: &[u8], response: &mut Response) -> Result<(), DecodeError> {
     let mut cancel = None;
     let mut new_order = None;
     for_each_field(data, |key, value| match key {
@@ -258,7 +258,7 @@ pub(super) fn decode_error_data(data: &[u8], response: &mut Response) -> Result<
     Ok(())
 }
 
-pub(super) fn decode_rate_limits(array: &[u8]) -> Result<RateLimits, DecodeError> {
+fn decode_rate_limits(array: &[u8]) -> Result<RateLimits, DecodeError> {
     let mut limits = RateLimits::default();
     for_each_element(array, |item| {
         let (mut kind, mut interval, mut num, mut limit, mut count) = (None, None, 0, 0, 0);
@@ -282,7 +282,7 @@ pub(super) fn decode_rate_limits(array: &[u8]) -> Result<RateLimits, DecodeError
     Ok(limits)
 }
 
-pub(super) fn decode_event(
+fn decode_event(
     event: &[u8],
     spec: &SymbolSpec,
     session: &SessionTag,

@@ -116,19 +116,19 @@ pub(super) struct Core {
     pub(super) base_asset: Symbol,
     pub(super) quote_asset: Symbol,
     pub(super) rate_headroom: u32,
-    pub(super) wall_offset_ns: i64,
-    pub(super) next_req_id: u64,
+    wall_offset_ns: i64,
+    next_req_id: u64,
     pub(super) in_flight: [Option<InFlight>; IN_FLIGHT_MAX],
     pub(super) in_flight_len: usize,
     pub(super) events: [VenueEvent; EVENT_QUEUE_MAX],
-    pub(super) events_head: usize,
-    pub(super) events_len: usize,
+    events_head: usize,
+    events_len: usize,
     pub(super) subscribed: bool,
     pub(super) want_subscribe: bool,
     /// Ed25519: `session.logon` answered 200 on this connection.
-    pub(super) logged_on: bool,
+    logged_on: bool,
     pub(super) limits: RateLimits,
-    pub(super) limits_at_ns: u64,
+    limits_at_ns: u64,
     pub(super) backoff_until_ms: u64,
     /// The back-off is for new orders only (-1015, the ORDERS limit): cancels still go.
     pub(super) backoff_orders_only: bool,
@@ -144,9 +144,9 @@ pub(super) struct Core {
     /// That refusal answered `session.logon` (not the subscription).
     pub(super) refused_at_logon: bool,
     /// `openOrders.cancelAll` (the trader's) refused with this code, not yet taken.
-    pub(super) cancel_all_refused: Option<i32>,
-    pub(super) net_events: [Option<NetEvent>; NET_EVENTS_MAX],
-    pub(super) net_events_len: usize,
+    cancel_all_refused: Option<i32>,
+    net_events: [Option<NetEvent>; NET_EVENTS_MAX],
+    net_events_len: usize,
     pub(super) stats: BinanceStats,
 }
 
@@ -520,7 +520,7 @@ impl Core {
         u64::try_from(self.local_wall_ms(now_ns) + skew).unwrap_or(0)
     }
 
-    pub(super) fn local_wall_ms(&self, now_ns: u64) -> i128 {
+    fn local_wall_ms(&self, now_ns: u64) -> i128 {
         (i128::from(now_ns) + i128::from(self.wall_offset_ns)).max(0) / i128::from(NS_PER_MS)
     }
 
@@ -559,7 +559,7 @@ impl Core {
         self.events_len += 1;
     }
 
-    pub(super) fn take_in_flight(&mut self, req_id: u64) -> Option<InFlight> {
+    fn take_in_flight(&mut self, req_id: u64) -> Option<InFlight> {
         let slot = (req_id % IN_FLIGHT_MAX as u64) as usize;
         match self.in_flight[slot] {
             Some(entry) if entry.req_id == req_id => {
@@ -571,7 +571,7 @@ impl Core {
         }
     }
 
-    pub(super) fn on_response(&mut self, r: &Response, frame: &[u8], now_ns: u64) {
+    fn on_response(&mut self, r: &Response, frame: &[u8], now_ns: u64) {
         if let Some(limits) = r.rate_limits {
             // Partial arrays (no ORDERS entries) keep the older order counts.
             self.limits.weight_1m = limits.weight_1m;
@@ -666,12 +666,7 @@ impl Core {
         }
     }
 
-    pub(super) fn on_cancel_replace(
-        &mut self,
-        r: &Response,
-        cancel_id: ClientOrderId,
-        new_id: ClientOrderId,
-    ) {
+    fn on_cancel_replace(&mut self, r: &Response, cancel_id: ClientOrderId, new_id: ClientOrderId) {
         let accepted = VenueEvent::Accepted {
             id: new_id,
             exch_ts_ms: r.transact_ms,
@@ -720,7 +715,7 @@ impl Core {
     }
 
     /// `result` of openOrders.cancelAll: one cancel result per order.
-    pub(super) fn on_cancel_all(&mut self, frame: &[u8]) {
+    fn on_cancel_all(&mut self, frame: &[u8]) {
         let session = *self.encoder.session();
         let mut ids = [ClientOrderId(0); 64];
         let mut n = 0;
@@ -739,7 +734,7 @@ impl Core {
 
     /// (ours, all) open orders in an `openOrders.status` result; `None` if the result is
     /// not a list of orders.
-    pub(super) fn count_open_orders(&self, frame: &[u8]) -> Option<(u32, u32)> {
+    fn count_open_orders(&self, frame: &[u8]) -> Option<(u32, u32)> {
         let session = self.encoder.session();
         let (mut ours, mut all) = (0, 0);
         let mut is_list = false;
@@ -764,7 +759,7 @@ impl Core {
 
     /// The base and quote balances in an `account.status` result (an asset absent from
     /// the list, as `omitZeroBalances` leaves it, is 0). `None` if it does not parse.
-    pub(super) fn decode_balances(&self, frame: &[u8]) -> Option<Balances> {
+    fn decode_balances(&self, frame: &[u8]) -> Option<Balances> {
         let mut result = None;
         for_each_field(frame, |key, value| {
             if key == b"result" {

@@ -150,9 +150,7 @@ impl fmt::Debug for Credentials {
     }
 }
 
-pub(super) fn checked_api_key(
-    api_key: &str,
-) -> Result<([u8; API_KEY_LEN_MAX], usize), BinanceError> {
+fn checked_api_key(api_key: &str) -> Result<([u8; API_KEY_LEN_MAX], usize), BinanceError> {
     let raw = api_key.as_bytes();
     let legal = |b: &u8| b.is_ascii_graphic() && *b != b'"' && *b != b'\\';
     if raw.is_empty() || raw.len() > API_KEY_LEN_MAX || !raw.iter().all(legal) {
@@ -168,13 +166,13 @@ pub(super) fn checked_api_key(
 pub(super) struct SignedWriter<'a> {
     pub(super) out: &'a mut [u8],
     pub(super) pos: usize,
-    pub(super) overflow: bool,
+    overflow: bool,
     pub(super) mac: Option<Hmac<Sha256>>,
     pub(super) params: u32,
     #[cfg(debug_assertions)]
-    pub(super) last_name: [u8; 32],
+    last_name: [u8; 32],
     #[cfg(debug_assertions)]
-    pub(super) last_name_len: usize,
+    last_name_len: usize,
 }
 
 impl<'a> SignedWriter<'a> {
@@ -209,7 +207,7 @@ impl<'a> SignedWriter<'a> {
         }
     }
 
-    pub(super) fn put(&mut self, bytes: &[u8]) {
+    fn put(&mut self, bytes: &[u8]) {
         match self.out.get_mut(self.pos..self.pos + bytes.len()) {
             Some(dst) if !self.overflow => {
                 dst.copy_from_slice(bytes);
