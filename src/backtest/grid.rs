@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use crate::backtest::run::simulate;
 use crate::backtest::score::GridRow;
 use crate::config::Config;
-use crate::replay::EventSource;
+use crate::replay::{EventSource, TapeInfo};
 
 /// One `--grid` axis: a key and its values.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -78,6 +78,53 @@ pub fn run_grid(
             Ok(GridRow::of(sets, &replayed))
         })
         .collect()
+}
+
+/// FNV-1a (64 bit) of `parts` joined by newlines, as 16 hex digits. Not cryptographic: it
+/// tells honest mistakes (other data, other flags) apart.
+pub fn fingerprint(parts: &[String]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in part.bytes().chain(std::iter::once(b'\n')) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
+}
+
+/// What shapes a grid's rows: the data (file names and counts), the axes and the base
+/// configuration. Shards and their merge must agree on it.
+pub fn grid_fingerprint(tape: &dyn TapeInfo, axes: &[GridAxis], base: &Config) -> String {
+    let s = tape.stats();
+    let mut parts = vec!["mm backtest grid rows v1".to_string()];
+    for source in tape.sources() {
+        parts.push(
+            std::path::Path::new(source)
+                .file_name()
+                .map_or_else(|| source.clone(), |n| n.to_string_lossy().into_owned()),
+        );
+    }
+    parts.push(format!(
+        "{} {} {} {} {} {} {}",
+        s.events, s.depth_diffs, s.book_tickers, s.trades, s.snapshots, s.first_ts_ns, s.last_ts_ns
+    ));
+    for axis in axes {
+        parts.push(format!("{}={}", axis.key, axis.values.join(",")));
+    }
+    parts.push(format!(
+        "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {}",
+        base.spec,
+        base.model,
+        base.quoting,
+        base.ofi,
+        base.orders,
+        base.risk,
+        base.venue,
+        base.kpi,
+        base.market_data.book_levels
+    ));
+    fingerprint(&parts)
 }
 
 #[cfg(test)]

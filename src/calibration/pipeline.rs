@@ -17,10 +17,9 @@ use anyhow::Context;
 
 use serde::Serialize;
 
+use crate::backtest::grid::fingerprint;
 use crate::backtest::{parse_grid, simulate, GridAxis, GridRow, Replayed};
-use crate::calibration::search::{
-    best, default_axes, fingerprint, objective, Row, Windows, ROWS_VERSION,
-};
+use crate::calibration::search::{best, default_axes, objective, Row, Windows, ROWS_VERSION};
 use crate::calibration::series::MarketSeries;
 use crate::calibration::{estimate, Estimates, EstimatorSettings, Stability};
 use crate::config::{CalibrationConfig, Config, ConfigError};

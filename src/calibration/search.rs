@@ -160,19 +160,6 @@ pub fn shard_file_name(shard: (usize, usize)) -> String {
     format!("shard-{:03}-of-{:03}.csv", shard.0, shard.1)
 }
 
-/// FNV-1a (64 bit) of `parts` joined by newlines, as 16 hex digits. Not cryptographic: it
-/// tells honest mistakes (other data, other flags) apart.
-pub fn fingerprint(parts: &[String]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in parts {
-        for byte in part.bytes().chain(std::iter::once(b'\n')) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    format!("{hash:016x}")
-}
-
 /// Progress of the grid on stderr: a redrawn bar on a terminal, a line every 10 % in a log.
 pub struct Progress {
     label: String,
@@ -589,8 +576,8 @@ mod tests {
         }
         assert!(in_shard(0, (1, 3)) && in_shard(4, (2, 3)) && !in_shard(4, (1, 3)));
         assert_ne!(
-            fingerprint(&["a".to_string()]),
-            fingerprint(&["b".to_string()])
+            crate::backtest::grid::fingerprint(&["a".to_string()]),
+            crate::backtest::grid::fingerprint(&["b".to_string()])
         );
     }
 }

@@ -11,12 +11,12 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use crate::backtest::grid;
+use crate::backtest::grid::grid_fingerprint;
 use crate::backtest::run::per_second;
 use crate::backtest::verdict::{edge_verdict, no_trading_reason};
 use crate::backtest::{grid_combinations, parse_grid, simulate, GridAxis, GridRow, Scorecard};
 use crate::calibration::search::{
-    fingerprint, in_shard, merge_shards, parse_shard, rows_csv, shard_file_name, shard_files,
-    write_shard, Row, ROWS_VERSION,
+    in_shard, merge_shards, parse_shard, rows_csv, shard_file_name, shard_files, write_shard, Row,
 };
 use crate::config::{Config, ConfigError, FeedLatency};
 use crate::replay::{self, EventSource, ReplayData, Tape, TapeInfo, TapeStream};
@@ -298,38 +298,4 @@ fn write_grid_report(
     write!(out, "{}", report::render_grid(axes, rows))?;
     writeln!(out, "report: {}", folder.display())?;
     Ok(())
-}
-
-/// What shapes a grid's rows: the data (file names and counts), the axes and the base
-/// configuration. Shards and their merge must agree on it.
-fn grid_fingerprint(tape: &dyn TapeInfo, axes: &[GridAxis], base: &Config) -> String {
-    let s = tape.stats();
-    let mut parts = vec![format!("mm backtest grid rows v{ROWS_VERSION}")];
-    for source in tape.sources() {
-        parts.push(
-            std::path::Path::new(source)
-                .file_name()
-                .map_or_else(|| source.clone(), |n| n.to_string_lossy().into_owned()),
-        );
-    }
-    parts.push(format!(
-        "{} {} {} {} {} {} {}",
-        s.events, s.depth_diffs, s.book_tickers, s.trades, s.snapshots, s.first_ts_ns, s.last_ts_ns
-    ));
-    for axis in axes {
-        parts.push(format!("{}={}", axis.key, axis.values.join(",")));
-    }
-    parts.push(format!(
-        "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {}",
-        base.spec,
-        base.model,
-        base.quoting,
-        base.ofi,
-        base.orders,
-        base.risk,
-        base.venue,
-        base.kpi,
-        base.market_data.book_levels
-    ));
-    fingerprint(&parts)
 }
