@@ -8,7 +8,7 @@
 //! beside it.
 
 // ---------------------------------------------------------------------------------------
-// Order book (src/book.rs)
+// Order book (src/book/)
 // ---------------------------------------------------------------------------------------
 
 /// Levels kept per side of the L2 book unless config says otherwise. Binance's REST
@@ -53,7 +53,7 @@ const _: () = assert!(2 * SNAPSHOT_LEVELS_PER_SIDE_MAX <= u32::MAX as usize);
 const _: () = assert!(JSON_NESTING_MAX >= 4 && JSON_NESTING_MAX <= 64);
 
 // ---------------------------------------------------------------------------------------
-// Book synchronisation (src/book.rs, `SyncedBook`)
+// Book synchronisation (src/book/sync.rs, `SyncedBook`)
 // ---------------------------------------------------------------------------------------
 
 /// Depth diffs buffered while waiting for a REST snapshot. At 10 diffs per second

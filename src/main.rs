@@ -65,9 +65,10 @@ struct Cli {
     ca: Option<String>,
 
     /// record, convert: the journal file to write (never overwritten) [default:
-    /// journal/<SYMBOL>_<UTC time>.mmj]; convert to a name ending in .mmt writes a decoded
-    /// tape instead (docs/backtest-at-scale.md); backtest, calibration: the folder run
-    /// folders (and calibration's shard files) go into [default: reports].
+    /// journal/<SYMBOL>_<UTC time>.mmj, convert: journal/<SYMBOL>_converted_<UTC time>.mmj];
+    /// convert to a name ending in .mmt writes a decoded tape instead
+    /// (docs/backtest-at-scale.md); backtest, calibration: the folder run folders (and the
+    /// --shard files) go into [default: reports].
     #[arg(long, value_name = "PATH")]
     out: Option<PathBuf>,
 

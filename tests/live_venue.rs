@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
-//! The live Binance venue (src/venue/binance.rs) against the local exchange: the real
+//! The live Binance venue (src/venue/binance/) against the local exchange: the real
 //! `mm-exchange` binary as a child process on an ephemeral port, real TLS 1.3 + WebSocket
 //! through `mm::net::Connection`, signed WebSocket API requests, executionReports through
 //! `userDataStream.subscribe.signature` — and the same with an Ed25519 key: `session.logon`

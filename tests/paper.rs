@@ -3,7 +3,8 @@
 //! against the simulated venue, and is stopped with Ctrl+C (SIGINT). Asserts a sensible
 //! session: exit 0 after a clean shutdown, quotes and fills, the six KPIs in the final
 //! report, a KPI snapshot that `--mode=kpi --once` prints, a latency dump that
-//! `--mode=latency` decodes, the order life cycle in the log, and the stale-data stop (the
+//! `--mode=latency` decodes, the order life cycle in the log, a malformed market frame
+//! counted in the final report, and the stale-data stop (the
 //! exchange's market data stalled for 8 s) tripping and clearing as in live.
 //!
 //! Runs on the bundled slice (tools/data): nothing beside the clone is needed.
@@ -51,6 +52,8 @@ fn paper_trading_against_the_local_exchange_reports_kpis_and_latency() {
     let pid = paper.id();
     #[allow(clippy::disallowed_methods)] // a test waits for the session to trade a while
     std::thread::sleep(Duration::from_secs(6));
+    // One malformed market frame: refused, counted, and told in the final report.
+    exchange.command("garbage");
     exchange.command("stall-market 8000");
     #[allow(clippy::disallowed_methods)] // the stall, then trading again
     std::thread::sleep(Duration::from_secs(14));
@@ -98,6 +101,15 @@ fn paper_trading_against_the_local_exchange_reports_kpis_and_latency() {
         .expect("no quote count");
     assert!(quotes > 0, "{report}");
     assert!(fills > 0, "20 s of 20× BTCUSDT must fill:\n{report}");
+
+    let refused: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("market data: "))
+        .and_then(|l| l.split(", ").nth(1))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no market data line in:\n{stdout}"));
+    assert_eq!(refused, 1, "the garbage frame, counted once:\n{stdout}");
 
     // The snapshot, as --mode=kpi --once shows it.
     let kpi = mm(&work.0, &["--mode=kpi", "--once"]).output().unwrap();

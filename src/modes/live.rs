@@ -115,6 +115,12 @@ pub fn run(
             .map_or_else(|| "unconfirmed".to_string(), |n| n.to_string()),
         outcome.dropped,
     ));
+    crate::outln!(
+        "market data: {} frames, {} refused by the decoder, {} depth gaps",
+        loop_stats.frames,
+        loop_stats.decode_errors,
+        loop_stats.engine.gaps
+    );
     Ok(LiveSummary {
         end,
         kpi,

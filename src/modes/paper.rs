@@ -104,6 +104,12 @@ pub fn run(
             outcome.records_dropped
         ),
     );
+    crate::outln!(
+        "market data: {} frames, {} refused by the decoder, {} depth gaps",
+        stats.frames,
+        stats.decode_errors,
+        stats.engine.gaps
+    );
     // A session that never saw its symbol's market data did nothing: say so, exit 1.
     anyhow::ensure!(
         stats.engine.events > 0,
