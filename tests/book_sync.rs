@@ -96,6 +96,37 @@ fn futures_diffs_chain_by_pu_not_by_consecutive_ids() {
 }
 
 #[test]
+fn a_futures_diff_whose_pu_is_the_snapshot_id_continues_it() {
+    // A snapshot of the book right after diff u = 100 (e.g. a replay window's cut), then
+    // the next futures diff: U = 120 > 100, but pu = 100 says it follows the snapshot.
+    let mut s = SyncedBook::new(100);
+    s.on_snapshot(&snapshot(100), levels(&[lv(99, 5)], &[lv(101, 5)]))
+        .unwrap();
+    assert!(matches!(
+        s.on_diff(&futures(120, 130, 100), levels(&[lv(98, 2)], &[])),
+        Ok(DiffOutcome::Applied(_))
+    ));
+    assert_eq!(
+        s.state(),
+        SyncState::Live {
+            final_update_id: 130
+        }
+    );
+    // Buffered before the snapshot, the same diff is replayed on top of it.
+    let mut s = SyncedBook::new(100);
+    s.on_diff(&futures(120, 130, 100), levels(&[lv(98, 2)], &[]))
+        .unwrap();
+    s.on_snapshot(&snapshot(100), levels(&[lv(99, 5)], &[lv(101, 5)]))
+        .unwrap();
+    assert_eq!(
+        s.state(),
+        SyncState::Live {
+            final_update_id: 130
+        }
+    );
+}
+
+#[test]
 fn spot_rules_are_unchanged() {
     let mut s = SyncedBook::new(100);
     s.on_diff(&spot(90, 100), levels(&[], &[])).unwrap();

@@ -14,6 +14,7 @@
 //! flags → this → print; the one thing taken from `modes` is `engine_params` (the engine as
 //! every mode builds it), which belongs below the modes with the trading session.
 
+pub mod book_health;
 pub mod feed;
 pub mod grid;
 pub mod run;

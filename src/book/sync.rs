@@ -96,6 +96,16 @@ fn bracket_id(prev_final_update_id: u64, last_update_id: u64) -> u64 {
     }
 }
 
+/// True when a futures diff (`pu` = `prev_final_update_id`) starts exactly where the
+/// snapshot ends (`pu == lastUpdateId`): the snapshot is the book after the diff `pu`
+/// names, so this diff continues it even though its `U` lies past `lastUpdateId` (futures
+/// ids are not consecutive). Replays meet it at a window's cut, whose synthetic snapshot
+/// is the live book at the last applied diff.
+#[inline]
+fn continues_snapshot(prev_final_update_id: u64, last_update_id: u64) -> bool {
+    prev_final_update_id != 0 && prev_final_update_id == last_update_id
+}
+
 impl SyncState {
     /// The transition for a diff covering update ids `first_update_id..=final_update_id`
     /// (`prev_final_update_id`: its `pu`, 0 for spot diffs): the next state and what to
@@ -112,7 +122,9 @@ impl SyncState {
                 let next_id = bracket_id(prev_final_update_id, last_update_id);
                 if final_update_id < next_id {
                     (self, DiffVerdict::Stale)
-                } else if first_update_id <= next_id {
+                } else if first_update_id <= next_id
+                    || continues_snapshot(prev_final_update_id, last_update_id)
+                {
                     (SyncState::Live { final_update_id }, DiffVerdict::Apply)
                 } else {
                     (
@@ -401,7 +413,9 @@ impl SyncedBook {
             self.stats.diffs_stale += 1;
         }
         if let Some(front) = self.pending.front() {
-            if front.first_update_id > bracket_id(front.prev_final_update_id, last_update_id) {
+            if front.first_update_id > bracket_id(front.prev_final_update_id, last_update_id)
+                && !continues_snapshot(front.prev_final_update_id, last_update_id)
+            {
                 self.stats.snapshots_too_old += 1;
                 return Err(SyncError::SnapshotTooOld {
                     last_update_id,

@@ -10,6 +10,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
+use crate::backtest::book_health;
 use crate::backtest::grid;
 use crate::backtest::grid::grid_fingerprint;
 use crate::backtest::run::per_second;
@@ -21,7 +22,6 @@ use crate::calibration::search::{
 use crate::config::{Config, ConfigError, FeedLatency};
 use crate::replay::{self, EventSource, ReplayData, Tape, TapeInfo, TapeStream};
 use crate::report::backtest as report;
-use crate::report::book_health;
 use crate::shutdown::Shutdown;
 use crate::time::{Clock, SystemClock};
 

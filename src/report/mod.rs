@@ -6,14 +6,12 @@
 //! | `calibration` | the calibration report folder (`summary.md`/`.json`, estimates, plots) |
 //! | `scoreboard` | the scoreboard's walk-forward table (`scoreboard.md`) |
 //! | `kpi` | the console KPI report ("📊 … Performance Report") and the KPI snapshot file |
-//! | `book_health` | the replay's `book:` line (snapshots, gaps, crossed, time out of sync) |
 //!
 //! Owns: layouts, formatting and plots. The figures come from the library modules that
 //! compute them (`backtest`, `calibration`, `scoreboard`, `telemetry::kpi`); a report never computes a
 //! decision. Never: runs on the hot path, imports a mode.
 
 pub mod backtest;
-pub mod book_health;
 pub mod calibration;
 pub mod kpi;
 pub mod scoreboard;

@@ -34,6 +34,10 @@ pub fn row_text(s: &FoldScore) -> String {
         (Choice::StandAside(why), _) => format!("stood aside: {why}"),
         (Choice::Trade { .. }, None) => "not run".to_string(),
     };
+    let what = match &s.not_representative {
+        Some(why) => format!("{what} — NOT REPRESENTATIVE: {why}"),
+        None => what,
+    };
     format!(
         "  {} | fee {:+} bps | fold {}: {what}",
         s.recording, s.fee_bps, s.fold
@@ -61,6 +65,10 @@ pub fn render_table(scores: &[FoldScore], untradeable: &[Untradeable]) -> String
                 settings.join(" ")
             ),
             Choice::StandAside(why) => format!("**stood aside**: {why}"),
+        };
+        let chosen = match &s.not_representative {
+            Some(why) => format!("{chosen} — **not representative**: {why}"),
+            None => chosen,
         };
         let zero = Scorecard::default();
         let c = s.card.as_ref().unwrap_or(&zero);

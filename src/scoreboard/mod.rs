@@ -113,6 +113,9 @@ pub struct FoldScore {
     pub choice: Choice,
     /// The scored fold's figures (`None` when standing aside: no order, no fill, no money).
     pub card: Option<Scorecard>,
+    /// Why the fold's figures do not describe the strategy, when its L2 book was out of
+    /// sync too long (`backtest::book_health::not_representative`).
+    pub not_representative: Option<String>,
 }
 
 /// A recording that could not be traded, and why.
@@ -159,6 +162,7 @@ pub fn score_fold(
         minutes,
         choice: choice.clone(),
         card: None,
+        not_representative: None,
     };
     let Choice::Trade { settings, .. } = &choice else {
         return Ok(score);
@@ -167,6 +171,7 @@ pub fn score_fold(
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let run = simulate(&config, tape, None)?;
     score.card = Some(Scorecard::of(&run));
+    score.not_representative = crate::backtest::book_health::not_representative(&run.engine_stats);
     Ok(score)
 }
 

@@ -1,5 +1,7 @@
-//! The book's sync health in words, for the console report of a replay: snapshots
-//! loaded, gaps, crossed books, and the time the trader stood aside for want of a book.
+//! The book's sync health of a replay: snapshots loaded, gaps, crossed books, and the time
+//! the trader stood aside for want of a book — a line for the console report, and whether
+//! the run describes the strategy at all (`not_representative`, used by the backtest's exit
+//! code and the scoreboard's rows).
 //!
 //! Owns: the wording and the threshold above which a replay is not representative
 //! (`OUT_OF_SYNC_SHARE_MAX`). Cold path: formats text; never called from the hot loop.
