@@ -320,6 +320,17 @@ fn the_futures_slice_backtests_in_sync_and_trades() {
 /// stay contiguous across the joins, while the book's contents jump) and trade ids alike.
 /// Returns the gzip file, the first local time and the time shift, ns.
 fn three_sessions(w: &Workdir) -> (std::path::PathBuf, u64, u64) {
+    sessions(w, "three_sessions.gz", true, 0)
+}
+
+/// As `three_sessions`, into `name`; `snapshots`: sessions after the first keep their REST
+/// snapshot; `id_gap`: update ids missing between two sessions (0: contiguous).
+fn sessions(
+    w: &Workdir,
+    name: &str,
+    snapshots: bool,
+    id_gap: u64,
+) -> (std::path::PathBuf, u64, u64) {
     let lines: Vec<String> = BufReader::new(GzDecoder::new(
         std::fs::File::open(data::bundled_spot()).unwrap(),
     ))
@@ -344,7 +355,7 @@ fn three_sessions(w: &Workdir) -> (std::path::PathBuf, u64, u64) {
         .map(|l| number_after(l, "\"u\":").unwrap())
         .max()
         .unwrap();
-    let id_span = last_id - first_id + 1;
+    let id_span = last_id - first_id + 1 + id_gap;
     let trade_ids = lines.iter().filter_map(|l| number_after(l, "\"t\":"));
     let (t_min, t_max) = trade_ids.fold((u64::MAX, 0), |(a, b), t| (a.min(t), b.max(t)));
     let trade_span = t_max - t_min + 1;
@@ -382,13 +393,16 @@ fn three_sessions(w: &Workdir) -> (std::path::PathBuf, u64, u64) {
         out
     };
 
-    let path = w.path("three_sessions.gz");
+    let path = w.path(name);
     let mut gz = GzEncoder::new(
         std::fs::File::create(&path).unwrap(),
         flate2::Compression::fast(),
     );
     for k in 0..3 {
         for line in &lines {
+            if k > 0 && !snapshots && line.contains("lastUpdateId") {
+                continue;
+            }
             writeln!(gz, "{}", shifted(line, k)).unwrap();
         }
     }
@@ -430,4 +444,26 @@ fn a_capture_of_three_sessions_with_their_own_snapshots_trades_in_every_session(
         let n = fills.iter().filter(|&&t| t >= lo && t < hi).count();
         assert!(n > 0, "no fill in session {session} of 3: {fills:?}");
     }
+}
+
+/// Three sessions where the later two lost their snapshot and ids jump between sessions:
+/// the book is lost at the first join for good. The pure replay and the backtest both say
+/// so and exit 1 (the backtest still writes its report), instead of a quiet exit 0.
+#[test]
+fn a_capture_whose_book_is_lost_for_good_is_refused() {
+    let w = Workdir::new("mm-book-sync", "lost");
+    let (path, _, _) = sessions(&w, "lost.gz", false, 1_000);
+    let data = path.to_str().unwrap();
+    let replay = w.run(&["--mode=replay", "--data", data]);
+    let (stdout, stderr) = process::text(&replay);
+    assert_eq!(replay.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("out of sync"), "{stderr}");
+    let backtest = w.run(&["--mode=backtest", "--data", data]);
+    let (stdout, stderr) = process::text(&backtest);
+    assert_eq!(backtest.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(book_line(&stdout).contains(" 1 gaps,"), "{stdout}");
+    assert!(
+        stderr.contains("out of sync") && stderr.contains("do not describe the strategy"),
+        "{stderr}"
+    );
 }

@@ -3,14 +3,12 @@
 //! the run describes the strategy at all (`not_representative`, used by the backtest's exit
 //! code and the scoreboard's rows).
 //!
-//! Owns: the wording and the threshold above which a replay is not representative
-//! (`OUT_OF_SYNC_SHARE_MAX`). Cold path: formats text; never called from the hot loop.
+//! Owns: the wording; the threshold above which a replay is not representative is the
+//! pure replay's (`replay::OUT_OF_SYNC_SHARE_MAX`). Cold path: formats text; never called
+//! from the hot loop.
 
 use crate::engine::EngineStats;
-
-/// Above this share of the event time out of sync, a replay's results do not describe the
-/// strategy (it mostly stood aside): the backtest says so and exits 1.
-pub const OUT_OF_SYNC_SHARE_MAX: f64 = 0.05;
+use crate::replay::OUT_OF_SYNC_SHARE_MAX;
 
 /// One line: `book: 3 snapshots loaded, 0 gaps, 2 crossed (book restarted each time);
 /// out of sync 0.21 s of 1952.1 s (0.01 %)`.

@@ -12,6 +12,11 @@ use crate::feed::Event;
 use super::stream::{EventCursor, EventSource};
 use super::ReplayError;
 
+/// Above this share of the data time with the L2 book out of sync, a replay describes the
+/// data rather than a strategy (a trader stands aside meanwhile): the pure replay exits 1,
+/// the backtest says so and exits 1, the scoreboard marks the fold.
+pub const OUT_OF_SYNC_SHARE_MAX: f64 = 0.05;
+
 /// What a pure replay saw.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReplayCheck {
@@ -62,6 +67,16 @@ impl ReplayCheck {
             return Some(format!(
                 "the book never synced: {} snapshots, {} loaded, {} gaps",
                 self.snapshots, self.snapshots_loaded, self.gaps
+            ));
+        }
+        let out_of_sync = 1.0 - self.synced_ns as f64 / self.span_ns().max(1) as f64;
+        if out_of_sync > OUT_OF_SYNC_SHARE_MAX {
+            return Some(format!(
+                "the book was out of sync {:.1} % of the data time (more than 5 %): {} gaps,                  {} snapshots loaded of {} — a backtest would stand aside that long",
+                100.0 * out_of_sync,
+                self.gaps,
+                self.snapshots_loaded,
+                self.snapshots
             ));
         }
         None

@@ -50,7 +50,7 @@ mod tests;
 
 use std::fmt;
 
-pub use check::{check, ReplayCheck};
+pub use check::{check, ReplayCheck, OUT_OF_SYNC_SHARE_MAX};
 pub use inputs::{open_inputs, open_sources, resolve_inputs, Inputs};
 pub use merge::{convert_to_journal, convert_to_tape, Merger};
 pub use reader::{CsvLayout, Frame, FrameReader, SourceFormat};
