@@ -9,7 +9,8 @@
 use mm::backtest::{simulate, Replayed};
 use mm::config::{self, Config, LoadOptions};
 use mm::replay::{
-    check, convert_to_tape, open_inputs, Location, ReplayData, Tape, TapeInfo, TapeStream,
+    check, convert_to_tape, open_inputs, EventCursor, EventSource, Location, ReplayData, Tape,
+    TapeInfo, TapeStream,
 };
 
 #[path = "support/process.rs"]
@@ -90,11 +91,12 @@ fn a_converted_tape_file_backtests_bit_identically() {
     let arg = [path.display().to_string()];
     let from_file = TapeStream::open(&arg, config.spec, u64::MAX, true).unwrap();
     let mut want = TapeInfo::stats(&tape).clone();
-    // Counted when converting, not again when reading: off-grid quantities the decoder
-    // rounded up, torn journal tails.
+    // The file's trailer holds what the conversion counted (off-grid quantities the decoder
+    // rounded up included), so no first pass reads it; torn journal tails are told at
+    // conversion only.
     want.torn_tails.clear();
-    want.qty_rounded_up = 0;
     assert_eq!(from_file.stats(), &want);
+    assert!(want.qty_rounded_up > 0, "the slice has off-grid quantities");
     assert_same_run(
         &simulate(&config, &tape, None).unwrap(),
         &simulate(&config, &from_file, None).unwrap(),
@@ -136,9 +138,16 @@ fn a_damaged_tape_file_names_its_block_and_offset() {
     let flipped = dir.path("flipped.mmt");
     std::fs::write(&flipped, &bad).unwrap();
     let arg = [flipped.display().to_string()];
-    let e = TapeStream::open(&arg, config.spec, u64::MAX, true)
-        .err()
-        .unwrap();
+    // The trailer is intact, so opening reads no block: the replay meets the damage.
+    let stream = TapeStream::open(&arg, config.spec, u64::MAX, true).unwrap();
+    let mut cursor = stream.cursor().unwrap();
+    let e = loop {
+        match cursor.next_event() {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the damaged block was read as good"),
+            Err(e) => break e,
+        }
+    };
     assert_eq!(
         e.location,
         Location::Block {
@@ -154,7 +163,8 @@ fn a_damaged_tape_file_names_its_block_and_offset() {
     );
     assert!(e.problem.contains("checksum"), "{e}");
 
-    // Cut short.
+    // Cut short (inside the trailer): without a good trailer the first pass reads every
+    // block and finds the cut.
     let cut = dir.path("cut.mmt");
     std::fs::write(&cut, &good[..good.len() - 10]).unwrap();
     let e = TapeStream::open(&[cut.display().to_string()], config.spec, u64::MAX, true)

@@ -105,7 +105,9 @@ pub fn convert_to_tape(
         fix: "choose a new output path (--out); tape files are never overwritten".to_string(),
     };
     let mut writer = TapeWriter::create(out, &spec).map_err(out_error)?;
-    let mut decoding = Decoding::new(readers, spec, u64::MAX, false);
+    // Delays kept: the trailer stores the feed-delay median, so a replay of the tape need
+    // not count it again.
+    let mut decoding = Decoding::new(readers, spec, u64::MAX, true);
     let mut levels: Vec<Level> = Vec::new();
     while let Some(event) = decoding.next_event(&mut levels)? {
         writer
@@ -117,5 +119,6 @@ pub fn convert_to_tape(
             .map_err(out_error)?;
         levels.clear();
     }
-    writer.finish().map_err(out_error)
+    let stats = decoding.finish();
+    writer.finish(&stats).map_err(out_error)
 }

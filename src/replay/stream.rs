@@ -24,7 +24,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use crate::feed::{BookLevels, Level};
 use crate::types::SymbolSpec;
 
-use super::inputs::open_sources;
+use super::inputs::{open_sources, Inputs};
 use super::tape::{levels_of, Decoding, Tape, TapeEvent, TapeStats};
 use super::ReplayError;
 
@@ -130,6 +130,25 @@ impl TapeStream {
         keep_delays: bool,
     ) -> Result<TapeStream, ReplayError> {
         let inputs = open_sources(args, &spec)?;
+        // One whole tape file: its trailer holds the counts and the feed-delay median, so
+        // the first pass is not needed.
+        if let Inputs::Tapes(readers) = &inputs {
+            if let ([reader], u64::MAX) = (readers.as_slice(), span_ns) {
+                if let Some(mut stats) = super::tapefile::read_trailer(reader.path()) {
+                    if !keep_delays {
+                        stats.feed_delay_ns_median = None;
+                        stats.feed_delay_samples = 0;
+                    }
+                    return Ok(TapeStream {
+                        args: args.to_vec(),
+                        spec,
+                        span_ns,
+                        stats,
+                        sources: vec![reader.name().to_string()],
+                    });
+                }
+            }
+        }
         let mut decoding = Decoding::from_inputs(inputs, spec, span_ns, keep_delays);
         let sources = decoding.sources();
         let mut scratch: Vec<Level> = Vec::new();

@@ -35,7 +35,7 @@ use crate::feed::{BookLevels, BookTicker, DepthDiff, Event, Level, Snapshot, Tra
 use crate::types::{Price, Qty, Side, SymbolSpec};
 
 use super::reader::read_up_to;
-use super::tape::TapeEvent;
+use super::tape::{TapeEvent, TapeStats};
 use super::{Location, ReplayError};
 
 /// First bytes of a tape file.
@@ -49,6 +49,9 @@ pub const BLOCK_BYTES: usize = 1 << 20;
 const HEADER_LEN: usize = 64;
 const BLOCK_HEADER_LEN: usize = 16;
 const BLOCK_MAGIC: [u8; 4] = *b"TBLK";
+const TRAILER_MAGIC: [u8; 4] = *b"TEND";
+/// The trailer's payload: 14 eight-byte fields (`trailer_bytes`).
+const TRAILER_LEN: usize = 14 * 8;
 const EVENT_LEN: usize = 64;
 const LEVEL_LEN: usize = 16;
 
@@ -221,13 +224,89 @@ impl TapeWriter {
         Ok(())
     }
 
-    /// Writes the last block and syncs the file; returns (events, bytes).
-    pub fn finish(mut self) -> std::io::Result<(u64, u64)> {
+    /// Writes the last block, then the trailer with what the conversion counted (`stats`
+    /// of the source, including the feed-delay median), and syncs the file; returns
+    /// (events, bytes).
+    pub fn finish(mut self, stats: &TapeStats) -> std::io::Result<(u64, u64)> {
         self.flush_block()?;
+        let payload = trailer_bytes(stats);
+        let mut h = [0u8; BLOCK_HEADER_LEN];
+        h[0..4].copy_from_slice(&TRAILER_MAGIC);
+        h[8..12].copy_from_slice(&(TRAILER_LEN as u32).to_le_bytes());
+        h[12..16].copy_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        self.out.write_all(&h)?;
+        self.out.write_all(&payload)?;
+        self.bytes += (BLOCK_HEADER_LEN + TRAILER_LEN) as u64;
         self.out.flush()?;
         self.out.get_ref().sync_all()?;
         Ok((self.events, self.bytes))
     }
+}
+
+/// The trailer's payload: frames, events, depth diffs, bookTickers, trades, snapshots,
+/// frames skipped (unknown kind, other symbol), quantities rounded up, whether a feed-delay
+/// median exists (0/1), the median (i64), its samples, first and last receive time.
+fn trailer_bytes(s: &TapeStats) -> [u8; TRAILER_LEN] {
+    let fields: [u64; 14] = [
+        s.frames,
+        s.events,
+        s.depth_diffs,
+        s.book_tickers,
+        s.trades,
+        s.snapshots,
+        s.skipped_unknown_kind,
+        s.skipped_other_symbol,
+        s.qty_rounded_up,
+        u64::from(s.feed_delay_ns_median.is_some()),
+        s.feed_delay_ns_median.unwrap_or(0) as u64,
+        s.feed_delay_samples,
+        s.first_ts_ns,
+        s.last_ts_ns,
+    ];
+    let mut b = [0u8; TRAILER_LEN];
+    for (k, v) in fields.iter().enumerate() {
+        b[8 * k..8 * k + 8].copy_from_slice(&v.to_le_bytes());
+    }
+    b
+}
+
+/// The counts a trailer holds (torn tails are told at conversion, not kept).
+fn trailer_stats(b: &[u8]) -> TapeStats {
+    let f = |k: usize| u64_at(b, 8 * k);
+    TapeStats {
+        frames: f(0),
+        events: f(1),
+        depth_diffs: f(2),
+        book_tickers: f(3),
+        trades: f(4),
+        snapshots: f(5),
+        skipped_unknown_kind: f(6),
+        skipped_other_symbol: f(7),
+        qty_rounded_up: f(8),
+        feed_delay_ns_median: (f(9) != 0).then(|| f(10) as i64),
+        feed_delay_samples: f(11),
+        first_ts_ns: f(12),
+        last_ts_ns: f(13),
+        ..TapeStats::default()
+    }
+}
+
+/// The counts stored in the trailer of the tape file `path` (whose header was checked by
+/// `TapeFileReader::open`), read from the end without decoding the file; `None` for a file
+/// without a trailer or with a damaged one (then the replay counts for itself).
+pub fn read_trailer(path: &Path) -> Option<TapeStats> {
+    use std::io::{Seek, SeekFrom};
+    let mut file = File::open(path).ok()?;
+    let end = file.seek(SeekFrom::End(0)).ok()?;
+    let at = end.checked_sub((BLOCK_HEADER_LEN + TRAILER_LEN) as u64)?;
+    file.seek(SeekFrom::Start(at)).ok()?;
+    let mut b = [0u8; BLOCK_HEADER_LEN + TRAILER_LEN];
+    file.read_exact(&mut b).ok()?;
+    let (h, payload) = b.split_at(BLOCK_HEADER_LEN);
+    (h[0..4] == TRAILER_MAGIC
+        && u32_at(h, 8) as usize == TRAILER_LEN
+        && u32_at(h, 12) == crc32fast::hash(payload))
+    .then(|| trailer_stats(payload))
 }
 
 fn counts(bids: u32, asks: u32) -> u64 {
@@ -242,6 +321,7 @@ pub fn is_tape(head: &[u8]) -> bool {
 /// Reads a tape file sequentially, block by block.
 pub struct TapeFileReader {
     name: String,
+    path: std::path::PathBuf,
     input: BufReader<File>,
     block: Vec<u8>,
     pos: usize,
@@ -309,6 +389,7 @@ impl TapeFileReader {
         }
         Ok(TapeFileReader {
             name,
+            path: path.to_path_buf(),
             input,
             block: Vec::with_capacity(BLOCK_BYTES + EVENT_LEN),
             pos: 0,
@@ -323,6 +404,11 @@ impl TapeFileReader {
     /// The file's name as given.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     fn damaged(&self, problem: String) -> ReplayError {
@@ -350,6 +436,22 @@ impl TapeFileReader {
         }
         if got < BLOCK_HEADER_LEN {
             return Err(self.damaged(format!("the block header is cut after {got} bytes")));
+        }
+        if h[0..4] == TRAILER_MAGIC {
+            // The end: the trailer, checked, and nothing after it.
+            let mut payload = [0u8; TRAILER_LEN];
+            let got = read_up_to(&mut self.input, &mut payload)
+                .map_err(|e| self.damaged(format!("cannot read: {e}")))?;
+            if got < TRAILER_LEN || u32_at(&h, 12) != crc32fast::hash(&payload) {
+                return Err(self.damaged("the trailer is cut or damaged".to_string()));
+            }
+            let mut extra = [0u8; 1];
+            let more = read_up_to(&mut self.input, &mut extra)
+                .map_err(|e| self.damaged(format!("cannot read: {e}")))?;
+            if more != 0 {
+                return Err(self.damaged("bytes after the trailer".to_string()));
+            }
+            return Ok(false);
         }
         if h[0..4] != BLOCK_MAGIC {
             return Err(self.damaged("no block starts here".to_string()));
