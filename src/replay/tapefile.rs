@@ -21,6 +21,10 @@
 //!   qty, trade ms, exchange ms. Snapshot: last update id, the bid and ask counts, 0, 0,
 //!   0, 0.
 //!
+//! - trailer, last: block header with magic `TEND` (events 0, payload 112 bytes, CRC) and
+//!   14 eight-byte fields: the conversion's counts and feed-delay median (`trailer_bytes`),
+//!   so a replay of the whole file needs no first pass (`read_trailer`).
+//!
 //! Invariants: the reader checks every block's CRC before using a byte of it and refuses
 //! a file whose filters differ from the configuration's; times never go backwards. A
 //! damaged or truncated file is an error naming the block and its byte offset.
