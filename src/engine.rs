@@ -163,11 +163,8 @@ impl Engine {
             Event::Depth(d) => {
                 self.stats.diffs += 1;
                 match self.book.on_diff(d, levels) {
-                    Ok(DiffOutcome::Applied(report)) => {
-                        if report.crossed {
-                            self.stats.crossed += 1;
-                        }
-                    }
+                    // A diff that crosses the book is a `SyncError::Crossed`, counted below.
+                    Ok(DiffOutcome::Applied(_)) => {}
                     Ok(DiffOutcome::Buffered) => {
                         if !self.awaiting_snapshot {
                             self.awaiting_snapshot = true;

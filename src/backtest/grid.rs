@@ -96,23 +96,42 @@ pub fn fingerprint(parts: &[String]) -> String {
 /// What shapes a grid's rows: the data (file names and counts), the axes and the base
 /// configuration. Shards and their merge must agree on it.
 pub fn grid_fingerprint(tape: &dyn TapeInfo, axes: &[GridAxis], base: &Config) -> String {
-    let s = tape.stats();
     let mut parts = vec!["mm backtest grid rows v1".to_string()];
-    for source in tape.sources() {
-        parts.push(
+    parts.extend(data_fingerprint_parts(tape));
+    parts.extend(axes_fingerprint_parts(axes));
+    parts.push(config_fingerprint_part(base));
+    fingerprint(&parts)
+}
+
+/// The data's part of a grid fingerprint: the file names (not paths, so shards on other
+/// machines agree) and the counts and span of the events.
+pub fn data_fingerprint_parts(tape: &dyn TapeInfo) -> Vec<String> {
+    let s = tape.stats();
+    let mut parts: Vec<String> = tape
+        .sources()
+        .iter()
+        .map(|source| {
             std::path::Path::new(source)
                 .file_name()
-                .map_or_else(|| source.clone(), |n| n.to_string_lossy().into_owned()),
-        );
-    }
+                .map_or_else(|| source.clone(), |n| n.to_string_lossy().into_owned())
+        })
+        .collect();
     parts.push(format!(
         "{} {} {} {} {} {} {}",
         s.events, s.depth_diffs, s.book_tickers, s.trades, s.snapshots, s.first_ts_ns, s.last_ts_ns
     ));
-    for axis in axes {
-        parts.push(format!("{}={}", axis.key, axis.values.join(",")));
-    }
-    parts.push(format!(
+    parts
+}
+
+/// The axes' part of a grid fingerprint: `key=v1,v2,..` each.
+pub fn axes_fingerprint_parts(axes: &[GridAxis]) -> impl Iterator<Item = String> + '_ {
+    axes.iter()
+        .map(|axis| format!("{}={}", axis.key, axis.values.join(",")))
+}
+
+/// The configuration's part of a grid fingerprint: every section that shapes a replay.
+pub fn config_fingerprint_part(base: &Config) -> String {
+    format!(
         "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {}",
         base.spec,
         base.model,
@@ -123,8 +142,7 @@ pub fn grid_fingerprint(tape: &dyn TapeInfo, axes: &[GridAxis], base: &Config) -
         base.venue,
         base.kpi,
         base.market_data.book_levels
-    ));
-    fingerprint(&parts)
+    )
 }
 
 #[cfg(test)]

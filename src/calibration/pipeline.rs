@@ -17,7 +17,9 @@ use anyhow::Context;
 
 use serde::Serialize;
 
-use crate::backtest::grid::fingerprint;
+use crate::backtest::grid::{
+    axes_fingerprint_parts, config_fingerprint_part, data_fingerprint_parts, fingerprint,
+};
 use crate::backtest::{parse_grid, simulate, GridAxis, GridRow, Replayed};
 use crate::calibration::search::{best, default_axes, objective, Row, Windows, ROWS_VERSION};
 use crate::calibration::series::MarketSeries;
@@ -63,37 +65,13 @@ pub fn run_fingerprint(
     axes: &[GridAxis],
     base: &Config,
 ) -> String {
-    let s = tape.stats();
     let mut parts = vec![format!("mm calibration rows v{}", ROWS_VERSION)];
-    for source in tape.sources() {
-        parts.push(
-            std::path::Path::new(source)
-                .file_name()
-                .map_or_else(|| source.clone(), |n| n.to_string_lossy().into_owned()),
-        );
-    }
-    parts.push(format!(
-        "{} {} {} {} {} {} {}",
-        s.events, s.depth_diffs, s.book_tickers, s.trades, s.snapshots, s.first_ts_ns, s.last_ts_ns
-    ));
+    parts.extend(data_fingerprint_parts(tape));
     parts.push(format!("{windows:?}"));
     parts.extend(base_sets.iter().cloned());
-    for axis in axes {
-        parts.push(format!("{}={}", axis.key, axis.values.join(",")));
-    }
-    parts.push(format!(
-        "{:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {}",
-        base.spec,
-        base.model,
-        base.quoting,
-        base.ofi,
-        base.orders,
-        base.risk,
-        base.venue,
-        base.kpi,
-        base.calibration,
-        base.market_data.book_levels
-    ));
+    parts.extend(axes_fingerprint_parts(axes));
+    parts.push(config_fingerprint_part(base));
+    parts.push(format!("{:?}", base.calibration));
     fingerprint(&parts)
 }
 
