@@ -41,6 +41,8 @@ fn setup() -> (Quoter, Vec<QuoteInput>) {
                 inventory: Qty(inventory),
                 sigma: sigma_from_f64(sigma),
                 ofi: ofi_from_f64(ofi),
+                bid_qty: Qty(40_000 + shift * 1_000),
+                ask_qty: Qty(90_000 - shift * 2_000),
             });
         }
     }
@@ -98,6 +100,8 @@ fn bench_quote(c: &mut Criterion) {
             inventory: input.inventory,
             sigma_bps_per_sqrt_s: input.sigma.to_num::<f64>(),
             ofi: input.ofi.to_num::<f64>(),
+            bid_qty: input.bid_qty,
+            ask_qty: input.ask_qty,
         })
         .collect();
     let mut i = 0usize;

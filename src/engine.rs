@@ -232,6 +232,8 @@ impl Engine {
             inventory: self.inventory,
             sigma,
             ofi,
+            bid_qty: touch.bid_qty,
+            ask_qty: touch.ask_qty,
         });
         self.stats.quotes += 1;
     }

@@ -169,6 +169,8 @@ fn syncs_over_tls_and_matches_an_independent_replay() {
         inventory: Qty(0),
         sigma: engine.sigma(),
         ofi: ofi.at(t_quote),
+        bid_qty: touch.bid_qty,
+        ask_qty: touch.ask_qty,
     });
     assert_eq!(*engine.quote(), expected_quote);
     assert!(engine.quote().bid.is_some() && engine.quote().ask.is_some());

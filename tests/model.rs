@@ -65,7 +65,12 @@ fn btc() -> SymbolSpec {
 
 #[test]
 fn quote_never_allocates() {
-    let quoter = Quoter::new(Params::default(), btc()).unwrap();
+    // With the micro-price lean on, so that its division path is inside the window too.
+    let params = Params {
+        microprice_weight: 0.5,
+        ..Params::default()
+    };
+    let quoter = Quoter::new(params, btc()).unwrap();
     let mut inputs = Vec::new();
     for (bid, ask) in [
         (6_183_763, 6_183_764),
@@ -82,6 +87,8 @@ fn quote_never_allocates() {
                     inventory: Qty(inventory),
                     sigma: sigma_from_f64(sigma),
                     ofi: ofi_from_f64(ofi),
+                    bid_qty: Qty(inventory.unsigned_abs().min(1 << 40) as i64 + 1),
+                    ask_qty: Qty(7_000),
                 });
             }
         }
@@ -109,8 +116,17 @@ fn quote_never_allocates() {
     assert!(quoted > 0 && quoted < inputs.len() * 2 * 100);
 }
 
-/// Every `bookTicker` top of book (best bid, best ask) in a recorded gzip file.
-fn recorded_books(path: &Path, spec: &SymbolSpec) -> Vec<(Price, Price)> {
+/// A recorded top of book: best bid, best ask, and the sizes there.
+#[derive(Clone, Copy)]
+struct Book {
+    bid: Price,
+    ask: Price,
+    bid_qty: Qty,
+    ask_qty: Qty,
+}
+
+/// Every `bookTicker` top of book in a recorded gzip file.
+fn recorded_books(path: &Path, spec: &SymbolSpec) -> Vec<Book> {
     let output = Command::new("gzip")
         .arg("-dc")
         .arg(path)
@@ -122,14 +138,19 @@ fn recorded_books(path: &Path, spec: &SymbolSpec) -> Vec<(Price, Price)> {
         path.display()
     );
     let text = String::from_utf8(output.stdout).unwrap();
-    let field = |line: &str, key: &str| -> Price {
+    fn field<'a>(line: &'a str, key: &str) -> &'a [u8] {
         let start = line.find(key).unwrap() + key.len();
         let end = start + line[start..].find('"').unwrap();
-        spec.parse_price(&line.as_bytes()[start..end]).unwrap()
-    };
+        &line.as_bytes()[start..end]
+    }
     text.lines()
         .filter(|line| line.contains("@bookTicker"))
-        .map(|line| (field(line, "\"b\":\""), field(line, "\"a\":\"")))
+        .map(|line| Book {
+            bid: spec.parse_price(field(line, "\"b\":\"")).unwrap(),
+            ask: spec.parse_price(field(line, "\"a\":\"")).unwrap(),
+            bid_qty: spec.parse_qty(field(line, "\"B\":\"")).unwrap(),
+            ask_qty: spec.parse_qty(field(line, "\"A\":\"")).unwrap(),
+        })
         .collect()
 }
 
@@ -148,17 +169,26 @@ fn full_shared_session_books_quote_sanely() {
 
 fn books_quote_sanely(files: &[std::path::PathBuf], book_tickers: usize) {
     let spec = btc();
-    let books: Vec<(Price, Price)> = files
+    let books: Vec<Book> = files
         .iter()
         .flat_map(|f| recorded_books(f, &spec))
         .collect();
     assert_eq!(books.len(), book_tickers);
 
     let params = Params::default();
-    let quoter = Quoter::new(params, spec).unwrap();
     let max = params.inventory_max_lots.0;
     let mut compared = 0usize;
-    for &(best_bid, best_ask) in &books {
+    // The seed's centre (mid) and the full micro-price lean, on the recorded queue sizes.
+    let leaning = Params {
+        microprice_weight: 1.0,
+        ..params
+    };
+    for (params, book) in [params, leaning]
+        .into_iter()
+        .flat_map(|p| books.iter().map(move |b| (p, *b)))
+    {
+        let quoter = Quoter::new(params, spec).unwrap();
+        let (best_bid, best_ask) = (book.bid, book.ask);
         for inventory in [-max, -max / 2, -1, 0, 1, max / 2, max] {
             for ofi in [-1.0, 0.0, 0.5] {
                 let input = QuoteInput {
@@ -167,6 +197,8 @@ fn books_quote_sanely(files: &[std::path::PathBuf], book_tickers: usize) {
                     inventory: Qty(inventory),
                     sigma: sigma_from_f64(params.sigma_bps_per_sqrt_s),
                     ofi: ofi_from_f64(ofi),
+                    bid_qty: book.bid_qty,
+                    ask_qty: book.ask_qty,
                 };
                 let fixed = quoter.quote(&input);
                 let reference = quoter.reference(&input);
@@ -196,12 +228,13 @@ fn books_quote_sanely(files: &[std::path::PathBuf], book_tickers: usize) {
             }
         }
     }
-    assert!(compared > books.len() * 10);
+    assert!(compared > books.len() * 20);
 
     // spread-check passes on the first and the last recorded book.
-    for &(best_bid, best_ask) in [books[0], books[books.len() - 1]].iter() {
+    let params = Params::default();
+    for book in [books[0], books[books.len() - 1]] {
         let mut out = Vec::new();
-        let ok = spread_check::run(&params, &spec, best_bid, best_ask, &mut out).unwrap();
+        let ok = spread_check::run(&params, &spec, book.bid, book.ask, &mut out).unwrap();
         assert!(ok, "{}", String::from_utf8_lossy(&out));
     }
 }

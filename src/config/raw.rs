@@ -171,6 +171,7 @@ pub(super) struct RawQuoting {
     pub(super) quote_size: Option<DecimalText>,
     pub(super) inventory_max: Option<DecimalText>,
     pub(super) requote_band: Option<f64>,
+    pub(super) microprice_weight: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -116,6 +116,8 @@ pub struct QuotingConfig {
     pub inventory_max_lots: Qty,
     /// Re-quote band, fraction of the half-spread in [0, 1].
     pub requote_band: f64,
+    /// How far the quote centre leans from the mid toward the micro-price, in [0, 1].
+    pub microprice_weight: f64,
 }
 
 /// Order-flow-imbalance tilt.
@@ -326,6 +328,7 @@ impl Config {
             maker_fee_bps: self.maker_fee_bps(),
             ofi_tilt: self.ofi.tilt,
             requote_band: self.quoting.requote_band,
+            microprice_weight: self.quoting.microprice_weight,
         }
     }
 

@@ -52,6 +52,7 @@ fn defaults_load_with_the_seed_values() {
         (1.0, 200.0)
     );
     assert_eq!(c.quoting.requote_band, 1.0);
+    assert_eq!(c.quoting.microprice_weight, 0.0);
     assert_eq!(c.model.kind, model::ModelKind::AvellanedaStoikov);
     assert_eq!(c.ofi.tilt, model::OfiTilt::Ticks);
     // The one fee setting reaches the model.
@@ -179,6 +180,14 @@ fn range_errors_name_the_layer_that_set_the_key() {
         ("[model]\nhorizon_s = 259200.0\n", "model.horizon_s"),
         ("[ofi]\nwindow_s = 0.0\n", "ofi.window_s"),
         ("[ofi]\nbeta = -1.0\n", "ofi.beta"),
+        (
+            "[quoting]\nmicroprice_weight = 1.5\n",
+            "quoting.microprice_weight",
+        ),
+        (
+            "[quoting]\nmicroprice_weight = nan\n",
+            "quoting.microprice_weight",
+        ),
         ("[market]\ntick_size = \"0\"\n", "market.tick_size"),
         ("[market]\nsymbol = \"BTC/USDT\"\n", "market.symbol"),
         ("[log]\nlevel = \"loud\"\n", "log.level"),

@@ -176,6 +176,14 @@ pub(super) fn validate(
             "give a number in [0, 1], e.g. requote_band = 0.25 (0 = no band)",
         ));
     }
+    let microprice_weight = v.required("quoting.microprice_weight", quoting.microprice_weight)?;
+    if !(0.0..=1.0).contains(&microprice_weight) {
+        return Err(v.error(
+            "quoting.microprice_weight",
+            format!("{microprice_weight} is not a weight in [0, 1]"),
+            "give a number in [0, 1]: 0 = centre on the mid (default), 1 = on the micro-price",
+        ));
+    }
     let window = v.required("ofi.window_s", ofi.window_s)?;
     v.positive("ofi.window_s", window, "e.g. window_s = 1.0")?;
     if window > 60.0 {
@@ -330,6 +338,7 @@ pub(super) fn validate(
             quote_size_lots: quote_size,
             inventory_max_lots: inventory_max,
             requote_band,
+            microprice_weight,
         },
         ofi: OfiConfig {
             beta,

@@ -42,6 +42,10 @@ pub struct RefInput {
     pub sigma_bps_per_sqrt_s: f64,
     /// Normalised order-flow imbalance in [−1, 1] (clamped; NaN counts as 0).
     pub ofi: f64,
+    /// Size at the best bid, lots (micro-price lean).
+    pub bid_qty: Qty,
+    /// Size at the best ask, lots.
+    pub ask_qty: Qty,
 }
 
 /// The reference quote: the same sides as `Quote`, diagnostics in f64.
@@ -199,7 +203,8 @@ pub fn bid_ask_ticks(mid_ticks: f64, q: f64, params: &Params) -> (f64, f64) {
 /// spread = model spread (`model_spread_bps`, fee included) clamped to [min, max] bps of
 /// mid; r = mid − q·skew with q = inventory / quote_size (|inventory| capped at the limit)
 /// and the offset capped at `RESERVATION_OFFSET_BPS_MAX`; centre = r + the OFI tilt
-/// (clamp(β·ofi, −1, 1) ticks, or β·ofi·σ bps); bid rounded down, ask up; post-only
+/// (clamp(β·ofi, −1, 1) ticks, or β·ofi·σ bps) + the micro-price lean
+/// w·(a − b)/2·(Qᵇ − Qᵃ)/(Qᵇ + Qᵃ) ticks; bid rounded down, ask up; post-only
 /// against the book; price ≤ 0 drops a side; size raised to minNotional; a side whose fill
 /// would pass the inventory limit is dropped. `params` is assumed valid
 /// (`Params::validate`).
@@ -225,7 +230,14 @@ pub fn quote(params: &Params, spec: &SymbolSpec, input: &RefInput) -> RefQuote {
         OfiTilt::Ticks => (p.ofi_beta * ofi).clamp(-1.0, 1.0),
         OfiTilt::Sigma => mid * p.ofi_beta * ofi * sigma / BPS_PER_UNIT,
     };
-    let centre = reservation + tilt;
+    let (bid_qty, ask_qty) = (input.bid_qty.0 as f64, input.ask_qty.0 as f64);
+    let lean = if p.microprice_weight > 0.0 && bid_qty > 0.0 && ask_qty > 0.0 {
+        p.microprice_weight * (best_ask - best_bid) as f64 / 2.0 * (bid_qty - ask_qty)
+            / (bid_qty + ask_qty)
+    } else {
+        0.0
+    };
+    let centre = reservation + tilt + lean;
     let half = mid * spread_bps / BPS_PER_UNIT / 2.0;
     let bid_model = centre - half;
     let ask_model = centre + half;
@@ -344,6 +356,8 @@ mod tests {
             inventory: Qty(0),
             sigma_bps_per_sqrt_s: 1.25,
             ofi: 0.0,
+            bid_qty: Qty(0),
+            ask_qty: Qty(0),
         };
         let q = quote(&Params::default(), &btc(), &input);
         let (bid, ask) = (q.bid.unwrap(), q.ask.unwrap());
@@ -363,6 +377,8 @@ mod tests {
             inventory: Qty(0),
             sigma_bps_per_sqrt_s: f64::NAN,
             ofi: f64::NAN,
+            bid_qty: Qty(0),
+            ask_qty: Qty(0),
         };
         assert_eq!(quote(&Params::default(), &btc(), &base), RefQuote::NONE);
         let ok = RefInput {

@@ -148,6 +148,12 @@ pub struct Params {
     /// queue place); `Quote::requote_band_ticks`. Default 1 (chosen on the second half of
     /// the BTCUSDT session, after the bundled slice: see docs/scoreboard.md).
     pub requote_band: f64,
+    /// w, how far the quote centre leans from the mid toward the micro-price, in [0, 1]:
+    /// centre += w · (a − b)/2 · (Qᵇ − Qᵃ)/(Qᵇ + Qᵃ) ticks, with Qᵇ, Qᵃ the sizes at the
+    /// best bid and ask (Stoikov 2018, "The micro-price", first-order form: the weighted
+    /// mid (b·Qᵃ + a·Qᵇ)/(Qᵇ + Qᵃ) at w = 1). A thin bid queue predicts a down-tick, so the
+    /// bid steps back from the touch. Default 0 (centre on the mid, the seed's rule).
+    pub microprice_weight: f64,
 }
 
 /// The closed form of the quote (see the module doc).
@@ -223,6 +229,7 @@ impl Default for Params {
             maker_fee_bps: 0.0,
             ofi_tilt: OfiTilt::Ticks,
             requote_band: 1.0,
+            microprice_weight: 0.0,
         }
     }
 }
@@ -274,6 +281,9 @@ impl Params {
         if !(0.0..=1.0).contains(&p.requote_band) {
             return Err(ParamsError::RequoteBand(p.requote_band));
         }
+        if !(0.0..=1.0).contains(&p.microprice_weight) {
+            return Err(ParamsError::MicropriceWeight(p.microprice_weight));
+        }
         Ok(())
     }
 }
@@ -309,6 +319,8 @@ pub enum ParamsError {
     Fee(f64),
     /// `requote_band` not in [0, 1].
     RequoteBand(f64),
+    /// `microprice_weight` not in [0, 1].
+    MicropriceWeight(f64),
     /// The symbol spec has a tick or step ≤ 0, a negative minNotional, or tick × step
     /// (in atoms²) above 10²⁵.
     SymbolSpec,
@@ -333,6 +345,7 @@ impl ParamsError {
             ParamsError::IntensityA(_) => "intensity_a_per_s",
             ParamsError::Fee(_) => "maker_fee_bps",
             ParamsError::RequoteBand(_) => "requote_band",
+            ParamsError::MicropriceWeight(_) => "microprice_weight",
             ParamsError::SymbolSpec => "spec",
         }
     }
@@ -382,6 +395,11 @@ impl fmt::Display for ParamsError {
                 f,
                 "{field} = {v}: the re-quote band is a fraction of the half-spread in [0, 1] \
                  (0 = re-quote on any move beyond the tick tolerance)"
+            ),
+            ParamsError::MicropriceWeight(v) => write!(
+                f,
+                "{field} = {v}: the micro-price weight is a fraction in [0, 1] \
+                 (0 = centre on the mid, 1 = on the size-weighted mid; default 0)"
             ),
             ParamsError::SpreadMin(v) => write!(
                 f,

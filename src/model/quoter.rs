@@ -11,7 +11,8 @@
 //! 3. Reservation r = mid − q·skew with q = inventory / quote_size (|inventory| capped at
 //!    inventory_max) and the offset capped at `RESERVATION_OFFSET_BPS_MAX`; centre = r +
 //!    the OFI tilt: clamp(β·ofi, −1, +1) ticks, or β·ofi·σ bps of mid (ofi clamped to
-//!    [−1, 1]).
+//!    [−1, 1]) + the micro-price lean w·(a − b)/2·(Qᵇ − Qᵃ)/(Qᵇ + Qᵃ) ticks (w = 0 by
+//!    default: no lean, no division).
 //! 4. Total spread (2/γ)·ln(1 + γ/k) + skew + 2·fee (floored at 0), clamped to [min, max]
 //!    bps of mid.
 //! 5. bid = centre − spread/2 rounded DOWN to a tick, ask = centre + spread/2 rounded UP;
@@ -78,6 +79,10 @@ pub struct QuoteInput {
     pub sigma: Sigma,
     /// Normalised OFI in [−1, 1].
     pub ofi: Ofi,
+    /// Size at the best bid, lots (the micro-price lean; ignored at weight 0).
+    pub bid_qty: Qty,
+    /// Size at the best ask, lots.
+    pub ask_qty: Qty,
 }
 
 /// The quote to post, plus the model's intermediate values for diagnostics.
@@ -143,6 +148,8 @@ pub struct Quoter {
     tilt_per_ofi_sigma: Scale,
     /// `requote_band` as U0.32 bits (band = half-spread · bits / 2³²).
     band_bits: u64,
+    /// `microprice_weight` with 48 fractional bits (0 = no lean).
+    microprice_bits: u64,
     /// Spread clamp, fractions of mid.
     spread_min: U64F64,
     spread_max: U64F64,
@@ -201,6 +208,8 @@ impl Quoter {
             // INVARIANT: requote_band ∈ [0, 1] by validation; 2³² itself saturates to u64
             // range only at exactly 1.0, which fits.
             band_bits: (p.requote_band * 4_294_967_296.0) as u64,
+            // INVARIANT: microprice_weight ∈ [0, 1] by validation: at most 2⁴⁸.
+            microprice_bits: (p.microprice_weight * 281_474_976_710_656.0) as u64,
             spread_min: fraction(p.spread_min_bps),
             spread_max: fraction(p.spread_max_bps),
             spread_min_bps: U64F64::saturating_from_num(p.spread_min_bps),
@@ -296,7 +305,7 @@ impl Quoter {
                 }
             }
         };
-        let centre_hx = reservation_hx + tilt_hx;
+        let centre_hx = reservation_hx + tilt_hx + self.microprice_lean_hx(input);
 
         // Half the spread in half ticks = spread · mid_ticks / 2 = spread · M / 4 ticks.
         // INVARIANT: spread ≤ spread_max ≤ 1.0, so its bits are ≤ 2⁶⁴ and the cast is lossless.
@@ -341,6 +350,8 @@ impl Quoter {
             inventory: input.inventory,
             sigma_bps_per_sqrt_s: input.sigma.to_num::<f64>(),
             ofi: input.ofi.to_num::<f64>(),
+            bid_qty: input.bid_qty,
+            ask_qty: input.ask_qty,
         };
         avellaneda::quote(&self.params, &self.spec, &input)
     }
@@ -364,6 +375,25 @@ impl Quoter {
         let offset_bits = scale_by_pow2(product_hi * u128::from(inventory_abs), exp + 64 - k.shift)
             .min(self.offset_cap_bits);
         (skew_bits, offset_bits)
+    }
+
+    /// The micro-price lean w·(a − b)/2·(Qᵇ − Qᵃ)/(Qᵇ + Qᵃ) ticks, in half ticks with 64
+    /// fractional bits; 0 at weight 0 or when either size is not positive (no division then).
+    /// The imbalance is one 128-bit division with 64 fractional bits, w is held with 48
+    /// (relative error < 2⁻⁴⁶ of the half-spread), and |lean| ≤ (a − b)/2 ticks < 2⁴⁰·2⁶⁴.
+    #[inline]
+    fn microprice_lean_hx(&self, input: &QuoteInput) -> i128 {
+        let (bid_qty, ask_qty) = (input.bid_qty.0, input.ask_qty.0);
+        if self.microprice_bits == 0 || bid_qty <= 0 || ask_qty <= 0 {
+            return 0;
+        }
+        // Both in (0, 2⁶³): the difference shifted by 64 is < 2¹²⁷, the sum > 0.
+        let den = i128::from(bid_qty) + i128::from(ask_qty);
+        let imbalance = ((i128::from(bid_qty) - i128::from(ask_qty)) << 64) / den;
+        // |imbalance| ≤ 2⁶⁴ → 48 fractional bits, times w (≤ 2⁴⁸) → 96, back to 64.
+        let lean = ((imbalance >> 16) * i128::from(self.microprice_bits)) >> 32;
+        // Half the spread in half ticks is the spread in ticks.
+        lean * i128::from(input.best_ask.0 - input.best_bid.0)
     }
 
     /// Rules 7 and 8 for one side at its final price.
@@ -508,6 +538,8 @@ mod tests {
             inventory: Qty(inventory),
             sigma: sigma_from_f64(sigma),
             ofi: ofi_from_f64(ofi),
+            bid_qty: Qty(1_000),
+            ask_qty: Qty(1_000),
         }
     }
 
@@ -546,6 +578,51 @@ mod tests {
         assert_eq!(q.spread_bps, q.model_spread_bps);
         assert_eq!(q.reservation_ticks, I64F64::from_num(6_183_763.5));
         assert_eq!(q.centre_ticks, q.reservation_ticks);
+    }
+
+    #[test]
+    fn microprice_lean_steps_back_from_a_thin_queue() {
+        // A one-tick book (1200 / 1201 ticks, NEXOUSDT-like: 8 bps a tick), σ = 0 and the
+        // intensity term alone (1.29 bps ≈ 0.155 tick): at the touch on both sides.
+        let params = Params {
+            microprice_weight: 1.0,
+            ..Params::default()
+        };
+        let book = |bid_qty: i64, ask_qty: i64| QuoteInput {
+            bid_qty: Qty(bid_qty),
+            ask_qty: Qty(ask_qty),
+            ..input(Price(1_200), Price(1_201), 0, 0.0, 0.0)
+        };
+        let nexo = |params| {
+            let spec =
+                SymbolSpec::from_decimals(Symbol::new("NEXOUSDT").unwrap(), "0.001", "0.01", "5");
+            Quoter::new(params, spec.unwrap()).unwrap()
+        };
+        let balanced = nexo(params).quote(&book(1_000, 1_000));
+        assert_eq!(
+            (bid(&balanced), ask(&balanced)),
+            (Price(1_200), Price(1_201))
+        );
+        // Qᵇ = 100, Qᵃ = 1900: imbalance −0.9, centre 1200.5 − 0.45 = 1200.05 ticks: the bid
+        // (about to be run over) steps back a tick, the ask stays at the touch.
+        let thin_bid = nexo(params).quote(&book(100, 1_900));
+        let centre = thin_bid.centre_ticks.to_num::<f64>();
+        assert!((centre - 1_200.05).abs() < 1e-12, "{centre}");
+        assert_eq!(
+            (bid(&thin_bid), ask(&thin_bid)),
+            (Price(1_199), Price(1_201))
+        );
+        // The mirror image.
+        let thin_ask = nexo(params).quote(&book(1_900, 100));
+        assert_eq!(
+            (bid(&thin_ask), ask(&thin_ask)),
+            (Price(1_200), Price(1_202))
+        );
+        // Weight 0 (the default) and an empty side: no lean.
+        let seed = nexo(Params::default()).quote(&book(100, 1_900));
+        assert_eq!((bid(&seed), ask(&seed)), (Price(1_200), Price(1_201)));
+        let empty = nexo(params).quote(&book(0, 1_900));
+        assert_eq!(empty.centre_ticks, I64F64::from_num(1_200.5));
     }
 
     #[test]
@@ -975,6 +1052,7 @@ mod tests {
             fee in prop_oneof![Just(0.0), -5.0..15.0f64, -1_000.0..1_000.0f64],
             sigma_tilt in any::<bool>(),
             band in 0.0..=1.0f64,
+            microprice in prop_oneof![Just(0.0), 0.0..=1.0f64],
         ) -> Params {
             Params {
                 gamma_per_bps: gamma,
@@ -993,6 +1071,7 @@ mod tests {
                 maker_fee_bps: fee,
                 ofi_tilt: if sigma_tilt { OfiTilt::Sigma } else { OfiTilt::Ticks },
                 requote_band: band,
+                microprice_weight: microprice,
             }
         }
     }
@@ -1021,6 +1100,8 @@ mod tests {
             inventory in -(inventory_max + inventory_max / 2)..=(inventory_max + inventory_max / 2),
             sigma in prop_oneof![Just(0.0), log_uniform(1e-4, 5_000.0)],
             ofi_bits in -(1i64 << 32)..=(1i64 << 32),
+            bid_qty in prop_oneof![Just(0i64), 1i64..1_000_000, 1i64..i64::MAX],
+            ask_qty in prop_oneof![Just(0i64), 1i64..1_000_000, 1i64..i64::MAX],
         ) -> QuoteInput {
             let best_bid = log_bid.exp().round().max(1.0) as i64;
             let width = if width == 0 { ((best_bid as f64 * width_rel) as i64).max(1) } else { width };
@@ -1030,6 +1111,8 @@ mod tests {
                 inventory: Qty(inventory),
                 sigma: sigma_from_f64(sigma),
                 ofi: Ofi::from_bits(ofi_bits),
+                bid_qty: Qty(bid_qty),
+                ask_qty: Qty(ask_qty),
             }
         }
     }
@@ -1113,6 +1196,8 @@ mod tests {
             inventory in any::<i64>(),
             sigma_bits in any::<u64>(),
             ofi_bits in any::<i64>(),
+            bid_qty in any::<i64>(),
+            ask_qty in any::<i64>(),
         ) {
             let quoter = Quoter::new(params, btc()).unwrap();
             let input = QuoteInput {
@@ -1121,6 +1206,8 @@ mod tests {
                 inventory: Qty(inventory),
                 sigma: Sigma::from_bits(sigma_bits),
                 ofi: Ofi::from_bits(ofi_bits),
+                bid_qty: Qty(bid_qty),
+                ask_qty: Qty(ask_qty),
             };
             let q = quoter.quote(&input);
             prop_assert_eq!(q.bid.is_none(), q.bid_off.is_some());

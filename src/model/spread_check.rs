@@ -105,6 +105,9 @@ pub fn check(
             inventory: Qty(inventory),
             sigma: sigma_from_f64(p.sigma_bps_per_sqrt_s),
             ofi: ofi_from_f64(0.0),
+            // Equal queues: no micro-price lean in the table.
+            bid_qty: Qty(1),
+            ask_qty: Qty(1),
         };
         let quote = quoter.quote(&input);
         let offset_bps = (quote.reservation_ticks.to_num::<f64>() - mid_ticks) / mid_ticks * 1e4;

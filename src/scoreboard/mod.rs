@@ -51,6 +51,7 @@ pub fn default_axes() -> Vec<GridAxis> {
         axis("model.gamma_per_bps", &["0.001", "0.01", "0.1"]),
         axis("quoting.spread_min_bps", &["1", "5", "20", "40"]),
         axis("quoting.requote_band", &["0.5", "1"]),
+        axis("quoting.microprice_weight", &["0", "1"]),
     ]
 }
 
