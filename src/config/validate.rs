@@ -168,22 +168,16 @@ pub(super) fn validate(
             "the sigma tilt moves the centre by β·OFI·σ bps: use β ≤ 10",
         ));
     }
-    let requote_band = v.required("quoting.requote_band", quoting.requote_band)?;
-    if !(0.0..=1.0).contains(&requote_band) {
-        return Err(v.error(
-            "quoting.requote_band",
-            format!("{requote_band} is not a fraction of the half-spread"),
-            "give a number in [0, 1], e.g. requote_band = 0.25 (0 = no band)",
-        ));
-    }
-    let microprice_weight = v.required("quoting.microprice_weight", quoting.microprice_weight)?;
-    if !(0.0..=1.0).contains(&microprice_weight) {
-        return Err(v.error(
-            "quoting.microprice_weight",
-            format!("{microprice_weight} is not a weight in [0, 1]"),
-            "give a number in [0, 1]: 0 = centre on the mid (default), 1 = on the micro-price",
-        ));
-    }
+    let requote_band = v.fraction(
+        "quoting.requote_band",
+        quoting.requote_band,
+        "give a number in [0, 1], e.g. requote_band = 0.25 (0 = no band)",
+    )?;
+    let microprice_weight = v.fraction(
+        "quoting.microprice_weight",
+        quoting.microprice_weight,
+        "give a number in [0, 1]: 0 = centre on the mid (default), 1 = on the micro-price",
+    )?;
     let window = v.required("ofi.window_s", ofi.window_s)?;
     v.positive("ofi.window_s", window, "e.g. window_s = 1.0")?;
     if window > 60.0 {
@@ -901,6 +895,15 @@ impl Validator<'_> {
             format!("{value} must be a finite number greater than 0"),
             example,
         ))
+    }
+
+    /// A required number in [0, 1] (NaN refused).
+    fn fraction(&self, key: &str, value: Option<f64>, fix: &str) -> Result<f64, ConfigError> {
+        let value = self.required(key, value)?;
+        if (0.0..=1.0).contains(&value) {
+            return Ok(value);
+        }
+        Err(self.error(key, format!("{value} is not a fraction in [0, 1]"), fix))
     }
 
     fn size(
