@@ -83,6 +83,7 @@ pub(super) struct RawLive {
 pub(super) struct RawOrders {
     pub(super) orders_per_side_max: Option<i64>,
     pub(super) price_tolerance_ticks: Option<i64>,
+    pub(super) behind_band_factor: Option<i64>,
     pub(super) min_rest_ms: Option<i64>,
     pub(super) orders_per_s_max: Option<i64>,
     pub(super) orders_per_10s_max: Option<i64>,

@@ -181,6 +181,14 @@ fn range_errors_name_the_layer_that_set_the_key() {
         ("[ofi]\nwindow_s = 0.0\n", "ofi.window_s"),
         ("[ofi]\nbeta = -1.0\n", "ofi.beta"),
         (
+            "[orders]\nbehind_band_factor = 0\n",
+            "orders.behind_band_factor",
+        ),
+        (
+            "[orders]\nbehind_band_factor = 17\n",
+            "orders.behind_band_factor",
+        ),
+        (
             "[quoting]\nmicroprice_weight = 1.5\n",
             "quoting.microprice_weight",
         ),

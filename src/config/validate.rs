@@ -390,6 +390,12 @@ fn validate_orders(v: &Validator<'_>, raw: RawOrders) -> Result<OrderParams, Con
             raw.price_tolerance_ticks,
             "e.g. price_tolerance_ticks = 2",
         )?,
+        behind_band_factor: u32::try_from(count(
+            "orders.behind_band_factor",
+            raw.behind_band_factor,
+            "e.g. behind_band_factor = 1 (symmetric band)",
+        )?)
+        .unwrap_or(u32::MAX),
         min_rest_ms: count(
             "orders.min_rest_ms",
             raw.min_rest_ms,
@@ -412,6 +418,7 @@ fn validate_orders(v: &Validator<'_>, raw: RawOrders) -> Result<OrderParams, Con
         let key = match e {
             OrderParamsError::OrdersPerSide => "orders.orders_per_side_max",
             OrderParamsError::Tolerance => "orders.price_tolerance_ticks",
+            OrderParamsError::BehindBandFactor => "orders.behind_band_factor",
             OrderParamsError::PerSecond => "orders.orders_per_s_max",
             OrderParamsError::PerTenSeconds => "orders.orders_per_10s_max",
         };

@@ -15,6 +15,12 @@ pub struct OrderParams {
     /// A working order within this many ticks of the target (and of the target's size) is
     /// kept, ticks, ≥ 0. Default 2.
     pub price_tolerance_ticks: i64,
+    /// A working order further from the market than its target (a bid below it, an ask
+    /// above it) is kept up to this many times that tolerance (or re-quote band) behind:
+    /// it keeps its queue place and is safer than the target; one closer to the market
+    /// is replaced beyond the tolerance itself. 1..=`BEHIND_BAND_FACTOR_MAX`. Default 1
+    /// (symmetric).
+    pub behind_band_factor: u32,
     /// An order younger than this (since it was sent) is not cancelled or replaced unless
     /// its side's target disappeared or risk stopped quoting, ms. Default 500 ms.
     pub min_rest_ms: u64,
@@ -30,6 +36,7 @@ impl Default for OrderParams {
         OrderParams {
             orders_per_side_max: 1,
             price_tolerance_ticks: 2,
+            behind_band_factor: 1,
             min_rest_ms: 500,
             orders_per_s_max: 10,
             orders_per_10s_max: 100,
@@ -44,6 +51,8 @@ pub enum OrderParamsError {
     OrdersPerSide,
     /// `price_tolerance_ticks` < 0.
     Tolerance,
+    /// `behind_band_factor` outside 1..=`BEHIND_BAND_FACTOR_MAX`.
+    BehindBandFactor,
     /// `orders_per_s_max` is 0.
     PerSecond,
     /// `orders_per_10s_max` outside 1..=`RATE_WINDOW_MAX`.
@@ -60,6 +69,10 @@ impl fmt::Display for OrderParamsError {
                 )
             }
             OrderParamsError::Tolerance => f.write_str("price_tolerance_ticks must be >= 0"),
+            OrderParamsError::BehindBandFactor => write!(
+                f,
+                "behind_band_factor must be in 1..={BEHIND_BAND_FACTOR_MAX}"
+            ),
             OrderParamsError::PerSecond => f.write_str("orders_per_s_max must be at least 1"),
             OrderParamsError::PerTenSeconds => {
                 write!(f, "orders_per_10s_max must be in 1..={RATE_WINDOW_MAX}")
@@ -78,6 +91,9 @@ impl OrderParams {
         }
         if self.price_tolerance_ticks < 0 {
             return Err(OrderParamsError::Tolerance);
+        }
+        if !(1..=BEHIND_BAND_FACTOR_MAX).contains(&self.behind_band_factor) {
+            return Err(OrderParamsError::BehindBandFactor);
         }
         if self.orders_per_s_max == 0 {
             return Err(OrderParamsError::PerSecond);
@@ -576,8 +592,19 @@ impl OrderManager {
             self.cancel_working(now_ns, Some(side), out);
             return;
         };
+        // Ticks the order is closer to the market than its target (negative: behind it).
+        let behind = tolerance.saturating_mul(u64::from(self.params.behind_band_factor));
         let keeper = self.oldest_working(side, |o| {
-            o.qty == target.qty && o.price.0.abs_diff(target.price.0) <= tolerance
+            let ahead = match side {
+                Side::Buy => o.price.0.saturating_sub(target.price.0),
+                Side::Sell => target.price.0.saturating_sub(o.price.0),
+            };
+            let within = if ahead >= 0 {
+                ahead.unsigned_abs() <= tolerance
+            } else {
+                ahead.unsigned_abs() <= behind
+            };
+            o.qty == target.qty && within
         });
         if let Some(keep) = keeper {
             // Extra working orders on the side (only with orders_per_side_max > 1).

@@ -67,6 +67,10 @@ pub use state::*;
 /// case; a few allow a new quote while the old one's cancel is in flight.
 pub const ORDERS_PER_SIDE_MAX: usize = 4;
 
+/// Largest `OrderParams::behind_band_factor`: an order further behind its target than 16
+/// re-quote bands no longer quotes anything useful.
+pub const BEHIND_BAND_FACTOR_MAX: u32 = 16;
+
 /// Orders tracked at once: open ones (≤ 2 sides × `ORDERS_PER_SIDE_MAX` working + as many
 /// pending cancel) plus recently finished ones, kept to recognise late duplicate events.
 pub const ORDER_SLOTS: usize = 64;

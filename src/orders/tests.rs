@@ -93,6 +93,72 @@ fn an_order_inside_the_requote_band_keeps_its_place() {
     );
 }
 
+#[test]
+fn an_order_behind_its_target_keeps_its_place_longer() {
+    let r = risk();
+    let params = OrderParams {
+        behind_band_factor: 3,
+        ..OrderParams::default()
+    };
+    let later = T0 + 1_000 * MS;
+    for (side, sign) in [(Side::Buy, 1), (Side::Sell, -1)] {
+        let target = |ticks: i64| level(6_000_000 + sign * ticks, 100);
+        let quote = |m: &mut OrderManager, ticks: i64, band: i64| {
+            // The first order is placed at T0, the moves come later than its minimum rest.
+            let now = if m.open_orders() == 0 { T0 } else { later };
+            let mut out = Outbox::new();
+            match side {
+                Side::Buy => m.on_target_within(now, target(ticks), None, band, &r, &mut out),
+                Side::Sell => m.on_target_within(now, None, target(ticks), band, &r, &mut out),
+            }
+            out.as_slice().to_vec()
+        };
+        let mut m = manager(params);
+        let first = quote(&mut m, 0, 0);
+        ack(&mut m, placed_id(&first[0]));
+        // The market moved away: the target is 50 ticks more aggressive than the order,
+        // which is now 50 behind; a 20-tick band × 3 keeps it (its queue place) …
+        assert!(quote(&mut m, 50, 20).is_empty(), "{side:?}");
+        // … up to 60 ticks behind …
+        assert!(quote(&mut m, 60, 20).is_empty(), "{side:?}");
+        assert!(
+            matches!(
+                quote(&mut m, 61, 20).as_slice(),
+                [Action::CancelReplace { .. }]
+            ),
+            "{side:?}"
+        );
+        // … while an order 21 ticks more aggressive than its target is replaced at once.
+        let mut m = manager(params);
+        let first = quote(&mut m, 0, 0);
+        ack(&mut m, placed_id(&first[0]));
+        assert!(quote(&mut m, -20, 20).is_empty(), "{side:?}");
+        assert!(
+            matches!(
+                quote(&mut m, -21, 20).as_slice(),
+                [Action::CancelReplace { .. }]
+            ),
+            "{side:?}"
+        );
+        // The default factor 1 is the symmetric band.
+        let mut m = manager(OrderParams::default());
+        let first = quote(&mut m, 0, 0);
+        ack(&mut m, placed_id(&first[0]));
+        assert!(
+            matches!(
+                quote(&mut m, 21, 20).as_slice(),
+                [Action::CancelReplace { .. }]
+            ),
+            "{side:?}"
+        );
+    }
+    let bad = OrderParams {
+        behind_band_factor: 0,
+        ..OrderParams::default()
+    };
+    assert_eq!(bad.validate(), Err(OrderParamsError::BehindBandFactor));
+}
+
 // -- ids -----------------------------------------------------------------------------
 
 #[test]
