@@ -33,7 +33,7 @@ use crate::feed::{BookLevels, DecodeError, Decoder, Event};
 use crate::journal::{FrameRing, RecordKind};
 use crate::net::rest::RestClient;
 use crate::net::{ConnConfig, Connection, Handler, MessageKind, NetEvent, TlsRoots};
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Deadline, Joined, Shutdown, Worker};
 use crate::telemetry::log::LogHandle;
 use crate::time::{Clock, SystemClock};
 use crate::types::Symbol;
@@ -258,7 +258,7 @@ pub fn snapshot_url(rest_base: &str, symbol: &Symbol, limit: u32) -> String {
 pub struct SnapshotFetcher {
     request_tx: Sender<()>,
     body_rx: Receiver<Option<Vec<u8>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: Worker<()>,
 }
 
 impl SnapshotFetcher {
@@ -267,51 +267,64 @@ impl SnapshotFetcher {
     pub fn start(url: String, roots: TlsRoots, log: LogHandle) -> std::io::Result<SnapshotFetcher> {
         let (request_tx, request_rx) = bounded::<()>(1);
         let (body_tx, body_rx) = bounded(1);
-        let thread = std::thread::Builder::new()
-            .name("mm-rest".to_string())
-            .spawn(move || {
-                let client = RestClient::new(&roots, Duration::from_secs(10))
-                    .map(|c| c.with_max_body_bytes(16 << 20));
-                while request_rx.recv().is_ok() {
-                    let result = match &client {
-                        Ok(client) => match client.get(&url) {
-                            Ok(resp) if resp.status == 200 => Ok(resp.body),
-                            Ok(resp) => Err(format!(
-                                "GET {url}: HTTP {} {}",
-                                resp.status,
-                                String::from_utf8_lossy(&resp.body[..resp.body.len().min(200)])
-                            )),
-                            Err(e) => Err(format!("GET {url}: {e}")),
-                        },
-                        Err(e) => Err(format!("REST client: {e}")),
-                    };
-                    let body = match result {
-                        Ok(body) => {
-                            log.info(format_args!("snapshot: {} bytes from {url}", body.len()));
-                            Some(body)
-                        }
-                        Err(text) => {
-                            log.warn(format_args!("snapshot failed: {text}; retrying in 1 s"));
-                            None
-                        }
-                    };
-                    if body_tx.send(body).is_err() {
-                        return;
+        let thread = Worker::spawn("mm-rest", move || {
+            let client = RestClient::new(&roots, Duration::from_secs(10))
+                .map(|c| c.with_max_body_bytes(16 << 20));
+            while request_rx.recv().is_ok() {
+                let result = match &client {
+                    Ok(client) => match client.get(&url) {
+                        Ok(resp) if resp.status == 200 => Ok(resp.body),
+                        Ok(resp) => Err(format!(
+                            "GET {url}: HTTP {} {}",
+                            resp.status,
+                            String::from_utf8_lossy(&resp.body[..resp.body.len().min(200)])
+                        )),
+                        Err(e) => Err(format!("GET {url}: {e}")),
+                    },
+                    Err(e) => Err(format!("REST client: {e}")),
+                };
+                let body = match result {
+                    Ok(body) => {
+                        log.info(format_args!("snapshot: {} bytes from {url}", body.len()));
+                        Some(body)
                     }
+                    Err(text) => {
+                        log.warn(format_args!("snapshot failed: {text}; retrying in 1 s"));
+                        None
+                    }
+                };
+                if body_tx.send(body).is_err() {
+                    return;
                 }
-            })?;
+            }
+        })?;
         Ok(SnapshotFetcher {
             request_tx,
             body_rx,
-            thread: Some(thread),
+            thread,
         })
     }
 
-    /// Stops the thread.
-    pub fn join(mut self) {
-        drop(std::mem::replace(&mut self.request_tx, bounded(1).0));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+    /// Stops the thread, waiting for it until `deadline` at most. A thread still busy
+    /// with a snapshot GET then (its own timeout is 10 s) is left behind and logged as a
+    /// WARN: nothing depends on it after the stop.
+    pub fn join(self, deadline: &Deadline, log: &LogHandle) {
+        let SnapshotFetcher {
+            request_tx,
+            body_rx,
+            thread,
+        } = self;
+        drop(request_tx);
+        drop(body_rx);
+        match thread.join_by(deadline) {
+            Joined::Done(()) => {}
+            Joined::Unfinished => log.warn(format_args!(
+                "stop: the REST snapshot thread (mm-rest) was still busy (a depth snapshot \
+                 GET) at the stop's deadline; left behind, nothing depends on it"
+            )),
+            Joined::Panicked => log.warn(format_args!(
+                "stop: the REST snapshot thread (mm-rest) panicked; nothing depends on it"
+            )),
         }
     }
 }
