@@ -118,9 +118,22 @@ fn paper_trading_against_the_local_exchange_reports_kpis_and_latency() {
     .unwrap();
     let (lat_out, lat_err) = text(&lat);
     assert!(lat.status.success(), "{lat_err}");
-    for tag in ["tick_to_quote", "order_round_trip"] {
+    // … and the per-stage breakdown of tick-to-quote, measured in place.
+    for tag in [
+        "tick_to_quote",
+        "order_round_trip",
+        "stage_read_to_decoded",
+        "stage_decoded_to_book",
+        "stage_book_to_quote",
+        "stage_quote_to_order",
+    ] {
         assert!(lat_out.contains(tag), "{tag} missing:\n{lat_out}");
     }
+    let stages = stdout
+        .split("Latency per stage (in situ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no per-stage latency in the final report:\n{stdout}"));
+    assert!(stages.contains("stage_quote_to_order"), "{stages}");
 
     // The log tells the story: orders, acks, fills, the Ctrl+C cancel-all, a clean end.
     let log = log_of(&work);

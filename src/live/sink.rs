@@ -15,7 +15,7 @@ use mio::Registry;
 use crate::config::Config;
 use crate::engine::{EngineStats, Step, Trader};
 use crate::feed::{BookLevels, Event};
-use crate::hot::FeedSink;
+use crate::hot::{FeedSink, Stamps};
 use crate::live::audit::Audits;
 use crate::live::desk::Desk;
 use crate::live::notes::{is_credential_refusal, LiveNote, Unverified};
@@ -198,7 +198,13 @@ impl FeedSink for LiveSink {
     const TIMED: bool = true;
 
     #[inline]
-    fn on_event(&mut self, event: &Event, levels: BookLevels<'_>, now_ns: u64) -> (Step, u32) {
+    fn on_event(
+        &mut self,
+        event: &Event,
+        levels: BookLevels<'_>,
+        now_ns: u64,
+        stamps: &mut Stamps,
+    ) -> (Step, u32) {
         let desk = &mut self.desk;
         market_step(
             &mut desk.trader,
@@ -207,6 +213,7 @@ impl FeedSink for LiveSink {
             event,
             levels,
             now_ns,
+            stamps,
         )
     }
 

@@ -332,7 +332,6 @@ impl BinanceVenue {
         take_first(&mut core.rotation_events, &mut core.rotation_events_len)
     }
 
-
     /// Sets wall-clock time − `now_ns` (plus any server-time correction), ns: request
     /// timestamps are `(now_ns + offset) / 1e6`. The caller reads the clocks.
     pub fn set_wall_offset_ns(&mut self, offset_ns: i64) {
