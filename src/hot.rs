@@ -137,7 +137,8 @@ pub enum HotRecord {
         /// Nanoseconds.
         ns: u64,
     },
-    /// Local receive of the market event → order action handed to the venue, ns.
+    /// The read of the market event (the batch's one timestamp) → the last order action
+    /// handed to the venue, ns.
     TickToOrder {
         /// Nanoseconds.
         ns: u64,
