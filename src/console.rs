@@ -102,6 +102,24 @@ impl Write for Stdout {
     }
 }
 
+/// stderr as an `io::Write` that never fails, as `Stdout` is for stdout (for a caller that
+/// must not touch stdout: a thread left behind blocked on it holds its lock).
+pub struct Stderr;
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let result = io::stderr().lock().write_all(buf);
+        checked(result, Stream::Err);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let result = io::stderr().lock().flush();
+        checked(result, Stream::Err);
+        Ok(())
+    }
+}
+
 /// `println!` that never panics (see the module doc).
 #[macro_export]
 macro_rules! outln {

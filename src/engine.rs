@@ -10,8 +10,9 @@
 //! risk gate and one `Venue` (simulated for paper and backtest, Binance for live), driven
 //! in the order the venue contract documents (`src/venue/mod.rs`).
 //!
-//! Hot path. Never allocates after `new`, never reads a clock (`now_ns` is an argument),
-//! never does I/O, never panics on market input.
+//! Hot path. Never allocates after `new`, never reads a clock (`now_ns` is an argument;
+//! the `_stamped` entry points call their caller's `stamp` at each stage, and the caller
+//! may read one there), never does I/O, never panics on market input.
 
 use crate::book::{DiffOutcome, SyncError, SyncState, SyncedBook};
 use crate::feed::{BookLevels, BookTicker, Event};
@@ -22,6 +23,16 @@ use crate::orders::{Action, OrderManager, OrderStats, Outbox, Position, VenueEve
 use crate::risk::{Risk, StopReason};
 use crate::types::{Price, Qty, Side};
 use crate::venue::{BookWithTicker, Venue};
+
+/// A stage of a market event's way through the engine (for per-stage latency: the
+/// caller's `stamp` is called as each is done).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// The book (L2 diff or snapshot applied, or bookTicker's touch stored).
+    Book,
+    /// A quote was decided (OFI, σ, quoter).
+    Quote,
+}
 
 /// Everything `Engine::new` needs (built from `Config` by the modes).
 #[derive(Clone, Copy, Debug)]
@@ -138,6 +149,18 @@ impl Engine {
     /// (ignored for other events).
     #[inline]
     pub fn on_event(&mut self, event: &Event, levels: BookLevels<'_>, now_ns: u64) -> Step {
+        self.on_event_stamped(event, levels, now_ns, &mut |_| {})
+    }
+
+    /// `on_event`, calling `stamp` as each `Stage` is done.
+    #[inline]
+    pub fn on_event_stamped<F: FnMut(Stage)>(
+        &mut self,
+        event: &Event,
+        levels: BookLevels<'_>,
+        now_ns: u64,
+        stamp: &mut F,
+    ) -> Step {
         self.stats.events += 1;
         if self.last_event_ns != 0 {
             let dt = now_ns.saturating_sub(self.last_event_ns);
@@ -158,11 +181,13 @@ impl Engine {
                     ask: t.ask_price,
                     ask_qty: t.ask_qty,
                 };
-                step.quoted = self.on_touch(now_ns, touch);
+                step.quoted = self.on_touch(now_ns, touch, stamp);
             }
             Event::Depth(d) => {
                 self.stats.diffs += 1;
-                match self.book.on_diff(d, levels) {
+                let outcome = self.book.on_diff(d, levels);
+                stamp(Stage::Book);
+                match outcome {
                     // A diff that crosses the book is a `SyncError::Crossed`, counted below.
                     Ok(DiffOutcome::Applied(_)) => {}
                     Ok(DiffOutcome::Buffered) => {
@@ -190,6 +215,7 @@ impl Engine {
                 self.stats.trades += 1;
             }
             Event::Snapshot(s) => match self.book.on_snapshot(s, levels) {
+                // (A snapshot is never on the tick-to-quote path: not stamped.)
                 Ok(outcome) => {
                     if outcome.report.crossed {
                         self.stats.crossed += 1;
@@ -209,15 +235,18 @@ impl Engine {
 
     /// A new top of book: OFI, σ, quote. Returns true when a quote was computed.
     #[inline]
-    fn on_touch(&mut self, now_ns: u64, touch: Touch) -> bool {
+    fn on_touch<F: FnMut(Stage)>(&mut self, now_ns: u64, touch: Touch, stamp: &mut F) -> bool {
         if self.touch == Some(touch) {
+            stamp(Stage::Book);
             return false;
         }
         self.touch = Some(touch);
+        stamp(Stage::Book);
         self.ofi.on_touch(now_ns, touch);
         self.vol
             .on_mid(now_ns, touch.bid.0.saturating_add(touch.ask.0));
         self.compute_quote(now_ns, touch);
+        stamp(Stage::Quote);
         true
     }
 
@@ -414,10 +443,25 @@ impl Trader {
         venue: &mut V,
         sink: &mut S,
     ) -> Step {
+        self.on_market_stamped(event, levels, now_ns, venue, sink, &mut |_| {})
+    }
+
+    /// `on_market`, calling `stamp` as each engine `Stage` is done (the order stage ends
+    /// when this returns: every action has been handed to the venue).
+    #[inline]
+    pub fn on_market_stamped<V: Venue, S: FnMut(TradeRecord), F: FnMut(Stage)>(
+        &mut self,
+        event: &Event,
+        levels: BookLevels<'_>,
+        now_ns: u64,
+        venue: &mut V,
+        sink: &mut S,
+        stamp: &mut F,
+    ) -> Step {
         // 1. Orders due by now meet the market as it was before this event.
         venue.advance(now_ns, &self.view());
         // 2. The event.
-        let step = self.engine.on_event(event, levels, now_ns);
+        let step = self.engine.on_event_stamped(event, levels, now_ns, stamp);
         match event {
             Event::Trade(trade) => venue.on_trade(now_ns, trade),
             Event::BookTicker(ticker) => {

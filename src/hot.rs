@@ -28,12 +28,12 @@ use std::time::Duration;
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use mio::{Events, Poll, Registry, Token};
 
-use crate::engine::{Engine, EngineStats, Step};
+use crate::engine::{Engine, EngineStats, Stage, Step};
 use crate::feed::{BookLevels, DecodeError, Decoder, Event};
 use crate::journal::{FrameRing, RecordKind};
 use crate::net::rest::RestClient;
 use crate::net::{ConnConfig, Connection, Handler, MessageKind, NetEvent, TlsRoots};
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Deadline, Joined, Shutdown, Worker};
 use crate::telemetry::log::LogHandle;
 use crate::time::{Clock, SystemClock};
 use crate::types::Symbol;
@@ -137,7 +137,8 @@ pub enum HotRecord {
         /// Nanoseconds.
         ns: u64,
     },
-    /// Local receive of the market event → order action handed to the venue, ns.
+    /// The read of the market event (the batch's one timestamp) → the last order action
+    /// handed to the venue, ns.
     TickToOrder {
         /// Nanoseconds.
         ns: u64,
@@ -147,6 +148,57 @@ pub enum HotRecord {
         /// Nanoseconds.
         ns: u64,
     },
+    /// The stages of one market event that decided a quote (paper, live), ns each: read
+    /// (the batch's one timestamp) → decoded → book applied → quote decided → every order
+    /// action handed to the venue (`None`: the quote sent none).
+    Stages {
+        /// Read → decoded (TLS record open and WebSocket frame included when the event
+        /// came in the batch's first read; events behind it in the same read include the
+        /// ones before them).
+        read_to_decoded: u32,
+        /// Decoded → book applied (bookTicker: the touch stored).
+        decoded_to_book: u32,
+        /// Book applied → quote decided (OFI, σ, quoter).
+        book_to_quote: u32,
+        /// Quote decided → the last order action handed to the venue (order manager,
+        /// risk, encode, sign, frame, seal, write).
+        quote_to_order: Option<u32>,
+    },
+}
+
+/// Per-stage timestamps of one market event, taken with the hot loop's clock as the
+/// engine calls `mark` (paper, live). Integers only; `Copy` clock.
+#[derive(Clone, Copy, Debug)]
+pub struct Stamps {
+    clock: SystemClock,
+    wall_offset_ns: u64,
+    /// When the book stage was done (0: not reached).
+    pub book_ns: u64,
+    /// When a quote was decided (0: none).
+    pub quote_ns: u64,
+}
+
+impl Stamps {
+    /// Fresh stamps reading `clock` (+ `wall_offset_ns`, the loop's time base).
+    #[inline]
+    pub fn new(clock: SystemClock, wall_offset_ns: u64) -> Stamps {
+        Stamps {
+            clock,
+            wall_offset_ns,
+            book_ns: 0,
+            quote_ns: 0,
+        }
+    }
+
+    /// Marks `stage` done now.
+    #[inline]
+    pub fn mark(&mut self, stage: Stage) {
+        let now = self.clock.mono_ns() + self.wall_offset_ns;
+        match stage {
+            Stage::Book => self.book_ns = now,
+            Stage::Quote => self.quote_ns = now,
+        }
+    }
 }
 
 /// Counters of the loop.
@@ -190,8 +242,15 @@ pub trait FeedSink {
     /// channel traffic, which would otherwise crowd out the records its log needs.
     const TIMED: bool;
     /// One decoded market event. Returns what changed and how many order actions were
-    /// handed to the venue (the loop times tick-to-order when there were any).
-    fn on_event(&mut self, event: &Event, levels: BookLevels<'_>, now_ns: u64) -> (Step, u32);
+    /// handed to the venue (the loop times tick-to-order when there were any). A `TIMED`
+    /// sink marks the engine's stages in `stamps` (`Trader::on_market_stamped`).
+    fn on_event(
+        &mut self,
+        event: &Event,
+        levels: BookLevels<'_>,
+        now_ns: u64,
+        stamps: &mut Stamps,
+    ) -> (Step, u32);
     /// The market-data connection dropped: the book must be resynced.
     fn on_disconnect(&mut self, now_ns: u64);
     /// Once per loop iteration: timers (venue reports due, etc.). `registry` is the loop's
@@ -220,7 +279,13 @@ impl FeedSink for Engine {
     const TIMED: bool = false;
 
     #[inline]
-    fn on_event(&mut self, event: &Event, levels: BookLevels<'_>, now_ns: u64) -> (Step, u32) {
+    fn on_event(
+        &mut self,
+        event: &Event,
+        levels: BookLevels<'_>,
+        now_ns: u64,
+        _stamps: &mut Stamps,
+    ) -> (Step, u32) {
         (Engine::on_event(self, event, levels, now_ns), 0)
     }
 
@@ -258,7 +323,7 @@ pub fn snapshot_url(rest_base: &str, symbol: &Symbol, limit: u32) -> String {
 pub struct SnapshotFetcher {
     request_tx: Sender<()>,
     body_rx: Receiver<Option<Vec<u8>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    thread: Worker<()>,
 }
 
 impl SnapshotFetcher {
@@ -267,51 +332,64 @@ impl SnapshotFetcher {
     pub fn start(url: String, roots: TlsRoots, log: LogHandle) -> std::io::Result<SnapshotFetcher> {
         let (request_tx, request_rx) = bounded::<()>(1);
         let (body_tx, body_rx) = bounded(1);
-        let thread = std::thread::Builder::new()
-            .name("mm-rest".to_string())
-            .spawn(move || {
-                let client = RestClient::new(&roots, Duration::from_secs(10))
-                    .map(|c| c.with_max_body_bytes(16 << 20));
-                while request_rx.recv().is_ok() {
-                    let result = match &client {
-                        Ok(client) => match client.get(&url) {
-                            Ok(resp) if resp.status == 200 => Ok(resp.body),
-                            Ok(resp) => Err(format!(
-                                "GET {url}: HTTP {} {}",
-                                resp.status,
-                                String::from_utf8_lossy(&resp.body[..resp.body.len().min(200)])
-                            )),
-                            Err(e) => Err(format!("GET {url}: {e}")),
-                        },
-                        Err(e) => Err(format!("REST client: {e}")),
-                    };
-                    let body = match result {
-                        Ok(body) => {
-                            log.info(format_args!("snapshot: {} bytes from {url}", body.len()));
-                            Some(body)
-                        }
-                        Err(text) => {
-                            log.warn(format_args!("snapshot failed: {text}; retrying in 1 s"));
-                            None
-                        }
-                    };
-                    if body_tx.send(body).is_err() {
-                        return;
+        let thread = Worker::spawn("mm-rest", move || {
+            let client = RestClient::new(&roots, Duration::from_secs(10))
+                .map(|c| c.with_max_body_bytes(16 << 20));
+            while request_rx.recv().is_ok() {
+                let result = match &client {
+                    Ok(client) => match client.get(&url) {
+                        Ok(resp) if resp.status == 200 => Ok(resp.body),
+                        Ok(resp) => Err(format!(
+                            "GET {url}: HTTP {} {}",
+                            resp.status,
+                            String::from_utf8_lossy(&resp.body[..resp.body.len().min(200)])
+                        )),
+                        Err(e) => Err(format!("GET {url}: {e}")),
+                    },
+                    Err(e) => Err(format!("REST client: {e}")),
+                };
+                let body = match result {
+                    Ok(body) => {
+                        log.info(format_args!("snapshot: {} bytes from {url}", body.len()));
+                        Some(body)
                     }
+                    Err(text) => {
+                        log.warn(format_args!("snapshot failed: {text}; retrying in 1 s"));
+                        None
+                    }
+                };
+                if body_tx.send(body).is_err() {
+                    return;
                 }
-            })?;
+            }
+        })?;
         Ok(SnapshotFetcher {
             request_tx,
             body_rx,
-            thread: Some(thread),
+            thread,
         })
     }
 
-    /// Stops the thread.
-    pub fn join(mut self) {
-        drop(std::mem::replace(&mut self.request_tx, bounded(1).0));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+    /// Stops the thread, waiting for it until `deadline` at most. A thread still busy
+    /// with a snapshot GET then (its own timeout is 10 s) is left behind and logged as a
+    /// WARN: nothing depends on it after the stop.
+    pub fn join(self, deadline: &Deadline, log: &LogHandle) {
+        let SnapshotFetcher {
+            request_tx,
+            body_rx,
+            thread,
+        } = self;
+        drop(request_tx);
+        drop(body_rx);
+        match thread.join_by(deadline) {
+            Joined::Done(()) => {}
+            Joined::Unfinished => log.warn(format_args!(
+                "stop: the REST snapshot thread (mm-rest) was still busy (a depth snapshot \
+                 GET) at the stop's deadline; left behind, nothing depends on it"
+            )),
+            Joined::Panicked => log.warn(format_args!(
+                "stop: the REST snapshot thread (mm-rest) panicked; nothing depends on it"
+            )),
         }
     }
 }
@@ -415,7 +493,10 @@ pub fn run_feed_loop<S: FeedSink>(
             applied: &mut applied,
             skip,
         };
-        conn.poll(poll.registry(), now_ns, &mut handler);
+        // The read's one timestamp: taken just before the socket is read (after the
+        // readiness poll and the sink's timers), shared by the messages of this batch.
+        let read_ns = if S::TIMED { now() } else { now_ns };
+        conn.poll(poll.registry(), read_ns, &mut handler);
         want_snapshot |= handler.need_snapshot;
         rotate(
             &mut conn,
@@ -460,7 +541,9 @@ pub fn run_feed_loop<S: FeedSink>(
                         match decoder.decode(&body, now_ns) {
                             Ok(event @ Event::Snapshot(s)) => {
                                 let levels = decoder.snapshot_levels(&s);
-                                let (step, _) = engine.on_event(&event, levels, now_ns);
+                                let mut stamps = Stamps::new(clock, wall_offset_ns);
+                                let (step, _) =
+                                    engine.on_event(&event, levels, now_ns, &mut stamps);
                                 // Too old for the buffered diffs: ask again, but not at
                                 // once (REST weight; the diffs stay buffered meanwhile).
                                 want_snapshot = step.need_snapshot;
@@ -767,7 +850,13 @@ impl<S: FeedSink> Handler for FeedHandler<'_, S> {
             },
         };
         let exch_ts_ms = event.exch_ts_ms();
-        let (step, actions) = self.engine.on_event(&event, levels, now_ns);
+        let mut stamps = Stamps::new(*self.clock, self.wall_offset_ns);
+        let decoded_ns = if S::TIMED {
+            self.clock.mono_ns() + self.wall_offset_ns
+        } else {
+            now_ns
+        };
+        let (step, actions) = self.engine.on_event(&event, levels, now_ns, &mut stamps);
         self.need_snapshot |= step.need_snapshot;
         if !S::TIMED {
             return;
@@ -782,7 +871,7 @@ impl<S: FeedSink> Handler for FeedHandler<'_, S> {
                 HotRecord::FeedLatency { ns: feed_ns },
             );
         }
-        if actions > 0 {
+        let written_ns = if actions > 0 {
             let written_ns = self.clock.mono_ns() + self.wall_offset_ns;
             send(
                 self.records,
@@ -791,6 +880,20 @@ impl<S: FeedSink> Handler for FeedHandler<'_, S> {
                     ns: written_ns.saturating_sub(now_ns),
                 },
             );
+            Some(written_ns)
+        } else {
+            None
+        };
+        if stamps.quote_ns != 0 {
+            let span =
+                |from: u64, to: u64| u32::try_from(to.saturating_sub(from)).unwrap_or(u32::MAX);
+            let record = HotRecord::Stages {
+                read_to_decoded: span(now_ns, decoded_ns),
+                decoded_to_book: span(decoded_ns, stamps.book_ns),
+                book_to_quote: span(stamps.book_ns, stamps.quote_ns),
+                quote_to_order: written_ns.map(|w| span(stamps.quote_ns, w)),
+            };
+            send(self.records, self.stats, record);
         }
     }
 

@@ -328,6 +328,14 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
                 confirmed: cli.i_understand_live_trading,
             };
             let summary = modes::live::run(config, &args, &log, &shutdown)?;
+            // A side thread left behind may hold stdout's lock (blocked on a write nobody
+            // reads): then everything below goes to stderr.
+            let mut stderr_out = mm::console::Stderr;
+            let out: &mut dyn Write = if summary.side_unfinished.is_some() {
+                &mut stderr_out
+            } else {
+                &mut out
+            };
             writeln!(
                 out,
                 "KPI snapshot: {} (mm --mode=kpi --once shows it)",
@@ -371,6 +379,11 @@ fn run(cli: &Cli, config: &Config) -> anyhow::Result<bool> {
                 for line in summary.unverified.iter().flat_map(|u| u.lines()) {
                     mm::errln!("mm:   not verified: {line}");
                 }
+            }
+            if let Some(unfinished) = &summary.side_unfinished {
+                mm::errln!("mm: error: {unfinished}");
+                // Nothing more on stdout (its lock may be held): exit 1 from here.
+                return Ok(false);
             }
             summary.clean
         }

@@ -54,7 +54,7 @@ use mm::model::ofi::Touch;
 use mm::model::{sigma_from_f64, Ofi, QuoteInput};
 use mm::net::ws::PRESIZE_PONG;
 use mm::net::{ConnConfig, Disconnect, NetError, NetEvent, TlsRoots};
-use mm::shutdown::Shutdown;
+use mm::shutdown::{Deadline, Shutdown, JOIN_WAIT};
 use mm::telemetry::log::Logger;
 use mm::types::{Qty, Side};
 
@@ -656,7 +656,7 @@ impl HotRun {
             .name("hot".to_string())
             .spawn(move || {
                 let mut ring = ring;
-                let fetcher = SnapshotFetcher::start(snapshot_url, roots, log).unwrap();
+                let fetcher = SnapshotFetcher::start(snapshot_url, roots, log.clone()).unwrap();
                 let mut engine = Engine::new(engine_params(SIGMA_SAMPLE_S));
                 let mut decoder = Decoder::new(btcusdt_spec());
                 let cfg = FeedLoopConfig {
@@ -676,7 +676,7 @@ impl HotRun {
                 .unwrap();
                 let returned_at = now();
                 drop(ring);
-                fetcher.join();
+                fetcher.join(&Deadline::after(JOIN_WAIT), &log);
                 HotEnd {
                     end,
                     stats,

@@ -390,7 +390,12 @@ fn live_session_survives_a_crash_and_faults_and_cancels_everything_on_ctrl_c() {
     .unwrap();
     let (lat_out, lat_err) = text(&lat);
     assert!(lat.status.success(), "{lat_err}");
-    for tag in ["tick_to_quote", "order_round_trip"] {
+    for tag in [
+        "tick_to_quote",
+        "order_round_trip",
+        "stage_read_to_decoded",
+        "stage_quote_to_order",
+    ] {
         let row = lat_out
             .lines()
             .find(|l| l.starts_with(tag))

@@ -16,13 +16,13 @@ use std::time::Duration;
 use mio::{Events, Poll, Token};
 use serde_json::Value;
 
-use mm::net::{ConnConfig, TlsRoots};
+use mm::net::{ConnConfig, NetEvent, TlsRoots};
 use mm::orders::{Action, ClientOrderId, SessionTag, VenueEvent};
 use mm::risk::{Approved, Exposure, Risk, RiskLimits};
 use mm::time::{Clock, SystemClock};
 use mm::types::{Price, Qty, Side, Symbol, SymbolSpec};
 use mm::venue::binance::{
-    decode, BinanceConfig, BinanceVenue, Credentials, Message, RequestEncoder,
+    decode, BinanceConfig, BinanceVenue, Credentials, Message, RequestEncoder, RotationEvent,
     RECV_WINDOW_MS_DEFAULT, REQUEST_BYTES_MAX,
 };
 use mm::venue::{SubmitError, Venue};
@@ -166,9 +166,19 @@ impl Driver {
 
     /// The venue with `creds`, connecting (not waited for).
     fn start(exchange: &Exchange, creds: Credentials) -> Driver {
+        Driver::start_aged(exchange, creds, None)
+    }
+
+    /// `start`, with the connection's age limit cut to `max_age` and the rotation's
+    /// standby token set (make-before-break), if given.
+    fn start_aged(exchange: &Exchange, creds: Credentials, max_age: Option<Duration>) -> Driver {
         let url = format!("wss://127.0.0.1:{}/ws-api/v3", exchange.port);
+        let mut conn = ConnConfig::new(&url, TlsRoots::CaFile(exchange.cert.clone()));
+        if let Some(age) = max_age {
+            conn.max_age_ns = age.as_nanos() as u64;
+        }
         let cfg = BinanceConfig {
-            conn: ConnConfig::new(&url, TlsRoots::CaFile(exchange.cert.clone())),
+            conn,
             spec: spec(),
             base_asset: Symbol::new("BTC").unwrap(),
             quote_asset: Symbol::new("USDT").unwrap(),
@@ -179,6 +189,9 @@ impl Driver {
         let clock = SystemClock::new();
         let mut venue = BinanceVenue::new(cfg, creds, Token(3), clock.mono_ns()).unwrap();
         venue.set_wall_offset_ns(clock.wall_ns() as i64 - clock.mono_ns() as i64);
+        if max_age.is_some() {
+            venue.set_standby_token(Token(4));
+        }
         Driver {
             poll: Poll::new().unwrap(),
             events: Events::with_capacity(64),
@@ -634,6 +647,137 @@ fn ed25519_session_logs_on_trades_and_logs_on_again_after_a_drop() {
         "{acct}"
     );
     assert_eq!(acct["open_orders"], 0, "{acct}");
+}
+
+/// The order connection's age rotation is make-before-break. With the age limit cut to
+/// 5 s (the standby opens 2.5 s before it) and every answer delayed 30 ms (so requests
+/// are in flight when order entry switches), orders are placed and cancelled every
+/// 100 ms for 13 s: the venue is ready on every loop turn, no connection drops, nothing
+/// is lost in flight, every order gets exactly one answer and one executionReport for its
+/// placement and for its cancel (the copies arriving on both connections are dropped),
+/// and the exchange ends with nothing open. `key` picks HMAC or Ed25519 (the standby logs
+/// on before it subscribes).
+fn rotation_keeps_orders_flowing(ed25519: bool) {
+    let mut exchange = Exchange::start(if ed25519 { "rotation-ed" } else { "rotation" });
+    let creds = if ed25519 {
+        exchange.ed25519(false)
+    } else {
+        Credentials::new(KEY, SECRET).unwrap()
+    };
+    let mut d = Driver::start_aged(&exchange, creds, Some(Duration::from_secs(5))).until_ready();
+    exchange.command("delay-acks 30");
+    let (mut net, mut rotations) = (Vec::new(), Vec::new());
+    let start = d.now_ns();
+    let (mut next_action_ns, mut next_id, mut resting) = (start, 1u64, None::<u64>);
+    let mut not_ready_turns = 0u64;
+    while d.now_ns() < start + 13_000_000_000 {
+        d.turn();
+        net.extend(std::iter::from_fn(|| d.venue.take_net_event()));
+        rotations.extend(std::iter::from_fn(|| d.venue.take_rotation_event()));
+        if !d.venue.is_ready() {
+            not_ready_turns += 1;
+            continue;
+        }
+        let now = d.now_ns();
+        if now < next_action_ns {
+            continue;
+        }
+        next_action_ns = now + 100_000_000;
+        let action = match resting {
+            Some(id) if d.accepted_count(id) >= 1 => {
+                resting = None;
+                Action::Cancel {
+                    id: ClientOrderId(id),
+                }
+            }
+            Some(_) => continue,
+            None => {
+                resting = Some(next_id);
+                next_id += 1;
+                place(next_id - 1, Side::Buy, 9_900, 10_000)
+            }
+        };
+        assert_eq!(
+            d.venue.submit(now, &action),
+            Ok(()),
+            "{action:?} refused at {} ms; rotations {rotations:?}",
+            (now - start) / 1_000_000
+        );
+    }
+    exchange.command("delay-acks 0");
+    if let Some(id) = resting {
+        assert!(d.run_until(|d| d.accepted_count(id) >= 1));
+        d.submit(&Action::Cancel {
+            id: ClientOrderId(id),
+        });
+    }
+    let placed = next_id - 1;
+    let canceled = |d: &Driver, id: u64| {
+        d.seen
+            .iter()
+            .filter(|e| matches!(e, VenueEvent::Canceled { id: i } if i.0 == id))
+            .count()
+    };
+    assert!(
+        d.run_until(|d| (1..=placed).all(|id| canceled(d, id) >= 2 && d.accepted_count(id) >= 2)),
+        "answers missing; stats {:?}",
+        d.venue.stats()
+    );
+    d.settle();
+    let stats = d.venue.stats();
+    assert!(placed >= 50, "only {placed} orders in 13 s: {stats:?}");
+    assert_eq!(
+        not_ready_turns, 0,
+        "order entry was not ready for a while: {rotations:?}"
+    );
+    assert!(
+        !net.iter()
+            .any(|e| matches!(e, NetEvent::Disconnected { .. })),
+        "a connection dropped: {net:?}"
+    );
+    assert!(stats.rotations >= 2, "{stats:?} {rotations:?}");
+    assert_eq!(stats.lost_in_flight, 0, "{stats:?}");
+    assert_eq!(stats.request_timeouts, 0, "{stats:?}");
+    assert!(
+        !rotations
+            .iter()
+            .any(|r| matches!(r, RotationEvent::Abandoned)),
+        "{rotations:?}"
+    );
+    assert!(
+        rotations.contains(&RotationEvent::Retired { lost: 0 }),
+        "{rotations:?}"
+    );
+    for id in 1..=placed {
+        assert_eq!(
+            d.accepted_count(id),
+            2,
+            "order {id}: answer + NEW report once"
+        );
+        assert_eq!(
+            canceled(&d, id),
+            2,
+            "order {id}: answer + CANCELED report once"
+        );
+    }
+    eprintln!(
+        "{placed} orders over {} rotations; {} executionReport copies dropped",
+        stats.rotations, stats.executions_duplicate
+    );
+    assert_eq!(d.open_orders(), 0);
+    drop(d);
+    let acct = exchange.stop();
+    assert_eq!(acct["open_orders"], 0, "{acct}");
+}
+
+#[test]
+fn the_order_connection_rotates_make_before_break_hmac() {
+    rotation_keeps_orders_flowing(false);
+}
+
+#[test]
+fn the_order_connection_rotates_make_before_break_ed25519() {
+    rotation_keeps_orders_flowing(true);
 }
 
 /// A private key that is not the one registered for the API key: `session.logon` is

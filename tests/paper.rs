@@ -29,26 +29,13 @@ fn paper_trading_against_the_local_exchange_reports_kpis_and_latency() {
     // Paper trading, stopped by SIGINT after ~20 s (≈ 400 s of market at 20×), with 8 s
     // of silent market data in the middle (risk.stale_data_ms = 5 s): quoting must stop
     // and resume exactly as live does.
-    let endpoint = exchange.endpoint_flag();
-    let ca = exchange.ca_flag();
     // A tight quote (1–2 bps), as tests/live.rs sets it: this tests the plumbing, and with
     // the default fee-wide spread 12 s of trading may see no fill.
-    let paper = mm(
-        &work.0,
-        &[
-            "--mode=paper-trading",
-            &endpoint,
-            &ca,
-            "--set",
-            "quoting.spread_min_bps=1",
-            "--set",
-            "quoting.spread_max_bps=2",
-        ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let paper = paper_session(
+        &work,
+        &exchange,
+        &["quoting.spread_min_bps=1", "quoting.spread_max_bps=2"],
+    );
     let pid = paper.id();
     #[allow(clippy::disallowed_methods)] // a test waits for the session to trade a while
     std::thread::sleep(Duration::from_secs(6));
@@ -131,17 +118,25 @@ fn paper_trading_against_the_local_exchange_reports_kpis_and_latency() {
     .unwrap();
     let (lat_out, lat_err) = text(&lat);
     assert!(lat.status.success(), "{lat_err}");
-    for tag in ["tick_to_quote", "order_round_trip"] {
+    // … and the per-stage breakdown of tick-to-quote, measured in place.
+    for tag in [
+        "tick_to_quote",
+        "order_round_trip",
+        "stage_read_to_decoded",
+        "stage_decoded_to_book",
+        "stage_book_to_quote",
+        "stage_quote_to_order",
+    ] {
         assert!(lat_out.contains(tag), "{tag} missing:\n{lat_out}");
     }
+    let stages = stdout
+        .split("Latency per stage (in situ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no per-stage latency in the final report:\n{stdout}"));
+    assert!(stages.contains("stage_quote_to_order"), "{stages}");
 
     // The log tells the story: orders, acks, fills, the Ctrl+C cancel-all, a clean end.
-    let log_path = std::fs::read_dir(work.0.join("logs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .next()
-        .expect("no log file");
-    let log = std::fs::read_to_string(log_path).unwrap();
+    let log = log_of(&work);
     for needle in [
         "order: place",
         "venue: ack",
@@ -155,4 +150,95 @@ fn paper_trading_against_the_local_exchange_reports_kpis_and_latency() {
     ] {
         assert!(log.contains(needle), "{needle:?} missing from the log");
     }
+}
+
+/// A side thread blocked at the stop — here on a console nobody reads (stdout a pipe that
+/// is never drained, as a paused terminal or a stuck `| tee` leaves it): the stop does not
+/// wait for it forever. Within `shutdown::JOIN_WAIT` (5 s) of the wind-down, mm says which
+/// thread did not finish and what may be missing, on stderr and in the log, and exits 1.
+#[test]
+fn a_side_thread_blocked_on_stdout_does_not_hold_the_stop() {
+    let work = Workdir::new("mm-paper", "stuck-side");
+    let exchange = Exchange::start(&[data::bundled_spot()], &["--speed", "20"]);
+    // A report every 10 ms fills the 64 KiB pipe in well under a second.
+    let mut paper = paper_session(&work, &exchange, &["kpi.report_every_s=0.01"]);
+    // Held, never read: the side thread's next report blocks in write(2).
+    let _stdout = paper.stdout.take().unwrap();
+    let mut stderr = paper.stderr.take().unwrap();
+    let err_reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+        text
+    });
+    #[allow(clippy::disallowed_methods)] // a test lets the session run and the pipe fill
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(paper.try_wait().unwrap().is_none(), "mm ended early");
+    let pid = paper.id();
+    #[allow(clippy::disallowed_methods)] // a test times the stop
+    let signalled = std::time::Instant::now();
+    let status = Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Wind-down (paper: immediate) + JOIN_WAIT (5 s) + exit: well inside 20 s.
+    let status = loop {
+        if let Some(status) = paper.try_wait().unwrap() {
+            break status;
+        }
+        if signalled.elapsed() > Duration::from_secs(20) {
+            let _ = paper.kill();
+            panic!("mm did not exit within 20 s of SIGINT with its side thread blocked");
+        }
+        #[allow(clippy::disallowed_methods)] // polling the child
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let waited = signalled.elapsed();
+    let stderr = err_reader.join().unwrap();
+    assert_eq!(status.code(), Some(1), "stderr:\n{stderr}");
+    assert!(
+        waited >= Duration::from_secs(4),
+        "exited after {waited:?}: did it wait for the side thread at all?"
+    );
+    for needle in [
+        "mm: error: the side thread (mm-side) did not finish within 5 s after the stop",
+        "stdout not read",
+        "the final report may be missing",
+    ] {
+        assert!(
+            stderr.contains(needle),
+            "{needle:?} missing from stderr:\n{stderr}"
+        );
+    }
+    let log = log_of(&work);
+    assert!(
+        log.contains("ERROR stop: the side thread (mm-side) did not finish"),
+        "the log does not say it:\n{log}"
+    );
+    drop(exchange);
+}
+
+/// `mm --mode=paper-trading` against `exchange` with `--set` each of `sets`, stdout and
+/// stderr piped.
+fn paper_session(work: &Workdir, exchange: &Exchange, sets: &[&str]) -> std::process::Child {
+    let (endpoint, ca) = (exchange.endpoint_flag(), exchange.ca_flag());
+    let mut args = vec!["--mode=paper-trading", &endpoint, &ca];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    mm(&work.0, &args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// The session's log file.
+fn log_of(work: &Workdir) -> String {
+    let path = std::fs::read_dir(work.0.join("logs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .next()
+        .expect("no log file");
+    std::fs::read_to_string(path).unwrap()
 }

@@ -29,7 +29,7 @@ use mm::hot::{
     self, FeedLoopConfig, HotRecord, LoopEnd, SnapshotFetcher, HOT_RECORD_CHANNEL_DEPTH,
 };
 use mm::net::{ConnConfig, NetEvent, TlsRoots};
-use mm::shutdown::Shutdown;
+use mm::shutdown::{Deadline, Shutdown, JOIN_WAIT};
 use mm::telemetry::log::Logger;
 
 use support::binance::{btcusdt_spec, engine_params};
@@ -53,7 +53,7 @@ fn rotation_switches_to_a_caught_up_standby_without_a_gap_or_a_resync() {
     let log = logger.handle();
     let (tx, records) = bounded(HOT_RECORD_CHANNEL_DEPTH);
     let hot = thread::spawn(move || {
-        let fetcher = SnapshotFetcher::start(snapshot_url, roots, log).unwrap();
+        let fetcher = SnapshotFetcher::start(snapshot_url, roots, log.clone()).unwrap();
         let mut engine = Engine::new(engine_params(0.25));
         let mut decoder = Decoder::new(btcusdt_spec());
         let cfg = FeedLoopConfig {
@@ -71,7 +71,7 @@ fn rotation_switches_to_a_caught_up_standby_without_a_gap_or_a_resync() {
             &Shutdown::new(),
         )
         .unwrap();
-        fetcher.join();
+        fetcher.join(&Deadline::after(JOIN_WAIT), &log);
         (out, engine.stats())
     });
     let ((end, stats), engine) = hot.join().unwrap();

@@ -54,7 +54,7 @@ use mm::hot::{
     self, FeedLoopConfig, HotRecord, LoopEnd, LoopStats, SnapshotFetcher, HOT_RECORD_CHANNEL_DEPTH,
 };
 use mm::net::{ConnConfig, NetEvent, TlsRoots};
-use mm::shutdown::Shutdown;
+use mm::shutdown::{Deadline, Shutdown, JOIN_WAIT};
 use mm::telemetry::log::Logger;
 
 use support::binance::{btcusdt_spec, engine_params, renumber_ids, Msg, Recorded, RestServer};
@@ -149,7 +149,7 @@ fn stream_without_allocating(files: &[std::path::PathBuf]) {
         .name("hot".to_string())
         .spawn(move || {
             counting::mark_this_thread();
-            let fetcher = SnapshotFetcher::start(snapshot_url, roots, log).unwrap();
+            let fetcher = SnapshotFetcher::start(snapshot_url, roots, log.clone()).unwrap();
             let mut engine = Engine::new(engine_params(1.0));
             let mut decoder = Decoder::new(btcusdt_spec());
             let cfg = FeedLoopConfig {
@@ -159,7 +159,7 @@ fn stream_without_allocating(files: &[std::path::PathBuf]) {
             };
             let result =
                 hot::run_feed_loop(&cfg, &mut engine, &mut decoder, None, &tx, &fetcher, &stop);
-            fetcher.join();
+            fetcher.join(&Deadline::after(JOIN_WAIT), &log);
             (
                 result.unwrap(),
                 engine.stats(),

@@ -39,6 +39,6 @@ pub mod wind_down;
 pub use audit::{AUDIT_EVERY_NS, BALANCE_AUDIT_EVERY_NS};
 pub use gates::{gates, masked_key};
 pub use notes::{Cause, LiveNote, Unverified, NOTES_CHANNEL_DEPTH};
-pub use order_entry::ORDER_TOKEN;
+pub use order_entry::{ORDER_STANDBY_TOKEN, ORDER_TOKEN};
 pub use rules::{check_rules, fetch_rules, parse_exchange_info, ExchangeRules};
 pub use sink::{LiveOutcome, LiveSink};

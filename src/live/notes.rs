@@ -13,7 +13,7 @@ use crate::net::NetEvent;
 use crate::session::{log_net, Note};
 use crate::telemetry::log::LogHandle;
 use crate::types::{Qty, SymbolSpec};
-use crate::venue::binance::{Balances, BinanceStats, KeyType, SUBSCRIBE_RETRY_NS};
+use crate::venue::binance::{Balances, BinanceStats, KeyType, RotationEvent, SUBSCRIBE_RETRY_NS};
 
 /// Depth of the hot → side channel of live notes.
 pub const NOTES_CHANNEL_DEPTH: usize = 1024;
@@ -104,6 +104,8 @@ impl Unverified {
 pub enum LiveNote {
     /// An order-connection event (connecting, open, disconnected and why).
     OrderNet(NetEvent),
+    /// A step of the order connection's make-before-break rotation.
+    OrderRotation(RotationEvent),
     /// The order connection is down: quoting paused, orders rest at the exchange until it
     /// is back and reconciled.
     OrderConnectionDown {
@@ -225,6 +227,27 @@ impl Note for LiveNote {
         let units = |atoms: i64| atoms as f64 / 1e8;
         match *self {
             LiveNote::OrderNet(event) => log_net(log, "orders", &event),
+            LiveNote::OrderRotation(event) => match event {
+                RotationEvent::Opening => log.info(format_args!(
+                    "orders: rotation: standby connection opening (make-before-break)"
+                )),
+                RotationEvent::Switched => log.info(format_args!(
+                    "orders: rotated: order entry on the standby connection (subscribed); \
+                     the old one answers what it has in flight, then closes; no \
+                     reconciliation"
+                )),
+                RotationEvent::Retired { lost: 0 } => log.info(format_args!(
+                    "orders: rotation: old connection unsubscribed and closed, nothing lost"
+                )),
+                RotationEvent::Retired { lost } => log.warn(format_args!(
+                    "orders: rotation: old connection closed with {lost} request(s) \
+                     unanswered; reconnecting to reconcile"
+                )),
+                RotationEvent::Abandoned => log.warn(format_args!(
+                    "orders: rotation: the standby failed or was not ready before the age \
+                     limit; rotating break-before-make (reconciliation)"
+                )),
+            },
             LiveNote::OrderConnectionDown { .. } => log.warn(format_args!(
                 "live: order connection down; quoting paused (orders rest at the exchange \
                  until it is back and reconciled)"

@@ -18,6 +18,9 @@ use crate::venue::binance::{BinanceConfig, BinanceVenue, Credentials, KeyType};
 /// The order connection's mio token (the market data's is `hot::MARKET_TOKEN`, a
 /// rotation's standby `hot::STANDBY_TOKEN`).
 pub const ORDER_TOKEN: Token = Token(1);
+/// The order connection's other token: its make-before-break rotation's standby (the two
+/// alternate).
+pub const ORDER_STANDBY_TOKEN: Token = Token(3);
 
 /// The base and quote assets of the exchange's rules.
 pub fn assets(rules: &ExchangeRules) -> anyhow::Result<(Symbol, Symbol)> {
@@ -92,6 +95,8 @@ pub fn order_venue(
         recv_window_ms: config.live.recv_window_ms,
         rate_headroom: config.live.rate_headroom,
     };
-    BinanceVenue::new(venue_cfg, creds, ORDER_TOKEN, start_wall_ns)
-        .map_err(|e| anyhow::anyhow!("order entry: {e}"))
+    let mut venue = BinanceVenue::new(venue_cfg, creds, ORDER_TOKEN, start_wall_ns)
+        .map_err(|e| anyhow::anyhow!("order entry: {e}"))?;
+    venue.set_standby_token(ORDER_STANDBY_TOKEN);
+    Ok(venue)
 }

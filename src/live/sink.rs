@@ -1,6 +1,6 @@
 //! `LiveSink`: the hot side of live trading — the `Trader` against `BinanceVenue`, whose
 //! WebSocket API connection the hot thread drives beside the market data on one mio `Poll`
-//! (`order_entry::ORDER_TOKEN`). Each loop turn it polls the order connection, turns its
+//! (`order_entry::ORDER_TOKEN`, and `ORDER_STANDBY_TOKEN` while it rotates). Each loop turn it polls the order connection, turns its
 //! events into notes, pauses quoting for a lost order connection or a 429/418 back-off
 //! (during which nothing but cancels, after a -1015, is sent), runs the reconciliation
 //! (`reconcile`) until trading and the audits (`audit`) while trading, then the trader's
@@ -15,11 +15,10 @@ use mio::Registry;
 use crate::config::Config;
 use crate::engine::{EngineStats, Step, Trader};
 use crate::feed::{BookLevels, Event};
-use crate::hot::FeedSink;
+use crate::hot::{FeedSink, Stamps};
 use crate::live::audit::Audits;
 use crate::live::desk::Desk;
 use crate::live::notes::{is_credential_refusal, LiveNote, Unverified};
-use crate::live::order_entry::ORDER_TOKEN;
 use crate::live::reconcile::Reconciler;
 use crate::live::wind_down::WindDown;
 use crate::risk::StopReason;
@@ -166,6 +165,9 @@ impl LiveSink {
         while let Some(event) = desk.venue.take_net_event() {
             desk.note(LiveNote::OrderNet(event));
         }
+        while let Some(event) = desk.venue.take_rotation_event() {
+            desk.note(LiveNote::OrderRotation(event));
+        }
         match desk.venue.subscribe_refused() {
             Some(code) if !self.subscribe_noted => {
                 self.subscribe_noted = true;
@@ -196,7 +198,13 @@ impl FeedSink for LiveSink {
     const TIMED: bool = true;
 
     #[inline]
-    fn on_event(&mut self, event: &Event, levels: BookLevels<'_>, now_ns: u64) -> (Step, u32) {
+    fn on_event(
+        &mut self,
+        event: &Event,
+        levels: BookLevels<'_>,
+        now_ns: u64,
+        stamps: &mut Stamps,
+    ) -> (Step, u32) {
         let desk = &mut self.desk;
         market_step(
             &mut desk.trader,
@@ -205,6 +213,7 @@ impl FeedSink for LiveSink {
             event,
             levels,
             now_ns,
+            stamps,
         )
     }
 
@@ -215,7 +224,8 @@ impl FeedSink for LiveSink {
     }
 
     fn on_readiness(&mut self, event: &mio::event::Event) {
-        if event.token() == ORDER_TOKEN {
+        // The order connection or, during a rotation, its standby.
+        if self.desk.venue.owns(event.token()) {
             self.desk.venue.on_readiness(event);
         }
     }

@@ -14,7 +14,7 @@ use crate::assemble::build_trader;
 use crate::config::Config;
 use crate::hot::LoopEnd;
 use crate::live::{self, order_entry, LiveNote, LiveSink, Unverified, NOTES_CHANNEL_DEPTH};
-use crate::session::{market_data, Reports, Session};
+use crate::session::{market_data, Reports, Session, SideUnfinished};
 use crate::shutdown::Shutdown;
 use crate::telemetry::kpi::KpiSnapshot;
 use crate::telemetry::log::LogHandle;
@@ -35,8 +35,8 @@ pub struct LiveArgs {
 pub struct LiveSummary {
     /// Why it stopped.
     pub end: LoopEnd,
-    /// The final KPIs.
-    pub kpi: KpiSnapshot,
+    /// The final KPIs (`None`: the side thread did not finish, see `side_unfinished`).
+    pub kpi: Option<KpiSnapshot>,
     /// The KPI snapshot file.
     pub snapshot_path: PathBuf,
     /// Latency files written.
@@ -57,6 +57,9 @@ pub struct LiveSummary {
     pub inventory_lots: i64,
     /// The symbol's grid.
     pub spec: SymbolSpec,
+    /// The side thread did not finish by the stop's deadline (the report, the KPI snapshot
+    /// and the latency files may be incomplete; it may hold stdout: print on stderr).
+    pub side_unfinished: Option<SideUnfinished>,
 }
 
 /// The start-up gates (keys, confirmation, base target) without touching the network:
@@ -98,7 +101,14 @@ pub fn run(
     let mut sink = LiveSink::new(config, trader, venue, out, base_target_atoms, start_wall_ns);
     let result = session.run(&mut sink, shutdown);
     let (outcome, out) = sink.finish();
-    let (kpi, latency_files) = session.finish(out)?;
+    // A side thread left behind is said with the orders' outcome, not instead of it.
+    let (kpi, latency_files, side_unfinished) = match session.finish(out) {
+        Ok((kpi, files)) => (Some(kpi), files, None),
+        Err(e) => match e.downcast::<SideUnfinished>() {
+            Ok(unfinished) => (None, Vec::new(), Some(unfinished)),
+            Err(e) => return Err(e),
+        },
+    };
     let (end, loop_stats) = result?;
     log.info(format_args!(
         "live: stopped ({}) — {} frames, {} refused by the decoder, {} quotes, {} requests, \
@@ -115,12 +125,16 @@ pub fn run(
             .map_or_else(|| "unconfirmed".to_string(), |n| n.to_string()),
         outcome.dropped,
     ));
-    crate::outln!(
+    let market_line = format!(
         "market data: {} frames, {} refused by the decoder, {} depth gaps",
-        loop_stats.frames,
-        loop_stats.decode_errors,
-        loop_stats.engine.gaps
+        loop_stats.frames, loop_stats.decode_errors, loop_stats.engine.gaps
     );
+    // The side thread left behind may hold stdout (a write nobody reads): stderr then.
+    if side_unfinished.is_some() {
+        crate::errln!("{market_line}");
+    } else {
+        crate::outln!("{market_line}");
+    }
     Ok(LiveSummary {
         end,
         kpi,
@@ -133,5 +147,6 @@ pub fn run(
         traded: outcome.traded,
         inventory_lots: outcome.inventory_lots,
         spec: config.spec,
+        side_unfinished,
     })
 }

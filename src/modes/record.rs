@@ -4,7 +4,8 @@
 //! Wiring only: the hot loop (`hot::run_feed_loop`) runs on the calling thread; a side
 //! thread drains the journal ring into the file and turns hot records into log lines; the
 //! REST thread fetches snapshots. Ctrl+C, SIGTERM or the end of `--duration` stop the loop;
-//! the side thread then drains what is left, flushes and fsyncs the journal and closes it.
+//! the side thread then drains what is left, flushes and fsyncs the journal and closes it
+//! (joined within `shutdown::JOIN_WAIT`; a journal thread still writing then is said, exit 1).
 //! After a crash the last record may be torn: the reader detects and skips it.
 
 use std::path::{Path, PathBuf};
@@ -22,7 +23,7 @@ use crate::hot::{
 };
 use crate::journal::{frame_ring, FrameDrain, JournalWriter, RecordKind};
 use crate::session::{log_record, market_data, MarketData};
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Deadline, Joined, Shutdown, Worker, JOIN_WAIT};
 use crate::telemetry::log::{timestamp, LogHandle};
 use crate::time::wall_now_ns;
 
@@ -93,9 +94,9 @@ pub fn run(
     let side_log = log.clone();
     let hot_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let side_done = Arc::clone(&hot_done);
-    let side = std::thread::Builder::new()
-        .name("mm-side".to_string())
-        .spawn(move || side_thread(writer, drain, records_rx, side_log, side_done))?;
+    let side = Worker::spawn("mm-side", move || {
+        side_thread(writer, drain, records_rx, side_log, side_done)
+    })?;
     let fetcher = SnapshotFetcher::start(snapshot_url, roots, log.clone())?;
 
     let mut engine = crate::engine::Engine::new(engine_params(config)?);
@@ -118,10 +119,24 @@ pub fn run(
     drop(ring);
     drop(records_tx);
     hot_done.store(true, std::sync::atomic::Ordering::Release);
-    let written = side
-        .join()
-        .map_err(|_| anyhow::anyhow!("the journal thread panicked"))?;
-    fetcher.join();
+    let deadline = Deadline::after(JOIN_WAIT);
+    let written = side.join_by(&deadline);
+    fetcher.join(&deadline, log);
+    let written = match written {
+        Joined::Done(written) => written,
+        Joined::Panicked => anyhow::bail!("the journal thread (mm-side) panicked"),
+        Joined::Unfinished => {
+            let why = format!(
+                "the journal thread (mm-side) did not finish within {} s after the stop \
+                 (a stalled disk?): {} may miss its last records (a torn last record is \
+                 skipped by the reader)",
+                JOIN_WAIT.as_secs(),
+                path.display()
+            );
+            log.error(format_args!("stop: {why}"));
+            anyhow::bail!(why)
+        }
+    };
     let (end, stats) = result?;
     let (records, bytes) = written.with_context(|| format!("writing {}", path.display()))?;
     log.info(format_args!(

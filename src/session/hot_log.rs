@@ -106,7 +106,8 @@ pub fn log_record(log: &LogHandle, record: &HotRecord) {
         )),
         HotRecord::FeedLatency { .. }
         | HotRecord::TickToOrder { .. }
-        | HotRecord::Iteration { .. } => {}
+        | HotRecord::Iteration { .. }
+        | HotRecord::Stages { .. } => {}
         HotRecord::Stats(s) => log.debug(format_args!(
             "stats: {} frames, {} decode errors, {} quotes, {} gaps, {} snapshots, \
              {} journal drops, {} record drops, {} loop iterations",

@@ -42,4 +42,4 @@ pub use hot_log::{log_net, log_record};
 pub use notes::{NoNotes, Note};
 pub use side::{Reports, SideThread};
 pub use step::{market_step, timer_step, TIMER_EVERY_NS};
-pub use threads::{Session, COUNTS_CHANNEL_DEPTH, TRADE_RECORD_CHANNEL_DEPTH};
+pub use threads::{Session, SideUnfinished, COUNTS_CHANNEL_DEPTH, TRADE_RECORD_CHANNEL_DEPTH};

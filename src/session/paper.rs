@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::engine::{EngineStats, Step, Trader};
 use crate::feed::{BookLevels, Event};
-use crate::hot::FeedSink;
+use crate::hot::{FeedSink, Stamps};
 use crate::risk::StopReason;
 use crate::session::handoff::Handoff;
 use crate::session::notes::NoNotes;
@@ -77,7 +77,13 @@ impl FeedSink for PaperSink {
     const TIMED: bool = true;
 
     #[inline]
-    fn on_event(&mut self, event: &Event, levels: BookLevels<'_>, now_ns: u64) -> (Step, u32) {
+    fn on_event(
+        &mut self,
+        event: &Event,
+        levels: BookLevels<'_>,
+        now_ns: u64,
+        stamps: &mut Stamps,
+    ) -> (Step, u32) {
         market_step(
             &mut self.trader,
             &mut self.venue,
@@ -85,6 +91,7 @@ impl FeedSink for PaperSink {
             event,
             levels,
             now_ns,
+            stamps,
         )
     }
 

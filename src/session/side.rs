@@ -198,6 +198,7 @@ impl SideThread {
         let snapshot = self.tracker.snapshot(now);
         write_snapshot(&self.snapshot_path, &snapshot)?;
         crate::outln!("{}", render_report(&snapshot, &self.title));
+        crate::outln!("{}", stage_lines(self.tracker.latency()));
         if let Some(writer) = self.writer.take() {
             self.latency_files = writer.finish(self.tracker.latency_mut(), now)?;
         }
@@ -251,6 +252,20 @@ impl SideThread {
                 .latency_mut()
                 .record(LatencyKind::TickToQuote, ns),
             HotRecord::Iteration { ns } => self.tracker.latency_mut().record(LatencyKind::Loop, ns),
+            HotRecord::Stages {
+                read_to_decoded,
+                decoded_to_book,
+                book_to_quote,
+                quote_to_order,
+            } => {
+                let latency = self.tracker.latency_mut();
+                latency.record(LatencyKind::ReadToDecoded, u64::from(read_to_decoded));
+                latency.record(LatencyKind::DecodedToBook, u64::from(decoded_to_book));
+                latency.record(LatencyKind::BookToQuote, u64::from(book_to_quote));
+                if let Some(ns) = quote_to_order {
+                    latency.record(LatencyKind::QuoteToOrder, u64::from(ns));
+                }
+            }
             other => log_record(&self.log, &other),
         }
     }
@@ -385,4 +400,23 @@ impl SideThread {
             },
         }
     }
+}
+
+/// The final report's per-stage latency lines: tick-to-quote and each stage's p50 / p99 /
+/// max and sample count (µs), measured in this session.
+pub fn stage_lines(latency: &crate::telemetry::latency::LatencyRecorder) -> String {
+    let mut text = String::from("Latency per stage (in situ, µs: p50 / p99 / max, samples):");
+    for kind in std::iter::once(LatencyKind::TickToQuote).chain(LatencyKind::STAGES) {
+        let h = latency.histogram(kind);
+        let us = |ns: u64| ns as f64 / 1e3;
+        text.push_str(&format!(
+            "\n  {:<24} {:>9.2} / {:>9.2} / {:>9.2}  ({})",
+            kind.tag(),
+            us(h.value_at_quantile(0.5)),
+            us(h.value_at_quantile(0.99)),
+            us(h.max()),
+            h.len()
+        ));
+    }
+    text
 }

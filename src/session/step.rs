@@ -7,14 +7,15 @@
 
 use crate::engine::{Step, TradeRecord, Trader};
 use crate::feed::{BookLevels, Event};
+use crate::hot::Stamps;
 use crate::session::handoff::Handoff;
 use crate::venue::Venue;
 
 /// Without venue reports, the trader's timer runs this often, ns.
 pub const TIMER_EVERY_NS: u64 = 1_000_000;
 
-/// One market event through the trader: returns the step and how many order actions were
-/// handed to the venue.
+/// One market event through the trader (its stages marked in `stamps`): returns the step
+/// and how many order actions were handed to the venue.
 #[inline]
 pub fn market_step<V: Venue, N>(
     trader: &mut Trader,
@@ -23,14 +24,22 @@ pub fn market_step<V: Venue, N>(
     event: &Event,
     levels: BookLevels<'_>,
     now_ns: u64,
+    stamps: &mut Stamps,
 ) -> (Step, u32) {
     let mut actions = 0u32;
-    let step = trader.on_market(event, levels, now_ns, venue, &mut |r| {
-        if let TradeRecord::Action { .. } = r {
-            actions += 1;
-        }
-        out.record(r);
-    });
+    let step = trader.on_market_stamped(
+        event,
+        levels,
+        now_ns,
+        venue,
+        &mut |r| {
+            if let TradeRecord::Action { .. } = r {
+                actions += 1;
+            }
+            out.record(r);
+        },
+        &mut |stage| stamps.mark(stage),
+    );
     (step, actions)
 }
 

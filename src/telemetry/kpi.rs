@@ -1715,7 +1715,7 @@ mod tests {
                 .record(LatencyKind::TickToQuote, 301_000_000);
         }
         assert!(!t.snapshot(S).kpi(KpiKind::LatencyP99).unwrap().met);
-        assert_eq!(t.snapshot(S).latency.len(), 4);
+        assert_eq!(t.snapshot(S).latency.len(), LatencyKind::ALL.len());
         // Too few samples to call it a P99.
         let mut t = strict_tracker();
         for _ in 0..19 {

@@ -73,15 +73,35 @@ pub enum LatencyKind {
     OrderRoundTrip,
     /// One iteration of the hot loop that handled at least one event.
     Loop,
+    /// Stage of a quoting event: read (the batch's timestamp) → decoded.
+    ReadToDecoded,
+    /// Stage: decoded → book applied (bookTicker: touch stored).
+    DecodedToBook,
+    /// Stage: book applied → quote decided (OFI, σ, quoter).
+    BookToQuote,
+    /// Stage: quote decided → the last order action handed to the venue.
+    QuoteToOrder,
 }
 
 impl LatencyKind {
     /// Every kind, in table order.
-    pub const ALL: [LatencyKind; 4] = [
+    pub const ALL: [LatencyKind; 8] = [
         LatencyKind::Feed,
         LatencyKind::TickToQuote,
         LatencyKind::OrderRoundTrip,
         LatencyKind::Loop,
+        LatencyKind::ReadToDecoded,
+        LatencyKind::DecodedToBook,
+        LatencyKind::BookToQuote,
+        LatencyKind::QuoteToOrder,
+    ];
+
+    /// The per-stage kinds of tick-to-quote, in the order an event meets them.
+    pub const STAGES: [LatencyKind; 4] = [
+        LatencyKind::ReadToDecoded,
+        LatencyKind::DecodedToBook,
+        LatencyKind::BookToQuote,
+        LatencyKind::QuoteToOrder,
     ];
 
     /// The interval-log tag (no spaces or commas, as the format requires).
@@ -91,6 +111,10 @@ impl LatencyKind {
             LatencyKind::TickToQuote => "tick_to_quote",
             LatencyKind::OrderRoundTrip => "order_round_trip",
             LatencyKind::Loop => "loop",
+            LatencyKind::ReadToDecoded => "stage_read_to_decoded",
+            LatencyKind::DecodedToBook => "stage_decoded_to_book",
+            LatencyKind::BookToQuote => "stage_book_to_quote",
+            LatencyKind::QuoteToOrder => "stage_quote_to_order",
         }
     }
 
@@ -138,7 +162,7 @@ impl LatencyStats {
 
 /// The histograms of every kind: cumulative since `new`, and the current interval.
 pub struct LatencyRecorder {
-    series: [Series; 4],
+    series: [Series; LatencyKind::ALL.len()],
 }
 
 struct Series {
@@ -149,10 +173,10 @@ struct Series {
 }
 
 impl LatencyRecorder {
-    /// Allocates the eight histograms (~1.7 MB in all).
+    /// Allocates two histograms per kind (~3.4 MB in all).
     pub fn new() -> LatencyRecorder {
         LatencyRecorder {
-            series: [new_series(), new_series(), new_series(), new_series()],
+            series: std::array::from_fn(|_| new_series()),
         }
     }
 

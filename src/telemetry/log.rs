@@ -9,7 +9,10 @@
 //! text; it will send `Copy` records that this thread formats.
 //!
 //! Never: blocks the sender (a full channel drops the line and counts it), or loses lines
-//! that were accepted (shutdown drains the channel and flushes the file before joining).
+//! that were accepted (shutdown drains the channel and flushes the file before joining),
+//! or waits for the thread without a deadline: `finish` gives it `shutdown::JOIN_WAIT`; a
+//! thread still writing then (a stalled disk, a stderr nobody reads) is left behind and
+//! `finish` says the file may miss its last lines.
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -17,12 +20,12 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use chrono::{DateTime, Utc};
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
 use crate::config::LogLevel;
+use crate::shutdown::{Deadline, Joined, Worker, JOIN_WAIT};
 use crate::time::wall_now_ns;
 
 /// Depth of the channel into the log thread, in lines.
@@ -94,7 +97,7 @@ impl LogHandle {
 /// The running log thread.
 pub struct Logger {
     handle: LogHandle,
-    thread: Option<JoinHandle<io::Result<u64>>>,
+    thread: Option<Worker<io::Result<u64>>>,
 }
 
 /// What the log thread did, returned by `Logger::finish`.
@@ -130,9 +133,7 @@ impl Logger {
         // Open today's file now so that a permission problem is reported at start-up, not
         // on the first line.
         writer.switch_to(&day_of(wall_now_ns()))?;
-        let thread = std::thread::Builder::new()
-            .name("mm-log".to_string())
-            .spawn(move || writer.run(rx))?;
+        let thread = Worker::spawn("mm-log", move || writer.run(rx))?;
         Ok(Logger {
             handle: LogHandle {
                 tx,
@@ -160,11 +161,25 @@ impl Logger {
                 dropped: self.handle.dropped.load(Ordering::Relaxed),
             });
         };
-        // A blocking send is right here: shutdown must not lose the last lines.
-        let _ = self.handle.tx.send(LogMsg::Stop);
-        let written = thread
-            .join()
-            .map_err(|_| io::Error::other("the log thread panicked"))??;
+        // A waiting send is right here (shutdown must not lose the last lines), but not an
+        // endless one.
+        let deadline = Deadline::after(JOIN_WAIT);
+        let _ = self
+            .handle
+            .tx
+            .send_timeout(LogMsg::Stop, deadline.remaining());
+        let written = match thread.join_by(&deadline) {
+            Joined::Done(written) => written?,
+            Joined::Panicked => return Err(io::Error::other("the log thread (mm-log) panicked")),
+            Joined::Unfinished => {
+                return Err(io::Error::other(format!(
+                    "the log thread (mm-log) did not finish within {} s after the stop \
+                     (blocked writing the log file or echoing to stderr): the log may miss \
+                     its last lines",
+                    JOIN_WAIT.as_secs()
+                )))
+            }
+        };
         Ok(LogSummary {
             written,
             dropped: self.handle.dropped.load(Ordering::Relaxed),
@@ -174,7 +189,9 @@ impl Logger {
 
 impl Drop for Logger {
     fn drop(&mut self) {
-        let _ = self.stop();
+        if let Err(e) = self.stop() {
+            crate::errln!("mm: {e}");
+        }
     }
 }
 

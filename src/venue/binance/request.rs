@@ -161,6 +161,12 @@ impl RequestEncoder {
         req.finish()
     }
 
+    /// `userDataStream.unsubscribe` without parameters: every subscription of this
+    /// connection ends (a make-before-break rotation retires the old connection with it).
+    pub fn encode_unsubscribe(&self, req_id: u64, out: &mut [u8]) -> Option<usize> {
+        encode_bare(req_id, b"userDataStream.unsubscribe", out)
+    }
+
     /// `session.logon` (Ed25519 keys only; `None` for HMAC): `apiKey`, `recvWindow`,
     /// `timestamp` and the base64 Ed25519 signature of their sorted payload. After a
     /// successful logon every other request of the connection goes without `apiKey` and

@@ -4,9 +4,22 @@
 //! limiting from the last `rateLimits` counts, the 429/418 back-off, request time-outs and
 //! reconnects.
 //!
+//! Rotation is make-before-break once the venue knows a second mio token
+//! (`set_standby_token`): `ROTATION_LEAD_NS` (at most half the connection's `max_age_ns`)
+//! before the order connection's age limit, a standby connection opens and is set up as
+//! a new connection is (`time`, with Ed25519 `session.logon`, then the user-data
+//! subscription). Once the standby's subscription is confirmed, order entry switches to
+//! it in one step (`is_ready` never turns false); the old connection answers what was
+//! sent on it, then — nothing left in flight on it — is unsubscribed and closed. While
+//! both are subscribed every executionReport arrives twice: the copies are recognised
+//! (order, execution type, trade id) and dropped. A standby that fails, or is not
+//! subscribed before the age limit, is dropped and the old connection rotates
+//! break-before-make (the reconciliation covers it).
+//!
 //! Hot path: every method except `new` never allocates, never reads the clock (`now_ns`
-//! comes in), never logs and never panics on network input. Never sends a request before
-//! the user-data subscription is confirmed.
+//! comes in), never logs and never panics on network input (opening a rotation's standby
+//! allocates, once per rotation). Never sends a request before the user-data subscription
+//! is confirmed.
 
 use super::*;
 
@@ -56,6 +69,8 @@ pub enum RequestKind {
     Logon,
     /// `time`.
     Time,
+    /// `userDataStream.unsubscribe` (a rotation retiring the old connection).
+    Unsubscribe,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -63,6 +78,48 @@ pub(super) struct InFlight {
     pub(super) req_id: u64,
     pub(super) kind: RequestKind,
     pub(super) sent_ns: u64,
+    /// Sent on the rotation's other connection (the standby, or the old one retiring).
+    pub(super) other: bool,
+}
+
+/// What a make-before-break rotation of the order connection did (for the log).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RotationEvent {
+    /// The standby connection is opening (the old one is near its age limit).
+    Opening,
+    /// Order entry switched to the standby (subscribed); the old one is retiring.
+    Switched,
+    /// The old connection was unsubscribed and closed with `lost` requests unanswered
+    /// (non-zero: it was closed at the deadline, or dropped; the connection then restarts
+    /// and reconciles).
+    Retired {
+        /// Requests it took unanswered.
+        lost: u64,
+    },
+    /// The standby failed or was not ready before the age limit: dropped; the old
+    /// connection rotates break-before-make.
+    Abandoned,
+}
+
+/// One side of a rotation: the standby being set up, or the old connection retiring.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Link {
+    want_setup: bool,
+    logged_on: bool,
+    subscribe_sent: bool,
+    subscribed: bool,
+    unsubscribe_sent: bool,
+    unsubscribed: bool,
+    refused: bool,
+    down: bool,
+}
+
+/// An executionReport, as far as telling its second copy goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct ReportKey {
+    id: u64,
+    exec: ExecType,
+    trade_id: u64,
 }
 
 /// Counters of the live venue since `new`.
@@ -98,6 +155,11 @@ pub struct BinanceStats {
     pub request_timeouts: u64,
     /// Round trip (request written → response) of the last response, ns.
     pub last_round_trip_ns: u64,
+    /// Make-before-break rotations completed (order entry switched to the standby).
+    pub rotations: u64,
+    /// executionReports that arrived twice while both connections of a rotation were
+    /// subscribed (the second copy dropped).
+    pub executions_duplicate: u64,
 }
 
 /// The Binance order entry as a `Venue`. Owns its connection; the hot loop forwards mio
@@ -108,7 +170,25 @@ pub struct BinanceStats {
 pub struct BinanceVenue {
     conn: Connection,
     pub(super) core: Core,
+    /// The connection's settings (a rotation's standby opens with them).
+    conn_cfg: ConnConfig,
+    /// The rotation's other connection: the standby, or (`retiring`) the old one.
+    standby: Option<Connection>,
+    retiring: bool,
+    /// When the old connection started retiring, ns.
+    retiring_since_ns: u64,
+    /// The two tokens the order connection alternates between (`None`: no standby,
+    /// rotation is break-before-make).
+    tokens: Option<(Token, Token)>,
 }
+
+/// A rotation's standby opens this long before the connection's age limit (or at half
+/// its age, if that is sooner), ns.
+pub const ROTATION_LEAD_NS: u64 = 60_000 * NS_PER_MS;
+/// executionReports remembered while both connections of a rotation are subscribed.
+const REPORTS_SEEN_MAX: usize = 128;
+/// Rotation events kept for the log until taken.
+const ROTATION_EVENTS_MAX: usize = 4;
 
 /// Everything but the connection (so the connection can call it as its `Handler`).
 pub(super) struct Core {
@@ -148,6 +228,16 @@ pub(super) struct Core {
     net_events: [Option<NetEvent>; NET_EVENTS_MAX],
     net_events_len: usize,
     pub(super) stats: BinanceStats,
+    /// The rotation's other connection's state.
+    other: Link,
+    /// Both connections of a rotation are (or may be) subscribed: reports are remembered.
+    overlap: bool,
+    reports_seen: [Option<ReportKey>; REPORTS_SEEN_MAX],
+    reports_seen_next: usize,
+    /// Any report remembered since the last rotation began (else no look-up).
+    reports_seen_any: bool,
+    rotation_events: [Option<RotationEvent>; ROTATION_EVENTS_MAX],
+    rotation_events_len: usize,
 }
 
 /// The symbol's two balances from `account.status`, free + locked, atoms (10⁻⁸).
@@ -172,9 +262,15 @@ impl BinanceVenue {
         now_ns: u64,
     ) -> Result<BinanceVenue, BinanceError> {
         let encoder = RequestEncoder::new(creds, cfg.spec, cfg.session, cfg.recv_window_ms)?;
+        let conn_cfg = cfg.conn.clone();
         let conn = Connection::new(cfg.conn, token, now_ns).map_err(BinanceError::Net)?;
         Ok(BinanceVenue {
             conn,
+            conn_cfg,
+            standby: None,
+            retiring: false,
+            retiring_since_ns: 0,
+            tokens: None,
             core: Core {
                 encoder,
                 base_asset: cfg.base_asset,
@@ -208,8 +304,32 @@ impl BinanceVenue {
                 net_events: [None; NET_EVENTS_MAX],
                 net_events_len: 0,
                 stats: BinanceStats::default(),
+                other: Link::default(),
+                overlap: false,
+                reports_seen: [None; REPORTS_SEEN_MAX],
+                reports_seen_next: 0,
+                reports_seen_any: false,
+                rotation_events: [None; ROTATION_EVENTS_MAX],
+                rotation_events_len: 0,
             },
         })
+    }
+
+    /// Makes the age rotation make-before-break: the standby connection uses `token`
+    /// (and the two alternate from then on). Off the hot path.
+    pub fn set_standby_token(&mut self, token: Token) {
+        self.tokens = Some((self.conn.token(), token));
+    }
+
+    /// Whether a mio event with `token` is this venue's (its connection or the standby).
+    pub fn owns(&self, token: Token) -> bool {
+        self.conn.token() == token || self.standby.as_ref().is_some_and(|s| s.token() == token)
+    }
+
+    /// Takes the oldest rotation event not yet taken.
+    pub fn take_rotation_event(&mut self) -> Option<RotationEvent> {
+        let core = &mut self.core;
+        take_first(&mut core.rotation_events, &mut core.rotation_events_len)
     }
 
     /// Sets wall-clock time − `now_ns` (plus any server-time correction), ns: request
@@ -218,9 +338,13 @@ impl BinanceVenue {
         self.core.wall_offset_ns = offset_ns;
     }
 
-    /// Forwards a mio event (others' tokens are ignored).
+    /// Forwards a mio event to its connection (others' tokens are ignored).
     pub fn on_readiness(&mut self, event: &Event) {
-        self.conn.on_readiness(event);
+        if event.token() == self.conn.token() {
+            self.conn.on_readiness(event);
+        } else if let Some(s) = self.standby.as_mut().filter(|s| s.token() == event.token()) {
+            s.on_readiness(event);
+        }
     }
 
     /// Drives the connection: connects, reads responses and events (decoded into the
@@ -258,6 +382,141 @@ impl BinanceVenue {
                 let _ = self.send(now_ns, RequestKind::Subscribe);
             }
         }
+        self.rotate(registry, now_ns);
+    }
+
+    /// The rotation step of one turn (see the module doc).
+    fn rotate(&mut self, registry: &Registry, now_ns: u64) {
+        let Some((a, b)) = self.tokens else {
+            return;
+        };
+        let max_age_ns = self.conn_cfg.max_age_ns;
+        let lead_ns = ROTATION_LEAD_NS.min(max_age_ns / 2);
+        let age_ns = self.conn.age_ns(now_ns);
+        let Some(standby) = self.standby.as_mut() else {
+            if self.is_ready() && age_ns.is_some_and(|a| a.saturating_add(lead_ns) >= max_age_ns) {
+                let token = if self.conn.token() == a { b } else { a };
+                // Allocates (buffers, resolver thread): once per rotation.
+                if let Ok(c) = Connection::new(self.conn_cfg.clone(), token, now_ns) {
+                    self.standby = Some(c);
+                    self.retiring = false;
+                    let core = &mut self.core;
+                    core.other = Link::default();
+                    core.reports_seen = [None; REPORTS_SEEN_MAX];
+                    core.reports_seen_any = false;
+                    core.note_rotation(RotationEvent::Opening);
+                }
+            }
+            return;
+        };
+        standby.poll(registry, now_ns, &mut OtherLink(&mut self.core));
+        if self.retiring {
+            self.retire(registry, now_ns);
+            return;
+        }
+        let other = self.core.other;
+        let primary_gone = !self.conn.is_open() || age_ns.is_none_or(|a| a >= max_age_ns);
+        if other.down || other.refused || primary_gone {
+            self.drop_standby(registry);
+            self.core.note_rotation(RotationEvent::Abandoned);
+            return;
+        }
+        if other.subscribed {
+            self.switch(now_ns);
+            return;
+        }
+        if self.is_backing_off(now_ns) {
+            return;
+        }
+        let ed25519 = self.core.encoder.key_type() == KeyType::Ed25519;
+        if other.want_setup {
+            let first = if ed25519 {
+                RequestKind::Logon
+            } else {
+                RequestKind::Subscribe
+            };
+            let _ = self.send_on(true, now_ns, RequestKind::Time, None);
+            if self.send_on(true, now_ns, first, None).is_ok() {
+                self.core.other.want_setup = false;
+                if !ed25519 {
+                    self.core.other.subscribe_sent = true;
+                    self.core.overlap = true;
+                }
+            }
+        } else if ed25519
+            && other.logged_on
+            && !other.subscribe_sent
+            && self
+                .send_on(true, now_ns, RequestKind::Subscribe, None)
+                .is_ok()
+        {
+            self.core.other.subscribe_sent = true;
+            self.core.overlap = true;
+        }
+    }
+
+    /// The standby is subscribed: it becomes the order connection (in one step: `is_ready`
+    /// stays true); the old one starts retiring.
+    fn switch(&mut self, now_ns: u64) {
+        let Some(standby) = self.standby.as_mut() else {
+            return;
+        };
+        std::mem::swap(&mut self.conn, standby);
+        let core = &mut self.core;
+        let new = core.other;
+        core.other = Link {
+            logged_on: core.logged_on,
+            subscribed: core.subscribed,
+            ..Link::default()
+        };
+        core.subscribed = new.subscribed;
+        core.logged_on = new.logged_on;
+        core.want_subscribe = false;
+        for entry in core.in_flight.iter_mut().flatten() {
+            entry.other = !entry.other;
+        }
+        core.stats.rotations += 1;
+        self.retiring = true;
+        self.retiring_since_ns = now_ns;
+        core.note_rotation(RotationEvent::Switched);
+    }
+
+    /// The old connection: once nothing sent on it is in flight, unsubscribed, then closed
+    /// (at the latest after `REQUEST_TIMEOUT_NS`: what it still had is lost, and the
+    /// order connection restarts to reconcile).
+    fn retire(&mut self, registry: &Registry, now_ns: u64) {
+        let other = self.core.other;
+        let in_flight_there = self.core.in_flight.iter().flatten().any(|e| e.other);
+        let late = now_ns >= self.retiring_since_ns + REQUEST_TIMEOUT_NS;
+        if other.down || late || other.unsubscribed {
+            let lost = self.core.drop_in_flight(true);
+            self.core.stats.lost_in_flight += lost;
+            self.drop_standby(registry);
+            self.core.note_rotation(RotationEvent::Retired { lost });
+            if lost > 0 {
+                self.conn.restart(registry, now_ns, &mut self.core);
+            }
+            return;
+        }
+        if !in_flight_there
+            && !other.unsubscribe_sent
+            && self
+                .send_on(true, now_ns, RequestKind::Unsubscribe, None)
+                .is_ok()
+        {
+            self.core.other.unsubscribe_sent = true;
+        }
+    }
+
+    /// Closes the rotation's other connection; what was in flight on it is forgotten.
+    fn drop_standby(&mut self, registry: &Registry) {
+        if let Some(mut s) = self.standby.take() {
+            s.close(registry);
+        }
+        self.core.drop_in_flight(true);
+        self.core.other = Link::default();
+        self.core.overlap = false;
+        self.retiring = false;
     }
 
     /// The code of the last refused session set-up — `session.logon` (Ed25519) or the
@@ -291,14 +550,7 @@ impl BinanceVenue {
     /// Takes the oldest order-connection event not yet taken (connects, opens, drops).
     pub fn take_net_event(&mut self) -> Option<NetEvent> {
         let core = &mut self.core;
-        if core.net_events_len == 0 {
-            return None;
-        }
-        let first = core.net_events[0];
-        core.net_events.copy_within(1.., 0);
-        core.net_events_len -= 1;
-        core.net_events[core.net_events_len] = None;
-        first
+        take_first(&mut core.net_events, &mut core.net_events_len)
     }
 
     /// True when orders can be sent: connected and subscribed to executionReports.
@@ -404,13 +656,14 @@ impl BinanceVenue {
         self.conn.attempt_within(now_ns, within_ns)
     }
 
-    /// Closes the connection for good.
+    /// Closes the connection (and a rotation's other one) for good.
     pub fn close(&mut self, registry: &Registry) {
+        self.drop_standby(registry);
         self.conn.close(registry);
     }
 
     fn send(&mut self, now_ns: u64, kind: RequestKind) -> Result<(), SubmitError> {
-        self.send_action(now_ns, kind, None)
+        self.send_on(false, now_ns, kind, None)
     }
 
     fn send_action(
@@ -419,20 +672,42 @@ impl BinanceVenue {
         kind: RequestKind,
         action: Option<&Action>,
     ) -> Result<(), SubmitError> {
-        if !self.conn.is_open() {
+        self.send_on(false, now_ns, kind, action)
+    }
+
+    /// Sends on the order connection, or (`other`) on the rotation's other connection.
+    fn send_on(
+        &mut self,
+        other: bool,
+        now_ns: u64,
+        kind: RequestKind,
+        action: Option<&Action>,
+    ) -> Result<(), SubmitError> {
+        // Nothing goes out during a 429/418 back-off (repeated violations get the IP
+        // banned), except cancels when only new orders are limited (-1015).
+        let cancel = matches!(kind, RequestKind::Cancel(_) | RequestKind::CancelAll);
+        let throttled = self.is_backing_off(now_ns) && !(cancel && self.core.backoff_orders_only);
+        let (conn, logged_on) = if other {
+            match self.standby.as_mut() {
+                Some(s) => (s, self.core.other.logged_on),
+                None => return Err(SubmitError::Disconnected),
+            }
+        } else {
+            (&mut self.conn, self.core.logged_on)
+        };
+        if !conn.is_open() {
             return Err(SubmitError::Disconnected);
         }
         // Ed25519: requests other than the logon itself and `time` carry no signature,
         // so they wait for the logon's answer.
-        let unsigned_ok = matches!(kind, RequestKind::Logon | RequestKind::Time);
-        if self.core.encoder.key_type() == KeyType::Ed25519 && !self.core.logged_on && !unsigned_ok
-        {
+        let unsigned_ok = matches!(
+            kind,
+            RequestKind::Logon | RequestKind::Time | RequestKind::Unsubscribe
+        );
+        if self.core.encoder.key_type() == KeyType::Ed25519 && !logged_on && !unsigned_ok {
             return Err(SubmitError::Disconnected);
         }
-        // Nothing goes out during a 429/418 back-off (repeated violations get the IP
-        // banned), except cancels when only new orders are limited (-1015).
-        let cancel = matches!(kind, RequestKind::Cancel(_) | RequestKind::CancelAll);
-        if self.is_backing_off(now_ns) && !(cancel && self.core.backoff_orders_only) {
+        if throttled {
             self.core.stats.throttled += 1;
             return Err(SubmitError::QueueFull);
         }
@@ -444,7 +719,7 @@ impl BinanceVenue {
         }
         let ts_ms = core.wall_ms(now_ns);
         let enc = &core.encoder;
-        let sent = self.conn.send_with(OP_TEXT, |buf| match (action, kind) {
+        let sent = conn.send_with(OP_TEXT, |buf| match (action, kind) {
             (Some(a), _) => enc.encode_action(req_id, a, ts_ms, buf),
             (None, RequestKind::OpenOrders) => enc.encode_open_orders(req_id, ts_ms, buf),
             (None, RequestKind::Account) => enc.encode_account_status(req_id, ts_ms, buf),
@@ -452,6 +727,7 @@ impl BinanceVenue {
             (None, RequestKind::Subscribe) => enc.encode_subscribe(req_id, ts_ms, buf),
             (None, RequestKind::Logon) => enc.encode_logon(req_id, ts_ms, buf),
             (None, RequestKind::Time) => enc.encode_time(req_id, buf),
+            (None, RequestKind::Unsubscribe) => enc.encode_unsubscribe(req_id, buf),
             (None, _) => None,
         });
         if sent.is_err() {
@@ -462,6 +738,7 @@ impl BinanceVenue {
             req_id,
             kind,
             sent_ns: now_ns,
+            other,
         });
         core.in_flight_len += 1;
         core.stats.requests_sent += 1;
@@ -541,12 +818,64 @@ impl Core {
         weight || orders || day
     }
 
-    /// When the oldest request in flight was sent (scans only while any is in flight).
+    /// When the oldest request in flight on the order connection was sent (scans only
+    /// while any is in flight; a rotation's other connection has deadlines of its own).
     pub(super) fn oldest_in_flight_ns(&self) -> Option<u64> {
         if self.in_flight_len == 0 {
             return None;
         }
-        self.in_flight.iter().flatten().map(|e| e.sent_ns).min()
+        self.in_flight
+            .iter()
+            .flatten()
+            .filter(|e| !e.other)
+            .map(|e| e.sent_ns)
+            .min()
+    }
+
+    fn note_rotation(&mut self, event: RotationEvent) {
+        if self.rotation_events_len < ROTATION_EVENTS_MAX {
+            self.rotation_events[self.rotation_events_len] = Some(event);
+            self.rotation_events_len += 1;
+        }
+    }
+
+    /// Forgets the requests in flight on one connection (`other`: the rotation's other
+    /// one); returns how many.
+    fn drop_in_flight(&mut self, other: bool) -> u64 {
+        let mut dropped = 0;
+        for slot in self.in_flight.iter_mut() {
+            if slot.is_some_and(|e| e.other == other) {
+                *slot = None;
+                dropped += 1;
+            }
+        }
+        self.in_flight_len -= dropped as usize;
+        dropped
+    }
+
+    /// The second copy of an executionReport while both connections of a rotation are (or
+    /// were) subscribed. Looks only after a rotation began; remembers only during it.
+    fn duplicate_report(&mut self, report: &ExecutionReport) -> bool {
+        if !self.overlap && !self.reports_seen_any {
+            return false;
+        }
+        let Ok(id) = report.id else {
+            return false;
+        };
+        let key = Some(ReportKey {
+            id: id.0,
+            exec: report.exec_type,
+            trade_id: report.trade_id,
+        });
+        if self.reports_seen.contains(&key) {
+            return true;
+        }
+        if self.overlap {
+            self.reports_seen[self.reports_seen_next] = key;
+            self.reports_seen_next = (self.reports_seen_next + 1) % REPORTS_SEEN_MAX;
+            self.reports_seen_any = true;
+        }
+        false
     }
 
     pub(super) fn push(&mut self, event: VenueEvent) {
@@ -644,6 +973,15 @@ impl Core {
                     }
                 }
             }
+            RequestKind::Subscribe if entry.other => {
+                self.other.subscribed = ok;
+                self.other.refused |= !ok;
+            }
+            RequestKind::Logon if entry.other => {
+                self.other.logged_on = ok;
+                self.other.refused |= !ok;
+            }
+            RequestKind::Unsubscribe => self.other.unsubscribed |= entry.other,
             RequestKind::Subscribe => {
                 self.subscribed = ok;
                 self.subscribe_refused = (!ok).then_some((r.code, now_ns));
@@ -828,6 +1166,9 @@ impl Handler for Core {
                     self.stats.fees_unconverted += 1;
                 }
                 match report.to_event() {
+                    Some(_) if self.duplicate_report(&report) => {
+                        self.stats.executions_duplicate += 1;
+                    }
                     Some(event) => {
                         self.stats.executions += 1;
                         self.push(event);
@@ -861,10 +1202,40 @@ impl Handler for Core {
                 self.subscribed = false;
                 self.logged_on = false;
                 self.want_subscribe = false;
-                self.stats.lost_in_flight += self.in_flight_len as u64;
-                self.in_flight = [None; IN_FLIGHT_MAX];
-                self.in_flight_len = 0;
+                // Only this connection's: a retiring one still answers its own.
+                self.stats.lost_in_flight += self.drop_in_flight(false);
             }
+            NetEvent::Connecting { .. } => {}
+        }
+    }
+}
+
+/// Takes the first of the `len` events of a small queue kept in order (shifts the rest).
+fn take_first<T: Copy>(queue: &mut [Option<T>], len: &mut usize) -> Option<T> {
+    if *len == 0 {
+        return None;
+    }
+    let first = queue[0];
+    queue.copy_within(1.., 0);
+    *len -= 1;
+    queue[*len] = None;
+    first
+}
+
+/// The rotation's other connection as a `Handler`: its frames go to the core as the
+/// order connection's do (responses match by request id, reports are deduplicated); its
+/// connection events only move its own set-up.
+struct OtherLink<'a>(&'a mut Core);
+
+impl Handler for OtherLink<'_> {
+    fn on_message(&mut self, kind: MessageKind, payload: &[u8], now_ns: u64) {
+        self.0.on_message(kind, payload, now_ns);
+    }
+
+    fn on_event(&mut self, event: NetEvent) {
+        match event {
+            NetEvent::Open { .. } => self.0.other.want_setup = true,
+            NetEvent::Disconnected { .. } => self.0.other.down = true,
             NetEvent::Connecting { .. } => {}
         }
     }

@@ -420,6 +420,7 @@ fn track(venue: &mut BinanceVenue, req_id: u64, kind: RequestKind) {
         req_id,
         kind,
         sent_ns: 0,
+        other: false,
     });
     venue.core.in_flight_len += 1;
 }
