@@ -231,9 +231,20 @@ fn convert_writes_a_tape_file_the_backtest_reads() {
     assert!(out.contains("events"), "{out}");
     let out = dir.ok(&["--mode=backtest", "--data", "slice.mmt", "--out", "runs"]);
     assert!(out.contains("slice.mmt"), "{out}");
-    // Modes that need the frames refuse it clearly.
-    let out = dir.run(&["--mode=calibration", "--data", "slice.mmt"]);
+    // Converting needs the frames: a tape is refused clearly (calibration and the
+    // scoreboard read it: tests/calibration.rs, tests/scoreboard.rs).
+    let out = dir.run(&[
+        "--mode=convert",
+        "--data",
+        "slice.mmt",
+        "--out",
+        "again.mmj",
+    ]);
     let (_, stderr) = process::text(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("decoded tape file"), "{stderr}");
+    assert!(
+        stderr.contains("--mode=convert reads the journal"),
+        "{stderr}"
+    );
 }

@@ -140,8 +140,8 @@ impl FrameReader {
         let head = &head[..got];
         if super::tapefile::is_tape(head) {
             return Err(file_error(
-                "a decoded tape file (.mmt): --mode=backtest and --mode=replay read it; \
-                 this mode reads the journal or capture it was converted from"
+                "a decoded tape file (.mmt): backtest, replay, calibration and scoreboard \
+                 read it; --mode=convert reads the journal or capture it was converted from"
                     .to_string(),
             ));
         }
