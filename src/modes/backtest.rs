@@ -102,43 +102,16 @@ pub fn run(
         }
     };
     let load_ns = wall.mono_ns().saturating_sub(load_start);
-    let stats = tape.stats();
-    writeln!(
-        out,
-        "data: {} ({} events: {} depth, {} bookTicker, {} trades, {} snapshots; {} skipped) \
-         decoded in {:.2} s",
-        tape.sources().join(", "),
-        stats.events,
-        stats.depth_diffs,
-        stats.book_tickers,
-        stats.trades,
-        stats.snapshots,
-        stats.skipped_unknown_kind + stats.skipped_other_symbol,
-        load_ns as f64 / 1e9
-    )?;
-    for (file, bytes, zeros) in &stats.torn_tails {
-        let why = if *zeros {
-            "zero bytes after the last complete record (a power loss)"
-        } else {
-            "the last record is cut (a crash mid-write)"
-        };
-        crate::errln!(
-            "mm: notice: {file}: torn tail of {bytes} bytes skipped — {why}; every complete \
-             record before it is replayed"
-        );
-    }
-    // Snapshots name no symbol: data of another symbol leaves only them.
-    let market_events = stats.depth_diffs + stats.book_tickers + stats.trades;
-    if market_events == 0 {
-        anyhow::bail!(
-            "no {} market events to replay in {} ({} frames of other symbols, {} of kinds \
-             the engine does not use, {} snapshots); check --symbol",
-            config.spec.symbol,
-            tape.sources().join(", "),
-            stats.skipped_other_symbol,
-            stats.skipped_unknown_kind,
-            stats.snapshots
-        );
+    // Data read once (a named pipe) is counted while it is replayed: described after.
+    let read_once = matches!(&tape, ReplayData::Streamed(s) if s.read_once());
+    if read_once {
+        writeln!(
+            out,
+            "data: {} (read once, through a named pipe: one pass, counted while replayed)",
+            tape.sources().join(", ")
+        )?;
+    } else {
+        describe_data(config, &tape, Some(load_ns), out)?;
     }
     if !args.grid.is_empty() {
         return run_grid(config, args, &tape, make_config, out).map(|_| true);
@@ -146,8 +119,11 @@ pub fn run(
 
     let total = tape.stats().events as usize;
     let progress_on = std::io::stderr().is_terminal() || total > LONG_RUN_EVENTS;
+    let progress_on = progress_on || read_once;
     let mut progress = |done: usize| {
-        if progress_on {
+        if progress_on && total == 0 {
+            crate::errprint!("\rreplay {done} events");
+        } else if progress_on {
             crate::errprint!(
                 "\rreplay {:>3}% {done}/{total} events",
                 done.saturating_mul(100) / total.max(1)
@@ -157,7 +133,11 @@ pub fn run(
     };
     let replayed = simulate(config, &tape, Some(&mut progress))?;
     if progress_on {
+        let total = tape.stats().events;
         crate::errln!("\rreplay 100% {total}/{total} events");
+    }
+    if read_once {
+        describe_data(config, &tape, None, out)?;
     }
     let timing = report::Timing {
         load_s: load_ns as f64 / 1e9,
@@ -205,6 +185,59 @@ pub fn run(
         }
     }
     Ok(replayed.kpi.all_met())
+}
+
+/// The data line (files and counts; `load_ns`: the counting pass's time, None when the
+/// data was counted while replayed), torn journal tails, and the refusal of data with no
+/// market event of the symbol.
+fn describe_data(
+    config: &Config,
+    tape: &ReplayData,
+    load_ns: Option<u64>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let stats = tape.stats();
+    writeln!(
+        out,
+        "data: {} ({} events: {} depth, {} bookTicker, {} trades, {} snapshots; {} skipped) \
+         {}",
+        tape.sources().join(", "),
+        stats.events,
+        stats.depth_diffs,
+        stats.book_tickers,
+        stats.trades,
+        stats.snapshots,
+        stats.skipped_unknown_kind + stats.skipped_other_symbol,
+        load_ns.map_or_else(
+            || "counted while replayed".to_string(),
+            |ns| format!("decoded in {:.2} s", ns as f64 / 1e9)
+        )
+    )?;
+    for (file, bytes, zeros) in &stats.torn_tails {
+        let why = if *zeros {
+            "zero bytes after the last complete record (a power loss)"
+        } else {
+            "the last record is cut (a crash mid-write)"
+        };
+        crate::errln!(
+            "mm: notice: {file}: torn tail of {bytes} bytes skipped — {why}; every complete \
+             record before it is replayed"
+        );
+    }
+    // Snapshots name no symbol: data of another symbol leaves only them.
+    let market_events = stats.depth_diffs + stats.book_tickers + stats.trades;
+    if market_events == 0 {
+        anyhow::bail!(
+            "no {} market events to replay in {} ({} frames of other symbols, {} of kinds \
+             the engine does not use, {} snapshots); check --symbol",
+            config.spec.symbol,
+            tape.sources().join(", "),
+            stats.skipped_other_symbol,
+            stats.skipped_unknown_kind,
+            stats.snapshots
+        );
+    }
+    Ok(())
 }
 
 fn run_grid(
