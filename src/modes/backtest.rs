@@ -157,14 +157,17 @@ pub fn run(
     if let Some(verdict) = edge_verdict(&Scorecard::of(&replayed)) {
         writeln!(out, "{verdict}")?;
     }
+    let before = if read_once {
+        "decoded on its own thread meanwhile, in one pass".to_string()
+    } else {
+        format!("decoding took {:.2} s more", timing.load_s)
+    };
     writeln!(
         out,
-        "replayed {} events in {:.3} s: {:.2} M events/s (replay + strategy loop; decoding \
-         took {:.2} s more)",
+        "replayed {} events in {:.3} s: {:.2} M events/s (replay + strategy loop; {before})",
         replayed.events,
         timing.replay_s,
         timing.events_per_s / 1e6,
-        timing.load_s
     )?;
     if replayed.interrupted {
         writeln!(
