@@ -75,7 +75,7 @@ struct Cli {
     /// backtest, replay, calibration, convert: recorded market data — a file, a folder or a
     /// glob (repeatable; several are merged by time): engine journals, raw captures `<ts>
     /// <json>` (gzip or plain), Binance public-data CSV (trades, aggTrades, bookTicker; plain
-    /// or .zip), decoded .mmt tapes (backtest, replay; read one after another)
+    /// or .zip), decoded .mmt tapes (every mode but convert; read one after another)
     /// [default: the built-in 5.8-minute BTCUSDT slice, tools/data]. scoreboard: the shared
     /// data folder [default: ../shared/data], or files to score as one recording.
     #[arg(long, value_name = "PATH")]

@@ -62,6 +62,16 @@ fn toml_number(text: &str, key: &str) -> f64 {
         .unwrap()
 }
 
+/// A written calibrated.toml (`path` in `w`) without its comment lines.
+fn toml_body(w: &Workdir, path: &str) -> String {
+    std::fs::read_to_string(w.path(path))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The folder on the `report: ` line.
 fn report_folder(w: &Workdir, stdout: &str) -> PathBuf {
     let line = stdout
@@ -445,14 +455,7 @@ fn shards_merge_into_the_unsharded_choice() {
             .to_string()
     };
     assert_eq!(chosen(&whole), chosen(&merged));
-    let body = |path: &str| -> String {
-        std::fs::read_to_string(w.path(path))
-            .unwrap()
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let body = |path: &str| toml_body(&w, path);
     assert_eq!(body("whole.toml"), body("merged.toml"));
     let rows =
         |out: &str| std::fs::read_to_string(report_folder(&w, out).join("grid.csv")).unwrap();
@@ -569,4 +572,67 @@ fn gapped_data_and_empty_shards_are_refused_and_set_flags_are_carried() {
     let written = std::fs::read_to_string(w.path("config/calibrated.toml")).unwrap();
     assert_eq!(toml_number(&written, "spread_max_bps"), 50.0, "{written}");
     assert_eq!(toml_number(&written, "gamma_per_bps"), 0.1, "{written}");
+}
+
+/// A decoded tape file (`.mmt`) of the bundled slice calibrates exactly as the capture it
+/// was converted from: the same estimates, grid rows, choice and written values.
+#[test]
+fn a_tape_file_calibrates_like_its_capture() {
+    let w = Workdir::new("mm-calibration", "mmt");
+    let capture = bundled_files().remove(0);
+    w.ok(&["--mode=convert", "--data", &capture, "--out", "slice.mmt"]);
+    let grid = [
+        "--set",
+        "venue.maker_fee_bps=0",
+        "--grid",
+        "model.gamma_per_bps=0.02,0.1",
+    ];
+    let run = |data: &str, name: &str| -> (String, PathBuf) {
+        let toml = format!("{name}.toml");
+        let mut args = vec![
+            "--mode=calibration",
+            "--data",
+            data,
+            "--out",
+            name,
+            "--calibrated-out",
+            toml.as_str(),
+        ];
+        args.extend(grid);
+        let out = w.ok(&args);
+        let folder = report_folder(&w, &out);
+        (out, folder)
+    };
+    let (from_capture, capture_folder) = run(&capture, "capture");
+    let (from_tape, tape_folder) = run("slice.mmt", "tape");
+    assert!(from_tape.contains("slice.mmt"), "{from_tape}");
+    // The console, but for the lines naming the files and the report folder, and the
+    // wall time.
+    let console = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter(|l| !l.starts_with("data: ") && !l.starts_with("report: "))
+            .filter(|l| !l.starts_with("wall time "))
+            .filter(|l| !l.contains("written to") && !l.contains(".toml"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(console(&from_capture), console(&from_tape));
+    assert!(from_tape.contains("chosen: "), "{from_tape}");
+    let read = |folder: &Path, file: &str| std::fs::read_to_string(folder.join(file)).unwrap();
+    assert_eq!(
+        read(&capture_folder, "estimates.json"),
+        read(&tape_folder, "estimates.json")
+    );
+    // Grid rows but for their first column, the fingerprint (it names the data files).
+    let rows = |folder: &Path| -> Vec<String> {
+        read(folder, "grid.csv")
+            .lines()
+            .map(|l| l.split_once(',').map_or(l, |(_, rest)| rest).to_string())
+            .collect()
+    };
+    assert_eq!(rows(&capture_folder).len(), 3, "header + 2 points");
+    assert_eq!(rows(&capture_folder), rows(&tape_folder));
+    let body = |path: &str| toml_body(&w, path);
+    assert!(body("tape.toml").contains("gamma_per_bps"));
+    assert_eq!(body("capture.toml"), body("tape.toml"));
 }

@@ -231,9 +231,83 @@ fn convert_writes_a_tape_file_the_backtest_reads() {
     assert!(out.contains("events"), "{out}");
     let out = dir.ok(&["--mode=backtest", "--data", "slice.mmt", "--out", "runs"]);
     assert!(out.contains("slice.mmt"), "{out}");
-    // Modes that need the frames refuse it clearly.
-    let out = dir.run(&["--mode=calibration", "--data", "slice.mmt"]);
+    // Converting needs the frames: a tape is refused clearly (calibration and the
+    // scoreboard read it: tests/calibration.rs, tests/scoreboard.rs).
+    let out = dir.run(&[
+        "--mode=convert",
+        "--data",
+        "slice.mmt",
+        "--out",
+        "again.mmj",
+    ]);
     let (_, stderr) = process::text(&out);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("decoded tape file"), "{stderr}");
+    assert!(
+        stderr.contains("--mode=convert reads the journal"),
+        "{stderr}"
+    );
+}
+
+/// A named pipe `name` in `dir` that `bytes` are written into, once, by a thread (as a
+/// generator would).
+fn fifo_with(dir: &Workdir, name: &str, bytes: &'static [u8]) -> std::path::PathBuf {
+    let path = dir.path(name);
+    let made = std::process::Command::new("mkfifo")
+        .arg(&path)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let writer = path.clone();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        // A reader that hangs up early is the test's failure to see, not the writer's.
+        let _ = std::fs::File::create(writer).and_then(|mut f| f.write_all(bytes));
+    });
+    path
+}
+
+/// Data through a named pipe (a generator writing into it) is replayed in one pass —
+/// counted while replayed — with the very run of the loaded tape, given a fixed feed
+/// latency; the data's median (a first pass) is refused with the fix, and so is a second
+/// replay of the pipe.
+#[test]
+fn a_named_pipe_is_replayed_in_one_pass() {
+    let mut config = config();
+    config.venue.feed_latency = mm::config::FeedLatency::Fixed { ns: 10_000_000 };
+    let dir = Workdir::new("mm-replay-scale", "fifo");
+    let tape = Tape::load(open_inputs(&[], "BTCUSDT").unwrap(), config.spec).unwrap();
+    let fifo = fifo_with(&dir, "slice.pipe", mm::replay::DEFAULT_SLICE);
+    let arg = [fifo.display().to_string()];
+    let e = TapeStream::open(&arg, config.spec, u64::MAX, true)
+        .err()
+        .unwrap();
+    assert!(e.fix.contains("venue.feed_latency=10ms"), "{e}");
+    // The refusal opened nothing: the writer is still waiting for its reader.
+    let stream = TapeStream::open(&arg, config.spec, u64::MAX, false).unwrap();
+    assert!(stream.read_once());
+    assert_eq!(stream.stats().events, 0, "not counted before the replay");
+    let streamed = simulate(&config, &stream, None).unwrap();
+    assert_same_run(&simulate(&config, &tape, None).unwrap(), &streamed);
+    let mut want = TapeInfo::stats(&tape).clone();
+    want.feed_delay_ns_median = None;
+    want.feed_delay_samples = 0;
+    assert_eq!(stream.stats(), &want, "counted while replayed");
+    let again = simulate(&config, &stream, None).err().unwrap();
+    assert!(again.to_string().contains("only once"), "{again}");
+
+    // The mode says so and reports the counts after the replay.
+    let fifo = fifo_with(&dir, "cli.pipe", mm::replay::DEFAULT_SLICE);
+    let out = dir.ok(&[
+        "--mode=backtest",
+        "--data",
+        fifo.to_str().unwrap(),
+        "--set",
+        "venue.feed_latency=10ms",
+        "--out",
+        "runs",
+    ]);
+    assert!(out.contains("read once, through a named pipe"), "{out}");
+    let counts = format!("({} events:", want.events);
+    assert!(out.contains(&counts), "{out}");
 }

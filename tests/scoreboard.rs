@@ -16,6 +16,33 @@ fn slice() -> String {
         .to_string()
 }
 
+/// `mm --mode=scoreboard` on `data` with 2 folds and a 2-point grid, reports in `out`;
+/// its stdout.
+fn score_two_folds(w: &Workdir, data: &str, out: &str) -> String {
+    w.ok(&[
+        "--mode=scoreboard",
+        "--data",
+        data,
+        "--folds",
+        "2",
+        "--grid",
+        "model.gamma_per_bps=0.01,0.1",
+        "--grid",
+        "quoting.spread_min_bps=1",
+        "--out",
+        out,
+    ])
+}
+
+/// The table the `report: ` line of `stdout` names.
+fn report_table(w: &Workdir, stdout: &str) -> String {
+    let report = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("report: "))
+        .unwrap_or_else(|| panic!("no report line: {stdout}"));
+    std::fs::read_to_string(w.path(report.trim())).unwrap()
+}
+
 /// The table's rows for one fee tier (the Markdown lines that start with the recording).
 fn rows_at<'a>(table: &'a str, fee: &str) -> Vec<&'a str> {
     table
@@ -28,24 +55,8 @@ fn rows_at<'a>(table: &'a str, fee: &str) -> Vec<&'a str> {
 fn walk_forward_table_on_the_built_in_slice() {
     let w = Workdir::new("mm-scoreboard", "slice");
     let data = slice();
-    let stdout = w.ok(&[
-        "--mode=scoreboard",
-        "--data",
-        &data,
-        "--folds",
-        "2",
-        "--grid",
-        "model.gamma_per_bps=0.01,0.1",
-        "--grid",
-        "quoting.spread_min_bps=1",
-        "--out",
-        "reports",
-    ]);
-    let report = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("report: "))
-        .unwrap_or_else(|| panic!("no report line: {stdout}"));
-    let table = std::fs::read_to_string(w.path(report.trim())).unwrap();
+    let stdout = score_two_folds(&w, &data, "reports");
+    let table = report_table(&w, &stdout);
     assert!(
         table.starts_with("| recording | maker fee (bps) | fold | net PnL"),
         "{table}"
@@ -90,4 +101,26 @@ fn bad_set_ups_are_refused() {
     );
     let no_folder = w.run(&["--mode=scoreboard", "--data", "no-such-folder"]);
     assert_eq!(no_folder.status.code(), Some(1), "{:?}", text(&no_folder));
+}
+
+/// A decoded tape file (`.mmt`) of the slice scores exactly as the capture it was converted
+/// from: the same rows, fold by fold and tier by tier (only the recording's name differs).
+#[test]
+fn a_tape_file_scores_like_its_capture() {
+    let w = Workdir::new("mm-scoreboard", "mmt");
+    let data = slice();
+    w.ok(&["--mode=convert", "--data", &data, "--out", "slice.mmt"]);
+    let table = |data: &str, out: &str| -> Vec<String> {
+        let text = report_table(&w, &score_two_folds(&w, data, out));
+        // The rows without their first cell (the recording, named after its files).
+        text.lines()
+            .filter(|l| l.starts_with("| ") && !l.contains(" | fold"))
+            .filter_map(|l| l.split_once(" | ").map(|(_, rest)| rest.to_string()))
+            .collect()
+    };
+    let from_capture = table(&data, "capture");
+    let from_tape = table("slice.mmt", "tape");
+    assert_eq!(from_capture.len(), from_tape.len());
+    assert!(from_tape.len() >= 4, "{from_tape:?}");
+    assert_eq!(from_capture, from_tape);
 }

@@ -102,11 +102,108 @@ pub fn run(
         }
     };
     let load_ns = wall.mono_ns().saturating_sub(load_start);
+    // Data read once (a named pipe) is counted while it is replayed: described after.
+    let read_once = matches!(&tape, ReplayData::Streamed(s) if s.read_once());
+    if read_once {
+        writeln!(
+            out,
+            "data: {} (read once, through a named pipe: one pass, counted while replayed)",
+            tape.sources().join(", ")
+        )?;
+    } else {
+        describe_data(config, &tape, Some(load_ns), out)?;
+    }
+    if !args.grid.is_empty() {
+        return run_grid(config, args, &tape, make_config, out).map(|_| true);
+    }
+
+    let total = tape.stats().events as usize;
+    let progress_on = std::io::stderr().is_terminal() || total > LONG_RUN_EVENTS;
+    let progress_on = progress_on || read_once;
+    let mut progress = |done: usize| {
+        if progress_on && total == 0 {
+            crate::errprint!("\rreplay {done} events");
+        } else if progress_on {
+            crate::errprint!(
+                "\rreplay {:>3}% {done}/{total} events",
+                done.saturating_mul(100) / total.max(1)
+            );
+        }
+        !shutdown.requested()
+    };
+    let replayed = simulate(config, &tape, Some(&mut progress))?;
+    if progress_on {
+        let total = tape.stats().events;
+        crate::errln!("\rreplay 100% {total}/{total} events");
+    }
+    if read_once {
+        describe_data(config, &tape, None, out)?;
+    }
+    let timing = report::Timing {
+        load_s: load_ns as f64 / 1e9,
+        replay_s: replayed.loop_wall_ns as f64 / 1e9,
+        events_per_s: per_second(replayed.events, replayed.loop_wall_ns),
+        wall_s: wall.mono_ns().saturating_sub(load_start) as f64 / 1e9,
+    };
+    let summary = report::Summary::build(config, &tape, &replayed, timing);
+    let folder = report::write_run(&args.reports_root, config, &summary, &replayed)?;
+    write!(
+        out,
+        "{}",
+        crate::report::kpi::render_report(&replayed.kpi, "Backtest")
+    )?;
+    writeln!(out, "{}", report::money_line(&summary))?;
+    writeln!(out, "{}", book_health::line(&replayed.engine_stats))?;
+    if let Some(verdict) = edge_verdict(&Scorecard::of(&replayed)) {
+        writeln!(out, "{verdict}")?;
+    }
+    let before = if read_once {
+        "decoded on its own thread meanwhile, in one pass".to_string()
+    } else {
+        format!("decoding took {:.2} s more", timing.load_s)
+    };
+    writeln!(
+        out,
+        "replayed {} events in {:.3} s: {:.2} M events/s (replay + strategy loop; {before})",
+        replayed.events,
+        timing.replay_s,
+        timing.events_per_s / 1e6,
+    )?;
+    if replayed.interrupted {
+        writeln!(
+            out,
+            "stopped early by Ctrl+C: the report covers the data replayed so far"
+        )?;
+    }
+    writeln!(out, "report: {}", folder.display())?;
+    if replayed.order_stats.orders_placed == 0 && !replayed.interrupted {
+        anyhow::bail!(
+            "the backtest placed no order: {}",
+            no_trading_reason(&tape, &replayed)
+        );
+    }
+    if let Some(reason) = book_health::not_representative(&replayed.engine_stats) {
+        if !replayed.interrupted {
+            anyhow::bail!("{reason}");
+        }
+    }
+    Ok(replayed.kpi.all_met())
+}
+
+/// The data line (files and counts; `load_ns`: the counting pass's time, None when the
+/// data was counted while replayed), torn journal tails, and the refusal of data with no
+/// market event of the symbol.
+fn describe_data(
+    config: &Config,
+    tape: &ReplayData,
+    load_ns: Option<u64>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     let stats = tape.stats();
     writeln!(
         out,
         "data: {} ({} events: {} depth, {} bookTicker, {} trades, {} snapshots; {} skipped) \
-         decoded in {:.2} s",
+         {}",
         tape.sources().join(", "),
         stats.events,
         stats.depth_diffs,
@@ -114,7 +211,10 @@ pub fn run(
         stats.trades,
         stats.snapshots,
         stats.skipped_unknown_kind + stats.skipped_other_symbol,
-        load_ns as f64 / 1e9
+        load_ns.map_or_else(
+            || "counted while replayed".to_string(),
+            |ns| format!("decoded in {:.2} s", ns as f64 / 1e9)
+        )
     )?;
     for (file, bytes, zeros) in &stats.torn_tails {
         let why = if *zeros {
@@ -140,71 +240,7 @@ pub fn run(
             stats.snapshots
         );
     }
-    if !args.grid.is_empty() {
-        return run_grid(config, args, &tape, make_config, out).map(|_| true);
-    }
-
-    let total = tape.stats().events as usize;
-    let progress_on = std::io::stderr().is_terminal() || total > LONG_RUN_EVENTS;
-    let mut progress = |done: usize| {
-        if progress_on {
-            crate::errprint!(
-                "\rreplay {:>3}% {done}/{total} events",
-                done.saturating_mul(100) / total.max(1)
-            );
-        }
-        !shutdown.requested()
-    };
-    let replayed = simulate(config, &tape, Some(&mut progress))?;
-    if progress_on {
-        crate::errln!("\rreplay 100% {total}/{total} events");
-    }
-    let timing = report::Timing {
-        load_s: load_ns as f64 / 1e9,
-        replay_s: replayed.loop_wall_ns as f64 / 1e9,
-        events_per_s: per_second(replayed.events, replayed.loop_wall_ns),
-        wall_s: wall.mono_ns().saturating_sub(load_start) as f64 / 1e9,
-    };
-    let summary = report::Summary::build(config, &tape, &replayed, timing);
-    let folder = report::write_run(&args.reports_root, config, &summary, &replayed)?;
-    write!(
-        out,
-        "{}",
-        crate::report::kpi::render_report(&replayed.kpi, "Backtest")
-    )?;
-    writeln!(out, "{}", report::money_line(&summary))?;
-    writeln!(out, "{}", book_health::line(&replayed.engine_stats))?;
-    if let Some(verdict) = edge_verdict(&Scorecard::of(&replayed)) {
-        writeln!(out, "{verdict}")?;
-    }
-    writeln!(
-        out,
-        "replayed {} events in {:.3} s: {:.2} M events/s (replay + strategy loop; decoding \
-         took {:.2} s more)",
-        replayed.events,
-        timing.replay_s,
-        timing.events_per_s / 1e6,
-        timing.load_s
-    )?;
-    if replayed.interrupted {
-        writeln!(
-            out,
-            "stopped early by Ctrl+C: the report covers the data replayed so far"
-        )?;
-    }
-    writeln!(out, "report: {}", folder.display())?;
-    if replayed.order_stats.orders_placed == 0 && !replayed.interrupted {
-        anyhow::bail!(
-            "the backtest placed no order: {}",
-            no_trading_reason(&tape, &replayed)
-        );
-    }
-    if let Some(reason) = book_health::not_representative(&replayed.engine_stats) {
-        if !replayed.interrupted {
-            anyhow::bail!("{reason}");
-        }
-    }
-    Ok(replayed.kpi.all_met())
+    Ok(())
 }
 
 fn run_grid(

@@ -76,8 +76,9 @@ pub fn run(
     }
 
     // -- data and windows ---------------------------------------------------------------
-    let readers = replay::open_inputs(&args.data, config.spec.symbol.as_str())?;
-    let tape = Tape::load_until(readers, config.spec, args.duration_ns.unwrap_or(u64::MAX))?;
+    // Loaded whole (the walk-forward parts are windows of one tape); `.mmt` tapes too.
+    let inputs = replay::open_sources(&args.data, &config.spec)?;
+    let tape = Tape::load_until(inputs, config.spec, args.duration_ns.unwrap_or(u64::MAX))?;
     let stats = tape.stats();
     writeln!(
         out,

@@ -40,7 +40,7 @@ pub fn resolve_inputs(args: &[String]) -> Result<Vec<PathBuf>, ReplayError> {
                 )));
             }
             out.append(&mut found);
-        } else if path.is_file() {
+        } else if path.is_file() || is_fifo(&path) {
             out.push(path);
         } else if arg.contains(['*', '?']) {
             let pattern = file_base_name(&path);
@@ -79,10 +79,18 @@ pub fn open_inputs(args: &[String], symbol: &str) -> Result<Vec<FrameReader>, Re
             DEFAULT_SLICE,
         )]);
     }
-    resolve_inputs(args)?
-        .iter()
-        .map(|path| FrameReader::open(path, symbol))
-        .collect()
+    open_frame_files(&resolve_inputs(args)?, symbol)
+}
+
+/// Opens files of frames. Several are opened lazily (`FrameReader::open_lazy`): each is
+/// opened again when the merge reaches its data, so consecutive files are open one at a
+/// time.
+fn open_frame_files(paths: &[PathBuf], symbol: &str) -> Result<Vec<FrameReader>, ReplayError> {
+    let open = match paths.len() {
+        1 => FrameReader::open,
+        _ => FrameReader::open_lazy,
+    };
+    paths.iter().map(|path| open(path, symbol)).collect()
 }
 
 pub(super) fn file_base_name(path: &Path) -> String {
@@ -151,15 +159,35 @@ pub fn open_sources(args: &[String], spec: &SymbolSpec) -> Result<Inputs, Replay
                 .to_string(),
         });
     }
-    paths
-        .iter()
-        .map(|path| FrameReader::open(path, spec.symbol.as_str()))
-        .collect::<Result<_, _>>()
-        .map(Inputs::Frames)
+    open_frame_files(&paths, spec.symbol.as_str()).map(Inputs::Frames)
 }
 
-/// True when the file starts with the tape magic.
+/// True for a named pipe (FIFO): data that can be read once, from its start, without
+/// seeking (a generator writing into it, say). Never peeked at: a byte read is gone.
+pub fn is_fifo(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
+}
+
+/// True when `args` name a FIFO among their files (they can be read only once).
+pub fn names_a_fifo(args: &[String]) -> Result<bool, ReplayError> {
+    Ok(resolve_inputs(args)?.iter().any(|p| is_fifo(p)))
+}
+
+/// True when the file starts with the tape magic (false for a FIFO, which is not read:
+/// a tape is read with seeks, for its trailer).
 pub(super) fn file_is_tape(path: &Path) -> bool {
+    if is_fifo(path) {
+        return false;
+    }
     let mut head = [0u8; 8];
     std::fs::File::open(path)
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))

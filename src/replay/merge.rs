@@ -12,13 +12,19 @@ use super::{Location, ReplayError};
 use crate::feed::Level;
 use crate::types::SymbolSpec;
 
-/// Merges several readers by time (ties: the reader given first).
+/// Merges several readers by time (ties: the reader given first). A reader opened with
+/// `FrameReader::open_lazy` is opened only when the merge reaches its first frame, and
+/// every reader is closed (its buffers dropped) at its end: files that follow one another
+/// in time are open one at a time, files that overlap are open together (`open_max`).
 pub struct Merger {
     readers: Vec<FrameReader>,
     live: Vec<bool>,
     started: bool,
     /// The reader whose frame was handed out last (advanced on the next call).
     last: Option<usize>,
+    /// Readers open now, and at most so far.
+    open_now: usize,
+    open_max: usize,
 }
 
 impl Merger {
@@ -30,6 +36,8 @@ impl Merger {
             live,
             started: false,
             last: None,
+            open_now: 0,
+            open_max: 0,
         }
     }
 
@@ -38,31 +46,68 @@ impl Merger {
         &self.readers
     }
 
+    /// The most files that were open at once so far.
+    pub fn open_max(&self) -> usize {
+        self.open_max
+    }
+
+    /// Opens reader `i` (a parked one again) and loads its first frame.
+    fn start(&mut self, i: usize) -> Result<(), ReplayError> {
+        self.readers[i].unpark()?;
+        self.open_now += 1;
+        self.open_max = self.open_max.max(self.open_now);
+        self.advance(i)
+    }
+
+    /// Loads reader `i`'s next frame; closes it at its end.
+    fn advance(&mut self, i: usize) -> Result<(), ReplayError> {
+        self.live[i] = self.readers[i].advance()?;
+        if !self.live[i] {
+            self.readers[i].close();
+            self.open_now -= 1;
+        }
+        Ok(())
+    }
+
     /// The next frame in time order and the index of its reader; `None` at the end.
     pub fn next_frame(&mut self) -> Result<Option<(usize, Frame<'_>)>, ReplayError> {
         if !self.started {
             self.started = true;
-            for (reader, live) in self.readers.iter_mut().zip(self.live.iter_mut()) {
-                *live = reader.advance()?;
+            for i in 0..self.readers.len() {
+                if self.readers[i].parked_first_ts().is_none() {
+                    self.start(i)?;
+                }
             }
         } else if let Some(i) = self.last.take() {
-            self.live[i] = self.readers[i].advance()?;
+            self.advance(i)?;
         }
-        let mut best: Option<(usize, u64)> = None;
-        for (i, reader) in self.readers.iter().enumerate() {
-            if !self.live[i] {
+        loop {
+            let mut best: Option<(usize, u64)> = None;
+            for (i, reader) in self.readers.iter().enumerate() {
+                if !self.live[i] {
+                    continue;
+                }
+                let ts = reader.ts_ns;
+                if best.is_none_or(|(_, b)| ts < b) {
+                    best = Some((i, ts));
+                }
+            }
+            // A parked file whose first frame is due no later than the best frame is
+            // opened now; its frames are never earlier than its first.
+            let due = self.readers.iter().position(|r| {
+                r.parked_first_ts()
+                    .is_some_and(|first| best.is_none_or(|(_, b)| first <= b))
+            });
+            if let Some(j) = due {
+                self.start(j)?;
                 continue;
             }
-            let ts = reader.ts_ns;
-            if best.is_none_or(|(_, b)| ts < b) {
-                best = Some((i, ts));
-            }
+            let Some((i, _)) = best else {
+                return Ok(None);
+            };
+            self.last = Some(i);
+            return Ok(Some((i, self.readers[i].frame())));
         }
-        let Some((i, _)) = best else {
-            return Ok(None);
-        };
-        self.last = Some(i);
-        Ok(Some((i, self.readers[i].frame())))
     }
 }
 

@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use flate2::read::{DeflateDecoder, GzDecoder};
 
@@ -114,6 +114,17 @@ pub struct FrameReader {
     symbol_upper: String,
     /// CSV: the first line was looked at (header or not).
     csv_started: bool,
+    /// Opened by `open_lazy` and closed again until the merge reaches its first frame.
+    parked: Option<Parked>,
+    /// The torn tail a journal had when it was closed (`close`).
+    torn_at_close: Option<(u64, bool)>,
+}
+
+/// A file waiting for its turn: where to open it again and when its first frame is.
+struct Parked {
+    path: PathBuf,
+    symbol: String,
+    first_ts_ns: u64,
 }
 
 enum Input {
@@ -132,16 +143,22 @@ impl FrameReader {
             problem,
             fix: String::new(),
         };
-        let mut head = [0u8; 8];
-        let got = {
-            let mut file = File::open(path).map_err(|e| file_error(format!("cannot open: {e}")))?;
-            read_up_to(&mut file, &mut head).map_err(|e| file_error(format!("cannot read: {e}")))?
-        };
-        let head = &head[..got];
+        // Opened once and its head read from this handle, then chained back in front of
+        // the rest: a FIFO (read once, `inputs::is_fifo`) loses nothing.
+        let mut file = File::open(path).map_err(|e| file_error(format!("cannot open: {e}")))?;
+        let mut head_buf = [0u8; 8];
+        let got = read_up_to(&mut file, &mut head_buf)
+            .map_err(|e| file_error(format!("cannot read: {e}")))?;
+        let head = &head_buf[..got];
+        if super::inputs::is_fifo(path) && (head == MAGIC.as_slice() || head.starts_with(b"PK")) {
+            return Err(file_error(
+                "a journal or .zip through a named pipe: they are read as files".to_string(),
+            ));
+        }
         if super::tapefile::is_tape(head) {
             return Err(file_error(
-                "a decoded tape file (.mmt): --mode=backtest and --mode=replay read it; \
-                 this mode reads the journal or capture it was converted from"
+                "a decoded tape file (.mmt): backtest, replay, calibration and scoreboard \
+                 read it; --mode=convert reads the journal or capture it was converted from"
                     .to_string(),
             ));
         }
@@ -174,8 +191,8 @@ impl FrameReader {
                 &symbol,
             ));
         }
-        let file = File::open(path).map_err(|e| file_error(format!("cannot open: {e}")))?;
         let gz = head.starts_with(&[0x1f, 0x8b]);
+        let file = Cursor::new(head_buf).take(got as u64).chain(file);
         let stem = base.strip_suffix(".gz").unwrap_or(&base);
         let input: Box<dyn BufRead + Send> = if gz {
             Box::new(BufReader::with_capacity(1 << 20, GzDecoder::new(file)))
@@ -192,6 +209,50 @@ impl FrameReader {
             _ => symbol.to_string(),
         };
         Ok(FrameReader::new(name, format, Input::Text(input), &symbol))
+    }
+
+    /// Like `open`, then reads the first frame's time and closes the file again (no
+    /// buffer is held) until `unpark`: the merge opens it when its data is due, so files
+    /// that follow one another in time (days) are open one at a time. A FIFO is opened for
+    /// good (it cannot be read twice), as is a file without frames.
+    pub fn open_lazy(path: &Path, symbol: &str) -> Result<FrameReader, ReplayError> {
+        let mut reader = FrameReader::open(path, symbol)?;
+        if super::inputs::is_fifo(path) {
+            return Ok(reader);
+        }
+        let has_frame = reader.advance()?;
+        let first_ts_ns = reader.ts_ns;
+        reader.close();
+        if has_frame {
+            reader.parked = Some(Parked {
+                path: path.to_path_buf(),
+                symbol: symbol.to_string(),
+                first_ts_ns,
+            });
+        }
+        Ok(reader)
+    }
+
+    /// The first frame's time of a file `open_lazy` closed again (None once opened).
+    pub fn parked_first_ts(&self) -> Option<u64> {
+        self.parked.as_ref().map(|p| p.first_ts_ns)
+    }
+
+    /// Opens a parked file again, at its start.
+    pub fn unpark(&mut self) -> Result<(), ReplayError> {
+        if let Some(parked) = self.parked.take() {
+            *self = FrameReader::open(&parked.path, &parked.symbol)?;
+        }
+        Ok(())
+    }
+
+    /// Drops the input and its buffers (at the end of the file, or to park it); the torn
+    /// tail seen so far is kept for `torn_tail`.
+    pub fn close(&mut self) {
+        self.torn_at_close = self.torn_tail();
+        self.input = Input::Text(Box::new(std::io::empty()));
+        self.raw = Vec::new();
+        self.payload = Vec::new();
     }
 
     /// A gzip capture held in memory (the built-in slice).
@@ -221,6 +282,8 @@ impl FrameReader {
             symbol_lower: symbol.to_ascii_lowercase(),
             symbol_upper: symbol.to_ascii_uppercase(),
             csv_started: false,
+            parked: None,
+            torn_at_close: None,
         }
     }
 
@@ -241,7 +304,7 @@ impl FrameReader {
             Input::Journal(reader) if reader.torn_tail_bytes() > 0 => {
                 Some((reader.torn_tail_bytes(), reader.zero_filled_tail()))
             }
-            _ => None,
+            _ => self.torn_at_close,
         }
     }
 

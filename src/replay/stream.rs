@@ -14,9 +14,16 @@
 //! event. Both passes use the same decoding loop as `Tape::load`, so a replay of a stream
 //! and of the loaded tape see the same events, levels and counts.
 //!
+//! Inputs that can be read only once (a named pipe a generator writes into,
+//! `inputs::is_fifo`) are decoded in one pass: no counting pass (so the feed latency must
+//! be fixed in the configuration: the data's median would need the whole data first), the
+//! counts become known when the replay ends (`TapeInfo::stats` then gives them), and one
+//! cursor only.
+//!
 //! Never: holds more than `CHUNKS_AHEAD + 2` chunks, reorders events, or drops an error (a
 //! problem found on the decode thread ends the replay with the file and line).
 
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Receiver, Sender};
@@ -24,7 +31,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use crate::feed::{BookLevels, Level};
 use crate::types::SymbolSpec;
 
-use super::inputs::{open_sources, Inputs};
+use super::inputs::{names_a_fifo, open_sources, Inputs};
 use super::tape::{levels_of, Decoding, Tape, TapeEvent, TapeStats};
 use super::ReplayError;
 
@@ -116,6 +123,10 @@ pub struct TapeStream {
     span_ns: u64,
     stats: TapeStats,
     sources: Vec<String>,
+    /// Read-once inputs (a FIFO): opened by `open`, taken by the one cursor.
+    once: Option<Mutex<Option<Box<Decoding>>>>,
+    /// A read-once replay's counts, set by its decode thread at the end of the data.
+    counted: Arc<OnceLock<TapeStats>>,
 }
 
 impl TapeStream {
@@ -129,6 +140,21 @@ impl TapeStream {
         span_ns: u64,
         keep_delays: bool,
     ) -> Result<TapeStream, ReplayError> {
+        if names_a_fifo(args)? {
+            if keep_delays {
+                return Err(ReplayError {
+                    file: args.join(", "),
+                    location: super::Location::File,
+                    problem: "a named pipe is read once, and venue.feed_latency = \"data\" \
+                              takes the data's feed-delay median before the replay"
+                        .to_string(),
+                    fix: "set a fixed feed latency (--set venue.feed_latency=10ms), or give a \
+                          regular file"
+                        .to_string(),
+                });
+            }
+            return TapeStream::open_once(args, spec, span_ns);
+        }
         let inputs = open_sources(args, &spec)?;
         // One whole tape file: its trailer holds the counts and the feed-delay median, so
         // the first pass is not needed.
@@ -145,6 +171,8 @@ impl TapeStream {
                         span_ns,
                         stats,
                         sources: vec![reader.name().to_string()],
+                        once: None,
+                        counted: Arc::default(),
                     });
                 }
             }
@@ -161,7 +189,33 @@ impl TapeStream {
             span_ns,
             stats: decoding.finish(),
             sources,
+            once: None,
+            counted: Arc::default(),
         })
+    }
+
+    /// Read-once inputs: opened now, decoded by the one cursor, counted while replayed.
+    fn open_once(
+        args: &[String],
+        spec: SymbolSpec,
+        span_ns: u64,
+    ) -> Result<TapeStream, ReplayError> {
+        let decoding = Decoding::from_inputs(open_sources(args, &spec)?, spec, span_ns, false);
+        Ok(TapeStream {
+            args: args.to_vec(),
+            spec,
+            span_ns,
+            stats: TapeStats::default(),
+            sources: decoding.sources(),
+            once: Some(Mutex::new(Some(Box::new(decoding)))),
+            counted: Arc::default(),
+        })
+    }
+
+    /// True when the inputs are read once (a FIFO): `stats` stay empty until the one
+    /// cursor has replayed the data to its end.
+    pub fn read_once(&self) -> bool {
+        self.once.is_some()
     }
 }
 
@@ -173,6 +227,9 @@ impl TapeStream {
         spec: SymbolSpec,
         span_ns: u64,
     ) -> Result<TapeStream, ReplayError> {
+        if names_a_fifo(args)? {
+            return TapeStream::open_once(args, spec, span_ns);
+        }
         let sources =
             Decoding::from_inputs(open_sources(args, &spec)?, spec, span_ns, false).sources();
         Ok(TapeStream {
@@ -181,13 +238,15 @@ impl TapeStream {
             span_ns,
             stats: TapeStats::default(),
             sources,
+            once: None,
+            counted: Arc::default(),
         })
     }
 }
 
 impl TapeInfo for TapeStream {
     fn stats(&self) -> &TapeStats {
-        &self.stats
+        self.counted.get().unwrap_or(&self.stats)
     }
 
     fn sources(&self) -> &[String] {
@@ -199,13 +258,28 @@ impl EventSource for TapeStream {
     type Cursor<'a> = StreamCursor;
 
     fn cursor(&self) -> Result<StreamCursor, ReplayError> {
-        let inputs = open_sources(&self.args, &self.spec)?;
-        let decoding = Decoding::from_inputs(inputs, self.spec, self.span_ns, false);
+        let (decoding, counted) = match &self.once {
+            Some(slot) => {
+                let taken = slot.lock().ok().and_then(|mut d| d.take());
+                let decoding = taken.ok_or_else(|| ReplayError {
+                    file: self.sources.join(", "),
+                    location: super::Location::File,
+                    problem: "a named pipe can be replayed only once".to_string(),
+                    fix: "give a regular file to replay the data more than once".to_string(),
+                })?;
+                (*decoding, Some(Arc::clone(&self.counted)))
+            }
+            None => {
+                let inputs = open_sources(&self.args, &self.spec)?;
+                let decoding = Decoding::from_inputs(inputs, self.spec, self.span_ns, false);
+                (decoding, None)
+            }
+        };
         let (full_tx, full_rx) = bounded(CHUNKS_AHEAD);
         let (empty_tx, empty_rx) = bounded(CHUNKS_AHEAD + 2);
         let thread = std::thread::Builder::new()
             .name("mm-decode".to_string())
-            .spawn(move || decode_loop(decoding, &full_tx, &empty_rx))
+            .spawn(move || decode_loop(decoding, &full_tx, &empty_rx, counted.as_deref()))
             .map_err(|e| ReplayError {
                 file: self.sources.join(", "),
                 location: super::Location::File,
@@ -224,11 +298,13 @@ impl EventSource for TapeStream {
 }
 
 /// The decode thread: fills chunks (reusing the ones the replay sent back) until the data
-/// ends, an error, or the replay hangs up.
+/// ends, an error, or the replay hangs up. At the end of the data, `counted` (a read-once
+/// replay's) gets the counts before the last chunk goes out.
 fn decode_loop(
     mut decoding: Decoding,
     full: &Sender<Result<Chunk, ReplayError>>,
     empty: &Receiver<Chunk>,
+    counted: Option<&OnceLock<TapeStats>>,
 ) {
     loop {
         let mut chunk = empty.try_recv().unwrap_or_default();
@@ -245,6 +321,15 @@ fn decode_loop(
             }
         }
         let last = chunk.events.len() < CHUNK_EVENTS;
+        if last {
+            if let Some(counted) = counted {
+                let _ = counted.set(decoding.finish());
+                if !chunk.events.is_empty() {
+                    let _ = full.send(Ok(chunk));
+                }
+                return;
+            }
+        }
         if !chunk.events.is_empty() && full.send(Ok(chunk)).is_err() {
             return;
         }

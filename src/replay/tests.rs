@@ -458,3 +458,97 @@ fn a_window_opens_with_the_book_at_its_start() {
     let early = tape.window(stats.first_ts_ns, middle, 1000).unwrap();
     assert!(!early.starts_with_snapshot());
 }
+
+/// The built-in slice's lines, split into `parts` consecutive pieces written as gzip
+/// captures `part_1.gz` … into `dir`; returns their paths.
+fn slice_in_parts(dir: &Dir, parts: usize) -> Vec<PathBuf> {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(DEFAULT_SLICE)
+        .read_to_string(&mut text)
+        .unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let per = lines.len().div_ceil(parts);
+    lines
+        .chunks(per)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            for line in chunk {
+                writeln!(gz, "{line}").unwrap();
+            }
+            dir.write(&format!("part_{}.gz", i + 1), &gz.finish().unwrap())
+        })
+        .collect()
+}
+
+/// Every frame of `readers` merged, as (reader, time, payload), and the most files open at
+/// once.
+fn merged(readers: Vec<FrameReader>) -> (Vec<(usize, u64, Vec<u8>)>, usize) {
+    let mut merger = Merger::new(readers);
+    let mut out = Vec::new();
+    while let Some((i, f)) = merger.next_frame().unwrap() {
+        out.push((i, f.local_ts_ns, f.payload.to_vec()));
+    }
+    (out, merger.open_max())
+}
+
+/// A folder of consecutive files (days, say) is read one file at a time — each opened
+/// when the previous is exhausted — with the same frames, in the same order, as the whole
+/// file and as all of them opened at once; files that overlap in time are open together.
+#[test]
+fn consecutive_files_are_open_one_at_a_time() {
+    let dir = Dir::new("lazy");
+    let parts = slice_in_parts(&dir, 4);
+    let folder = dir.0.display().to_string();
+    let Inputs::Frames(lazy) = open_sources(std::slice::from_ref(&folder), &spec()).unwrap() else {
+        panic!("frames expected");
+    };
+    assert_eq!(lazy.len(), 4);
+    assert!(lazy.iter().all(|r| r.parked_first_ts().is_some()));
+    let (frames, open_max) = merged(lazy);
+    assert_eq!(open_max, 1, "consecutive files: one open at a time");
+    let eager: Vec<FrameReader> = parts
+        .iter()
+        .map(|p| FrameReader::open(p, "BTCUSDT").unwrap())
+        .collect();
+    let (all_open, eager_max) = merged(eager);
+    assert_eq!(eager_max, 4);
+    assert_eq!(frames, all_open);
+    let (whole, _) = merged(vec![FrameReader::from_gzip_capture(
+        DEFAULT_SLICE_NAME,
+        DEFAULT_SLICE,
+    )]);
+    assert_eq!(frames.len(), whole.len());
+    assert!(frames
+        .iter()
+        .zip(&whole)
+        .all(|(a, b)| (a.1, &a.2) == (b.1, &b.2)));
+    // The decoded tape of the folder is the slice's.
+    let whole_tape = Tape::load(open_inputs(&[], "BTCUSDT").unwrap(), spec()).unwrap();
+    let folder_tape = Tape::load(open_inputs(&[folder], "BTCUSDT").unwrap(), spec()).unwrap();
+    assert_eq!(whole_tape.stats(), folder_tape.stats());
+
+    // A file overlapping part 3 only (its every 7th line): parts 1, 2 and 4 are alone,
+    // part 3 and the overlap are open together.
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(&parts[2]).unwrap()),
+        &mut text,
+    )
+    .unwrap();
+    let every_7th: String = text.lines().step_by(7).map(|l| format!("{l}\n")).collect();
+    let overlap = dir.write("part_3_overlap.txt", every_7th.as_bytes());
+    let mut args: Vec<String> = parts.iter().map(|p| p.display().to_string()).collect();
+    args.push(overlap.display().to_string());
+    let lazy = open_inputs(&args, "BTCUSDT").unwrap();
+    let (frames, open_max) = merged(lazy);
+    assert_eq!(open_max, 2, "the overlapping pair");
+    let eager: Vec<FrameReader> = args
+        .iter()
+        .map(|p| FrameReader::open(std::path::Path::new(p), "BTCUSDT").unwrap())
+        .collect();
+    let (all_open, _) = merged(eager);
+    assert_eq!(frames, all_open);
+    assert_eq!(frames.len(), whole.len() + every_7th.lines().count());
+}

@@ -227,8 +227,9 @@ pub fn walk_forward(
         let base_sets: Vec<String> = recording.sets.clone();
         let base =
             make_config(&base_sets).map_err(|e| anyhow::anyhow!("{}: {e}", recording.name))?;
-        let readers = replay::open_inputs(paths, base.spec.symbol.as_str())?;
-        let tape = Tape::load_until(readers, base.spec, u64::MAX)
+        // Loaded whole (the folds are windows of one tape); `.mmt` tapes too.
+        let inputs = replay::open_sources(paths, &base.spec)?;
+        let tape = Tape::load_until(inputs, base.spec, u64::MAX)
             .with_context(|| recording.name.to_string())?;
         if let Some(reason) = untradeable_reason(&base, &tape)? {
             untradeable.push(Untradeable {
