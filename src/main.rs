@@ -121,7 +121,7 @@ struct Cli {
     to: Option<u64>,
 
     /// scoreboard: folds per recording (fold 0 is only chosen on; each later fold is scored
-    /// with the grid point chosen on all the data before it).
+    /// with the grid point chosen on all the data before it); 2 to 1000.
     #[arg(long, default_value_t = 3)]
     folds: usize,
 

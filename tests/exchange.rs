@@ -138,8 +138,13 @@ impl Sim {
 
     fn connect(&self) -> Stream {
         let tcp = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        tcp.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
         tcp.set_nodelay(true).unwrap();
+        self.over(tcp)
+    }
+
+    /// A connected socket as a client stream (TLS when the exchange is).
+    fn over(&self, tcp: TcpStream) -> Stream {
+        tcp.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
         match &self.tls {
             Some(config) => {
                 let name = ServerName::try_from("localhost").unwrap();
@@ -155,9 +160,13 @@ impl Sim {
     }
 
     fn ws(&self, path: &str) -> WebSocket<Stream> {
+        self.ws_over(self.connect(), path)
+    }
+
+    fn ws_over(&self, stream: Stream, path: &str) -> WebSocket<Stream> {
         let scheme = if self.tls.is_some() { "wss" } else { "ws" };
         let url = format!("{scheme}://localhost:{}{path}", self.port);
-        let (ws, _) = tungstenite::client(url, self.connect()).expect("websocket handshake");
+        let (ws, _) = tungstenite::client(url, stream).expect("websocket handshake");
         ws
     }
 
@@ -2014,4 +2023,97 @@ fn limits_out_of_range_are_refused_with_the_flag_named() {
         assert!(!out.status.success(), "{flag} {value} accepted");
         assert!(stderr.contains(flag), "{flag} {value}: {stderr}");
     }
+}
+
+/// Peak resident memory of a process, KiB (`VmHWM` in /proc/PID/status).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmHWM in {status}"))
+}
+
+/// Market data for a client that never reads: a 4 KiB receive buffer, set before connect
+/// so that the window stays small (the kernel would otherwise grow it to megabytes and
+/// absorb the whole session), WebSocket handshake done, then not one read.
+fn never_reading_subscriber(sim: &Sim, path: &str) -> WebSocket<Stream> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], sim.port));
+    socket.connect(&addr.into()).unwrap();
+    sim.ws_over(sim.over(TcpStream::from(socket)), path)
+}
+
+#[test]
+fn a_subscriber_that_never_reads_is_dropped_and_the_others_are_served() {
+    let file = bundled_capture();
+    let expected = recorded_messages(&file);
+    let path = "/stream?streams=btcusdt@depth@100ms/btcusdt@bookTicker/btcusdt@trade";
+    // An 8192-message queue (~2 MB): the 11 MB session overflows it once the socket
+    // buffers are full — the client's 4 KiB and the exchange's send buffer, which the
+    // kernel grows to net.ipv4.tcp_wmem's maximum at most (4 MiB by default). At 20× the
+    // 5.8 minutes take 17 s: a reader (this debug-build client, TLS) keeps up.
+    let wmem = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_wmem").unwrap();
+    let wmem_max: u64 = wmem.split_whitespace().last().unwrap().parse().unwrap();
+    assert!(
+        wmem_max <= 8 << 20,
+        "net.ipv4.tcp_wmem allows {wmem_max}-byte send buffers: the kernel could absorb the \
+         whole 11 MB session and no queue would fill (the Linux default is 4 MiB)"
+    );
+    let sim = Sim::start(&[&file], &["--speed", "20", "--market-queue-max", "8192"]);
+    let mut reader = sim.ws(path);
+    let slow = never_reading_subscriber(&sim, path);
+    // The reader gets the whole session, byte for byte, while the other one is dropped.
+    for (i, (raw, _, _)) in expected.iter().enumerate() {
+        let text = loop {
+            match reader.read() {
+                Ok(Message::Text(t)) => break t.to_string(),
+                Ok(_) => {}
+                Err(e) => panic!(
+                    "the reader lost its connection at message {i}: {e}; accounting {}",
+                    sim.http(
+                        "POST",
+                        &format!("/control/accounting?token={CONTROL_TOKEN}")
+                    )
+                    .1
+                ),
+            }
+        };
+        assert_eq!(&text, raw, "message {i}");
+    }
+    let (status, body) = sim.http(
+        "POST",
+        &format!("/control/accounting?token={CONTROL_TOKEN}"),
+    );
+    assert_eq!(status, 200, "{body}");
+    let acct: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(acct["slow_subscribers_dropped"], 1, "{acct}");
+    assert_eq!(acct["dropped_connections"], 1, "{acct}");
+    // Memory: the session (11 MB of text) and two queues of at most 8192 messages; the
+    // peak was 37 MiB here (with --market-queue-max 16777216 the queue array alone takes
+    // 1 GiB, and the subscriber is never dropped).
+    let peak_kib = peak_rss_kib(sim.child.id());
+    assert!(peak_kib < 128 << 10, "mm-exchange peak RSS {peak_kib} KiB");
+    // What the dropped client finds when it reads at last: what the socket buffers held,
+    // then the end of the connection — not the session.
+    let mut slow = slow;
+    let mut got = 0usize;
+    loop {
+        match slow.read() {
+            Ok(Message::Text(_)) => got += 1,
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    assert!(
+        got + 8192 < expected.len(),
+        "the dropped subscriber still got {got} of {} messages",
+        expected.len()
+    );
+    // Still serving.
+    assert_eq!(sim.http("GET", "/api/v3/ping").0, 200);
+    let acct = sim.stop();
+    assert_eq!(acct["replay_done"], true, "{acct}");
 }

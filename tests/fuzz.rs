@@ -9,8 +9,9 @@
 //!   anywhere (header, lengths, checksums, tail);
 //! - `venue`: the WebSocket API response/event decoder (`venue::binance::decode`), on
 //!   Binance's documented responses and events (both user-data wrappers);
-//! - `config`: the configuration loader, on config/default.toml damaged as a `--config`
-//!   file.
+//! - `config`: the configuration loader, on config/default.toml damaged as `--config`
+//!   text in memory (`load_with_config_bytes`, the long run) and, a fixed 1,000 inputs, as
+//!   `--config` files (`load`, which must agree with the in-memory path on each).
 //!
 //! The simulator's request parser has its own harness in tools/mm-exchange (`fuzz.rs`).
 //! `MM_FUZZ_ITERS` sets the inputs per harness (default 3,000: the short run), `MM_FUZZ_SEED`
@@ -192,35 +193,98 @@ fn venue_decoder_survives_damaged_responses_and_events() {
     );
 }
 
+/// Inputs of the file-based config harness: a file per input (~3,000/s), so a fixed short
+/// run whatever `MM_FUZZ_ITERS` says; the long run is the in-process harness below.
+const CONFIG_FILE_RUN: u64 = 1_000;
+
+fn default_config() -> Vec<u8> {
+    std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml")).unwrap()
+}
+
+/// Loads and refusals of a config harness: each refusal must say something, and a run
+/// must see both.
+#[derive(Default)]
+struct Outcomes {
+    loaded: u64,
+    refused: u64,
+}
+
+impl Outcomes {
+    fn count(&mut self, result: &Result<config::Config, config::ConfigError>) {
+        match result {
+            Ok(_) => self.loaded += 1,
+            Err(e) => {
+                assert!(!e.to_string().is_empty());
+                self.refused += 1;
+            }
+        }
+    }
+
+    fn assert_both(&self) {
+        let (loaded, refused) = (self.loaded, self.refused);
+        assert!(
+            loaded > 0 && refused > 0,
+            "{loaded} loaded, {refused} refused"
+        );
+    }
+}
+
+/// The loader on damaged config text in memory: `load_with_config_bytes`, the code the
+/// `--config` file goes through after it is read (the defaults under it read once).
+#[test]
+fn config_loader_survives_damaged_config_text() {
+    let dir = scratch("config-text");
+    let options = LoadOptions {
+        root: dir.clone(),
+        ..LoadOptions::default()
+    };
+    let base = config::BaseLayers::read(&options).unwrap();
+    let mut outcomes = Outcomes::default();
+    mutate::run(
+        "config",
+        &[default_config()],
+        mutate::iterations(SHORT_RUN),
+        |bytes| {
+            outcomes.count(&config::load_with_config_bytes(
+                &options,
+                &base,
+                "mine.toml",
+                bytes,
+            ))
+        },
+    );
+    outcomes.assert_both();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The same inputs as `--config` files: `load` reads each one and must agree with the
+/// in-memory path on every input (the same config, or the same error).
 #[test]
 fn config_loader_survives_damaged_config_files() {
     let dir = scratch("config");
-    let text = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/config/default.toml")).unwrap();
     let path = dir.join("mine.toml");
-    let (mut loaded, mut refused) = (0u64, 0u64);
+    let name = path.display().to_string();
+    let options = LoadOptions {
+        root: dir.clone(),
+        config_path: Some(path.clone()),
+        ..LoadOptions::default()
+    };
+    let base = config::BaseLayers::read(&options).unwrap();
+    let mut outcomes = Outcomes::default();
     mutate::run(
-        "config",
-        &[text],
-        mutate::iterations(SHORT_RUN / 3),
+        "config-file",
+        &[default_config()],
+        CONFIG_FILE_RUN,
         |bytes| {
             std::fs::write(&path, bytes).unwrap();
-            let options = LoadOptions {
-                root: dir.clone(),
-                config_path: Some(path.clone()),
-                ..LoadOptions::default()
-            };
-            match config::load(&options) {
-                Ok(_) => loaded += 1,
-                Err(e) => {
-                    assert!(!e.to_string().is_empty());
-                    refused += 1;
-                }
-            }
+            let from_file = config::load(&options);
+            assert_eq!(
+                from_file,
+                config::load_with_config_bytes(&options, &base, &name, bytes)
+            );
+            outcomes.count(&from_file);
         },
     );
-    assert!(
-        loaded > 0 && refused > 0,
-        "{loaded} loaded, {refused} refused"
-    );
+    outcomes.assert_both();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -37,6 +37,16 @@ fn log_text(w: &Workdir) -> String {
         .collect()
 }
 
+/// The run was refused, not crashed: exit `code`, and stderr says each of `needles`.
+fn assert_refused(out: &Output, code: i32, needles: &[&str]) {
+    assert_no_panic(out);
+    let (stdout, stderr) = text(out);
+    assert_eq!(out.status.code(), Some(code), "{stdout}\n{stderr}");
+    for needle in needles {
+        assert!(stderr.contains(needle), "{needle:?} not in: {stderr}");
+    }
+}
+
 fn assert_no_panic(out: &Output) {
     let (stdout, stderr) = text(out);
     for needle in ["panicked", "RUST_BACKTRACE"] {
@@ -301,4 +311,133 @@ fn paper_trading_a_symbol_the_venue_does_not_send_is_refused() {
         stderr.contains("no NOPE market data arrived in the session"),
         "{stderr}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// User-supplied numbers (docs/reliability.md, "Numbers from the user"): one test per class.
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_duration_key_beyond_its_range_is_a_config_error() {
+    // kpi.report_every_s = 1e300 became u64::MAX ns and overflowed the paper session's
+    // next-report time; every seconds key is now (0, 10⁶] s.
+    let w = Workdir::new("mm-numbers", "config");
+    for set in [
+        "kpi.report_every_s=1e300",
+        "market_data.stale_after_s=inf",
+        "kpi.markout_horizon_s=2e6",
+    ] {
+        let out = w.run(&["--mode=spread-check", "--set", set]);
+        let key = format!("key `{}`", set.split('=').next().unwrap());
+        assert_refused(&out, 2, &[&key, "(0, 1000000] s"]);
+    }
+}
+
+#[test]
+fn a_grid_too_large_to_build_is_refused_before_it_is_built() {
+    // Three axes of 60,000 values: 2.16·10¹⁴ combinations. The product was built one axis at
+    // a time (an 86 GB allocation on the second axis: the process aborted).
+    let w = Workdir::new("mm-numbers", "grid");
+    let values = vec!["0"; 60_000].join(","); // 120 KB: under the 128 KiB limit of one argument
+    let axis = format!("ofi.beta={values}");
+    let out = w.run(&[
+        "--mode=backtest",
+        "--grid",
+        &axis,
+        "--grid",
+        &axis,
+        "--grid",
+        &axis,
+    ]);
+    assert_refused(
+        &out,
+        1,
+        &["60000 × 60000 × 60000 combinations is more than 100000"],
+    );
+}
+
+#[test]
+fn a_fold_count_beyond_its_range_is_refused_at_once() {
+    // 10⁹ folds of a 5.8-minute slice: a walk-forward of 10⁹ empty folds (it ran for ever).
+    let w = Workdir::new("mm-numbers", "folds");
+    let data = process::data::bundled_spot();
+    let out = w.run(&[
+        "--mode=scoreboard",
+        "--data",
+        data.to_str().unwrap(),
+        "--folds",
+        "1000000000",
+    ]);
+    assert_refused(&out, 1, &["at most 1000"]);
+}
+
+/// The bundled slice as a decoded tape (`--mode=convert --out x.mmt`).
+fn bundled_tape(w: &Workdir) -> Vec<u8> {
+    let path = w.path("slice.mmt");
+    let out = w.run(&["--mode=convert", "--out", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
+    std::fs::read(&path).unwrap()
+}
+
+/// Sets an 8-byte field of the first event of `kind` in the tape's first block (`at`: its
+/// offset in the event record, or past the record: into the event's first level) and
+/// re-signs the block, as a forged or mis-written file would be.
+fn forge_first_block(tape: &mut [u8], kind: u8, at: usize, value: i64) {
+    const HEADER: usize = 64;
+    const PAYLOAD: usize = HEADER + 16;
+    let u64_at = |b: &[u8], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap());
+    let len = u32::from_le_bytes(tape[HEADER + 8..HEADER + 12].try_into().unwrap()) as usize;
+    let mut pos = PAYLOAD;
+    loop {
+        assert!(
+            pos < PAYLOAD + len,
+            "no event of kind {kind} in the first block"
+        );
+        let counts = match tape[pos] {
+            2 => u64_at(tape, pos + 16 + 16),
+            4 => u64_at(tape, pos + 16 + 8),
+            _ => 0,
+        };
+        let levels = (counts & 0xffff_ffff) + (counts >> 32);
+        if tape[pos] == kind && (at < 64 || levels > 0) {
+            tape[pos + at..pos + at + 8].copy_from_slice(&value.to_le_bytes());
+            break;
+        }
+        pos += 64 + 16 * levels as usize;
+    }
+    let crc = crc32fast::hash(&tape[PAYLOAD..PAYLOAD + len]);
+    tape[HEADER + 12..HEADER + 16].copy_from_slice(&crc.to_le_bytes());
+}
+
+#[test]
+fn tape_prices_and_quantities_outside_the_decoders_range_are_refused() {
+    let w = Workdir::new("mm-numbers", "tape");
+    let clean = bundled_tape(&w);
+    // (what, event kind, field offset, value): a trade's price and quantity, a depth
+    // level's price, a bookTicker's bid, each beyond what the decoder can give (atoms
+    // that do not fit i64) or negative.
+    let cases: [(&str, u8, usize, i64); 5] = [
+        ("trade price", 3, 16 + 16, i64::MAX),
+        ("trade qty", 3, 16 + 24, i64::MAX / 2),
+        ("depth level price", 2, 64, i64::MAX),
+        ("depth level qty", 2, 64 + 8, -5),
+        ("bookTicker bid", 1, 16 + 8, 1 << 62),
+    ];
+    for (what, kind, at, value) in cases {
+        let mut tape = clean.clone();
+        forge_first_block(&mut tape, kind, at, value);
+        let path = w.path(&format!("{}.mmt", what.replace(' ', "-")));
+        std::fs::write(&path, &tape).unwrap();
+        let out = w.run(&["--mode=backtest", "--data", path.to_str().unwrap()]);
+        eprintln!("{what}");
+        assert_refused(&out, 1, &["block 1 ", "price or quantity outside"]);
+    }
+    // A block header whose length field was hit: refused by what the file holds, before
+    // a 4 GiB buffer is sized by it.
+    let mut tape = clean;
+    tape[64 + 8..64 + 12].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+    let path = w.path("length.mmt");
+    std::fs::write(&path, &tape).unwrap();
+    let out = w.run(&["--mode=backtest", "--data", path.to_str().unwrap()]);
+    assert_refused(&out, 1, &["the block header claims 4294967280 bytes"]);
 }

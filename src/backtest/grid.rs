@@ -46,8 +46,26 @@ pub fn parse_grid(arg: &str) -> anyhow::Result<GridAxis> {
     Ok(GridAxis { key, values })
 }
 
-/// Every combination of the axes' values, as `key=value` lists (first axis slowest).
-pub fn grid_combinations(axes: &[GridAxis]) -> Vec<Vec<String>> {
+/// Most combinations a grid may have: each is a whole replay (and, in a backtest grid, a
+/// configuration held in memory), so more is a mistake in the axes, not a search.
+pub const GRID_POINTS_MAX: usize = 100_000;
+
+/// Every combination of the axes' values, as `key=value` lists (first axis slowest); an
+/// error when there would be more than `GRID_POINTS_MAX` (the product of the axes' lengths
+/// is checked before anything is built: it overflowed `usize` and panicked with enough
+/// axes).
+pub fn grid_combinations(axes: &[GridAxis]) -> anyhow::Result<Vec<Vec<String>>> {
+    let sizes: Vec<String> = axes.iter().map(|a| a.values.len().to_string()).collect();
+    let total = axes
+        .iter()
+        .try_fold(1usize, |n, a| n.checked_mul(a.values.len()))
+        .filter(|n| *n <= GRID_POINTS_MAX);
+    if total.is_none() {
+        anyhow::bail!(
+            "--grid: {} combinations is more than {GRID_POINTS_MAX}: use fewer values or axes              (or several runs)",
+            sizes.join(" × ")
+        );
+    }
     let mut combos: Vec<Vec<String>> = vec![Vec::new()];
     for axis in axes {
         let mut next = Vec::with_capacity(combos.len() * axis.values.len());
@@ -60,7 +78,7 @@ pub fn grid_combinations(axes: &[GridAxis]) -> Vec<Vec<String>> {
         }
         combos = next;
     }
-    combos
+    Ok(combos)
 }
 
 /// Replays `tape` once per configuration, in parallel (rayon): `configs[i]` is the
@@ -155,7 +173,7 @@ mod tests {
             parse_grid("model.gamma_per_bps=0.05, 0.1,0.2").unwrap(),
             parse_grid("ofi.beta=0,0.3").unwrap(),
         ];
-        let combos = grid_combinations(&axes);
+        let combos = grid_combinations(&axes).unwrap();
         assert_eq!(combos.len(), 6);
         assert_eq!(
             combos[0],

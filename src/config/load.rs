@@ -86,6 +86,55 @@ pub fn core_is_online(core: usize) -> bool {
 
 /// Reads, merges and validates every layer.
 pub fn load(options: &LoadOptions) -> Result<Config, ConfigError> {
+    let base = BaseLayers::read(options)?;
+    let config = match &options.config_path {
+        None => None,
+        Some(path) => Some(config_file_layer(path)?),
+    };
+    load_layers(options, &base, config)
+}
+
+/// The `--config` file's layer.
+fn config_file_layer(path: &Path) -> Result<Layer, ConfigError> {
+    if !path.is_file() {
+        return Err(ConfigError {
+            source: format!("--config={}", path.display()),
+            key: String::new(),
+            problem: "the file does not exist".to_string(),
+            fix: "give the path of a TOML file (see config/default.toml for the keys)".to_string(),
+        });
+    }
+    Layer::from_file(path)
+}
+
+/// [`load`] with the `--config` layer given as its bytes (`name` stands for the file in
+/// errors) instead of read from `options.config_path`, which is ignored, and the layers
+/// under it (`base`, from [`BaseLayers::read`] with the same options) read once by the
+/// caller: the same parsing, merging and validation as `load` — only the file reads differ.
+/// For the config fuzz harness (tests/fuzz.rs), which runs millions of inputs without a
+/// file each.
+pub fn load_with_config_bytes(
+    options: &LoadOptions,
+    base: &BaseLayers,
+    name: &str,
+    bytes: &[u8],
+) -> Result<Config, ConfigError> {
+    let config = Layer::from_bytes(name.to_string(), bytes)?;
+    load_layers(options, base, Some(config))
+}
+
+/// The layers under `--config`: the defaults (the file, or the built-in copy) and
+/// config/calibrated.toml when present, each read and checked on its own.
+pub struct BaseLayers(Vec<Layer>);
+
+impl BaseLayers {
+    /// Reads them from `options.root`.
+    pub fn read(options: &LoadOptions) -> Result<BaseLayers, ConfigError> {
+        base_layers(options).map(BaseLayers)
+    }
+}
+
+fn base_layers(options: &LoadOptions) -> Result<Vec<Layer>, ConfigError> {
     let mut layers: Vec<Layer> = Vec::new();
 
     let default_path = options.root.join(DEFAULT_PATH);
@@ -101,18 +150,17 @@ pub fn load(options: &LoadOptions) -> Result<Config, ConfigError> {
     if calibrated_path.is_file() {
         layers.push(Layer::from_file(&calibrated_path)?);
     }
-    if let Some(path) = &options.config_path {
-        if !path.is_file() {
-            return Err(ConfigError {
-                source: format!("--config={}", path.display()),
-                key: String::new(),
-                problem: "the file does not exist".to_string(),
-                fix: "give the path of a TOML file (see config/default.toml for the keys)"
-                    .to_string(),
-            });
-        }
-        layers.push(Layer::from_file(path)?);
-    }
+    Ok(layers)
+}
+
+/// `base`, the `--config` layer and the layers over it (environment, flags), then the
+/// merge and both stages.
+fn load_layers(
+    options: &LoadOptions,
+    base: &BaseLayers,
+    config: Option<Layer>,
+) -> Result<Config, ConfigError> {
+    let mut layers: Vec<Layer> = config.into_iter().collect();
     if let Some(name) = options.env_not_utf8.first() {
         return Err(ConfigError {
             source: format!("environment variable {name}"),
@@ -182,11 +230,16 @@ pub fn load(options: &LoadOptions) -> Result<Config, ConfigError> {
 
     let mut merged = toml::Table::new();
     let mut origins: BTreeMap<String, String> = BTreeMap::new();
-    for layer in &layers {
+    for layer in base.0.iter().chain(&layers) {
         merge_into(&mut merged, &layer.table, "", &layer.name, &mut origins);
     }
     let raw = check_schema("the merged configuration", merged)?;
-    let mut names: Vec<String> = layers.iter().map(|l| l.name.clone()).collect();
+    let mut names: Vec<String> = base
+        .0
+        .iter()
+        .chain(&layers)
+        .map(|l| l.name.clone())
+        .collect();
     names.dedup();
     validate(raw, &origins, names)
 }
@@ -200,13 +253,27 @@ struct Layer {
 impl Layer {
     fn from_file(path: &Path) -> Result<Layer, ConfigError> {
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let bytes = std::fs::read(path).map_err(|e| ConfigError {
             source: name.clone(),
             key: String::new(),
             problem: format!("cannot read the file: {e}"),
             fix: "check the path and its permissions".to_string(),
         })?;
-        Layer::from_text(name, &text)
+        Layer::from_bytes(name, &bytes)
+    }
+
+    /// A file's bytes: UTF-8 TOML.
+    fn from_bytes(name: String, bytes: &[u8]) -> Result<Layer, ConfigError> {
+        let text = std::str::from_utf8(bytes).map_err(|e| ConfigError {
+            source: name.clone(),
+            key: String::new(),
+            problem: format!(
+                "not UTF-8 text (byte {} is not part of a UTF-8 character)",
+                e.valid_up_to()
+            ),
+            fix: "save the file as UTF-8".to_string(),
+        })?;
+        Layer::from_text(name, text)
     }
 
     fn from_text(name: String, text: &str) -> Result<Layer, ConfigError> {

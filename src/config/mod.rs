@@ -36,6 +36,11 @@ pub const CALIBRATED_PATH: &str = "config/calibrated.toml";
 pub const ENV_PREFIX: &str = "MM__";
 /// Longest accepted horizon τ, seconds. Longer horizons were the seed's "spread 0 bps" bug.
 pub const HORIZON_S_MAX: f64 = 3600.0;
+/// Longest duration any other seconds key accepts (about 11.6 days): 10¹⁵ ns, the cap of
+/// the unit-suffixed durations (`parse_duration_ns`) too, so a timestamp plus any
+/// configured duration stays far inside u64 nanoseconds (a larger `kpi.report_every_s`
+/// overflowed the paper session's next-report time).
+pub const DURATION_S_MAX: f64 = 1e6;
 
 mod load;
 mod raw;

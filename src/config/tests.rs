@@ -516,3 +516,59 @@ fn missing_config_file_is_an_error() {
     let e = load(&options).unwrap_err();
     assert!(e.problem.contains("does not exist"));
 }
+
+#[test]
+fn seconds_keys_are_bounded() {
+    // Each reached `as u64` nanoseconds and an addition to a timestamp (kpi.report_every_s =
+    // 1e300 overflowed the paper session's next-report time).
+    let root = Root::new("seconds");
+    for key in [
+        "model.sigma_sample_s",
+        "model.sigma_half_life_s",
+        "market_data.stale_after_s",
+        "kpi.markout_horizon_s",
+        "kpi.report_every_s",
+        "calibration.min_span_s",
+        "calibration.intensity_interval_s",
+    ] {
+        let mut options = root.options();
+        for bad in ["1e300", "1000001", "inf", "0", "-1"] {
+            options.sets = vec![format!("{key}={bad}")];
+            let e = load(&options).unwrap_err();
+            assert_eq!(e.key, key, "{bad}: {e}");
+            assert!(e.problem.contains("(0, 1000000] s"), "{bad}: {e}");
+            assert_eq!(e.source, format!("flag --set {key}={bad}"), "{e}");
+        }
+        options.sets = vec![format!("{key}=1000000")];
+        if let Err(e) = load(&options) {
+            // Only a cross-field rule may refuse the largest value, never the range.
+            assert!(!e.problem.contains("allowed range"), "{e}");
+        }
+    }
+}
+
+#[test]
+fn the_config_text_loads_as_the_file_does() {
+    let root = Root::new("text");
+    let path = root.write("mine.toml", "[model]\ngamma_per_bps = 0.3\n");
+    let mut options = root.options();
+    options.config_path = Some(path.clone());
+    let name = path.display().to_string();
+    let from_file = load(&options).unwrap();
+    assert_eq!(from_file.model.gamma_per_bps, 0.3);
+    let bytes = std::fs::read(&path).unwrap();
+    let base = BaseLayers::read(&options).unwrap();
+    assert_eq!(
+        load_with_config_bytes(&options, &base, &name, &bytes),
+        Ok(from_file)
+    );
+    // Not UTF-8: said as such, by both paths.
+    let bytes = b"[model]\ngamma_per_bps = 0.3 # caf\xe9\n";
+    std::fs::write(&path, bytes).unwrap();
+    let e = load(&options).unwrap_err();
+    assert!(e.problem.contains("not UTF-8"), "{e}");
+    assert_eq!(
+        load_with_config_bytes(&options, &base, &name, bytes),
+        Err(e)
+    );
+}

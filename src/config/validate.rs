@@ -189,13 +189,13 @@ pub(super) fn validate(
     }
 
     let sigma_sample_s = v.required("model.sigma_sample_s", model_raw.sigma_sample_s)?;
-    v.positive(
+    v.seconds(
         "model.sigma_sample_s",
         sigma_sample_s,
         "e.g. sigma_sample_s = 1.0",
     )?;
     let sigma_half_life_s = v.required("model.sigma_half_life_s", model_raw.sigma_half_life_s)?;
-    v.positive(
+    v.seconds(
         "model.sigma_half_life_s",
         sigma_half_life_s,
         "e.g. sigma_half_life_s = 300",
@@ -241,7 +241,7 @@ pub(super) fn validate(
         Some(path)
     };
     let stale_after_s = v.required("market_data.stale_after_s", md.stale_after_s)?;
-    v.positive(
+    v.seconds(
         "market_data.stale_after_s",
         stale_after_s,
         "e.g. stale_after_s = 30",
@@ -607,13 +607,13 @@ fn validate_kpi(v: &Validator<'_>, raw: RawKpi) -> Result<KpiConfig, ConfigError
         Ok(value)
     };
     let horizon = v.required("kpi.markout_horizon_s", raw.markout_horizon_s)?;
-    v.positive(
+    v.seconds(
         "kpi.markout_horizon_s",
         horizon,
         "e.g. markout_horizon_s = 1.0",
     )?;
     let report_every_s = v.required("kpi.report_every_s", raw.report_every_s)?;
-    v.positive(
+    v.seconds(
         "kpi.report_every_s",
         report_every_s,
         "e.g. report_every_s = 10",
@@ -737,13 +737,13 @@ fn validate_calibration(
         ));
     }
     let min_span_s = v.required("calibration.min_span_s", raw.min_span_s)?;
-    v.positive(
+    v.seconds(
         "calibration.min_span_s",
         min_span_s,
         "e.g. min_span_s = 120",
     )?;
     let interval = v.required("calibration.intensity_interval_s", raw.intensity_interval_s)?;
-    v.positive(
+    v.seconds(
         "calibration.intensity_interval_s",
         interval,
         "e.g. intensity_interval_s = 1.0",
@@ -911,6 +911,18 @@ impl Validator<'_> {
             return Ok(value);
         }
         Err(self.error(key, format!("{value} is not a fraction in [0, 1]"), fix))
+    }
+
+    /// A duration in seconds: finite and in (0, `DURATION_S_MAX`].
+    fn seconds(&self, key: &str, value: f64, example: &str) -> Result<(), ConfigError> {
+        if value.is_finite() && value > 0.0 && value <= DURATION_S_MAX {
+            return Ok(());
+        }
+        Err(self.error(
+            key,
+            format!("{value} s is outside the allowed range (0, {DURATION_S_MAX}] s"),
+            example,
+        ))
     }
 
     fn size(

@@ -255,7 +255,7 @@ fn run_grid(
         .iter()
         .map(|a| parse_grid(a))
         .collect::<anyhow::Result<_>>()?;
-    let combos = grid_combinations(&axes);
+    let combos = grid_combinations(&axes)?;
     let configs: Vec<Config> = combos
         .iter()
         .map(|sets| make_config(sets).map_err(|e| anyhow::anyhow!("{e}")))

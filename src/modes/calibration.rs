@@ -122,7 +122,7 @@ pub fn run(
 
     // -- grid -----------------------------------------------------------------------------
     let axes = grid_axes(&config.calibration, &args.grid, fit.ofi_predicts)?;
-    let combos = grid_combinations(&axes);
+    let combos = grid_combinations(&axes)?;
     if let Some((_, n)) = shard {
         if n > combos.len() {
             anyhow::bail!(

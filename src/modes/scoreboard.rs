@@ -13,6 +13,10 @@ use crate::scoreboard::{
 };
 use crate::shutdown::Shutdown;
 
+/// Most folds per recording: more only cuts the data into folds too short to choose or
+/// score on, one replay each (a huge `--folds` ran for ever).
+pub const FOLDS_MAX: usize = 1000;
+
 /// Flags of the mode.
 #[derive(Clone, Debug)]
 pub struct ScoreboardArgs {
@@ -37,9 +41,10 @@ pub fn run(
     shutdown: &Shutdown,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    if args.folds < 2 {
+    if !(2..=FOLDS_MAX).contains(&args.folds) {
         anyhow::bail!(
-            "--folds {} : the walk-forward needs at least 2 folds",
+            "--folds {} : the walk-forward needs at least 2 folds and takes at most \
+             {FOLDS_MAX} (each fold is a replay per grid point and fee tier)",
             args.folds
         );
     }
@@ -58,7 +63,7 @@ pub fn run(
             .map(|a| crate::backtest::parse_grid(a))
             .collect::<anyhow::Result<_>>()?
     };
-    let points = crate::backtest::grid_combinations(&axes);
+    let points = crate::backtest::grid_combinations(&axes)?;
     // `--data FILE..`: one recording of the configured market, named by its files. The
     // shared recordings' files are relative to the data folder.
     let recordings: Vec<Recording> = if args.files.is_empty() {

@@ -327,6 +327,13 @@ pub struct TapeFileReader {
     name: String,
     path: std::path::PathBuf,
     input: BufReader<File>,
+    /// The file's length at open: a block header never claims more than is left.
+    file_len: u64,
+    /// Largest price (ticks) and quantity (lots) the market-data decoder can produce: those
+    /// whose atoms fit i64. A tape is decoded data, so a value outside 0..=these is damage
+    /// (or a forged file) and would overflow the arithmetic on prices and quantities.
+    price_ticks_max: i64,
+    qty_lots_max: i64,
     block: Vec<u8>,
     pos: usize,
     block_events_left: u32,
@@ -348,6 +355,10 @@ impl TapeFileReader {
             fix: fix.to_string(),
         };
         let file = File::open(path).map_err(|e| error(format!("cannot open: {e}"), ""))?;
+        let file_len = file
+            .metadata()
+            .map_err(|e| error(format!("cannot read its length: {e}"), ""))?
+            .len();
         let mut input = BufReader::with_capacity(1 << 20, file);
         let mut h = [0u8; HEADER_LEN];
         input.read_exact(&mut h).map_err(|e| {
@@ -395,6 +406,9 @@ impl TapeFileReader {
             name,
             path: path.to_path_buf(),
             input,
+            file_len,
+            price_ticks_max: i64::MAX / spec.tick_atoms.max(1),
+            qty_lots_max: i64::MAX / spec.step_atoms.max(1),
             block: Vec::with_capacity(BLOCK_BYTES + EVENT_LEN),
             pos: 0,
             block_events_left: 0,
@@ -463,6 +477,16 @@ impl TapeFileReader {
         let events = u32_at(&h, 4);
         let len = u32_at(&h, 8) as usize;
         let crc = u32_at(&h, 12);
+        // A damaged length field must not size the buffer (up to 4 GiB of zeros before the
+        // checksum could refuse it): the payload is at most what the file still holds.
+        let left = self
+            .file_len
+            .saturating_sub(self.block_offset + BLOCK_HEADER_LEN as u64);
+        if len as u64 > left {
+            return Err(self.damaged(format!(
+                "the block header claims {len} bytes; the file holds {left} after it"
+            )));
+        }
         self.block.resize(len, 0);
         let got = read_up_to(&mut self.input, &mut self.block)
             .map_err(|e| self.damaged(format!("cannot read: {e}")))?;
@@ -564,11 +588,30 @@ impl TapeFileReader {
             )));
         }
         self.last_ts_ns = ts;
+        let fields: [(i64, i64); 2] = match &event {
+            Event::BookTicker(t) => [(t.bid_price.0, t.bid_qty.0), (t.ask_price.0, t.ask_qty.0)],
+            Event::Trade(t) => [(t.price.0, t.qty.0); 2],
+            _ => [(0, 0); 2],
+        };
         let n = bids as usize + asks as usize;
         let start = self.pos + EVENT_LEN;
         let Some(raw) = self.block.get(start..start + n * LEVEL_LEN) else {
             return Err(self.damaged("the block ends inside an event's levels".to_string()));
         };
+        let in_range = |(price, qty): (i64, i64)| {
+            (0..=self.price_ticks_max).contains(&price) && (0..=self.qty_lots_max).contains(&qty)
+        };
+        if !fields.into_iter().all(in_range)
+            || !raw
+                .chunks_exact(LEVEL_LEN)
+                .all(|l| in_range((i64_at(l, 0), i64_at(l, 8))))
+        {
+            return Err(self.damaged(format!(
+                "the event at byte {} of the block has a price or quantity outside 0..={} \
+                 ticks, 0..={} lots (what the market-data decoder can give)",
+                self.pos, self.price_ticks_max, self.qty_lots_max
+            )));
+        }
         let levels_start = u32::try_from(levels.len())
             .map_err(|_| self.damaged("more than 4·10⁹ book levels in one replay".to_string()))?;
         levels.extend(raw.chunks_exact(LEVEL_LEN).map(|l| Level {

@@ -12,6 +12,7 @@
 //! Faults applied here: `gap` withholds the next depth update from every subscriber (the
 //! exchange's book still applies it, as Binance's would), `dup` sends the next one twice.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -138,6 +139,9 @@ pub fn publish(shared: &Shared, record: &Record) {
     gone.sort_unstable();
     gone.dedup();
     for index in gone.into_iter().rev() {
-        ex.subscribers.remove(index);
+        let sub = ex.subscribers.remove(index);
+        sub.slow.store(true, Ordering::SeqCst);
+        ex.counters.slow_subscribers += 1;
+        ex.counters.dropped += 1;
     }
 }

@@ -9,16 +9,20 @@
 //!   (combined `{"stream":..,"data":..}`), `/ws-api/v3`
 //!
 //! Each WebSocket thread loops: send what is queued for it, send a ping when due, read with
-//! a 1 ms timeout. Every loop checks stop, the `drop` epochs (all connections, or only its
-//! kind: `drop market` / `drop api`) and the `stall` window (`stall-market` too for
-//! market-data connections).
-//! Never: blocks the replay (each connection has its own unbounded queue) or panics on
-//! client input.
+//! a 1 ms timeout (writes time out after 1 ms too, so a socket that does not drain never
+//! blocks the loop). Every loop checks stop, the `drop` epochs (all connections, or only its
+//! kind: `drop market` / `drop api`), the `stall` window (`stall-market` too for
+//! market-data connections) and, for market data, whether the replay dropped it as a slow
+//! subscriber. A market-data connection takes frames from its bounded queue only while its
+//! socket drains, so one that stops reading fills its queue (`--market-queue-max`), the
+//! replay drops it and counts it, and this thread closes the socket.
+//! Never: blocks the replay (each market-data connection has its own bounded queue) or
+//! panics on client input.
 
 use std::collections::{HashSet, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -634,6 +638,7 @@ fn serve_websocket(shared: &Shared, conn: Conn, control: TcpStream, head: &Head,
         }
     };
     let _ = control.set_read_timeout(Some(WS_POLL));
+    let _ = control.set_write_timeout(Some(WS_POLL));
     let (kind_epoch, kind) = match route {
         Route::Market { .. } => (epochs.market, &shared.drop_market_epoch),
         Route::Api => (epochs.api, &shared.drop_api_epoch),
@@ -704,20 +709,18 @@ impl Session<'_> {
                 self.ping_sent = Some(now);
             }
             let payload = clock::wall_ms().to_string().into_bytes();
-            self.ws
-                .write(Message::Ping(payload.into()))
-                .map_err(|_| ())?;
+            written(self.ws.write(Message::Ping(payload.into())))?;
         }
         Ok(())
     }
 
+    /// Queues one message; Err ends the connection (broken, or 8 MiB left unwritten).
     fn send(&mut self, message: Outbound) -> Result<(), ()> {
         match message {
-            Outbound::Text(text) => self.ws.write(Message::Text(text.into())).map_err(|_| ()),
-            Outbound::Garbage => self
-                .ws
-                .write(Message::Text(GARBAGE_TEXT.into()))
-                .map_err(|_| ()),
+            Outbound::Text(text) => written(self.ws.write(Message::Text(text.into()))).map(|_| ()),
+            Outbound::Garbage => {
+                written(self.ws.write(Message::Text(GARBAGE_TEXT.into()))).map(|_| ())
+            }
             Outbound::BadFrame => {
                 self.ws.flush().map_err(|_| ())?;
                 // FIN + reserved opcode 0x3, unmasked, 3 bytes: not a valid frame.
@@ -728,6 +731,12 @@ impl Session<'_> {
                 stream.flush().map_err(|_| ())
             }
         }
+    }
+
+    /// Writes what tungstenite holds: Ok(true) when all of it went out, Ok(false) when the
+    /// socket did not take it all within the write timeout; Err ends the connection.
+    fn flush(&mut self) -> Result<bool, ()> {
+        written(self.ws.flush())
     }
 
     fn read(&mut self) -> Read1 {
@@ -749,41 +758,74 @@ impl Session<'_> {
     }
 }
 
+/// A write or flush that the socket's write timeout cut short is no error: tungstenite keeps
+/// the frame buffered and the next flush goes on (Ok(false)). Other errors, and a write
+/// buffer past `WS_WRITE_BUFFER_MAX`, end the connection.
+fn written(result: tungstenite::Result<()>) -> Result<bool, ()> {
+    match result {
+        Ok(()) => Ok(true),
+        Err(tungstenite::Error::Io(e)) if is_timeout(&e) => Ok(false),
+        Err(_) => Err(()),
+    }
+}
+
 /// Not JSON: what the `garbage` fault sends.
 const GARBAGE_TEXT: &str = "{\"stream\":\"garbage\",\"data\":{\"e\":\"depthUpdate\",\"E\":";
 
 fn market_loop(shared: &Shared, session: &mut Session<'_>, streams: Vec<String>, combined: bool) {
     let conn_id = shared.conn_id();
     let (tx, rx) = mpsc::sync_channel(shared.cfg.market_queue_max);
+    let slow = Arc::new(AtomicBool::new(false));
     shared.lock().subscribers.push(Subscriber {
         conn_id,
         streams,
         combined,
         tx,
+        slow: Arc::clone(&slow),
     });
     shared.signal_start();
-    run_market(shared, session, conn_id, &rx);
+    run_market(shared, session, conn_id, &rx, &slow);
     shared.lock().subscribers.retain(|s| s.conn_id != conn_id);
 }
 
-fn run_market(shared: &Shared, session: &mut Session<'_>, conn_id: u64, rx: &Receiver<Outbound>) {
+fn run_market(
+    shared: &Shared,
+    session: &mut Session<'_>,
+    conn_id: u64,
+    rx: &Receiver<Outbound>,
+    slow: &AtomicBool,
+) {
     loop {
         if session.check(shared).is_err() {
             return;
         }
+        if slow.load(Ordering::SeqCst) {
+            // The replay found its queue full and dropped it (and counted it): close the
+            // socket with whatever is unsent, as Binance closes a slow consumer.
+            let _ = session.control.shutdown(Shutdown::Both);
+            return;
+        }
         if shared.faults.market_stalled_until(clock::now()).is_none() {
-            for _ in 0..WRITE_BATCH {
-                match rx.try_recv() {
-                    Ok(message) => {
-                        if session.send(message).is_err() {
-                            return;
+            // Frames leave the bounded queue only while the socket drains: a client that
+            // stops reading leaves them queued, where the replay sees the queue fill.
+            match session.flush() {
+                Err(()) => return,
+                Ok(false) => {}
+                Ok(true) => {
+                    for _ in 0..WRITE_BATCH {
+                        match rx.try_recv() {
+                            Ok(message) => {
+                                if session.send(message).is_err() {
+                                    return;
+                                }
+                            }
+                            Err(_) => break,
                         }
                     }
-                    Err(_) => break,
+                    if session.flush().is_err() {
+                        return;
+                    }
                 }
-            }
-            if session.ws.flush().is_err() {
-                return;
             }
         }
         match session.read() {
@@ -905,7 +947,7 @@ fn run_api(shared: &Shared, session: &mut Session<'_>, conn: &ApiConn, rx: &Rece
                 wrote = true;
             }
         }
-        if wrote && session.ws.flush().is_err() {
+        if wrote && session.flush().is_err() {
             return;
         }
     }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{Sender, SyncSender};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::book::{Book, Market};
@@ -47,6 +47,10 @@ pub struct Subscriber {
     /// Its writer: a bounded queue (`--market-queue-max`); a subscriber that lets it
     /// fill is dropped, as Binance drops slow consumers.
     pub tx: SyncSender<Outbound>,
+    /// Set when the replay dropped it for a full queue: its connection thread closes the
+    /// socket (it may be stuck behind a socket that does not drain, so it cannot wait for
+    /// the queue to say so).
+    pub slow: Arc<AtomicBool>,
 }
 
 /// Request-level counters (fills and money live in `Matcher::totals`).
@@ -74,8 +78,12 @@ pub struct Counters {
     pub rate_limited: u64,
     /// Connections accepted.
     pub connections: u64,
-    /// Connections closed by the `drop` fault.
+    /// Connections closed by the exchange: the `drop` fault, over `--connections-max`, or
+    /// market-data subscribers whose queue filled.
     pub dropped: u64,
+    /// Market-data subscribers dropped because their queue (`--market-queue-max`) filled:
+    /// they did not read.
+    pub slow_subscribers: u64,
     /// Replay records published.
     pub published: u64,
     /// Depth updates withheld by `gap`.
@@ -359,6 +367,7 @@ impl Exchange {
         let _ = write!(out, "\"rate_limited\":{},", c.rate_limited);
         let _ = write!(out, "\"connections\":{},", c.connections);
         let _ = write!(out, "\"dropped_connections\":{},", c.dropped);
+        let _ = write!(out, "\"slow_subscribers_dropped\":{},", c.slow_subscribers);
         let _ = write!(out, "\"replay_published\":{},", c.published);
         let _ = write!(out, "\"replay_total\":{},", self.replay_total);
         let _ = write!(out, "\"replay_done\":{},", self.replay_done);
