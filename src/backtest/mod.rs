@@ -17,6 +17,7 @@
 pub mod book_health;
 pub mod feed;
 pub mod grid;
+pub mod mids;
 pub mod run;
 pub mod score;
 pub mod verdict;

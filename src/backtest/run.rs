@@ -6,8 +6,10 @@
 //! `loop_wall_ns`. The only clock read is the wall clock around the replay loop.
 //!
 //! The replay loop allocates nothing per event: the tape is decoded before it starts, and
-//! the records it keeps (mids, fills, quote changes, 1 s samples) go into vectors reserved
-//! up front (they grow, amortised, only on runs larger than the reservation).
+//! the records it keeps (fills, quote changes, 1 s samples, and the mid changes near fills:
+//! `backtest::mids`) go into vectors reserved up front (they grow, amortised, only on runs
+//! larger than the reservation). Memory grows with fills, orders and data time (one
+//! 32-byte sample a second), not with the number of messages.
 //!
 //! Never: writes files, prints, or imports a mode.
 
@@ -15,6 +17,7 @@ use std::collections::HashMap;
 
 use crate::assemble::engine_params;
 use crate::backtest::feed::{feed_choice, shift_for_feed, FeedChoice};
+use crate::backtest::mids::{MidKeeper, MARKOUT_HORIZON_MAX_NS};
 use crate::config::Config;
 use crate::engine::{Engine, EngineStats, TradeRecord, Trader};
 use crate::orders::{Action, OrderManager, OrderStats, Position, VenueEvent};
@@ -89,8 +92,11 @@ pub struct Replayed {
     pub spec: SymbolSpec,
     /// Fills in time order.
     pub fills: Vec<FillRow>,
-    /// Every mid change (ts, bid + ask in ticks).
+    /// The mid changes (ts, bid + ask in ticks) near fills and the first quote, in time
+    /// order: every one a report looks up (`backtest::mids`), not every one of the data.
     pub mids: Vec<(u64, i64)>,
+    /// Time of the last mid change of the data (kept or not).
+    pub last_mid_ts_ns: Option<u64>,
     /// Changes of our working order prices.
     pub quotes: Vec<QuoteMark>,
     /// The 1 s time series.
@@ -152,7 +158,8 @@ pub fn simulate<S: EventSource + ?Sized>(
     kpi_params.quote_size_lots = config.quoting.quote_size_lots;
     kpi_params.maker_fee_bps = Some(venue_params.maker_fee_centibps as f64 / 100.0);
     kpi_params.latency_source = LatencySource::Charged;
-    kpi_params.markout_ns = (config.kpi.markout_horizon_s * 1e9).round() as u64;
+    let markout_ns = (config.kpi.markout_horizon_s * 1e9).round() as u64;
+    kpi_params.markout_ns = markout_ns;
     kpi_params.targets = KpiTargets {
         spread_captured_min: config.kpi.spread_captured_min,
         rms_inventory_max: config.kpi.rms_inventory_max,
@@ -162,7 +169,12 @@ pub fn simulate<S: EventSource + ?Sized>(
         pnl_min_quote: config.kpi.pnl_min,
     };
     let kpi = KpiTracker::new(kpi_params, start_ns).map_err(|e| anyhow::anyhow!("KPIs: {e}"))?;
-    let mut collector = Collector::new(kpi, tape.stats().events as usize, feed.ns);
+    let mut collector = Collector::new(
+        kpi,
+        tape.stats().events as usize,
+        feed.ns,
+        markout_ns,
+    );
     let span_s = end_ns.saturating_sub(start_ns) / SAMPLE_NS + 2;
     let mut samples: Vec<Sample> = Vec::with_capacity(usize::try_from(span_s).unwrap_or(0));
     let mut next_sample_ns = start_ns;
@@ -255,10 +267,12 @@ pub fn simulate<S: EventSource + ?Sized>(
     collector.kpi.finish();
     let kpi = collector.kpi.snapshot(last_ns.max(start_ns));
     let final_touch = trader.engine().touch().map(|t| (t.bid, t.ask));
+    let (mids, last_mid_ts_ns) = collector.mids.finish();
     Ok(Replayed {
         spec,
         fills: collector.fills,
-        mids: collector.mids,
+        mids,
+        last_mid_ts_ns,
         quotes: collector.quotes,
         samples,
         queue_fills: collector.queue_fills,
@@ -309,7 +323,7 @@ fn sample(ts_ns: u64, trader: &Trader, spec: &SymbolSpec) -> Sample {
 struct Collector {
     kpi: KpiTracker,
     fills: Vec<FillRow>,
-    mids: Vec<(u64, i64)>,
+    mids: MidKeeper,
     quotes: Vec<QuoteMark>,
     stops: Vec<(u64, Option<StopReason>)>,
     queue_fills: Vec<QueueAtFill>,
@@ -333,12 +347,12 @@ struct OrderInfo {
 }
 
 impl Collector {
-    fn new(kpi: KpiTracker, events: usize, feed_ns: u64) -> Collector {
+    fn new(kpi: KpiTracker, events: usize, feed_ns: u64, markout_ns: u64) -> Collector {
         Collector {
             kpi,
             fills: Vec::with_capacity(4096),
-            mids: Vec::with_capacity(events),
-            quotes: Vec::with_capacity(events / 4 + 16),
+            mids: MidKeeper::new(markout_ns.max(MARKOUT_HORIZON_MAX_NS)),
+            quotes: Vec::with_capacity((events / 4 + 16).min(1 << 20)),
             stops: Vec::with_capacity(64),
             queue_fills: Vec::with_capacity(4096),
             feed_ns,
@@ -362,7 +376,7 @@ impl Collector {
                 ts_ns,
                 mid_x2_ticks,
             } => {
-                self.mids.push((ts_ns, mid_x2_ticks));
+                self.mids.on_mid(ts_ns, mid_x2_ticks);
                 self.kpi.on_mid(MidSample {
                     ts_ns,
                     mid_half_ticks: mid_x2_ticks,
@@ -400,6 +414,10 @@ impl Collector {
                     },
                 );
                 self.shown[side_index(order.side())] = Some(id.0);
+                if self.quotes.is_empty() {
+                    // The quotes plot opens here when nothing fills.
+                    self.mids.on_interest(ts_ns);
+                }
                 self.quotes.push(QuoteMark {
                     ts_ns,
                     side: order.side(),
@@ -453,6 +471,7 @@ impl Collector {
                 trade_id,
                 ..
             } => {
+                self.mids.on_interest(ts_ns);
                 info.filled = Qty(info.filled.0.saturating_add(qty.0));
                 finished = info.filled >= info.qty;
                 let side = info.side;

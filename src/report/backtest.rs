@@ -41,6 +41,12 @@ use crate::venue::sim::LatencyModel;
 pub const SUMMARY_VERSION: u32 = 2;
 /// Markout horizons of the markout plot, seconds.
 pub const MARKOUT_HORIZONS_S: [f64; 9] = [0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0];
+// The backtest keeps the mid changes these lookups need (`backtest::mids`).
+const _: () = assert!(
+    MARKOUT_HORIZONS_S[MARKOUT_HORIZONS_S.len() - 1] * 1e9
+        <= crate::backtest::mids::MARKOUT_HORIZON_MAX_NS as f64
+);
+const _: () = assert!(ZOOM_NS <= crate::backtest::mids::MID_KEEP_BEFORE_NS);
 /// Width of the zoomed quotes-vs-mid window, ns.
 pub const ZOOM_NS: u64 = 60_000_000_000;
 
@@ -855,7 +861,7 @@ pub fn pnl_split_series(run: &Replayed) -> Vec<(u64, i128, i128, i128)> {
 /// Mean of side·(mid at fill + horizon − price) in bps of price over fills whose horizon
 /// lies within the data; `side` filters.
 pub fn mean_markout_bps(run: &Replayed, horizon_ns: u64, side: Option<Side>) -> Option<f64> {
-    let last = run.mids.last().map(|m| m.0)?;
+    let last = run.last_mid_ts_ns?;
     let mut sum = 0.0;
     let mut n = 0usize;
     for f in run
