@@ -415,6 +415,9 @@ pub struct Trader {
     /// Mid (×2, ticks) when each order slot's order was placed, by `id % ORDER_SLOTS`.
     placed_mid_x2: [i64; ORDER_SLOTS],
     last_mid_x2: i64,
+    /// Inventory, cash and touch prices of the last mark fed to risk: the mark is a
+    /// function of these alone, so an event that changes none of them skips it.
+    last_mark: Option<(Qty, i64, Price, Price)>,
     stopped: Option<StopReason>,
 }
 
@@ -429,6 +432,7 @@ impl Trader {
             ticker: None,
             placed_mid_x2: [0; ORDER_SLOTS],
             last_mid_x2: 0,
+            last_mark: None,
             stopped: None,
         }
     }
@@ -555,11 +559,15 @@ impl Trader {
             requote |= self.engine.requote(now_ns);
         }
         if let Some(t) = self.engine.touch() {
-            self.risk.on_mark(position.mark_to_market_atoms(
-                self.engine.params.quoter.spec(),
-                t.bid,
-                t.ask,
-            ));
+            let mark = Some((position.inventory, position.cash_atoms, t.bid, t.ask));
+            if mark != self.last_mark {
+                self.last_mark = mark;
+                self.risk.on_mark(position.mark_to_market_atoms(
+                    self.engine.params.quoter.spec(),
+                    t.bid,
+                    t.ask,
+                ));
+            }
         }
         let stop = self.risk.stop_reason(now_ns);
         if stop != self.stopped {

@@ -32,6 +32,12 @@ pub(super) struct Ladder {
     pub(super) horizon_key: Option<i64>,
     /// Levels evicted or refused since `new`.
     pub(super) dropped: u64,
+    /// Where the last `set` landed (position in `order`, slot): where the next search
+    /// starts. A diff lists each side's levels from the touch outwards, i.e. in descending
+    /// key order and mostly a few levels apart, so the next level is usually in the same
+    /// block just below, or in the block before. Only a hint: `locate` checks it against
+    /// `firsts` and searches as before when it does not hold, so it never changes a result.
+    hint: (usize, usize),
 }
 
 /// A sorted run of levels.
@@ -68,6 +74,7 @@ impl Ladder {
             capacity,
             horizon_key: None,
             dropped: 0,
+            hint: (0, 0),
         }
     }
 
@@ -112,21 +119,29 @@ impl Ladder {
             if qty <= 0 {
                 return LevelChange::Ignored;
             }
+            self.hint = (0, 0);
             return self.insert_first(key, qty);
         };
         match found {
             Ok(i) if qty <= 0 => {
+                self.hint = (b, i);
                 self.remove(b, i);
                 LevelChange::Removed
             }
             Ok(i) => {
+                self.hint = (b, i);
                 if let Some(slot) = self.block_mut(b).and_then(|blk| blk.slots.get_mut(i)) {
                     slot.1 = qty;
                 }
                 LevelChange::Updated
             }
-            Err(_) if qty <= 0 => LevelChange::Ignored,
-            Err(i) => self.insert(b, i, key, qty),
+            Err(i) => {
+                self.hint = (b, i);
+                if qty <= 0 {
+                    return LevelChange::Ignored;
+                }
+                self.insert(b, i, key, qty)
+            }
         }
     }
 
@@ -136,13 +151,26 @@ impl Ladder {
     fn locate(&self, key: i64) -> Option<(usize, Result<usize, usize>)> {
         let firsts = self.firsts.get(..self.active)?;
         let last = self.active.checked_sub(1)?;
-        // The touch is the busiest spot: the last block without a search.
-        let b = if firsts.last().is_some_and(|&first| key >= first) {
-            last
+        // Where `key` belongs: the last block whose first key is ≤ `key` (block 0 below
+        // them all). The touch is the busiest spot: the last block without a search; then
+        // the hinted block and the one before it (the next level of a diff); else search.
+        let (hint_b, hint_i) = self.hint;
+        let holds = |b: usize| {
+            b < last
+                && firsts.get(b).is_some_and(|&first| first <= key)
+                && firsts.get(b + 1).is_some_and(|&next| key < next)
+        };
+        let (b, start) = if firsts.get(last).is_some_and(|&first| key >= first) {
+            (last, if last == hint_b { Some(hint_i) } else { None })
+        } else if holds(hint_b) {
+            (hint_b, Some(hint_i))
+        } else if hint_b > 0 && holds(hint_b - 1) {
+            (hint_b - 1, Some(usize::MAX))
         } else {
-            firsts
+            let b = firsts
                 .partition_point(|&first| first <= key)
-                .saturating_sub(1)
+                .saturating_sub(1);
+            (b, None)
         };
         let block = self.block(b)?;
         let run = block.slots.get(..block.len)?;
@@ -153,7 +181,25 @@ impl Ladder {
                 return Some((b, if key == best { Ok(at) } else { Err(at + 1) }));
             }
         }
-        Some((b, run.binary_search_by_key(&key, |&(k, _)| k)))
+        let Some(start) = start else {
+            return Some((b, run.binary_search_by_key(&key, |&(k, _)| k)));
+        };
+        // From the hint: down while the slot below is ≥ `key`, then up while below it;
+        // the result is the binary search's (keys are unique), whatever the start.
+        let mut at = start.min(run.len());
+        while at > 0 && run.get(at - 1).is_some_and(|&(k, _)| k >= key) {
+            at -= 1;
+        }
+        while run.get(at).is_some_and(|&(k, _)| k < key) {
+            at += 1;
+        }
+        Some((
+            b,
+            match run.get(at) {
+                Some(&(k, _)) if k == key => Ok(at),
+                _ => Err(at),
+            },
+        ))
     }
 
     /// The active block at position `b` of `order`.

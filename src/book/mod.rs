@@ -10,7 +10,10 @@
 //! drawn from a pool allocated in `new`. Best bid/ask: the last slot of the last block,
 //! O(1). An update searches the short array of block first-keys (the last block is checked
 //! first: the touch is the busiest spot), then the block; an insert or a removal moves at
-//! most one block's slots, splitting a full block or merging two thin neighbours.
+//! most one block's slots, splitting a full block or merging two thin neighbours. Each side
+//! remembers where its last update landed: a diff lists a side's levels from the touch
+//! outwards, mostly a few levels apart, so the next one is found by checking that block
+//! (or the one before) and stepping a few slots down from there, not by two binary searches.
 //! Why not one sorted array with the best at the end: on the recorded BTCUSDT session the
 //! 1000-level book spans ~$28k and most diff levels land tens to hundreds of levels deep,
 //! so a flat array moves ~150 levels per update and was no faster than a `BTreeMap`; the

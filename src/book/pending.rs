@@ -124,13 +124,16 @@ impl DiffBuffer {
             dropped += 1;
         }
         let levels_at = self.levels_tail;
-        let ring = self.levels.len() as u64;
-        for (k, level) in levels.take(need).enumerate() {
-            if let Some(slot) = self
-                .levels
-                .get_mut(((levels_at + k as u64) % ring) as usize)
-            {
+        let ring = self.levels.len();
+        // One division for the start, then a wrap (once at most: need ≤ ring).
+        let mut at = (levels_at % ring as u64) as usize;
+        for level in levels.take(need) {
+            if let Some(slot) = self.levels.get_mut(at) {
                 *slot = level;
+            }
+            at += 1;
+            if at == ring {
+                at = 0;
             }
         }
         self.levels_tail += need as u64;

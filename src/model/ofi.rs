@@ -112,7 +112,11 @@ impl OfiEstimator {
             e_lots: Self::contribution(&prev, &touch),
             depth2_lots: touch.bid_qty.0.saturating_add(touch.ask_qty.0),
         };
-        let slot = (self.head + self.len) % self.ring.len();
+        // head < capacity and len < capacity here: one wrap at most (no division).
+        let mut slot = self.head + self.len;
+        if slot >= self.ring.len() {
+            slot -= self.ring.len();
+        }
         self.ring[slot] = entry;
         self.len += 1;
         self.sum_e_lots += i128::from(entry.e_lots);
@@ -187,7 +191,10 @@ impl OfiEstimator {
         let old = self.ring[self.head];
         self.sum_e_lots -= i128::from(old.e_lots);
         self.sum_depth2_lots -= i128::from(old.depth2_lots);
-        self.head = (self.head + 1) % self.ring.len();
+        self.head += 1;
+        if self.head == self.ring.len() {
+            self.head = 0;
+        }
         self.len -= 1;
     }
 }

@@ -26,6 +26,9 @@ pub struct VolEstimator {
     prior: Sigma,
     /// Variance rate, U64F64 bits, bps²/s.
     var_bits: u128,
+    /// √var_bits, kept in step with it: `sigma()` is read at every quote, the variance
+    /// changes once per sample.
+    root: Sigma,
     samples: u32,
     last_mid_half_ticks: i64,
     last_sample_ns: u64,
@@ -41,12 +44,14 @@ impl VolEstimator {
         let alpha = 1.0 - 0.5f64.powf(sample_s / half_life_s.max(1e-9));
         let alpha_bits = U64F64::saturating_from_num(alpha.clamp(1e-12, 1.0)).to_bits();
         let prior_var = prior.to_num::<f64>().powi(2);
+        let var_bits = U64F64::saturating_from_num(prior_var).to_bits();
         VolEstimator {
             sample_ns,
             alpha_bits,
             warmup_samples,
             prior,
-            var_bits: U64F64::saturating_from_num(prior_var).to_bits(),
+            var_bits,
+            root: sqrt_bits(var_bits),
             samples: 0,
             last_mid_half_ticks: 0,
             last_sample_ns: 0,
@@ -89,6 +94,7 @@ impl VolEstimator {
         } else {
             var - mul_frac64(var - obs_bits, self.alpha_bits)
         };
+        self.root = sqrt_bits(self.var_bits);
         self.samples = self.samples.saturating_add(1);
         self.last_mid_half_ticks = mid_half_ticks;
         self.last_sample_ns = now_ns;
@@ -100,9 +106,7 @@ impl VolEstimator {
         if self.samples < self.warmup_samples {
             return self.prior;
         }
-        // √(U64F64 bits) has 32 fractional bits: exactly U32F32 bits.
-        let root = self.var_bits.isqrt();
-        Sigma::from_bits(u64::try_from(root).unwrap_or(u64::MAX))
+        self.root
     }
 
     /// True once `sigma()` is the estimate rather than the prior.
@@ -114,6 +118,12 @@ impl VolEstimator {
     pub fn samples(&self) -> u32 {
         self.samples
     }
+}
+
+/// √ of a U64F64 variance: √(U64F64 bits) has 32 fractional bits, exactly U32F32 bits.
+#[inline]
+fn sqrt_bits(var_bits: u128) -> Sigma {
+    Sigma::from_bits(u64::try_from(var_bits.isqrt()).unwrap_or(u64::MAX))
 }
 
 /// a · b where b has 64 fractional bits (b ≤ 1.0), without overflow for a < 2¹²⁸.

@@ -957,9 +957,10 @@ fn side_index(side: Side) -> usize {
     }
 }
 
-/// The slot indices of the set bits of `mask`, ascending (the table's scan order).
+/// The slot indices of the set bits of `mask`, ascending (the table's scan order; also
+/// the simulated venue's resting table).
 #[inline]
-fn slot_indices(mut mask: u64) -> impl Iterator<Item = usize> {
+pub(crate) fn slot_indices(mut mask: u64) -> impl Iterator<Item = usize> {
     std::iter::from_fn(move || {
         if mask == 0 {
             return None;

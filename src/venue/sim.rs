@@ -51,7 +51,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::feed::Trade;
-use crate::orders::{Action, ClientOrderId, VenueEvent, CODE_UNKNOWN_ORDER};
+use crate::orders::{slot_indices, Action, ClientOrderId, VenueEvent, CODE_UNKNOWN_ORDER};
 use crate::risk::Approved;
 use crate::types::{Price, Qty, Side, SymbolSpec};
 use crate::venue::{MarketView, SubmitError, Venue};
@@ -266,6 +266,9 @@ pub struct SimVenue {
     /// Report slots promised to in-flight actions.
     reserved: usize,
     resting: [Option<SimOrder>; SIM_ORDERS_MAX],
+    /// Bit `i` set iff `resting[i]` holds an order: the per-event passes (every trade,
+    /// every book change) visit these slots only. Kept in step by `put_resting`.
+    occupied: u64,
     last_arrival_ns: u64,
     last_report_ns: u64,
     next_seq: u64,
@@ -315,6 +318,7 @@ impl SimVenue {
             ),
             reserved: 0,
             resting: [None; SIM_ORDERS_MAX],
+            occupied: 0,
             last_arrival_ns: 0,
             last_report_ns: 0,
             next_seq: 0,
@@ -455,17 +459,20 @@ impl SimVenue {
         let side = order.side();
         let price = order.price();
         let ahead = market.displayed_at(side, price);
-        self.resting[free] = Some(SimOrder {
-            id,
-            side,
-            price,
-            qty: order.qty(),
-            filled: Qty(0),
-            queue_ahead: ahead,
-            queue_ahead_at_join: ahead,
-            arrived_ns: at_ns,
-            seq: self.next_seq,
-        });
+        self.put_resting(
+            free,
+            Some(SimOrder {
+                id,
+                side,
+                price,
+                qty: order.qty(),
+                filled: Qty(0),
+                queue_ahead: ahead,
+                queue_ahead_at_join: ahead,
+                arrived_ns: at_ns,
+                seq: self.next_seq,
+            }),
+        );
         self.next_seq += 1;
         self.stats.accepted += 1;
         self.emit(
@@ -483,7 +490,7 @@ impl SimVenue {
             .resting
             .iter()
             .position(|slot| slot.is_some_and(|o| o.id == id))?;
-        self.resting[index] = None;
+        self.put_resting(index, None);
         self.stats.canceled += 1;
         self.emit(at_ns, VenueEvent::Canceled { id });
         Some(())
@@ -511,14 +518,12 @@ impl SimVenue {
 
     fn match_side(&mut self, now_ns: u64, side: Side, trade: &Trade) {
         let maker_side = trade.aggressor.opposite();
-        // Indices of ours priced through the trade, and of ours at its price on the
-        // maker side; fixed arrays, sorted in place (no allocation).
-        let mut through = [0usize; SIM_ORDERS_MAX];
-        let mut through_len = 0;
-        let mut at_price = [0usize; SIM_ORDERS_MAX];
-        let mut at_len = 0;
-        for (index, slot) in self.resting.iter().enumerate() {
-            let Some(order) = slot else {
+        // Ours priced through the trade, and ours at its price on the maker side (slot
+        // bits, ascending).
+        let mut through_mask = 0u64;
+        let mut at_mask = 0u64;
+        for index in slot_indices(self.occupied) {
+            let Some(order) = &self.resting[index] else {
                 continue;
             };
             if order.side != side {
@@ -529,16 +534,17 @@ impl SimVenue {
                 Side::Sell => order.price < trade.price,
             };
             if is_through {
-                through[through_len] = index;
-                through_len += 1;
+                through_mask |= 1 << index;
             } else if order.price == trade.price && side == maker_side {
-                at_price[at_len] = index;
-                at_len += 1;
+                at_mask |= 1 << index;
             }
         }
-        if through_len == 0 && at_len == 0 {
+        if through_mask == 0 && at_mask == 0 {
             return;
         }
+        // Their indices in fixed arrays, sorted in place (no allocation).
+        let (mut through, through_len) = slot_list(through_mask);
+        let (mut at_price, at_len) = slot_list(at_mask);
         let resting = &self.resting;
         let key = |index: &usize| {
             resting[*index].map_or((i64::MAX, u64::MAX), |o| {
@@ -618,11 +624,7 @@ impl SimVenue {
             ahead_at_fill: if through { Qty(0) } else { order.queue_ahead },
             through,
         });
-        self.resting[index] = if order.remaining() > 0 {
-            Some(order)
-        } else {
-            None
-        };
+        self.put_resting(index, (order.remaining() > 0).then_some(order));
         self.emit(
             now_ns,
             VenueEvent::Fill {
@@ -637,6 +639,21 @@ impl SimVenue {
             },
         );
         lots
+    }
+
+    /// Writes resting slot `index` and keeps `occupied` in step with it.
+    #[inline]
+    fn put_resting(&mut self, index: usize, order: Option<SimOrder>) {
+        let Some(slot) = self.resting.get_mut(index) else {
+            return;
+        };
+        *slot = order;
+        let bit = 1u64 << index;
+        if order.is_some() {
+            self.occupied |= bit;
+        } else {
+            self.occupied &= !bit;
+        }
     }
 
     /// Keeps a fill's queue position, overwriting the oldest when nobody drains.
@@ -713,7 +730,10 @@ impl Venue for SimVenue {
         if !self.params.queue_cancels {
             return;
         }
-        for order in self.resting.iter_mut().flatten() {
+        for index in slot_indices(self.occupied) {
+            let Some(order) = self.resting[index].as_mut() else {
+                continue;
+            };
             let displayed = market.displayed_at(order.side, order.price);
             if displayed < order.queue_ahead {
                 order.queue_ahead = displayed;
@@ -740,6 +760,22 @@ impl Venue for SimVenue {
         }
     }
 }
+
+/// The slot indices of `mask`'s set bits, ascending, in a fixed array, and how many.
+fn slot_list(mask: u64) -> ([usize; SIM_ORDERS_MAX], usize) {
+    let mut list = [0usize; SIM_ORDERS_MAX];
+    let mut len = 0;
+    for index in slot_indices(mask) {
+        if let Some(slot) = list.get_mut(len) {
+            *slot = index;
+            len += 1;
+        }
+    }
+    (list, len)
+}
+
+// `occupied` is one bit per resting slot in a u64.
+const _: () = assert!(SIM_ORDERS_MAX <= 64);
 
 /// Reports an action can produce at arrival.
 fn reports_needed(action: &Action) -> usize {
