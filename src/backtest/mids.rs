@@ -137,6 +137,9 @@ mod tests {
             }
         }
         // Far from any fill nothing is promised: the hour's middle is not kept.
-        assert!(keeper.kept().iter().all(|m| m.0 < 700 * S || m.0 > 2900 * S));
+        assert!(keeper
+            .kept()
+            .iter()
+            .all(|m| m.0 < 700 * S || m.0 > 2900 * S));
     }
 }

@@ -169,12 +169,7 @@ pub fn simulate<S: EventSource + ?Sized>(
         pnl_min_quote: config.kpi.pnl_min,
     };
     let kpi = KpiTracker::new(kpi_params, start_ns).map_err(|e| anyhow::anyhow!("KPIs: {e}"))?;
-    let mut collector = Collector::new(
-        kpi,
-        tape.stats().events as usize,
-        feed.ns,
-        markout_ns,
-    );
+    let mut collector = Collector::new(kpi, tape.stats().events as usize, feed.ns, markout_ns);
     let span_s = end_ns.saturating_sub(start_ns) / SAMPLE_NS + 2;
     let mut samples: Vec<Sample> = Vec::with_capacity(usize::try_from(span_s).unwrap_or(0));
     let mut next_sample_ns = start_ns;

@@ -907,6 +907,22 @@ fn plot_error<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow::anyhow!("drawing a plot: {e:?}")
 }
 
+/// Most points a time-series plot draws: a month of 1 s samples would make a 60 MB SVG.
+const PLOT_POINTS_MAX: usize = 4_000;
+
+/// Every `stride`-th point of a series of `len` so that at most `PLOT_POINTS_MAX` are
+/// drawn (1 for short runs: every point). The last point is drawn too (see `thinned`).
+fn plot_stride(len: usize) -> usize {
+    len.div_ceil(PLOT_POINTS_MAX).max(1)
+}
+
+/// `items` thinned to at most `PLOT_POINTS_MAX` + 1, first and last kept.
+fn thinned<T>(items: &[T]) -> impl Iterator<Item = &T> {
+    let stride = plot_stride(items.len());
+    let last = items.len().checked_sub(1).filter(|l| l % stride != 0);
+    items.iter().step_by(stride).chain(last.map(|l| &items[l]))
+}
+
 fn minutes(run: &Replayed, ts_ns: u64) -> f64 {
     ts_ns.saturating_sub(run.start_ns) as f64 / 60e9
 }
@@ -918,14 +934,10 @@ fn plot_pnl_inventory(path: &Path, run: &Replayed) -> anyhow::Result<()> {
     root.fill(&WHITE).map_err(plot_error)?;
     let (top, bottom) = root.split_vertically(350);
     let x_max = minutes(run, run.end_ns).max(1.0 / 60.0);
-    let pnl: Vec<(f64, f64)> = run
-        .samples
-        .iter()
+    let pnl: Vec<(f64, f64)> = thinned(&run.samples)
         .map(|s| (minutes(run, s.ts_ns), s.pnl_atoms as f64 / 1e8))
         .collect();
-    let inventory: Vec<(f64, f64)> = run
-        .samples
-        .iter()
+    let inventory: Vec<(f64, f64)> = thinned(&run.samples)
         .map(|s| {
             (
                 minutes(run, s.ts_ns),
@@ -973,8 +985,7 @@ fn plot_pnl_split(path: &Path, run: &Replayed) -> anyhow::Result<()> {
     let series = pnl_split_series(run);
     let x_max = minutes(run, run.end_ns).max(1.0 / 60.0);
     let line = |pick: fn(&(u64, i128, i128, i128)) -> i128| -> Vec<(f64, f64)> {
-        series
-            .iter()
+        thinned(&series)
             .map(|p| (minutes(run, p.0), pick(p) as f64 / 1e8))
             .collect()
     };
@@ -1380,6 +1391,19 @@ fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use crate::types::Symbol;
+
+    #[test]
+    fn long_series_are_thinned_for_plots_short_ones_are_not() {
+        let short: Vec<u32> = (0..PLOT_POINTS_MAX as u32).collect();
+        assert!(thinned(&short).copied().eq(short.iter().copied()));
+        // A month of 1 s samples: at most PLOT_POINTS_MAX + 1, first and last kept.
+        let month: Vec<u32> = (0..2_602_800).collect();
+        let drawn: Vec<u32> = thinned(&month).copied().collect();
+        assert!(drawn.len() <= PLOT_POINTS_MAX + 1, "{}", drawn.len());
+        assert_eq!((drawn[0], *drawn.last().unwrap()), (0, 2_602_799));
+        assert!(drawn.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(thinned(&[] as &[u32]).count(), 0);
+    }
 
     fn spec() -> SymbolSpec {
         SymbolSpec::from_decimals(Symbol::new("BTCUSDT").unwrap(), "0.01", "0.00001", "5").unwrap()
