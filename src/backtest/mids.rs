@@ -1,50 +1,90 @@
-//! `MidKeeper`: the mid changes a backtest keeps for its report — only those near a fill
-//! (or the first quote), so that memory follows the number of fills, not the length of the
-//! data (a month of BTCUSDT changes its mid ~26 M times).
+//! `MidKeeper`: the mid changes a backtest keeps for its report — only those a report
+//! lookup needs, so that memory follows the number of fills, not the length of the data
+//! (a month of BTCUSDT changes its mid ~26 M times).
 //!
-//! What the report reads from them, and why that is enough: the mid prevailing at a fill,
-//! at a fill plus a markout horizon (≤ `keep_after_ns`), and every change in the zoom window
-//! of the quotes plot, which opens at most `MID_KEEP_BEFORE_NS` before a fill (or at the
-//! first quote) and lasts at most `keep_after_ns`. A change is kept when it falls within
-//! `keep_after_ns` after a fill; the changes of the last `MID_KEEP_BEFORE_NS` (plus the one
-//! prevailing at its start) wait in a ring and are kept when a fill arrives.
+//! The report looks the mid up (`score::mid_at`: the last change at or before a time) at
+//! each fill, at each fill plus a markout horizon (the configured one and
+//! `report::backtest::MARKOUT_HORIZONS_S`), and reads every change of one `ZOOM_NS` window
+//! for the quotes plot: the window of the first fill that has the most fills in the
+//! `ZOOM_NS` after it (opening `ZOOM_NS / 6` before that fill, or at the data's start),
+//! or the one opening at the first quote. Any subset of the real changes that holds, for every lookup time, the change
+//! prevailing then answers every lookup exactly, so the keeper keeps:
+//! - for each fill and each horizon, the change prevailing at that time (resolved when the
+//!   next change arrives, or at the end);
+//! - the changes of the best zoom window so far, copied from a ring of the last
+//!   `RING_NS` of changes when a fill's window closes with more fills than the best.
 //!
-//! Never: drops a change a report lookup inside those windows needs, or reorders them.
+//! Never: keeps a change that is not in the data, or drops one a lookup above needs.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 
-use crate::backtest::score::mid_at;
+/// Width of the zoomed quotes-vs-mid window of the report, ns.
+pub const ZOOM_NS: u64 = 60_000_000_000;
 
-/// How far before a fill (or the first quote) the mid changes are kept, ns: the whole
-/// zoom window of the quotes plot (it opens `ZOOM_NS / 6` before its first fill).
-pub const MID_KEEP_BEFORE_NS: u64 = 60_000_000_000;
+/// Markout horizons of the report's markout plot, seconds.
+pub const MARKOUT_HORIZONS_S: [f64; 9] = [0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0];
 
-/// The longest markout horizon a report looks up besides the configured one, ns (the
-/// markout plot's last horizon, `report::backtest::MARKOUT_HORIZONS_S`).
-pub const MARKOUT_HORIZON_MAX_NS: u64 = 60_000_000_000;
+/// The horizons a backtest's report looks the mid up at after each fill, ns: the markout
+/// plot's (converted as the report converts them) and the configured `markout_ns`.
+pub fn report_horizons_ns(markout_ns: u64) -> Vec<u64> {
+    let mut horizons: Vec<u64> = MARKOUT_HORIZONS_S
+        .iter()
+        .map(|&h| (h * 1e9) as u64)
+        .collect();
+    horizons.push(markout_ns);
+    horizons
+}
 
-/// The mid changes kept for the report: `(ts_ns, bid + ask in ticks)`, in time order.
+/// How much of the recent changes the ring holds: a fill's zoom window opens `ZOOM_NS / 6`
+/// before it and is judged `ZOOM_NS` after it.
+const RING_NS: u64 = 2 * ZOOM_NS;
+
+/// One change: its place in the data (so that changes with the same time keep their
+/// order when the kept sets are merged), time, bid + ask in ticks.
+type Change = (u64, u64, i64);
+
+/// The mid changes kept for the report: `(ts_ns, bid + ask in ticks)`, in data order.
 #[derive(Debug)]
 pub struct MidKeeper {
-    kept: Vec<(u64, i64)>,
-    recent: VecDeque<(u64, i64)>,
-    keep_after_ns: u64,
-    /// Changes up to this time are kept (a fill's horizon); 0 = none yet.
-    keep_until_ns: u64,
-    last_ts_ns: Option<u64>,
+    /// Changes prevailing at a lookup time, in data order, no duplicates.
+    kept: Vec<Change>,
+    /// Lookup times not yet passed by a change.
+    pending: BinaryHeap<Reverse<u64>>,
+    /// Horizons looked up after each fill, ns (0 = the fill itself).
+    horizons_ns: Vec<u64>,
+    /// The last `RING_NS` of changes (and the one prevailing at its start).
+    ring: VecDeque<Change>,
+    /// Fills whose zoom window is still open, in time order.
+    open_fills: VecDeque<u64>,
+    /// The best zoom window's fill count and changes.
+    best_count: usize,
+    best_window: Vec<Change>,
+    /// The first quote's window (used when nothing fills), until it is copied.
+    first_quote_ns: Option<u64>,
+    first_quote_window: Option<Vec<Change>>,
+    last: Option<Change>,
     seen: u64,
 }
 
 impl MidKeeper {
-    /// Keeps the changes within `keep_after_ns` after each fill (at least
-    /// `MID_KEEP_BEFORE_NS`: the plot's window) and `MID_KEEP_BEFORE_NS` before it.
-    pub fn new(keep_after_ns: u64) -> MidKeeper {
+    /// Looks up each fill and each fill plus `horizons_ns`.
+    pub fn new(horizons_ns: &[u64]) -> MidKeeper {
+        let mut horizons: Vec<u64> = horizons_ns.to_vec();
+        horizons.push(0);
+        horizons.sort_unstable();
+        horizons.dedup();
         MidKeeper {
             kept: Vec::with_capacity(4096),
-            recent: VecDeque::with_capacity(4096),
-            keep_after_ns: keep_after_ns.max(MID_KEEP_BEFORE_NS),
-            keep_until_ns: 0,
-            last_ts_ns: None,
+            pending: BinaryHeap::with_capacity(256),
+            horizons_ns: horizons,
+            ring: VecDeque::with_capacity(4096),
+            open_fills: VecDeque::with_capacity(256),
+            best_count: 0,
+            best_window: Vec::new(),
+            first_quote_ns: None,
+            first_quote_window: None,
+            last: None,
             seen: 0,
         }
     }
@@ -52,38 +92,39 @@ impl MidKeeper {
     /// A mid change at `ts_ns` (time order).
     #[inline]
     pub fn on_mid(&mut self, ts_ns: u64, mid_x2_ticks: i64) {
+        // Lookups strictly before this change see the previous one.
+        while let Some(&Reverse(at)) = self.pending.peek() {
+            if at >= ts_ns {
+                break;
+            }
+            self.pending.pop();
+            self.keep_last();
+        }
+        self.close_windows(ts_ns);
+        let change = (self.seen, ts_ns, mid_x2_ticks);
         self.seen += 1;
-        self.last_ts_ns = Some(ts_ns);
-        if self.keep_until_ns != 0 && ts_ns <= self.keep_until_ns {
-            self.kept.push((ts_ns, mid_x2_ticks));
-            return;
-        }
-        self.recent.push_back((ts_ns, mid_x2_ticks));
-        // Drop the oldest while the next one still prevails at the ring's start.
-        let start = ts_ns.saturating_sub(MID_KEEP_BEFORE_NS);
-        while self.recent.len() > 1 && self.recent[1].0 <= start {
-            self.recent.pop_front();
+        self.last = Some(change);
+        self.ring.push_back(change);
+        let start = ts_ns.saturating_sub(RING_NS);
+        while self.ring.len() > 1 && self.ring[1].1 <= start {
+            self.ring.pop_front();
         }
     }
 
-    /// A fill (or the first quote) at `ts_ns`: keep what came before it in the window and
-    /// what comes in `keep_after_ns` after it.
+    /// A fill at `ts_ns`: its lookups, and a zoom window opening.
     #[inline]
-    pub fn on_interest(&mut self, ts_ns: u64) {
-        self.kept.extend(self.recent.drain(..));
-        self.keep_until_ns = self
-            .keep_until_ns
-            .max(ts_ns.saturating_add(self.keep_after_ns));
+    pub fn on_fill(&mut self, ts_ns: u64) {
+        for &h in &self.horizons_ns {
+            self.pending.push(Reverse(ts_ns.saturating_add(h)));
+        }
+        self.open_fills.push_back(ts_ns);
     }
 
-    /// The kept changes, in time order.
-    pub fn kept(&self) -> &[(u64, i64)] {
-        &self.kept
-    }
-
-    /// Time of the last change seen (kept or not).
-    pub fn last_ts_ns(&self) -> Option<u64> {
-        self.last_ts_ns
+    /// The first quote at `ts_ns` (the plot's window when nothing fills).
+    pub fn on_first_quote(&mut self, ts_ns: u64) {
+        if self.first_quote_ns.is_none() {
+            self.first_quote_ns = Some(ts_ns);
+        }
     }
 
     /// Changes seen in all (kept or not).
@@ -91,55 +132,118 @@ impl MidKeeper {
         self.seen
     }
 
-    /// The kept mids and the last change's time, for `Replayed`.
-    pub fn finish(self) -> (Vec<(u64, i64)>, Option<u64>) {
-        (self.kept, self.last_ts_ns)
+    /// The kept changes (sorted, real ones only) and the last change's time.
+    pub fn finish(mut self) -> (Vec<(u64, i64)>, Option<u64>) {
+        // Lookups at or after the last change see it.
+        while self.pending.pop().is_some() {
+            self.keep_last();
+        }
+        self.close_windows(u64::MAX);
+        let mut all = self.kept;
+        all.extend(self.best_window);
+        all.extend(self.first_quote_window.unwrap_or_default());
+        all.sort_unstable_by_key(|m| m.0);
+        all.dedup_by_key(|m| m.0);
+        let kept = all.into_iter().map(|(_, ts, mid)| (ts, mid)).collect();
+        (kept, self.last.map(|m| m.1))
     }
 
-    /// The mid prevailing at `ts_ns` among the kept changes (exact inside a kept window).
-    pub fn mid_at(&self, ts_ns: u64) -> Option<i64> {
-        mid_at(&self.kept, ts_ns)
+    fn keep_last(&mut self) {
+        if let Some(last) = self.last {
+            if self.kept.last() != Some(&last) {
+                self.kept.push(last);
+            }
+        }
+    }
+
+    /// Judges the zoom windows that closed before `now_ns` (all with `u64::MAX`).
+    fn close_windows(&mut self, now_ns: u64) {
+        if let Some(q) = self.first_quote_ns {
+            if self.first_quote_window.is_none() && q.saturating_add(ZOOM_NS) < now_ns {
+                self.first_quote_window = Some(self.window(q, q.saturating_add(ZOOM_NS)));
+            }
+        }
+        while let Some(&first) = self.open_fills.front() {
+            let end = first.saturating_add(ZOOM_NS);
+            if end >= now_ns && now_ns != u64::MAX {
+                break;
+            }
+            // Fills in [first, first + ZOOM_NS): the first window with the most wins.
+            let count = self.open_fills.partition_point(|&f| f < end);
+            if count > self.best_count {
+                self.best_count = count;
+                // The plot opens ZOOM_NS / 6 before the fill, or at the data's start
+                // (then it reaches up to ZOOM_NS after the fill).
+                let from = first.saturating_sub(ZOOM_NS / 6);
+                self.best_window = self.window(from, end);
+            }
+            self.open_fills.pop_front();
+        }
+    }
+
+    /// The ring's changes in [from, to], with the one prevailing at `from`.
+    fn window(&self, from: u64, to: u64) -> Vec<Change> {
+        let first = self.ring.partition_point(|m| m.1 <= from).saturating_sub(1);
+        self.ring
+            .iter()
+            .skip(first)
+            .take_while(|m| m.1 <= to)
+            .copied()
+            .collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backtest::score::mid_at;
 
     const S: u64 = 1_000_000_000;
 
-    /// Every lookup the report makes near a fill gives what the full series gives.
+    /// Every lookup the report makes gives what the full series gives, and far fewer
+    /// changes are kept than seen.
     #[test]
-    fn lookups_near_fills_match_the_full_series() {
-        // A change every 0.3 s for an hour, fills at 600 s, 601 s and 3000 s.
-        let all: Vec<(u64, i64)> = (0..12_000u64)
+    fn lookups_match_the_full_series() {
+        // A change every 0.3 s for two hours; fills scattered, densest around 3000 s.
+        let all: Vec<(u64, i64)> = (0..24_000u64)
             .map(|i| (i * 3 * S / 10, 100_000 + (i as i64 * 7919) % 113))
             .collect();
-        let fills = [600 * S, 601 * S, 3000 * S];
-        let mut keeper = MidKeeper::new(60 * S);
+        let mut fills: Vec<u64> = vec![600 * S, 601 * S + 7, 1_800 * S];
+        fills.extend((0..9).map(|k| 3_000 * S + k * 5 * S + 3));
+        fills.push(7_199 * S);
+        let horizons = [S / 10, S, 60 * S];
+        let mut keeper = MidKeeper::new(&horizons);
+        keeper.on_first_quote(500 * S);
         let mut next_fill = 0;
         for &(ts, mid) in &all {
             while next_fill < fills.len() && fills[next_fill] <= ts {
-                keeper.on_interest(fills[next_fill]);
+                keeper.on_fill(fills[next_fill]);
                 next_fill += 1;
             }
             keeper.on_mid(ts, mid);
         }
         assert_eq!(keeper.seen(), all.len() as u64);
-        assert_eq!(keeper.last_ts_ns(), all.last().map(|m| m.0));
-        // Kept: about 2 × 60 s around each fill cluster, not the hour.
-        assert!(keeper.kept().len() < 900, "{}", keeper.kept().len());
-        assert!(keeper.kept().windows(2).all(|w| w[0].0 < w[1].0));
+        let (kept, last) = keeper.finish();
+        assert_eq!(last, all.last().map(|m| m.0));
+        assert!(kept.len() < 2_000, "{}", kept.len());
+        assert!(kept.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(kept.iter().all(|m| all.contains(m)));
         for &fill in &fills {
-            let from = fill - MID_KEEP_BEFORE_NS;
-            for at in (from..=fill + 60 * S).step_by((S / 7) as usize) {
-                assert_eq!(keeper.mid_at(at), mid_at(&all, at), "at {at}");
+            for h in [0, S / 10, S, 60 * S] {
+                let at = fill + h;
+                assert_eq!(mid_at(&kept, at), mid_at(&all, at), "fill {fill} + {h}");
             }
         }
-        // Far from any fill nothing is promised: the hour's middle is not kept.
-        assert!(keeper
-            .kept()
+        // The zoom window: opens 10 s before the first of the nine dense fills.
+        let from = 3_000 * S + 3 - ZOOM_NS / 6;
+        let in_window = |m: &&(u64, i64)| m.0 > from && m.0 <= from + ZOOM_NS;
+        assert!(kept
             .iter()
-            .all(|m| m.0 < 700 * S || m.0 > 2900 * S));
+            .filter(in_window)
+            .eq(all.iter().filter(in_window)));
+        assert_eq!(mid_at(&kept, from), mid_at(&all, from));
+        // And the first quote's window.
+        let quoted = |m: &&(u64, i64)| m.0 > 500 * S && m.0 <= 560 * S;
+        assert!(kept.iter().filter(quoted).eq(all.iter().filter(quoted)));
     }
 }

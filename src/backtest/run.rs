@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use crate::assemble::engine_params;
 use crate::backtest::feed::{feed_choice, shift_for_feed, FeedChoice};
-use crate::backtest::mids::{MidKeeper, MARKOUT_HORIZON_MAX_NS};
+use crate::backtest::mids::{report_horizons_ns, MidKeeper};
 use crate::config::Config;
 use crate::engine::{Engine, EngineStats, TradeRecord, Trader};
 use crate::orders::{Action, OrderManager, OrderStats, Position, VenueEvent};
@@ -346,7 +346,7 @@ impl Collector {
         Collector {
             kpi,
             fills: Vec::with_capacity(4096),
-            mids: MidKeeper::new(markout_ns.max(MARKOUT_HORIZON_MAX_NS)),
+            mids: MidKeeper::new(&report_horizons_ns(markout_ns)),
             quotes: Vec::with_capacity((events / 4 + 16).min(1 << 20)),
             stops: Vec::with_capacity(64),
             queue_fills: Vec::with_capacity(4096),
@@ -411,7 +411,7 @@ impl Collector {
                 self.shown[side_index(order.side())] = Some(id.0);
                 if self.quotes.is_empty() {
                     // The quotes plot opens here when nothing fills.
-                    self.mids.on_interest(ts_ns);
+                    self.mids.on_first_quote(ts_ns);
                 }
                 self.quotes.push(QuoteMark {
                     ts_ns,
@@ -466,7 +466,7 @@ impl Collector {
                 trade_id,
                 ..
             } => {
-                self.mids.on_interest(ts_ns);
+                self.mids.on_fill(ts_ns);
                 info.filled = Qty(info.filled.0.saturating_add(qty.0));
                 finished = info.filled >= info.qty;
                 let side = info.side;

@@ -39,16 +39,10 @@ use crate::venue::sim::LatencyModel;
 
 /// Version of the `summary.json` layout.
 pub const SUMMARY_VERSION: u32 = 2;
-/// Markout horizons of the markout plot, seconds.
-pub const MARKOUT_HORIZONS_S: [f64; 9] = [0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0];
-// The backtest keeps the mid changes these lookups need (`backtest::mids`).
-const _: () = assert!(
-    MARKOUT_HORIZONS_S[MARKOUT_HORIZONS_S.len() - 1] * 1e9
-        <= crate::backtest::mids::MARKOUT_HORIZON_MAX_NS as f64
-);
-const _: () = assert!(ZOOM_NS <= crate::backtest::mids::MID_KEEP_BEFORE_NS);
-/// Width of the zoomed quotes-vs-mid window, ns.
-pub const ZOOM_NS: u64 = 60_000_000_000;
+/// Markout horizons of the markout plot, seconds, and the width of the zoomed
+/// quotes-vs-mid window, ns: defined where the backtest keeps the mid changes these
+/// lookups need.
+pub use crate::backtest::mids::{MARKOUT_HORIZONS_S, ZOOM_NS};
 
 /// Wall-clock figures of a run: not deterministic, kept apart in `summary.json`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
