@@ -648,10 +648,13 @@ pub fn write_run(
         &folder.join("fills.csv"),
         fills_csv(run, markout_ns).as_bytes(),
     )?;
-    write_file(
-        &folder.join("timeseries.csv"),
-        timeseries_csv(run).as_bytes(),
-    )?;
+    let path = folder.join("timeseries.csv");
+    let mut out = std::io::BufWriter::new(
+        fs::File::create(&path).with_context(|| format!("writing {}", path.display()))?,
+    );
+    write_timeseries_csv(run, &mut out)
+        .and_then(|()| std::io::Write::flush(&mut out))
+        .with_context(|| format!("writing {}", path.display()))?;
     plot_pnl_inventory(&folder.join("pnl_inventory.svg"), run)?;
     plot_pnl_split(&folder.join("pnl_split.svg"), run)?;
     plot_quotes(&folder.join("quotes_zoom.svg"), run)?;
@@ -698,15 +701,16 @@ pub fn fills_csv(run: &Replayed, markout_ns: u64) -> String {
     text
 }
 
-/// `timeseries.csv`: equity, inventory, mid and the PnL split every second of data time.
-pub fn timeseries_csv(run: &Replayed) -> String {
+/// `timeseries.csv`: equity, inventory, mid and the PnL split every second of data time,
+/// written as it is formatted (a month of data is ~240 MB of text).
+pub fn write_timeseries_csv(run: &Replayed, out: &mut impl std::io::Write) -> std::io::Result<()> {
     let spec = run.spec;
-    let mut text = String::from(
-        "ts_ns,elapsed_s,pnl_quote,inventory_base,mid,spread_pnl_quote,inventory_pnl_quote\n",
-    );
+    out.write_all(
+        b"ts_ns,elapsed_s,pnl_quote,inventory_base,mid,spread_pnl_quote,inventory_pnl_quote\n",
+    )?;
     for (s, (_, _, spread, inventory)) in run.samples.iter().zip(pnl_split_series(run)) {
-        let _ = writeln!(
-            text,
+        writeln!(
+            out,
             "{},{:.3},{},{},{},{},{}",
             s.ts_ns,
             s.ts_ns.saturating_sub(run.start_ns) as f64 / 1e9,
@@ -719,9 +723,9 @@ pub fn timeseries_csv(run: &Replayed) -> String {
             },
             atoms_text(spread),
             atoms_text(inventory),
-        );
+        )?;
     }
-    text
+    Ok(())
 }
 
 /// The grid as CSV: one column per axis, then the results.
@@ -836,20 +840,17 @@ pub fn queue_summary(run: &Replayed) -> QueueSummary {
 }
 
 /// The PnL split every 1 s sample: (ts, net, spread, inventory), quote atoms.
-pub fn pnl_split_series(run: &Replayed) -> Vec<(u64, i128, i128, i128)> {
+pub fn pnl_split_series(run: &Replayed) -> impl Iterator<Item = (u64, i128, i128, i128)> + '_ {
     let mut spread = 0i128;
     let mut next_fill = 0usize;
-    run.samples
-        .iter()
-        .map(|s| {
-            while let Some(f) = run.fills.get(next_fill).filter(|f| f.ts_ns <= s.ts_ns) {
-                spread += fill_spread_atoms(run, f);
-                next_fill += 1;
-            }
-            let net = i128::from(s.pnl_atoms);
-            (s.ts_ns, net, spread, net - spread)
-        })
-        .collect()
+    run.samples.iter().map(move |s| {
+        while let Some(f) = run.fills.get(next_fill).filter(|f| f.ts_ns <= s.ts_ns) {
+            spread += fill_spread_atoms(run, f);
+            next_fill += 1;
+        }
+        let net = i128::from(s.pnl_atoms);
+        (s.ts_ns, net, spread, net - spread)
+    })
 }
 
 /// Mean of side·(mid at fill + horizon − price) in bps of price over fills whose horizon
@@ -976,10 +977,18 @@ fn plot_pnl_inventory(path: &Path, run: &Replayed) -> anyhow::Result<()> {
 /// since the start, at the run's fee tier.
 fn plot_pnl_split(path: &Path, run: &Replayed) -> anyhow::Result<()> {
     let (quote, _) = split_symbol(run.spec.symbol.as_str());
-    let series = pnl_split_series(run);
+    // Thinned as `thinned` thins the samples (the split is one point per sample).
+    let stride = plot_stride(run.samples.len());
+    let last = run.samples.len().saturating_sub(1);
+    let series: Vec<(u64, i128, i128, i128)> = pnl_split_series(run)
+        .enumerate()
+        .filter(|(i, _)| i % stride == 0 || *i == last)
+        .map(|(_, p)| p)
+        .collect();
     let x_max = minutes(run, run.end_ns).max(1.0 / 60.0);
     let line = |pick: fn(&(u64, i128, i128, i128)) -> i128| -> Vec<(f64, f64)> {
-        thinned(&series)
+        series
+            .iter()
             .map(|p| (minutes(run, p.0), pick(p) as f64 / 1e8))
             .collect()
     };
