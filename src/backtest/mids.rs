@@ -7,8 +7,9 @@
 //! `report::backtest::MARKOUT_HORIZONS_S`), and reads every change of one `ZOOM_NS` window
 //! for the quotes plot: the window of the first fill that has the most fills in the
 //! `ZOOM_NS` after it (opening `ZOOM_NS / 6` before that fill, or at the data's start),
-//! or the one opening at the first quote. Any subset of the real changes that holds, for every lookup time, the change
-//! prevailing then answers every lookup exactly, so the keeper keeps:
+//! or the one opening at the first quote. Any subset of the real changes that holds, for
+//! every lookup time, the change prevailing then answers every lookup exactly, so the
+//! keeper keeps:
 //! - for each fill and each horizon, the change prevailing at that time (resolved when the
 //!   next change arrives, or at the end);
 //! - the changes of the best zoom window so far, copied from a ring of the last

@@ -6,10 +6,10 @@
 //! `loop_wall_ns`. The only clock read is the wall clock around the replay loop.
 //!
 //! The replay loop allocates nothing per event: the tape is decoded before it starts, and
-//! the records it keeps (fills, quote changes, 1 s samples, and the mid changes near fills:
-//! `backtest::mids`) go into vectors reserved up front (they grow, amortised, only on runs
-//! larger than the reservation). Memory grows with fills, orders and data time (one
-//! 32-byte sample a second), not with the number of messages.
+//! the records it keeps (fills, quote changes, 1 s samples, and the mid changes the report
+//! looks up: `backtest::mids`) go into vectors reserved up front (they grow, amortised,
+//! only on runs larger than the reservation). Memory grows with fills, orders and data
+//! time (one 32-byte sample a second), not with the number of messages.
 //!
 //! Never: writes files, prints, or imports a mode.
 
@@ -92,8 +92,9 @@ pub struct Replayed {
     pub spec: SymbolSpec,
     /// Fills in time order.
     pub fills: Vec<FillRow>,
-    /// The mid changes (ts, bid + ask in ticks) near fills and the first quote, in time
-    /// order: every one a report looks up (`backtest::mids`), not every one of the data.
+    /// The mid changes (ts, bid + ask in ticks) the report looks up (at fills, at fills
+    /// plus the markout horizons, in the zoom window: `backtest::mids`), in time order; not
+    /// every one of the data.
     pub mids: Vec<(u64, i64)>,
     /// Time of the last mid change of the data (kept or not).
     pub last_mid_ts_ns: Option<u64>,
