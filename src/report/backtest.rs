@@ -840,7 +840,9 @@ pub fn queue_summary(run: &Replayed) -> QueueSummary {
 }
 
 /// The PnL split every 1 s sample: (ts, net, spread, inventory), quote atoms.
-pub fn pnl_split_series(run: &Replayed) -> impl Iterator<Item = (u64, i128, i128, i128)> + '_ {
+pub fn pnl_split_series(
+    run: &Replayed,
+) -> impl ExactSizeIterator<Item = (u64, i128, i128, i128)> + '_ {
     let mut spread = 0i128;
     let mut next_fill = 0usize;
     run.samples.iter().map(move |s| {
@@ -905,17 +907,15 @@ fn plot_error<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 /// Most points a time-series plot draws: a month of 1 s samples would make a 60 MB SVG.
 const PLOT_POINTS_MAX: usize = 4_000;
 
-/// Every `stride`-th point of a series of `len` so that at most `PLOT_POINTS_MAX` are
-/// drawn (1 for short runs: every point). The last point is drawn too (see `thinned`).
-fn plot_stride(len: usize) -> usize {
-    len.div_ceil(PLOT_POINTS_MAX).max(1)
-}
-
-/// `items` thinned to at most `PLOT_POINTS_MAX` + 1, first and last kept.
-fn thinned<T>(items: &[T]) -> impl Iterator<Item = &T> {
-    let stride = plot_stride(items.len());
-    let last = items.len().checked_sub(1).filter(|l| l % stride != 0);
-    items.iter().step_by(stride).chain(last.map(|l| &items[l]))
+/// `items` thinned to at most `PLOT_POINTS_MAX` + 1: every `stride`-th, and the last
+/// (every point on runs under about an hour).
+fn thinned<I: ExactSizeIterator>(items: I) -> impl Iterator<Item = I::Item> {
+    let len = items.len();
+    let stride = len.div_ceil(PLOT_POINTS_MAX).max(1);
+    items
+        .enumerate()
+        .filter(move |(i, _)| i % stride == 0 || *i + 1 == len)
+        .map(|(_, item)| item)
 }
 
 fn minutes(run: &Replayed, ts_ns: u64) -> f64 {
@@ -929,10 +929,10 @@ fn plot_pnl_inventory(path: &Path, run: &Replayed) -> anyhow::Result<()> {
     root.fill(&WHITE).map_err(plot_error)?;
     let (top, bottom) = root.split_vertically(350);
     let x_max = minutes(run, run.end_ns).max(1.0 / 60.0);
-    let pnl: Vec<(f64, f64)> = thinned(&run.samples)
+    let pnl: Vec<(f64, f64)> = thinned(run.samples.iter())
         .map(|s| (minutes(run, s.ts_ns), s.pnl_atoms as f64 / 1e8))
         .collect();
-    let inventory: Vec<(f64, f64)> = thinned(&run.samples)
+    let inventory: Vec<(f64, f64)> = thinned(run.samples.iter())
         .map(|s| {
             (
                 minutes(run, s.ts_ns),
@@ -977,14 +977,7 @@ fn plot_pnl_inventory(path: &Path, run: &Replayed) -> anyhow::Result<()> {
 /// since the start, at the run's fee tier.
 fn plot_pnl_split(path: &Path, run: &Replayed) -> anyhow::Result<()> {
     let (quote, _) = split_symbol(run.spec.symbol.as_str());
-    // Thinned as `thinned` thins the samples (the split is one point per sample).
-    let stride = plot_stride(run.samples.len());
-    let last = run.samples.len().saturating_sub(1);
-    let series: Vec<(u64, i128, i128, i128)> = pnl_split_series(run)
-        .enumerate()
-        .filter(|(i, _)| i % stride == 0 || *i == last)
-        .map(|(_, p)| p)
-        .collect();
+    let series: Vec<(u64, i128, i128, i128)> = thinned(pnl_split_series(run)).collect();
     let x_max = minutes(run, run.end_ns).max(1.0 / 60.0);
     let line = |pick: fn(&(u64, i128, i128, i128)) -> i128| -> Vec<(f64, f64)> {
         series
@@ -1398,14 +1391,14 @@ mod tests {
     #[test]
     fn long_series_are_thinned_for_plots_short_ones_are_not() {
         let short: Vec<u32> = (0..PLOT_POINTS_MAX as u32).collect();
-        assert!(thinned(&short).copied().eq(short.iter().copied()));
+        assert!(thinned(short.iter()).eq(short.iter()));
         // A month of 1 s samples: at most PLOT_POINTS_MAX + 1, first and last kept.
         let month: Vec<u32> = (0..2_602_800).collect();
-        let drawn: Vec<u32> = thinned(&month).copied().collect();
+        let drawn: Vec<u32> = thinned(month.iter().copied()).collect();
         assert!(drawn.len() <= PLOT_POINTS_MAX + 1, "{}", drawn.len());
         assert_eq!((drawn[0], *drawn.last().unwrap()), (0, 2_602_799));
         assert!(drawn.windows(2).all(|w| w[0] < w[1]));
-        assert_eq!(thinned(&[] as &[u32]).count(), 0);
+        assert_eq!(thinned([0u32; 0].iter()).count(), 0);
     }
 
     fn spec() -> SymbolSpec {
