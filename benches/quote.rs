@@ -56,7 +56,7 @@ fn check(quoter: &Quoter, inputs: &[QuoteInput]) {
     for input in inputs {
         let fixed = quoter.quote(input);
         let reference = quoter.reference(input);
-        let spread = fixed.spread_bps.to_num::<f64>();
+        let spread = quoter.spread_bps(&fixed).to_num::<f64>();
         assert!(
             spread >= params.spread_min_bps - 1e-9 && spread <= params.spread_max_bps + 1e-9,
             "spread {spread} outside the clamp for {input:?}"

@@ -217,7 +217,7 @@ fn books_quote_sanely(files: &[std::path::PathBuf], book_tickers: usize) {
                     assert!(ask.price > best_bid, "{input:?}");
                 }
                 // Default σ on real BTCUSDT: ≈ 20 bps, not pinned at either clamp.
-                let spread = fixed.spread_bps.to_num::<f64>();
+                let spread = quoter.spread_bps(&fixed).to_num::<f64>();
                 assert!(spread > params.spread_min_bps && spread < params.spread_max_bps);
                 if inventory == 0 {
                     let (bid, ask) = (fixed.bid.unwrap(), fixed.ask.unwrap());

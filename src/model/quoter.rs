@@ -103,11 +103,9 @@ pub struct Quote {
     pub reservation_ticks: I64F64,
     /// Quote centre r + OFI tilt, ticks.
     pub centre_ticks: I64F64,
-    /// Total spread after the clamp, bps of mid.
-    pub spread_bps: U64F64,
-    /// Total spread of the model before the clamp, fee included, bps of mid (saturates at
-    /// `U64F64::MAX`).
-    pub model_spread_bps: U64F64,
+    /// Total spread of the model before the clamp, fee included, as a fraction of mid (in
+    /// bps: `Quote::model_spread_bps`; after the clamp: `Quoter::spread_bps`).
+    pub model_spread: U64F64,
     /// A resting order within this many ticks of its side's target keeps its place:
     /// ⌊requote_band · spread/2⌋ in ticks (0 without a band).
     pub requote_band_ticks: i64,
@@ -122,10 +120,15 @@ impl Quote {
         ask_off: Some(NoQuote::Book),
         reservation_ticks: I64F64::ZERO,
         centre_ticks: I64F64::ZERO,
-        spread_bps: U64F64::ZERO,
-        model_spread_bps: U64F64::ZERO,
+        model_spread: U64F64::ZERO,
         requote_band_ticks: 0,
     };
+
+    /// Total spread of the model before the clamp, fee included, bps of mid (saturates at
+    /// `U64F64::MAX`). Diagnostics, computed on demand: the hot path never needs it.
+    pub fn model_spread_bps(&self) -> U64F64 {
+        self.model_spread.saturating_mul_int(BPS_INT)
+    }
 }
 
 /// The fixed-point quoter for one symbol. Immutable after `new`; `quote` is a pure
@@ -164,9 +167,11 @@ pub struct Quoter {
     ofi_beta: I32F32,
     inventory_max_lots: i64,
     quote_size_lots: i64,
-    /// Smallest price·qty (ticks·lots) that meets minNotional:
-    /// ⌈min_notional_atoms·10⁸ / (tick_atoms·step_atoms)⌉.
-    min_price_qty: i128,
+    /// The lowest price, ticks, at which `quote_size_lots` meets minNotional:
+    /// ⌈min_price_qty / quote_size⌉ with min_price_qty = ⌈min_notional_atoms·10⁸ /
+    /// (tick_atoms·step_atoms)⌉ ticks·lots (`i64::MAX` when no price does), so that the
+    /// usual case costs one comparison instead of a 128-bit product.
+    full_size_min_price: i64,
 }
 
 impl Quoter {
@@ -185,6 +190,7 @@ impl Quoter {
         let fraction = |bps: f64| U64F64::saturating_from_num(bps / BPS_PER_UNIT);
         let lot_value = i128::from(spec.tick_atoms) * i128::from(spec.step_atoms);
         let min_notional = i128::from(spec.min_notional_atoms) * i128::from(ATOMS_PER_UNIT);
+        let min_price_qty = (min_notional + lot_value - 1) / lot_value;
         let skew_per_x = match p.kind {
             ModelKind::AvellanedaStoikov => p.gamma_per_bps * p.horizon_s / BPS_PER_UNIT,
             ModelKind::Glft => {
@@ -219,7 +225,11 @@ impl Quoter {
             ofi_beta: I32F32::saturating_from_num(p.ofi_beta),
             inventory_max_lots: p.inventory_max_lots.0,
             quote_size_lots: p.quote_size_lots.0,
-            min_price_qty: (min_notional + lot_value - 1) / lot_value,
+            full_size_min_price: i64::try_from(
+                (min_price_qty + i128::from(p.quote_size_lots.0) - 1)
+                    / i128::from(p.quote_size_lots.0),
+            )
+            .unwrap_or(i64::MAX),
         })
     }
 
@@ -231,6 +241,15 @@ impl Quoter {
     /// The symbol's grid.
     pub fn spec(&self) -> &SymbolSpec {
         &self.spec
+    }
+
+    /// The total spread of `quote` after the clamp, bps of mid: a clamped spread reads
+    /// exactly `spread_min_bps` or `spread_max_bps`. Diagnostics, off the hot path.
+    pub fn spread_bps(&self, quote: &Quote) -> U64F64 {
+        quote
+            .model_spread_bps()
+            .max(self.spread_min_bps)
+            .min(self.spread_max_bps)
     }
 
     /// The quote for `input`. Hot path: no allocation, no float, no panic.
@@ -310,7 +329,6 @@ impl Quoter {
         // Half the spread in half ticks = spread · mid_ticks / 2 = spread · M / 4 ticks.
         // INVARIANT: spread ≤ spread_max ≤ 1.0, so its bits are ≤ 2⁶⁴ and the cast is lossless.
         let half_spread_hx = (spread.to_bits() as i128 * mid_hx_int) >> 1;
-        let model_spread_bps = model_spread.saturating_mul_int(BPS_INT);
         // Half ticks with 64 fractional bits → ticks: shift by 65. `>>` floors (bid rounds
         // down); the ask rounds up as −⌊−x⌋.
         let bid_model = (centre_hx - half_spread_hx) >> 65;
@@ -333,10 +351,7 @@ impl Quoter {
             ask_off: ask.err(),
             reservation_ticks: I64F64::from_bits(reservation_hx >> 1),
             centre_ticks: I64F64::from_bits(centre_hx >> 1),
-            spread_bps: model_spread_bps
-                .max(self.spread_min_bps)
-                .min(self.spread_max_bps),
-            model_spread_bps,
+            model_spread,
             requote_band_ticks,
         }
     }
@@ -403,7 +418,8 @@ impl Quoter {
             return Err(NoQuote::PriceNotPositive);
         }
         let mut qty = self.quote_size_lots;
-        if i128::from(price) * i128::from(qty) < self.min_price_qty {
+        // price · size < min_price_qty ⟺ price < ⌈min_price_qty / size⌉ (integers, size > 0).
+        if price < self.full_size_min_price {
             // Rare (tiny price or size): the exact division lives in `SymbolSpec`.
             qty = self.spec.min_qty_at(Price(price)).0;
         }
@@ -559,7 +575,8 @@ mod tests {
     fn hand_computed_default_quote() {
         // δ = 18.75 + 1.290770 = 20.040770 bps; half = 6_183_763.5 · 10.020385e-4 =
         // 6196.369 ticks: bid ⌊6_177_567.13⌋, ask ⌈6_189_959.87⌉.
-        let q = quoter(Params::default()).quote(&btc_state(0));
+        let quoter = quoter(Params::default());
+        let q = quoter.quote(&btc_state(0));
         assert_eq!(
             q.bid,
             Some(QuoteLevel {
@@ -574,8 +591,8 @@ mod tests {
                 qty: Qty(100)
             })
         );
-        assert!((q.spread_bps.to_num::<f64>() - 20.040_770_422_75).abs() < 1e-9);
-        assert_eq!(q.spread_bps, q.model_spread_bps);
+        assert!((quoter.spread_bps(&q).to_num::<f64>() - 20.040_770_422_75).abs() < 1e-9);
+        assert_eq!(quoter.spread_bps(&q), q.model_spread_bps());
         assert_eq!(q.reservation_ticks, I64F64::from_num(6_183_763.5));
         assert_eq!(q.centre_ticks, q.reservation_ticks);
     }
@@ -637,7 +654,7 @@ mod tests {
         assert!(bid(&long) < bid(&flat) && ask(&long) < ask(&flat));
         assert!(bid(&short) > bid(&flat) && ask(&short) > ask(&flat));
         // Symmetric around mid, and the spread does not depend on inventory.
-        assert_eq!(long.spread_bps, flat.spread_bps);
+        assert_eq!(long.model_spread, flat.model_spread);
         assert_eq!(bid(&flat).0 - bid(&long).0, ask(&short).0 - ask(&flat).0);
     }
 
@@ -649,9 +666,10 @@ mod tests {
             spread_min_bps: 5.0,
             ..Params::default()
         };
-        let q = quoter(params).quote(&input(BID, ASK, 0, 0.0, 0.0));
-        assert!(q.model_spread_bps < 5);
-        assert_eq!(q.spread_bps, 5);
+        let quoter = quoter(params);
+        let q = quoter.quote(&input(BID, ASK, 0, 0.0, 0.0));
+        assert!(q.model_spread_bps() < 5);
+        assert_eq!(quoter.spread_bps(&q), 5);
         // 2.5 bps of 6_183_763.5 = 1545.94 ticks each side.
         assert_eq!(bid(&q), Price(6_183_763 - 1_546));
         assert_eq!(ask(&q), Price(6_183_764 + 1_546));
@@ -660,9 +678,10 @@ mod tests {
     #[test]
     fn spread_clamped_at_max() {
         // σ = 10 bps/√s: γσ²τ = 1200 bps → 200 bps.
-        let q = quoter(Params::default()).quote(&input(BID, ASK, 0, 10.0, 0.0));
-        assert!(q.model_spread_bps > 1_200);
-        assert_eq!(q.spread_bps, 200);
+        let quoter = quoter(Params::default());
+        let q = quoter.quote(&input(BID, ASK, 0, 10.0, 0.0));
+        assert!(q.model_spread_bps() > 1_200);
+        assert_eq!(quoter.spread_bps(&q), 200);
         // 100 bps of 6_183_763.5 = 61_837.635 ticks each side.
         assert_eq!(bid(&q), Price(6_183_763 - 61_838)); // ⌊6_121_925.865⌋
         assert_eq!(ask(&q), Price(6_183_764 + 61_838)); // ⌈6_245_601.135⌉
@@ -878,7 +897,7 @@ mod tests {
         };
         let quoter = quoter(params);
         let flat = quoter.quote(&input(BID, ASK, 0, sigma, 0.0));
-        assert!((flat.spread_bps.to_num::<f64>() - (2.0 * c1 + omega)).abs() < 1e-9);
+        assert!((quoter.spread_bps(&flat).to_num::<f64>() - (2.0 * c1 + omega)).abs() < 1e-9);
         // One order (100 lots) long moves the reservation down by ω bps of mid.
         let long = quoter.quote(&input(BID, ASK, 100, sigma, 0.0));
         let mid = 6_183_763.5;
@@ -898,13 +917,13 @@ mod tests {
             ..Params::default()
         };
         let spread = |fee: f64| {
-            quoter(Params {
+            let quoter = quoter(Params {
                 maker_fee_bps: fee,
                 ..base
-            })
-            .quote(&btc_state(0))
-            .spread_bps
-            .to_num::<f64>()
+            });
+            quoter
+                .spread_bps(&quoter.quote(&btc_state(0)))
+                .to_num::<f64>()
         };
         let bare = spread(0.0);
         assert!((bare - 20.040_770_422).abs() < 1e-8);
@@ -956,8 +975,9 @@ mod tests {
     /// a wrong formula).
     #[test]
     fn regression_spread_is_not_zero_on_btcusdt() {
-        let q = quoter(Params::default()).quote(&btc_state(0));
-        let spread = q.spread_bps.to_num::<f64>();
+        let default = quoter(Params::default());
+        let q = default.quote(&btc_state(0));
+        let spread = default.spread_bps(&q).to_num::<f64>();
         assert!(spread > 0.0);
         assert!((5.0..=200.0).contains(&spread));
         assert!(
@@ -972,9 +992,10 @@ mod tests {
             horizon_s: 86_400.0 * 3.0,
             ..Params::default()
         };
-        let q = quoter(days).quote(&btc_state(0));
-        assert_eq!(q.spread_bps, 200);
-        assert!((q.model_spread_bps.to_num::<f64>() - 40_501.29).abs() < 0.01);
+        let wide = quoter(days);
+        let q = wide.quote(&btc_state(0));
+        assert_eq!(wide.spread_bps(&q), 200);
+        assert!((q.model_spread_bps().to_num::<f64>() - 40_501.29).abs() < 0.01);
     }
 
     #[test]
@@ -1185,7 +1206,7 @@ mod tests {
             let tol_ticks = 1e-12 * reference.mid_ticks + 1e-6;
             let centre_error = (fixed.centre_ticks.to_num::<f64>() - reference.centre_ticks).abs();
             prop_assert!(centre_error <= tol_ticks, "centre off by {} ticks", centre_error);
-            prop_assert!((fixed.spread_bps.to_num::<f64>() - reference.spread_bps).abs() <= 1e-6);
+            prop_assert!((quoter.spread_bps(&fixed).to_num::<f64>() - reference.spread_bps).abs() <= 1e-6);
         }
 
         #[test]

@@ -48,6 +48,8 @@ pub struct CheckRow {
     pub inventory: i64,
     /// What the quoter returned.
     pub quote: Quote,
+    /// The quote's total spread after the clamp, bps of mid.
+    pub spread_bps: f64,
     /// Reservation price − mid, bps of mid.
     pub offset_bps: f64,
     /// Ask − bid, bps of mid, when both sides are quoted.
@@ -110,30 +112,25 @@ pub fn check(
             ask_qty: Qty(1),
         };
         let quote = quoter.quote(&input);
+        let spread_bps = quoter.spread_bps(&quote).to_num::<f64>();
         let offset_bps = (quote.reservation_ticks.to_num::<f64>() - mid_ticks) / mid_ticks * 1e4;
         let quoted_bps = match (quote.bid, quote.ask) {
             (Some(bid), Some(ask)) => Some((ask.price.0 - bid.price.0) as f64 / mid_ticks * 1e4),
             _ => None,
         };
-        check_row(
-            &label,
-            &quote,
-            p,
-            best_bid,
-            best_ask,
-            quoted_bps,
-            &mut failures,
-        );
-        if inventory == 0 && (quote.bid.is_none() || quote.ask.is_none()) {
-            failures.push("q = 0: no two-sided quote on a flat position".to_string());
-        }
-        rows.push(CheckRow {
+        let row = CheckRow {
             label,
             inventory,
             quote,
+            spread_bps,
             offset_bps,
             quoted_bps,
-        });
+        };
+        check_row(&row, p, best_bid, best_ask, &mut failures);
+        if inventory == 0 && (quote.bid.is_none() || quote.ask.is_none()) {
+            failures.push("q = 0: no two-sided quote on a flat position".to_string());
+        }
+        rows.push(row);
     }
     Ok(SpreadCheck {
         mid_ticks,
@@ -151,15 +148,20 @@ pub fn check(
 /// The per-inventory checks: clamped spread > 0 and inside the clamp; the quote does not
 /// cross the book or itself.
 fn check_row(
-    label: &str,
-    quote: &Quote,
+    row: &CheckRow,
     params: &Params,
     best_bid: Price,
     best_ask: Price,
-    quoted_bps: Option<f64>,
     failures: &mut Vec<String>,
 ) {
-    let spread_bps = quote.spread_bps.to_num::<f64>();
+    let CheckRow {
+        label,
+        quote,
+        spread_bps,
+        quoted_bps,
+        ..
+    } = row;
+    let spread_bps = *spread_bps;
     // The clamp bounds are converted to fixed point: allow for that rounding.
     let tolerance = 1e-9;
     if spread_bps <= 0.0 {
@@ -171,7 +173,7 @@ fn check_row(
             "q = {label}: spread {spread_bps} bps is outside the clamp"
         ));
     }
-    if let Some(quoted) = quoted_bps {
+    if let Some(quoted) = *quoted_bps {
         if quoted <= 0.0 {
             failures.push(format!(
                 "q = {label}: quoted spread is {quoted} bps (crossed)"

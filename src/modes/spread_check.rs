@@ -115,7 +115,7 @@ pub fn run(
             row.offset_bps,
             side_text(spec, quote.bid, quote, true),
             side_text(spec, quote.ask, quote, false),
-            quote.spread_bps.to_num::<f64>(),
+            row.spread_bps,
             row.quoted_bps
                 .map_or("—".to_string(), |s| format!("{s:.3}")),
         )?;
