@@ -712,6 +712,36 @@ fn grid_runs_every_combination() {
         lines[1].starts_with("0.05,0,") && lines[4].starts_with("0.2,0.3,"),
         "{csv}"
     );
+    // Money split as in a single run's summary.json: the first combination run alone.
+    assert!(lines[0].starts_with(
+        "model.gamma_per_bps,ofi.beta,pnl_quote,spread_pnl_quote,inventory_pnl_quote,"
+    ));
+    let single = summary(
+        &report_folder(
+            &w,
+            &w.ok(&[
+                "--mode=backtest",
+                "--duration=0.05",
+                "--set",
+                "model.gamma_per_bps=0.05",
+                "--set",
+                "ofi.beta=0",
+            ]),
+        ),
+        false,
+    );
+    let row: Vec<&str> = lines[1].split(',').collect();
+    for (column, key) in [
+        (2, "total_quote_exact"),
+        (3, "spread_quote_exact"),
+        (4, "inventory_quote_exact"),
+    ] {
+        assert_eq!(
+            row[column],
+            single["pnl"][key].as_str().unwrap(),
+            "{key}: {csv}"
+        );
+    }
     let bad = w.run(&["--mode=backtest", "--grid", "market.tick_size=0.1,0.01"]);
     assert_eq!(bad.status.code(), Some(1));
     assert!(stderr(&bad).contains("market.*"), "{}", stderr(&bad));

@@ -101,6 +101,8 @@ pub struct GridRow {
     pub settings: Vec<String>,
     /// Total PnL, quote.
     pub pnl_quote: f64,
+    /// Its spread part (net of fees), quote; the inventory part is `pnl_quote` − this.
+    pub spread_pnl_quote: f64,
     /// Targets met of six.
     pub targets_met: usize,
     /// The six KPI values in `KpiKind::ALL` order.
@@ -124,9 +126,11 @@ impl GridRow {
             Some((bid, ask)) => run.position.mark_to_market_atoms(&run.spec, bid, ask),
             None => run.position.cash_atoms,
         };
+        let spread_atoms: i128 = run.fills.iter().map(|f| fill_spread_atoms(run, f)).sum();
         GridRow {
             settings: settings.to_vec(),
             pnl_quote: total_atoms as f64 / 1e8,
+            spread_pnl_quote: spread_atoms as f64 / 1e8,
             targets_met: run.kpi.targets_met(),
             kpis: KpiKind::ALL
                 .iter()

@@ -259,7 +259,7 @@ pub fn rows_csv(fingerprint: &str, axes: &[GridAxis], rows: &[Row]) -> String {
     text.push_str(
         "objective,pnl_quote,targets_met,spread_captured,rms_inventory,fill_ratio,\
          cancel_ratio,latency_p99_ms,total_pnl_kpi,fills,orders_placed,fees_quote,\
-         max_drawdown_quote,sharpe_1m\n",
+         max_drawdown_quote,sharpe_1m,spread_pnl_quote\n",
     );
     let opt = |v: Option<f64>| v.map_or_else(String::new, |v| format!("{v}"));
     for row in rows {
@@ -275,12 +275,13 @@ pub fn rows_csv(fingerprint: &str, axes: &[GridAxis], rows: &[Row]) -> String {
         }
         let _ = writeln!(
             text,
-            "{},{},{},{},{}",
+            "{},{},{},{},{},{}",
             g.fills,
             g.orders_placed,
             g.fees_quote,
             g.max_drawdown_quote,
-            opt(g.sharpe_1m)
+            opt(g.sharpe_1m),
+            g.spread_pnl_quote
         );
     }
     text
@@ -294,11 +295,17 @@ pub fn parse_rows_csv(text: &str, name: &str) -> anyhow::Result<(String, Vec<Str
         .next()
         .with_context(|| format!("{name}: empty file (not a grid shard)"))?;
     let columns: Vec<&str> = header.split(',').collect();
-    let tail = 14usize;
+    let tail = 15usize;
     if columns.len() < 2 + tail || columns[0] != "fingerprint" || columns[1] != "index" {
         anyhow::bail!(
             "{name}: not a grid shard (its header is not `fingerprint,index,...`) — \
              fix: give the shard-*.csv files written by --shard"
+        );
+    }
+    if columns.last() != Some(&"spread_pnl_quote") {
+        anyhow::bail!(
+            "{name}: a grid shard without the spread_pnl_quote column (written by an older \
+             mm) — fix: rerun that shard with this build"
         );
     }
     let keys: Vec<String> = columns[2..columns.len() - tail]
@@ -364,6 +371,7 @@ pub fn parse_rows_csv(text: &str, name: &str) -> anyhow::Result<(String, Vec<Str
                 fees_quote: num(after + 2)?,
                 max_drawdown_quote: num(after + 3)?,
                 sharpe_1m: opt(after + 4)?,
+                spread_pnl_quote: num(after + 5)?,
             },
         });
     }
@@ -499,6 +507,7 @@ mod tests {
                 fees_quote: 0.123_2,
                 max_drawdown_quote: 0.376_7,
                 sharpe_1m: None,
+                spread_pnl_quote: 0.031_25 * index as f64,
             },
         }
     }
@@ -540,6 +549,14 @@ mod tests {
         assert_eq!(fingerprint, "00ff");
         assert_eq!(keys, vec!["model.gamma_per_bps", "ofi.beta"]);
         assert_eq!(back, rows);
+        // A shard written before the spread column existed is refused, not misread (its
+        // last axis would otherwise be taken for a result column).
+        let old: String = text
+            .lines()
+            .map(|l| format!("{}\n", &l[..l.rfind(',').unwrap()]))
+            .collect();
+        let err = parse_rows_csv(&old, "old.csv").unwrap_err().to_string();
+        assert!(err.contains("older") && err.contains("rerun"), "{err}");
     }
 
     #[test]

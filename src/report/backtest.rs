@@ -735,8 +735,9 @@ pub fn grid_csv(axes: &[GridAxis], rows: &[GridRow]) -> String {
         let _ = write!(text, "{},", axis.key);
     }
     text.push_str(
-        "pnl_quote,targets_met,spread_captured,rms_inventory,fill_ratio,cancel_ratio,\
-         latency_p99_ms,fills,orders_placed,fees_quote,max_drawdown_quote,sharpe_1m\n",
+        "pnl_quote,spread_pnl_quote,inventory_pnl_quote,targets_met,spread_captured,\
+         rms_inventory,fill_ratio,cancel_ratio,latency_p99_ms,fills,orders_placed,fees_quote,\
+         max_drawdown_quote,sharpe_1m\n",
     );
     let opt = |v: Option<f64>| v.map_or_else(String::new, |v| format!("{v:.6}"));
     for row in rows {
@@ -744,7 +745,14 @@ pub fn grid_csv(axes: &[GridAxis], rows: &[GridRow]) -> String {
             let value = setting.split_once('=').map_or("", |(_, v)| v);
             let _ = write!(text, "{value},");
         }
-        let _ = write!(text, "{:.8},{},", row.pnl_quote, row.targets_met);
+        let _ = write!(
+            text,
+            "{:.8},{:.8},{:.8},{},",
+            row.pnl_quote,
+            row.spread_pnl_quote,
+            row.pnl_quote - row.spread_pnl_quote,
+            row.targets_met
+        );
         for value in &row.kpis[..5] {
             let _ = write!(text, "{},", opt(*value));
         }
@@ -770,8 +778,17 @@ pub fn render_grid(axes: &[GridAxis], rows: &[GridRow]) -> String {
     }
     let _ = writeln!(
         text,
-        "{:>14} {:>5} {:>9} {:>7} {:>8} {:>8} {:>6} {:>7} {:>10}",
-        "PnL", "KPIs", "captured", "RMS inv", "fill %", "cancel %", "fills", "orders", "Sharpe 1m"
+        "{:>14} {:>10} {:>5} {:>9} {:>7} {:>8} {:>8} {:>6} {:>7} {:>10}",
+        "PnL",
+        "spread",
+        "KPIs",
+        "captured",
+        "RMS inv",
+        "fill %",
+        "cancel %",
+        "fills",
+        "orders",
+        "Sharpe 1m"
     );
     let pct = |v: Option<f64>| v.map_or_else(|| "n/a".to_string(), |v| format!("{:.1}", v * 100.0));
     for row in rows {
@@ -781,8 +798,9 @@ pub fn render_grid(axes: &[GridAxis], rows: &[GridRow]) -> String {
         }
         let _ = writeln!(
             text,
-            "{:>14.4} {:>3}/6 {:>9} {:>7} {:>8} {:>8} {:>6} {:>7} {:>10}",
+            "{:>14.4} {:>10.4} {:>3}/6 {:>9} {:>7} {:>8} {:>8} {:>6} {:>7} {:>10}",
             row.pnl_quote,
+            row.spread_pnl_quote,
             row.targets_met,
             pct(row.kpis[0]),
             row.kpis[1].map_or_else(|| "n/a".to_string(), |v| format!("{v:.3}")),
