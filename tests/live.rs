@@ -395,6 +395,10 @@ fn live_session_survives_a_crash_and_faults_and_cancels_everything_on_ctrl_c() {
         "order_round_trip",
         "stage_read_to_decoded",
         "stage_quote_to_order",
+        "stage_read_socket",
+        "stage_read_tls_open",
+        "stage_read_ws_frame",
+        "stage_read_decode",
     ] {
         let row = lat_out
             .lines()

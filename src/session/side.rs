@@ -253,12 +253,28 @@ impl SideThread {
                 .record(LatencyKind::TickToQuote, ns),
             HotRecord::Iteration { ns } => self.tracker.latency_mut().record(LatencyKind::Loop, ns),
             HotRecord::Stages {
+                poll_to_read,
+                socket_read,
+                tls_open,
+                queued,
+                ws_frame,
+                decode,
                 read_to_decoded,
                 decoded_to_book,
                 book_to_quote,
                 quote_to_order,
             } => {
                 let latency = self.tracker.latency_mut();
+                for (kind, ns) in [
+                    (LatencyKind::PollToRead, poll_to_read),
+                    (LatencyKind::SocketRead, socket_read),
+                    (LatencyKind::TlsOpen, tls_open),
+                    (LatencyKind::Queued, queued),
+                    (LatencyKind::WsFrame, ws_frame),
+                    (LatencyKind::Decode, decode),
+                ] {
+                    latency.record(kind, u64::from(ns));
+                }
                 latency.record(LatencyKind::ReadToDecoded, u64::from(read_to_decoded));
                 latency.record(LatencyKind::DecodedToBook, u64::from(decoded_to_book));
                 latency.record(LatencyKind::BookToQuote, u64::from(book_to_quote));
@@ -406,7 +422,11 @@ impl SideThread {
 /// max and sample count (µs), measured in this session.
 pub fn stage_lines(latency: &crate::telemetry::latency::LatencyRecorder) -> String {
     let mut text = String::from("Latency per stage (in situ, µs: p50 / p99 / max, samples):");
-    for kind in std::iter::once(LatencyKind::TickToQuote).chain(LatencyKind::STAGES) {
+    let kinds = std::iter::once(LatencyKind::TickToQuote)
+        .chain(LatencyKind::STAGES)
+        .chain(std::iter::once(LatencyKind::PollToRead))
+        .chain(LatencyKind::READ_PARTS);
+    for kind in kinds {
         let h = latency.histogram(kind);
         let us = |ns: u64| ns as f64 / 1e3;
         text.push_str(&format!(
