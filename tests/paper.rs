@@ -132,6 +132,8 @@ fn paper_trading_against_the_local_exchange_reports_kpis_and_latency() {
         "stage_read_queued",
         "stage_read_ws_frame",
         "stage_read_decode",
+        "read_to_quote",
+        "frame_to_quote",
     ] {
         assert!(lat_out.contains(tag), "{tag} missing:\n{lat_out}");
     }

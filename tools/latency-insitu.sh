@@ -107,9 +107,9 @@ echo
 echo "In situ, µs (from $HLOG):"
 # tag, count, p50, p99, p99.9 of the rows that matter, in the order an event meets them.
 awk 'NR == 1 { next }
-     $1 ~ /^(tick_to_quote|loop|stage_)/ { rows[$1] = sprintf("| %-24s | %8s | %9s | %9s | %9s |", $1, $2, $3, $5, $6) }
+     $1 ~ /^(tick_to_quote|read_to_quote|frame_to_quote|loop|stage_)/ { rows[$1] = sprintf("| %-24s | %8s | %9s | %9s | %9s |", $1, $2, $3, $5, $6) }
      END {
-       n = split("tick_to_quote stage_poll_to_read stage_read_to_decoded stage_read_socket stage_read_tls_open stage_read_queued stage_read_ws_frame stage_read_decode stage_decoded_to_book stage_book_to_quote stage_quote_to_order loop", order, " ")
+       n = split("tick_to_quote read_to_quote frame_to_quote stage_poll_to_read stage_read_to_decoded stage_read_socket stage_read_tls_open stage_read_queued stage_read_ws_frame stage_read_decode stage_decoded_to_book stage_book_to_quote stage_quote_to_order loop", order, " ")
        print "| stage                    |  samples |       p50 |       p99 |     p99.9 |"
        print "| ---                      |      ---:|       ---:|       ---:|       ---:|"
        for (i = 1; i <= n; i++) if (order[i] in rows) print rows[order[i]]
@@ -126,6 +126,13 @@ if [ -n "$EST" ]; then
   echo
   printf 'bench median tick_to_quote/book_ticker (criterion, %s): %.3f µs; 10x = %.2f µs\n' \
     "$(date -u -r "$EST" +%FT%TZ)" "$(echo "$MEDIAN_NS / 1000" | bc -l)" "$(echo "$MEDIAN_NS / 100" | bc -l)"
+  for tag in frame_to_quote read_to_quote tick_to_quote; do
+    P99=$(awk -v t=$tag '$1 == t { print $5 }' "$WORK/latency.txt")
+    if [ -n "$P99" ]; then
+      printf '  in-situ %-15s p99 = %8.2f µs = %6.1f x the bench median\n' \
+        "$tag" "$P99" "$(echo "$P99 * 1000 / $MEDIAN_NS" | bc -l)"
+    fi
+  done
 else
   echo
   echo "bench median: no criterion result in target/criterion (run with --bench); docs/hot-path.md lists 0.37–0.40 µs"

@@ -276,6 +276,14 @@ impl SideThread {
                     latency.record(kind, u64::from(ns));
                 }
                 latency.record(LatencyKind::ReadToDecoded, u64::from(read_to_decoded));
+                // One event's spans add up: its read → quote, and frame → quote (the
+                // bench's span), exact per event.
+                let engine = u64::from(decoded_to_book) + u64::from(book_to_quote);
+                latency.record(
+                    LatencyKind::ReadToQuote,
+                    u64::from(read_to_decoded) + engine,
+                );
+                latency.record(LatencyKind::FrameToQuote, u64::from(decode) + engine);
                 latency.record(LatencyKind::DecodedToBook, u64::from(decoded_to_book));
                 latency.record(LatencyKind::BookToQuote, u64::from(book_to_quote));
                 if let Some(ns) = quote_to_order {
@@ -435,14 +443,19 @@ fn drain<T>(rx: &Receiver<T>, mut on: impl FnMut(T)) -> (bool, bool) {
     (came, true)
 }
 
-/// The final report's per-stage latency lines: tick-to-quote and each stage's p50 / p99 /
-/// max and sample count (µs), measured in this session.
+/// The final report's per-stage latency lines: tick-to-quote, read → quote, frame → quote
+/// and each stage's p50 / p99 / max and sample count (µs), measured in this session.
 pub fn stage_lines(latency: &crate::telemetry::latency::LatencyRecorder) -> String {
     let mut text = String::from("Latency per stage (in situ, µs: p50 / p99 / max, samples):");
-    let kinds = std::iter::once(LatencyKind::TickToQuote)
-        .chain(LatencyKind::STAGES)
-        .chain(std::iter::once(LatencyKind::PollToRead))
-        .chain(LatencyKind::READ_PARTS);
+    let kinds = [
+        LatencyKind::TickToQuote,
+        LatencyKind::ReadToQuote,
+        LatencyKind::FrameToQuote,
+    ]
+    .into_iter()
+    .chain(LatencyKind::STAGES)
+    .chain(std::iter::once(LatencyKind::PollToRead))
+    .chain(LatencyKind::READ_PARTS);
     for kind in kinds {
         let h = latency.histogram(kind);
         let us = |ns: u64| ns as f64 / 1e3;

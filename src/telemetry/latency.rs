@@ -96,11 +96,17 @@ pub enum LatencyKind {
     WsFrame,
     /// Part 5: message → decoded.
     Decode,
+    /// Every event that decided a quote: its read (as `ReadToDecoded`) → quote decided,
+    /// whether or not an order followed (`TickToQuote` has only those that sent one).
+    ReadToQuote,
+    /// The same events from the WebSocket message handed out → quote decided: the span
+    /// the `tick_to_quote/book_ticker` bench times (frame → decode → book → quote).
+    FrameToQuote,
 }
 
 impl LatencyKind {
     /// Every kind, in table order.
-    pub const ALL: [LatencyKind; 14] = [
+    pub const ALL: [LatencyKind; 16] = [
         LatencyKind::Feed,
         LatencyKind::TickToQuote,
         LatencyKind::OrderRoundTrip,
@@ -115,6 +121,8 @@ impl LatencyKind {
         LatencyKind::Queued,
         LatencyKind::WsFrame,
         LatencyKind::Decode,
+        LatencyKind::ReadToQuote,
+        LatencyKind::FrameToQuote,
     ];
 
     /// The parts of `ReadToDecoded`, in the order an event meets them (`PollToRead` comes
@@ -152,6 +160,8 @@ impl LatencyKind {
             LatencyKind::Queued => "stage_read_queued",
             LatencyKind::WsFrame => "stage_read_ws_frame",
             LatencyKind::Decode => "stage_read_decode",
+            LatencyKind::ReadToQuote => "read_to_quote",
+            LatencyKind::FrameToQuote => "frame_to_quote",
         }
     }
 
