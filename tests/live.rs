@@ -154,6 +154,19 @@ impl Live {
         self.wait_for_matching_audit(30);
     }
 
+    /// Ctrl+C: exit 0 with nothing open per the engine and per the exchange. Returns
+    /// (stdout, stderr).
+    fn stop_clean(&mut self) -> (String, String) {
+        let out = self.signal("-INT");
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+        assert!(
+            stdout.contains("open orders at exit: 0 per the engine, 0 per the exchange"),
+            "{stdout}"
+        );
+        (stdout, stderr)
+    }
+
     fn signal(&mut self, signal: &str) -> Output {
         let child = self.child.take().unwrap();
         let status = Command::new("kill")
@@ -477,13 +490,7 @@ fn live_session_with_an_ed25519_key_logs_on_trades_reconnects_and_cancels_on_ctr
     s.drop_order_connection(&mut ex);
     s.wait_for("venue: ack", 60);
 
-    let out = s.signal("-INT");
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    assert!(
-        stdout.contains("open orders at exit: 0 per the engine, 0 per the exchange"),
-        "{stdout}"
-    );
+    let (stdout, stderr) = s.stop_clean();
     let log = s.log();
     assert!(!log.contains("MISMATCH"), "{log}");
     assert!(log.contains("live: the exchange confirms no order of ours is open"));
@@ -541,13 +548,7 @@ fn the_order_connection_rotates_make_before_break_at_its_configured_age() {
     s.wait_for("venue: ack", 60);
     s.wait_for_matching_audit(30);
 
-    let out = s.signal("-INT");
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    assert!(
-        stdout.contains("open orders at exit: 0 per the engine, 0 per the exchange"),
-        "{stdout}"
-    );
+    s.stop_clean();
     let log = s.log();
     for bad in [
         "MISMATCH",
