@@ -17,6 +17,8 @@
 #                       first (otherwise the median of the last criterion run is read
 #                       from target/criterion, if there is one)
 #   --set KEY=VALUE     passed on to mm (repeatable)
+#   --nice N            run mm under `nice -n N` (N < 0 needs root: on a shared machine it
+#                       keeps other processes' time slices off the hot thread's core)
 #
 # Run it on an idle machine: the load average is printed before and after, and the run
 # says so when the machine was busy (load above half the cores). Scratch files go to a
@@ -30,6 +32,7 @@ EXCHANGE_CORE=0
 BUILD=1
 BENCH=0
 SETS=()
+NICE=()
 while [ $# -gt 0 ]; do
   case $1 in
     --seconds) DURATION_S=${2:?}; shift 2 ;;
@@ -38,7 +41,8 @@ while [ $# -gt 0 ]; do
     --no-build) BUILD=0; shift ;;
     --bench) BENCH=1; shift ;;
     --set) SETS+=(--set "${2:?}"); shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    --nice) NICE=(nice -n "${2:?}"); shift 2 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "latency-insitu: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -84,7 +88,7 @@ done
 HOURS=$(echo "scale=6; $DURATION_S / 3600" | bc)
 echo "paper trading for $DURATION_S s against 127.0.0.1:$PORT, hot thread on core $CORE, mm-exchange on core $EXCHANGE_CORE"
 set +e
-(cd "$WORK" && "$MM" --mode=paper-trading --endpoint="wss://127.0.0.1:$PORT" --ca="$WORK/cert.pem" \
+(cd "$WORK" && "${NICE[@]}" "$MM" --mode=paper-trading --endpoint="wss://127.0.0.1:$PORT" --ca="$WORK/cert.pem" \
   --duration="$HOURS" --set engine.cpu_core="$CORE" --set quoting.spread_min_bps=1 \
   --set quoting.spread_max_bps=2 "${SETS[@]}" >"$WORK/paper.out" 2>"$WORK/paper.err")
 STATUS=$?
