@@ -87,12 +87,27 @@ done
 # orders move and tick-to-quote has samples.
 HOURS=$(echo "scale=6; $DURATION_S / 3600" | bc)
 echo "paper trading for $DURATION_S s against 127.0.0.1:$PORT, hot thread on core $CORE, mm-exchange on core $EXCHANGE_CORE"
-set +e
-(cd "$WORK" && "${NICE[@]}" "$MM" --mode=paper-trading --endpoint="wss://127.0.0.1:$PORT" --ca="$WORK/cert.pem" \
+cd "$WORK"
+"${NICE[@]}" "$MM" --mode=paper-trading --endpoint="wss://127.0.0.1:$PORT" --ca="$WORK/cert.pem" \
   --duration="$HOURS" --set engine.cpu_core="$CORE" --set quoting.spread_min_bps=1 \
-  --set quoting.spread_max_bps=2 "${SETS[@]}" >"$WORK/paper.out" 2>"$WORK/paper.err")
+  --set quoting.spread_max_bps=2 "${SETS[@]}" >"$WORK/paper.out" 2>"$WORK/paper.err" &
+MM_PID=$!
+# How often the hot thread (mm's main thread) was switched out against its will, over the
+# middle of the session: on a quiet core this is near 0.
+switches() { awk '/^nonvoluntary_ctxt_switches/ { print $2 }' "/proc/$MM_PID/task/$MM_PID/status" 2>/dev/null || true; }
+sleep 3
+CS0=$(switches)
+sleep $((DURATION_S - 6))
+CS1=$(switches)
+set +e
+wait "$MM_PID"
 STATUS=$?
 set -e
+cd - >/dev/null
+SWITCH_RATE=
+if [ -n "$CS0" ] && [ -n "$CS1" ]; then
+  SWITCH_RATE=$(echo "($CS1 - $CS0) / ($DURATION_S - 6)" | bc)
+fi
 LOAD_AFTER=$(load)
 if [ "$STATUS" != 0 ]; then
   echo "latency-insitu: mm exited $STATUS:" >&2
@@ -142,6 +157,7 @@ else
   echo "bench median: no criterion result in target/criterion (run with --bench); docs/hot-path.md lists 0.37–0.40 µs"
 fi
 echo "load average after: $LOAD_AFTER (before: $LOAD_BEFORE, $CORES cores)"
+[ -z "$SWITCH_RATE" ] || echo "hot thread switched out involuntarily: $SWITCH_RATE a second (near 0 on a quiet core)"
 BUSY=$(echo "${LOAD_BEFORE%% *} > $CORES / 2 || ${LOAD_AFTER%% *} > $CORES / 2" | bc)
 if [ "$BUSY" = 1 ]; then
   echo "latency-insitu: NOT an idle machine (load above $CORES / 2): the figures include other work's scheduling"
