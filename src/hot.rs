@@ -32,7 +32,9 @@ use crate::engine::{Engine, EngineStats, Stage, Step};
 use crate::feed::{BookLevels, DecodeError, Decoder, Event};
 use crate::journal::{FrameRing, RecordKind};
 use crate::net::rest::RestClient;
-use crate::net::{ConnConfig, Connection, Handler, MessageKind, NetEvent, TlsRoots};
+use crate::net::{
+    ConnConfig, Connection, Handler, MessageKind, NetEvent, RxClock, RxStamps, TlsRoots,
+};
 use crate::shutdown::{Deadline, Joined, Shutdown, Worker};
 use crate::telemetry::log::LogHandle;
 use crate::time::{Clock, SystemClock};
@@ -137,8 +139,8 @@ pub enum HotRecord {
         /// Nanoseconds.
         ns: u64,
     },
-    /// The read of the market event (the batch's one timestamp) → the last order action
-    /// handed to the venue, ns.
+    /// The read of the market event (the socket read that returned its last bytes was
+    /// issued) → the last order action handed to the venue, ns.
     TickToOrder {
         /// Nanoseconds.
         ns: u64,
@@ -149,12 +151,26 @@ pub enum HotRecord {
         ns: u64,
     },
     /// The stages of one market event that decided a quote (paper, live), ns each: read
-    /// (the batch's one timestamp) → decoded → book applied → quote decided → every order
-    /// action handed to the venue (`None`: the quote sent none).
+    /// (the socket read that returned the event's last bytes was issued) → decoded → book
+    /// applied → quote decided → every order action handed to the venue (`None`: the
+    /// quote sent none). The read stage is split by the transport's receive stamps
+    /// (`net::RxStamps`): socket read, TLS open, queued, WebSocket frame, decode.
     Stages {
-        /// Read → decoded (TLS record open and WebSocket frame included when the event
-        /// came in the batch's first read; events behind it in the same read include the
-        /// ones before them).
+        /// The poll's stamp (before `Connection::poll`) → the read issued: the reads and
+        /// messages ahead of this one in the same poll.
+        poll_to_read: u32,
+        /// The socket read: issued → returned with data.
+        socket_read: u32,
+        /// Returned → decrypted bytes handed to the WebSocket layer (TLS records opened).
+        tls_open: u32,
+        /// Handed over → the WebSocket layer starts on this message (messages ahead of it
+        /// from the same read handled first).
+        queued: u32,
+        /// The WebSocket frame parsed (tungstenite) and the message handed out.
+        ws_frame: u32,
+        /// The message → decoded (JSON to a typed event).
+        decode: u32,
+        /// Read issued → decoded: the five above after `poll_to_read`.
         read_to_decoded: u32,
         /// Decoded → book applied (bookTicker: the touch stored).
         decoded_to_book: u32,
@@ -447,6 +463,10 @@ pub fn run_feed_loop<S: FeedSink>(
     let start_ns = now();
     let mut conn = Connection::new(cfg.conn.clone(), MARKET_TOKEN, start_ns)
         .map_err(|e| std::io::Error::other(format!("market-data connection: {e}")))?;
+    if S::TIMED {
+        // Receive stamps per layer (socket read, TLS, WebSocket) for the stage histograms.
+        conn.set_rx_clock(Some(RxClock::new(clock, wall_offset_ns)));
+    }
     let deadline_ns = cfg.duration_ns.map(|d| start_ns.saturating_add(d));
 
     let mut stats = LoopStats::default();
@@ -493,8 +513,9 @@ pub fn run_feed_loop<S: FeedSink>(
             applied: &mut applied,
             skip,
         };
-        // The read's one timestamp: taken just before the socket is read (after the
-        // readiness poll and the sink's timers), shared by the messages of this batch.
+        // The poll's one timestamp: taken just before the connection is polled (after the
+        // readiness poll and the sink's timers). The latencies start later, at each
+        // message's own socket read (`RxStamps`); this one starts `poll_to_read`.
         let read_ns = if S::TIMED { now() } else { now_ns };
         conn.poll(poll.registry(), read_ns, &mut handler);
         want_snapshot |= handler.need_snapshot;
@@ -728,7 +749,8 @@ fn rotate(
                 MARKET_TOKEN
             };
             // Allocates (buffers, resolver thread): once per rotation, not per message.
-            if let Ok(c) = Connection::new(cfg.clone(), token, now_ns) {
+            if let Ok(mut c) = Connection::new(cfg.clone(), token, now_ns) {
+                c.set_rx_clock(conn.rx_clock());
                 *standby = Some(c);
                 *shown = SeenIds::default();
                 send(records, stats, HotRecord::RotationStarted { at_ns: now_ns });
@@ -807,7 +829,21 @@ struct FeedHandler<'a, S: FeedSink> {
 
 impl<S: FeedSink> Handler for FeedHandler<'_, S> {
     #[inline]
-    fn on_message(&mut self, _kind: MessageKind, payload: &[u8], now_ns: u64) {
+    fn on_message(&mut self, kind: MessageKind, payload: &[u8], now_ns: u64) {
+        self.on_message_stamped(kind, payload, now_ns, RxStamps::default());
+    }
+
+    /// `now_ns` is the poll's one timestamp (taken before `Connection::poll`); `rx`, when
+    /// taken, says when this message's bytes passed each layer, and the latencies start at
+    /// `rx.read_start_ns` (the socket read that returned them was issued).
+    #[inline]
+    fn on_message_stamped(
+        &mut self,
+        _kind: MessageKind,
+        payload: &[u8],
+        now_ns: u64,
+        rx: RxStamps,
+    ) {
         self.stats.frames += 1;
         if let Some(journal) = self.journal.as_deref_mut() {
             journal.push(RecordKind::Frame, now_ns, payload);
@@ -861,10 +897,17 @@ impl<S: FeedSink> Handler for FeedHandler<'_, S> {
         if !S::TIMED {
             return;
         }
+        // The event's read: when the socket read that returned its bytes was issued (the
+        // bytes were there: the read returned them at once), else the poll's stamp.
+        let (read_ns, received_ns) = if rx.taken() {
+            (rx.read_start_ns, rx.read_ns)
+        } else {
+            (now_ns, now_ns)
+        };
         if exch_ts_ms > 0 {
             // Exchange event time → local receive (both wall clock; can be negative when
             // the clocks disagree: recorded as 0 and counted by the side thread).
-            let feed_ns = now_ns.saturating_sub(exch_ts_ms.saturating_mul(1_000_000));
+            let feed_ns = received_ns.saturating_sub(exch_ts_ms.saturating_mul(1_000_000));
             send(
                 self.records,
                 self.stats,
@@ -877,7 +920,7 @@ impl<S: FeedSink> Handler for FeedHandler<'_, S> {
                 self.records,
                 self.stats,
                 HotRecord::TickToOrder {
-                    ns: written_ns.saturating_sub(now_ns),
+                    ns: written_ns.saturating_sub(read_ns),
                 },
             );
             Some(written_ns)
@@ -887,8 +930,16 @@ impl<S: FeedSink> Handler for FeedHandler<'_, S> {
         if stamps.quote_ns != 0 {
             let span =
                 |from: u64, to: u64| u32::try_from(to.saturating_sub(from)).unwrap_or(u32::MAX);
+            // Without receive stamps the split stages are 0 and the read is the poll's.
+            let ws_ns = if rx.taken() { rx.ws_ns } else { decoded_ns };
             let record = HotRecord::Stages {
-                read_to_decoded: span(now_ns, decoded_ns),
+                poll_to_read: span(now_ns, read_ns),
+                socket_read: span(rx.read_start_ns, rx.read_ns),
+                tls_open: span(rx.read_ns, rx.tls_ns),
+                queued: span(rx.tls_ns, rx.ws_start_ns),
+                ws_frame: span(rx.ws_start_ns, rx.ws_ns),
+                decode: span(ws_ns, decoded_ns),
+                read_to_decoded: span(read_ns, decoded_ns),
                 decoded_to_book: span(decoded_ns, stamps.book_ns),
                 book_to_quote: span(stamps.book_ns, stamps.quote_ns),
                 quote_to_order: written_ns.map(|w| span(stamps.quote_ns, w)),

@@ -154,6 +154,19 @@ impl Live {
         self.wait_for_matching_audit(30);
     }
 
+    /// Ctrl+C: exit 0 with nothing open per the engine and per the exchange. Returns
+    /// (stdout, stderr).
+    fn stop_clean(&mut self) -> (String, String) {
+        let out = self.signal("-INT");
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+        assert!(
+            stdout.contains("open orders at exit: 0 per the engine, 0 per the exchange"),
+            "{stdout}"
+        );
+        (stdout, stderr)
+    }
+
     fn signal(&mut self, signal: &str) -> Output {
         let child = self.child.take().unwrap();
         let status = Command::new("kill")
@@ -395,6 +408,10 @@ fn live_session_survives_a_crash_and_faults_and_cancels_everything_on_ctrl_c() {
         "order_round_trip",
         "stage_read_to_decoded",
         "stage_quote_to_order",
+        "stage_read_socket",
+        "stage_read_tls_open",
+        "stage_read_ws_frame",
+        "stage_read_decode",
     ] {
         let row = lat_out
             .lines()
@@ -473,13 +490,7 @@ fn live_session_with_an_ed25519_key_logs_on_trades_reconnects_and_cancels_on_ctr
     s.drop_order_connection(&mut ex);
     s.wait_for("venue: ack", 60);
 
-    let out = s.signal("-INT");
-    let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    assert!(
-        stdout.contains("open orders at exit: 0 per the engine, 0 per the exchange"),
-        "{stdout}"
-    );
+    let (stdout, stderr) = s.stop_clean();
     let log = s.log();
     assert!(!log.contains("MISMATCH"), "{log}");
     assert!(log.contains("live: the exchange confirms no order of ours is open"));
@@ -504,6 +515,58 @@ fn live_session_with_an_ed25519_key_logs_on_trades_reconnects_and_cancels_on_ctr
             + methods["order.cancelReplace"].as_u64().unwrap_or(0)
             > 0,
         "{acct}"
+    );
+}
+
+/// `live.order_connection_max_age_s` set to 20 s: the order connection's make-before-break
+/// rotation runs inside the session (the standby opens 10 s before the age, logs on and
+/// subscribes, takes over; the old one is unsubscribed and closed), orders keep being
+/// answered on the new connection, the audit matches, nothing is lost, and the stop leaves
+/// nothing open. The venue-level tests (tests/live_venue.rs) cover the switch itself;
+/// this is the binary with its configuration.
+#[test]
+fn the_order_connection_rotates_make_before_break_at_its_configured_age() {
+    let work = Workdir::new("mm-live", "rotate-orders");
+    let mut ex = Exchange::start(&[data::bundled_spot()], &["--speed", "4"]);
+    let mut s = Live::start(
+        &work.0,
+        &ex,
+        &["--set", "live.order_connection_max_age_s=20"],
+    );
+    s.wait_for("live: reconciled (start)", 60);
+    s.wait_for("venue: ack", 60);
+    s.wait_for(
+        "orders: rotation: standby connection opening (make-before-break)",
+        40,
+    );
+    s.wait_for("orders: rotated: order entry on the standby connection", 30);
+    s.wait_for(
+        "orders: rotation: old connection unsubscribed and closed, nothing lost",
+        30,
+    );
+    // Orders keep being answered on the new connection, and the books agree.
+    s.wait_for("venue: ack", 60);
+    s.wait_for_matching_audit(30);
+
+    s.stop_clean();
+    let log = s.log();
+    for bad in [
+        "MISMATCH",
+        "break-before-make",
+        "live: order connection down",
+    ] {
+        assert!(!log.contains(bad), "{bad:?} in the log:\n{log}");
+    }
+    let acct = ex.accounting();
+    assert_eq!(acct["open_orders"].as_u64(), Some(0), "{acct}");
+    let methods = &acct["api_requests_by_method"];
+    // HMAC: each connection subscribes with a signed request.
+    assert!(
+        methods["userDataStream.subscribe.signature"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 2,
+        "a second connection subscribed: {acct}"
     );
 }
 

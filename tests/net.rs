@@ -20,7 +20,7 @@ use mm::net::record::PLAINTEXT_MAX;
 use mm::net::ws::PRESIZE_PONG;
 use mm::net::{
     CertProblem, ConnConfig, Connection, Disconnect, Handler, MessageKind, NetError, NetEvent,
-    Phase, RestClient, TlsRoots, TlsViolation,
+    Phase, RestClient, RxClock, RxStamps, TlsRoots, TlsViolation,
 };
 use mm::time::{Clock, SystemClock};
 use support::{server_frame, ServerConn, ServerEvent, TestPki, WsServer};
@@ -255,6 +255,116 @@ fn receives_frames_of_varied_sizes_intact_and_in_order() {
     assert_eq!(client.conn.phase(), Phase::Open);
     assert_eq!(client.conn.stats().messages, n as u64);
     assert!(rec.disconnects().is_empty(), "{:?}", rec.events);
+}
+
+/// Keeps every message's receive stamps and the clock reading at the handler.
+#[derive(Default)]
+struct Stamped {
+    got: Vec<(Vec<u8>, RxStamps, u64)>,
+    clock: Option<RxClock>,
+    events: Vec<NetEvent>,
+}
+
+impl Handler for Stamped {
+    fn on_message(&mut self, _kind: MessageKind, _payload: &[u8], _now_ns: u64) {
+        panic!("a connection with a clock calls on_message_stamped");
+    }
+    fn on_message_stamped(
+        &mut self,
+        _kind: MessageKind,
+        payload: &[u8],
+        _now_ns: u64,
+        stamps: RxStamps,
+    ) {
+        let at = self.clock.map_or(0, |c| c.now_ns());
+        self.got.push((payload.to_vec(), stamps, at));
+    }
+    fn on_event(&mut self, event: NetEvent) {
+        self.events.push(event);
+    }
+}
+
+/// Sends `n` numbered messages coalesced into one write (they share TLS records and reads)
+/// and checks each message's stamps: taken, in layer order, not after the handler saw the
+/// message, never behind the previous message's, and a message that shared its socket read
+/// with the one before starts its WebSocket stage no earlier than that one was handed out.
+fn check_stamps_in_order(rec: &Stamped, from: usize, tls: bool) {
+    let mut prev: Option<RxStamps> = None;
+    let mut shared_reads = 0;
+    for (i, (_, s, at)) in rec.got[from..].iter().enumerate() {
+        assert!(s.taken(), "message {i}: no stamps");
+        assert!(s.read_start_ns > 0, "message {i}: {s:?}");
+        assert!(
+            s.read_start_ns <= s.read_ns
+                && s.read_ns <= s.tls_ns
+                && s.tls_ns <= s.ws_start_ns
+                && s.ws_start_ns <= s.ws_ns
+                && s.ws_ns <= *at,
+            "message {i}: out of order {s:?}, handler at {at}"
+        );
+        if !tls {
+            assert_eq!(s.tls_ns, s.read_ns, "plain TCP has no TLS stage: {s:?}");
+        }
+        if let Some(p) = prev {
+            assert!(s.read_ns >= p.read_ns, "message {i}: {s:?} after {p:?}");
+            if s.read_ns == p.read_ns {
+                shared_reads += 1;
+                assert!(s.ws_start_ns >= p.ws_ns, "message {i}: {s:?} after {p:?}");
+            }
+        }
+        prev = Some(*s);
+    }
+    assert!(
+        shared_reads > 0,
+        "coalesced messages never shared a socket read"
+    );
+}
+
+#[test]
+fn receive_stamps_follow_each_message_through_read_tls_and_websocket() {
+    for tls in [true, false] {
+        let (pki, server) = if tls {
+            let (pki, server) = tls_setup();
+            (Some(pki), server)
+        } else {
+            (None, WsServer::start_plain())
+        };
+        let cfg = match &pki {
+            Some(pki) => config(pki, &server),
+            None => ConnConfig::new(&server.url("/ws"), TlsRoots::WebPki),
+        };
+        let mut client = Client::new(cfg);
+        let clock = RxClock::new(client.clock, 0);
+        let mut rec = Stamped {
+            clock: Some(clock),
+            ..Stamped::default()
+        };
+        // Given before the connection opens: every later connection stamps.
+        assert!(client.conn.rx_clock().is_none());
+        client.conn.set_rx_clock(Some(clock));
+        assert!(client.run_until(&mut rec, WAIT, |r, _| {
+            r.events.iter().any(|e| matches!(e, NetEvent::Open { .. }))
+        }));
+        let sc = server.accept(WAIT);
+        assert_eq!(sc.recv(WAIT), Some(ServerEvent::Open));
+
+        let batch: Vec<Vec<u8>> = (0..200).map(|i| numbered(i, 60 + i % 200)).collect();
+        sc.send_frames(
+            batch.iter().map(|p| server_frame(0x1, true, p)).collect(),
+            true,
+        );
+        assert!(client.run_until(&mut rec, WAIT, |r, _| r.got.len() >= 200));
+        let payloads: Vec<&Vec<u8>> = rec.got.iter().map(|(p, _, _)| p).collect();
+        assert_eq!(payloads, batch.iter().collect::<Vec<_>>(), "tls={tls}");
+        check_stamps_in_order(&rec, 0, tls);
+
+        // Taken away: stamps are all zero (and no clock is read).
+        client.conn.set_rx_clock(None);
+        sc.send_text("unstamped");
+        assert!(client.run_until(&mut rec, WAIT, |r, _| r.got.len() >= 201));
+        assert_eq!(rec.got[200].1, RxStamps::default(), "tls={tls}");
+        assert!(!rec.got[200].1.taken());
+    }
 }
 
 #[test]

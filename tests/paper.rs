@@ -126,6 +126,14 @@ fn paper_trading_against_the_local_exchange_reports_kpis_and_latency() {
         "stage_decoded_to_book",
         "stage_book_to_quote",
         "stage_quote_to_order",
+        "stage_poll_to_read",
+        "stage_read_socket",
+        "stage_read_tls_open",
+        "stage_read_queued",
+        "stage_read_ws_frame",
+        "stage_read_decode",
+        "read_to_quote",
+        "frame_to_quote",
     ] {
         assert!(lat_out.contains(tag), "{tag} missing:\n{lat_out}");
     }

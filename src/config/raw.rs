@@ -76,6 +76,7 @@ pub(super) struct RawLive {
     pub(super) recv_window_ms: Option<i64>,
     pub(super) rate_headroom: Option<i64>,
     pub(super) shutdown_wait_s: Option<f64>,
+    pub(super) order_connection_max_age_s: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -204,6 +204,9 @@ pub struct LiveConfig {
     pub rate_headroom: u32,
     /// Ctrl+C: longest wait for the cancel confirmations, seconds.
     pub shutdown_wait_s: f64,
+    /// Age at which the order connection rotates (make-before-break, starting
+    /// `ROTATION_LEAD_NS` before it), seconds; Binance closes it at 24 h.
+    pub order_connection_max_age_s: f64,
 }
 
 /// Log file settings.

@@ -491,6 +491,26 @@ fn trading_section_errors_name_file_and_key() {
 }
 
 #[test]
+fn the_order_connection_max_age_defaults_to_binances_24_h_and_is_bounded() {
+    let root = Root::new("order-age");
+    let c = load(&root.options()).unwrap();
+    assert_eq!(c.live.order_connection_max_age_s, 86_400.0);
+    let mut options = root.options();
+    for bad in ["9.9", "86400.5", "0", "-1", "nan", "inf", "1e300"] {
+        options.sets = vec![format!("live.order_connection_max_age_s={bad}")];
+        let e = load(&options).unwrap_err();
+        assert_eq!(e.key, "live.order_connection_max_age_s", "{bad}: {e}");
+        assert!(e.problem.contains("outside 10..=86400"), "{bad}: {e}");
+        assert!(e.fix.contains("24 h"), "{e}");
+    }
+    options.sets = vec!["live.order_connection_max_age_s=10".to_string()];
+    assert_eq!(
+        load(&options).unwrap().live.order_connection_max_age_s,
+        10.0
+    );
+}
+
+#[test]
 fn durations_and_latencies_parse() {
     assert_eq!(parse_duration_ns("5ms"), Some(5_000_000));
     assert_eq!(parse_duration_ns("1.5s"), Some(1_500_000_000));

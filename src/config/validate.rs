@@ -6,6 +6,11 @@
 
 use super::*;
 
+/// Shortest `live.order_connection_max_age_s` accepted (tests rotate within a session).
+pub const ORDER_CONNECTION_MAX_AGE_MIN_S: f64 = 10.0;
+/// Longest: Binance closes a WebSocket API connection at 24 h.
+pub const ORDER_CONNECTION_MAX_AGE_MAX_S: f64 = 86_400.0;
+
 /// Stage two: required keys present, ranges, cross-field rules.
 pub(super) fn validate(
     raw: RawConfig,
@@ -692,6 +697,21 @@ fn validate_live(v: &Validator<'_>, raw: RawLive) -> Result<LiveConfig, ConfigEr
             "at most 60 s, e.g. shutdown_wait_s = 5",
         ));
     }
+    let max_age = v.required(
+        "live.order_connection_max_age_s",
+        raw.order_connection_max_age_s,
+    )?;
+    if !(ORDER_CONNECTION_MAX_AGE_MIN_S..=ORDER_CONNECTION_MAX_AGE_MAX_S).contains(&max_age) {
+        return Err(v.error(
+            "live.order_connection_max_age_s",
+            format!(
+                "{max_age} s is outside {ORDER_CONNECTION_MAX_AGE_MIN_S}..={ORDER_CONNECTION_MAX_AGE_MAX_S}"
+            ),
+            "Binance closes a WebSocket API connection at 24 h (86400 s); the order \
+             connection rotates make-before-break from 60 s before this age, e.g. \
+             order_connection_max_age_s = 86400",
+        ));
+    }
     Ok(LiveConfig {
         ws_api_url: url.trim_end_matches('/').to_string(),
         i_understand_live_trading: v.required(
@@ -706,6 +726,7 @@ fn validate_live(v: &Validator<'_>, raw: RawLive) -> Result<LiveConfig, ConfigEr
         recv_window_ms: recv_window as u32,
         rate_headroom: headroom as u32,
         shutdown_wait_s: wait,
+        order_connection_max_age_s: max_age,
     })
 }
 

@@ -83,6 +83,8 @@ pub fn order_venue(
     let mut order_conn = ConnConfig::new(&config.live.ws_api_url, roots.clone());
     // The WebSocket API pings every 20 s; its answers keep the connection fresh too.
     order_conn.stale_after_ns = 60_000_000_000;
+    // Validated to 10 s ..= 24 h (config::validate): whole nanoseconds fit a u64.
+    order_conn.max_age_ns = (config.live.order_connection_max_age_s * 1e9) as u64;
     order_conn
         .validate()
         .map_err(|e| anyhow::anyhow!("order connection settings: {e}"))?;

@@ -48,6 +48,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 use crate::net::resolve::{Addrs, Answer, Resolver};
+use crate::net::stamp::{RxClock, RxStamps};
 use crate::net::tls::{HandshakeProgress, TlsClientConfig, TlsHandshake, TlsRoots, TlsStats};
 use crate::net::url::{Scheme, Url};
 use crate::net::ws::{
@@ -69,6 +70,20 @@ pub trait Handler {
     /// One complete data message. `payload` is a view into the receive buffer, valid only
     /// during this call: decode it in place, copy nothing you do not need.
     fn on_message(&mut self, kind: MessageKind, payload: &[u8], now_ns: u64);
+    /// `on_message` with the message's receive stamps (all zero unless the connection
+    /// was given a clock, `Connection::set_rx_clock`). Forwards to `on_message` unless
+    /// overridden.
+    #[inline]
+    fn on_message_stamped(
+        &mut self,
+        kind: MessageKind,
+        payload: &[u8],
+        now_ns: u64,
+        stamps: RxStamps,
+    ) {
+        let _ = stamps;
+        self.on_message(kind, payload, now_ns);
+    }
     /// A connection event, for the log and the feed's state (a reconnect means the book
     /// must be resynchronised).
     fn on_event(&mut self, event: NetEvent);
@@ -332,6 +347,8 @@ pub struct Connection {
     addrs: Addrs,
     /// The resolver's newest answer was a failure.
     dns_failed: bool,
+    /// The caller's clock for receive stamps (`None`: none taken).
+    rx_clock: Option<RxClock>,
 }
 
 impl Connection {
@@ -364,6 +381,7 @@ impl Connection {
             resolver,
             addrs: Addrs::default(),
             dns_failed: false,
+            rx_clock: None,
         })
     }
 
@@ -377,6 +395,21 @@ impl Connection {
     /// far).
     pub fn resolved(&self) -> Addrs {
         self.addrs
+    }
+
+    /// Stamps every received message's passage through the socket read, TLS and
+    /// WebSocket layers with `clock` (`Handler::on_message_stamped`), on this and every
+    /// later connection; `None` (the default) stamps nothing and reads no clock.
+    pub fn set_rx_clock(&mut self, clock: Option<RxClock>) {
+        self.rx_clock = clock;
+        if let State::Open { session, .. } = &mut self.state {
+            session.transport_mut().set_rx_clock(clock);
+        }
+    }
+
+    /// The clock given to `set_rx_clock`.
+    pub fn rx_clock(&self) -> Option<RxClock> {
+        self.rx_clock
     }
 
     /// The mio token this connection registers its sockets under.
@@ -784,12 +817,13 @@ impl Connection {
 
     fn open<H: Handler>(
         &mut self,
-        session: Box<WsSession>,
+        mut session: Box<WsSession>,
         started_ns: u64,
         now_ns: u64,
         handler: &mut H,
     ) -> Step {
         self.stats.opens += 1;
+        session.transport_mut().set_rx_clock(self.rx_clock);
         // tungstenite may already hold frames that came with the 101 response, and their
         // readiness edge is spent: read at once.
         self.readable = true;
@@ -821,8 +855,8 @@ impl Connection {
             let mut budget = self.cfg.messages_per_poll_max;
             while budget > 0 {
                 budget -= 1;
-                let outcome = session.read_next(|kind, payload| {
-                    handler.on_message(kind, payload, now_ns);
+                let outcome = session.read_next(|kind, payload, stamps| {
+                    handler.on_message_stamped(kind, payload, now_ns, stamps);
                 });
                 match outcome {
                     Ok(ReadOutcome::Data) => {

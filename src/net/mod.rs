@@ -8,13 +8,16 @@
 //! - `record`: the sans-IO record protection (RFC 8446 §5).
 //! - `ws`: tungstenite for the upgrade and for reading; masked client frames written here.
 //! - `rest`: blocking HTTPS GET for snapshots and exchangeInfo (cold path, may allocate).
+//! - `stamp`: receive timestamps per layer (socket read, TLS, WebSocket) for the per-stage
+//!   latency histograms, with the caller's clock.
 //! - `url`, `error`: endpoint parsing and the one `Copy` error enum.
 //!
 //! Invariants: after a connection is open, receiving and sending a message allocate
 //! nothing and never block (tests/net.rs proves the receive side with a counting
 //! allocator); all buffers are sized at connect time; the time is always passed in.
 //!
-//! Never: reads a clock, sleeps, logs, or accepts a certificate that fails verification.
+//! Never: reads a clock of its own (only the caller's `RxClock`, if given, for receive
+//! stamps), sleeps, logs, or accepts a certificate that fails verification.
 //! Only this module (and later the order-entry venue) touches sockets.
 //!
 //! How the engine drives a connection (the caller owns the `Poll` and the clock):
@@ -61,6 +64,7 @@ mod error;
 pub mod record;
 pub mod resolve;
 pub mod rest;
+pub mod stamp;
 pub mod tls;
 pub mod url;
 pub mod ws;
@@ -68,6 +72,7 @@ pub mod ws;
 pub use conn::{Backoff, ConnConfig, ConnStats, Connection, Disconnect, Handler, NetEvent, Phase};
 pub use error::{CaFileProblem, CertProblem, Fault, NetError, TlsViolation};
 pub use rest::{RestClient, RestHeaders, RestResponse};
+pub use stamp::{RxClock, RxStamps};
 pub use tls::{TlsClientConfig, TlsRoots, TlsStats};
 pub use url::{Scheme, Url};
 pub use ws::{MessageKind, WsSettings};

@@ -28,7 +28,9 @@
 //! Never: accepts a certificate that does not chain to the configured roots for the
 //! host name (there is no accept-any option), negotiates anything but TLS 1.3, allocates
 //! or reads the clock after the handshake (except NewSessionTicket and KeyUpdate, which
-//! call into rustls: rare, measured, stated in the tests).
+//! call into rustls: rare, measured, stated in the tests). The one clock it reads is the
+//! caller's `RxClock`, if it was given one (`set_rx_clock`: the receive stamps of the
+//! per-stage latency histograms).
 
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
@@ -47,6 +49,7 @@ use crate::net::record::{
     self, RecordKey, CT_ALERT, CT_APPLICATION_DATA, CT_HANDSHAKE, HEADER_LEN, OVERHEAD,
     PLAINTEXT_MAX, RECORD_MAX,
 };
+use crate::net::stamp::{ReadStamps, RxClock};
 use crate::net::NetError;
 
 /// Receive buffer: room for the largest handshake flight we accept and several records
@@ -270,6 +273,8 @@ pub struct TlsStream {
     peer_closed: bool,
     fault: Option<NetError>,
     stats: TlsStats,
+    /// Stamps of the latest socket read and hand-over (only with a clock).
+    stamps: ReadStamps,
 }
 
 /// Counters of one TLS connection (for the side thread's log).
@@ -321,6 +326,7 @@ impl TlsStream {
             peer_closed: false,
             fault: None,
             stats: TlsStats::default(),
+            stamps: ReadStamps::default(),
         }))
     }
 
@@ -329,6 +335,29 @@ impl TlsStream {
     /// exercise key updates; production keeps the suite's limit.
     pub fn set_key_update_after_records(&mut self, records: u64) {
         self.key_update_at_records = self.key_update_at_records.min(records.max(1));
+    }
+
+    /// Stamps every socket read that returns data and every hand-over of decrypted bytes
+    /// with `clock` from now on (`None`: stamps nothing, reads no clock).
+    pub fn set_rx_clock(&mut self, clock: Option<RxClock>) {
+        self.stamps = ReadStamps {
+            clock,
+            ..ReadStamps::default()
+        };
+    }
+
+    /// The clock given to `set_rx_clock`.
+    pub(crate) fn rx_clock(&self) -> Option<RxClock> {
+        self.stamps.clock
+    }
+
+    /// The latest stamps: (read issued, read returned, decrypted bytes handed over).
+    pub(crate) fn read_stamps(&self) -> (u64, u64, u64) {
+        (
+            self.stamps.read_start_ns,
+            self.stamps.read_ns,
+            self.stamps.tls_ns,
+        )
     }
 
     /// The socket, for (de)registration with mio.
@@ -421,8 +450,9 @@ impl TlsStream {
             if self.io.tx_start < self.io.tx_end {
                 self.io.flush_tx()?;
             }
+            let started = self.stamps.before_read();
             match self.io.fill_rx()? {
-                Fill::Read => {}
+                Fill::Read => self.stamps.read_returned(started),
                 Fill::WouldBlock => return Err(NetError::Io(io::ErrorKind::WouldBlock)),
                 Fill::Eof if self.io.rx_start < self.io.rx_end => {
                     return Err(NetError::TcpClosedMidRecord)
@@ -675,7 +705,12 @@ impl Read for TlsStream {
     /// `WouldBlock` only when the socket has nothing more. Does not allocate.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self.read_inner(buf) {
-            Ok(n) => Ok(n),
+            Ok(n) => {
+                if n > 0 {
+                    self.stamps.handed_over();
+                }
+                Ok(n)
+            }
             Err(e) => Err(self.poison(e)),
         }
     }

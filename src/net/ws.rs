@@ -43,6 +43,7 @@ use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
 
 use crate::net::record::{OVERHEAD, PLAINTEXT_MAX};
+use crate::net::stamp::{ReadStamps, RxClock, RxStamps};
 use crate::net::tls::{TlsStats, TlsStream, KEY_UPDATE_RECORD_BYTES, TX_BUF_BYTES};
 use crate::net::url::Url;
 use crate::net::NetError;
@@ -107,6 +108,36 @@ impl Transport {
         match self {
             Transport::Tls(t) => t.has_pending_tx(),
             Transport::Plain(p) => p.tx_start < p.tx_end,
+        }
+    }
+
+    /// Stamps receive times with `clock` from now on (`None`: stamps nothing, reads no
+    /// clock). See `net::stamp`.
+    pub fn set_rx_clock(&mut self, clock: Option<RxClock>) {
+        match self {
+            Transport::Tls(t) => t.set_rx_clock(clock),
+            Transport::Plain(p) => {
+                p.stamps = ReadStamps {
+                    clock,
+                    ..ReadStamps::default()
+                }
+            }
+        }
+    }
+
+    fn rx_clock(&self) -> Option<RxClock> {
+        match self {
+            Transport::Tls(t) => t.rx_clock(),
+            Transport::Plain(p) => p.stamps.clock,
+        }
+    }
+
+    /// (read issued, read returned, bytes handed to the WebSocket layer) of the latest
+    /// socket read that returned data.
+    fn read_stamps(&self) -> (u64, u64, u64) {
+        match self {
+            Transport::Tls(t) => t.read_stamps(),
+            Transport::Plain(p) => (p.stamps.read_start_ns, p.stamps.read_ns, p.stamps.tls_ns),
         }
     }
 
@@ -175,6 +206,7 @@ pub struct PlainStream {
     tx_end: usize,
     eof: bool,
     fault: Option<NetError>,
+    stamps: ReadStamps,
 }
 
 impl PlainStream {
@@ -187,6 +219,7 @@ impl PlainStream {
             tx_end: 0,
             eof: false,
             fault: None,
+            stamps: ReadStamps::default(),
         }
     }
 
@@ -214,12 +247,19 @@ impl Read for PlainStream {
         if self.tx_start < self.tx_end {
             self.flush_tx()?;
         }
+        let started = self.stamps.before_read();
         match self.sock.read(buf) {
             Ok(0) if !buf.is_empty() => {
                 self.eof = true;
                 Ok(0)
             }
-            Ok(n) => Ok(n),
+            Ok(n) => {
+                if n > 0 {
+                    self.stamps.read_returned(started);
+                    self.stamps.tls_ns = self.stamps.read_ns;
+                }
+                Ok(n)
+            }
             Err(e) => {
                 if !matches!(
                     e.kind(),
@@ -515,19 +555,24 @@ impl WsSession {
     }
 
     /// Reads at most one message. A data message is passed to `on_data` as a view into
-    /// the read buffer, valid only during the call. Never allocates for a data message
-    /// that fits the read buffer.
-    pub fn read_next<F: FnOnce(MessageKind, &[u8])>(
+    /// the read buffer, valid only during the call, with its receive stamps (all zero
+    /// unless the transport has an `RxClock`). Never allocates for a data message that
+    /// fits the read buffer.
+    pub fn read_next<F: FnOnce(MessageKind, &[u8], RxStamps)>(
         &mut self,
         on_data: F,
     ) -> Result<ReadOutcome, NetError> {
+        let clock = self.ws.get_ref().rx_clock();
+        let begun_ns = clock.map_or(0, |c| c.now_ns());
         match self.ws.read() {
             Ok(Message::Text(text)) => {
-                on_data(MessageKind::Text, text.as_bytes());
+                let stamps = self.rx_stamps(clock, begun_ns);
+                on_data(MessageKind::Text, text.as_bytes(), stamps);
                 Ok(ReadOutcome::Data)
             }
             Ok(Message::Binary(bytes)) => {
-                on_data(MessageKind::Binary, &bytes);
+                let stamps = self.rx_stamps(clock, begun_ns);
+                on_data(MessageKind::Binary, &bytes, stamps);
                 Ok(ReadOutcome::Data)
             }
             Ok(Message::Ping(payload)) => {
@@ -558,6 +603,23 @@ impl WsSession {
             Err(tungstenite::Error::ConnectionClosed) => Ok(ReadOutcome::Closed { ws_code: None }),
             // A transport error is sticky, so its precise reason is still there.
             Err(e) => Err(map_ws_error(e, self.ws.get_ref().fault())),
+        }
+    }
+
+    /// The stamps of the message tungstenite just returned, `read_next` having begun at
+    /// `begun_ns`.
+    #[inline]
+    fn rx_stamps(&self, clock: Option<RxClock>, begun_ns: u64) -> RxStamps {
+        let Some(clock) = clock else {
+            return RxStamps::default();
+        };
+        let (read_start_ns, read_ns, tls_ns) = self.ws.get_ref().read_stamps();
+        RxStamps {
+            read_start_ns,
+            read_ns,
+            tls_ns,
+            ws_start_ns: begun_ns.max(tls_ns),
+            ws_ns: clock.now_ns(),
         }
     }
 

@@ -7,8 +7,9 @@
 //! the optional `[metrics]` endpoint between records.
 //!
 //! Never: runs on the hot thread, blocks the hot thread (every channel into it is bounded
-//! and fed with `try_send`), knows which venue the session trades on, or imports
-//! `crate::modes`.
+//! and fed with `try_send`), parks on a channel the hot thread sends to (the hot thread's
+//! `try_send` would have to wake it: it polls, and waits `SIDE_IDLE_WAIT` when idle),
+//! knows which venue the session trades on, or imports `crate::modes`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -32,6 +33,10 @@ use crate::telemetry::log::LogHandle;
 use crate::telemetry::metrics::{self, MarketCounters, MetricsServer};
 use crate::time::wall_now_ns;
 use crate::types::{Side, SymbolSpec};
+
+/// How long the side thread waits when it found nothing to do (it polls its channels
+/// rather than parking on one the hot thread sends to; see `Side::run`).
+pub const SIDE_IDLE_WAIT: Duration = Duration::from_millis(2);
 
 /// Where a session's reports go and what they are called.
 #[derive(Clone, Debug)]
@@ -158,34 +163,29 @@ impl SideThread {
     ) -> anyhow::Result<(KpiSnapshot, Vec<PathBuf>)> {
         let mut trades_open = true;
         let mut hot_open = true;
+        let idle_wait = crossbeam_channel::never::<()>();
         while trades_open || hot_open {
             while let Ok(note) = notes.try_recv() {
                 note.log(&self.log, &self.spec);
             }
-            let mut idle = true;
-            for _ in 0..1024 {
-                match trades.try_recv() {
-                    Ok(r) => {
-                        idle = false;
-                        self.on_trade(r);
-                    }
-                    Err(crossbeam_channel::TryRecvError::Empty) => break,
-                    Err(crossbeam_channel::TryRecvError::Disconnected) => {
-                        trades_open = false;
-                        break;
-                    }
-                }
-            }
+            let (trades_came, open) = drain(&trades, |r| self.on_trade(r));
+            trades_open = open;
             while let Ok(c) = counts.try_recv() {
                 self.tracker.on_record(KpiRecord::Counts(c));
             }
-            match hot.recv_timeout(Duration::from_millis(if idle { 20 } else { 0 })) {
-                Ok(r) => self.on_hot(r),
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => hot_open = false,
-            }
+            // Never parked on a channel the hot thread sends to: a parked receiver makes
+            // the hot thread's `try_send` wake it (a futex call), and on a small machine
+            // the woken side thread preempts the hot thread mid-burst — measured as
+            // tens of µs in the stage histograms (docs/latency.md). The side thread polls
+            // instead and, when idle, waits on a channel nobody sends to.
+            let (hot_came, open) = drain(&hot, |r| self.on_hot(r));
+            hot_open = open;
+            let idle = !trades_came && !hot_came;
             self.periodic(wall_now_ns())?;
             self.serve_metrics(wall_now_ns());
+            if idle && (trades_open || hot_open) {
+                let _ = idle_wait.recv_timeout(SIDE_IDLE_WAIT);
+            }
         }
         while let Ok(c) = counts.try_recv() {
             self.tracker.on_record(KpiRecord::Counts(c));
@@ -253,13 +253,37 @@ impl SideThread {
                 .record(LatencyKind::TickToQuote, ns),
             HotRecord::Iteration { ns } => self.tracker.latency_mut().record(LatencyKind::Loop, ns),
             HotRecord::Stages {
+                poll_to_read,
+                socket_read,
+                tls_open,
+                queued,
+                ws_frame,
+                decode,
                 read_to_decoded,
                 decoded_to_book,
                 book_to_quote,
                 quote_to_order,
             } => {
                 let latency = self.tracker.latency_mut();
+                for (kind, ns) in [
+                    (LatencyKind::PollToRead, poll_to_read),
+                    (LatencyKind::SocketRead, socket_read),
+                    (LatencyKind::TlsOpen, tls_open),
+                    (LatencyKind::Queued, queued),
+                    (LatencyKind::WsFrame, ws_frame),
+                    (LatencyKind::Decode, decode),
+                ] {
+                    latency.record(kind, u64::from(ns));
+                }
                 latency.record(LatencyKind::ReadToDecoded, u64::from(read_to_decoded));
+                // One event's spans add up: its read → quote, and frame → quote (the
+                // bench's span), exact per event.
+                let engine = u64::from(decoded_to_book) + u64::from(book_to_quote);
+                latency.record(
+                    LatencyKind::ReadToQuote,
+                    u64::from(read_to_decoded) + engine,
+                );
+                latency.record(LatencyKind::FrameToQuote, u64::from(decode) + engine);
                 latency.record(LatencyKind::DecodedToBook, u64::from(decoded_to_book));
                 latency.record(LatencyKind::BookToQuote, u64::from(book_to_quote));
                 if let Some(ns) = quote_to_order {
@@ -402,11 +426,37 @@ impl SideThread {
     }
 }
 
-/// The final report's per-stage latency lines: tick-to-quote and each stage's p50 / p99 /
-/// max and sample count (µs), measured in this session.
+/// Takes up to 1024 records from `rx` into `on` without waiting. Returns whether any
+/// came and whether `rx` is still open.
+fn drain<T>(rx: &Receiver<T>, mut on: impl FnMut(T)) -> (bool, bool) {
+    let mut came = false;
+    for _ in 0..1024 {
+        match rx.try_recv() {
+            Ok(r) => {
+                came = true;
+                on(r);
+            }
+            Err(crossbeam_channel::TryRecvError::Empty) => break,
+            Err(crossbeam_channel::TryRecvError::Disconnected) => return (came, false),
+        }
+    }
+    (came, true)
+}
+
+/// The final report's per-stage latency lines: tick-to-quote, read → quote, frame → quote
+/// and each stage's p50 / p99 / max and sample count (µs), measured in this session.
 pub fn stage_lines(latency: &crate::telemetry::latency::LatencyRecorder) -> String {
     let mut text = String::from("Latency per stage (in situ, µs: p50 / p99 / max, samples):");
-    for kind in std::iter::once(LatencyKind::TickToQuote).chain(LatencyKind::STAGES) {
+    let kinds = [
+        LatencyKind::TickToQuote,
+        LatencyKind::ReadToQuote,
+        LatencyKind::FrameToQuote,
+    ]
+    .into_iter()
+    .chain(LatencyKind::STAGES)
+    .chain(std::iter::once(LatencyKind::PollToRead))
+    .chain(LatencyKind::READ_PARTS);
+    for kind in kinds {
         let h = latency.histogram(kind);
         let us = |ns: u64| ns as f64 / 1e3;
         text.push_str(&format!(

@@ -73,7 +73,8 @@ pub enum LatencyKind {
     OrderRoundTrip,
     /// One iteration of the hot loop that handled at least one event.
     Loop,
-    /// Stage of a quoting event: read (the batch's timestamp) → decoded.
+    /// Stage of a quoting event: read (the socket read that returned its last bytes was
+    /// issued) → decoded; split below from `PollToRead` on.
     ReadToDecoded,
     /// Stage: decoded → book applied (bookTicker: touch stored).
     DecodedToBook,
@@ -81,11 +82,31 @@ pub enum LatencyKind {
     BookToQuote,
     /// Stage: quote decided → the last order action handed to the venue.
     QuoteToOrder,
+    /// Before the read stage: the poll's stamp → the read issued (reads and messages ahead
+    /// of this one in the same `Connection::poll`).
+    PollToRead,
+    /// Read stage, part 1: the socket read syscall (issued → returned with data).
+    SocketRead,
+    /// Part 2: returned → decrypted bytes handed to the WebSocket layer.
+    TlsOpen,
+    /// Part 3: handed over → the WebSocket layer starts on this message (messages ahead of
+    /// it from the same read handled first).
+    Queued,
+    /// Part 4: the WebSocket frame parsed, the message handed out.
+    WsFrame,
+    /// Part 5: message → decoded.
+    Decode,
+    /// Every event that decided a quote: its read (as `ReadToDecoded`) → quote decided,
+    /// whether or not an order followed (`TickToQuote` has only those that sent one).
+    ReadToQuote,
+    /// The same events from the WebSocket message handed out → quote decided: the span
+    /// the `tick_to_quote/book_ticker` bench times (frame → decode → book → quote).
+    FrameToQuote,
 }
 
 impl LatencyKind {
     /// Every kind, in table order.
-    pub const ALL: [LatencyKind; 8] = [
+    pub const ALL: [LatencyKind; 16] = [
         LatencyKind::Feed,
         LatencyKind::TickToQuote,
         LatencyKind::OrderRoundTrip,
@@ -94,6 +115,24 @@ impl LatencyKind {
         LatencyKind::DecodedToBook,
         LatencyKind::BookToQuote,
         LatencyKind::QuoteToOrder,
+        LatencyKind::PollToRead,
+        LatencyKind::SocketRead,
+        LatencyKind::TlsOpen,
+        LatencyKind::Queued,
+        LatencyKind::WsFrame,
+        LatencyKind::Decode,
+        LatencyKind::ReadToQuote,
+        LatencyKind::FrameToQuote,
+    ];
+
+    /// The parts of `ReadToDecoded`, in the order an event meets them (`PollToRead` comes
+    /// before the read and is not in it).
+    pub const READ_PARTS: [LatencyKind; 5] = [
+        LatencyKind::SocketRead,
+        LatencyKind::TlsOpen,
+        LatencyKind::Queued,
+        LatencyKind::WsFrame,
+        LatencyKind::Decode,
     ];
 
     /// The per-stage kinds of tick-to-quote, in the order an event meets them.
@@ -115,6 +154,14 @@ impl LatencyKind {
             LatencyKind::DecodedToBook => "stage_decoded_to_book",
             LatencyKind::BookToQuote => "stage_book_to_quote",
             LatencyKind::QuoteToOrder => "stage_quote_to_order",
+            LatencyKind::PollToRead => "stage_poll_to_read",
+            LatencyKind::SocketRead => "stage_read_socket",
+            LatencyKind::TlsOpen => "stage_read_tls_open",
+            LatencyKind::Queued => "stage_read_queued",
+            LatencyKind::WsFrame => "stage_read_ws_frame",
+            LatencyKind::Decode => "stage_read_decode",
+            LatencyKind::ReadToQuote => "read_to_quote",
+            LatencyKind::FrameToQuote => "frame_to_quote",
         }
     }
 
