@@ -491,10 +491,10 @@ fn trading_section_errors_name_file_and_key() {
 }
 
 #[test]
-fn the_order_connection_max_age_defaults_to_binances_24_h_and_is_bounded() {
+fn the_order_connection_max_age_defaults_to_23_h_and_is_bounded_by_binances_24_h() {
     let root = Root::new("order-age");
     let c = load(&root.options()).unwrap();
-    assert_eq!(c.live.order_connection_max_age_s, 86_400.0);
+    assert_eq!(c.live.order_connection_max_age_s, 82_800.0);
     let mut options = root.options();
     for bad in ["9.9", "86400.5", "0", "-1", "nan", "inf", "1e300"] {
         options.sets = vec![format!("live.order_connection_max_age_s={bad}")];

@@ -709,7 +709,7 @@ fn validate_live(v: &Validator<'_>, raw: RawLive) -> Result<LiveConfig, ConfigEr
             ),
             "Binance closes a WebSocket API connection at 24 h (86400 s); the order \
              connection rotates make-before-break from 60 s before this age, e.g. \
-             order_connection_max_age_s = 86400",
+             order_connection_max_age_s = 82800 (23 h, the default)",
         ));
     }
     Ok(LiveConfig {
