@@ -64,6 +64,19 @@ pub fn wall_now_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time the calling thread has run so far, ns, from Linux's
+/// `/proc/thread-self/schedstat` (its first field); `None` where that is not readable.
+/// For telling a loop's own work from its waits (the backtest's replay loop waits for its
+/// decode thread): it opens a file, so never call it inside a hot loop. Allocates nothing.
+pub fn thread_cpu_ns() -> Option<u64> {
+    use std::io::Read;
+    let mut file = std::fs::File::open("/proc/thread-self/schedstat").ok()?;
+    let mut buf = [0u8; 128];
+    let n = file.read(&mut buf).ok()?;
+    let text = std::str::from_utf8(buf.get(..n)?).ok()?;
+    text.split_ascii_whitespace().next()?.parse().ok()
+}
+
 /// A clock the replay moves forward by hand. Monotonic and wall time are the same value.
 #[derive(Debug, Default)]
 pub struct SimClock {
@@ -120,6 +133,46 @@ mod tests {
         assert!(b >= a);
         // 2024-01-01 in ns: the wall clock of any machine running this is later.
         assert!(clock.wall_ns() > 1_704_067_200_000_000_000);
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn thread_cpu_time_counts_this_threads_work() {
+        // The kernel brings a running thread's figure up to date at scheduler ticks and
+        // switches, so a reading may lag by up to a tick (10 ms at the slowest HZ).
+        const TICK_NS: u64 = 10_000_000;
+        let wall = SystemClock::new();
+        let before = thread_cpu_ns().expect("Linux has /proc/thread-self/schedstat");
+        // Work until the figure has moved by 20 ms (or 10 s of wall time went by): it
+        // moves with this thread's work, by no more than the wall time that passed.
+        let mut x = 0u64;
+        let mut after = before;
+        while after - before < 2 * TICK_NS && wall.mono_ns() < 10_000_000_000 {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+            after = thread_cpu_ns().expect("readable again");
+        }
+        let elapsed = wall.mono_ns();
+        assert!(
+            after - before >= 2 * TICK_NS,
+            "{before} → {after} in {elapsed} ns of wall time"
+        );
+        assert!(
+            after - before <= elapsed + TICK_NS,
+            "{before} → {after} in {elapsed} ns"
+        );
+        // A waiting thread spends (almost) none: its own figure, not the process's.
+        let idle = std::thread::spawn(|| {
+            let a = thread_cpu_ns().expect("readable");
+            let _ = std::sync::mpsc::channel::<()>()
+                .1
+                .recv_timeout(std::time::Duration::from_millis(50));
+            thread_cpu_ns().expect("readable") - a
+        })
+        .join()
+        .expect("the thread ends");
+        assert!(idle < TICK_NS, "{idle} ns of CPU while waiting 50 ms");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! from the data's timestamps, and keeps what a report needs (`Replayed`).
 //!
 //! Deterministic: the same tape and configuration give the same `Replayed`, but for
-//! `loop_wall_ns`. The only clock read is the wall clock around the replay loop.
+//! `loop_wall_ns` and `loop_cpu_ns`. The only clocks read are the wall clock and the
+//! thread's CPU time around the replay loop.
 //!
 //! The replay loop allocates nothing per event: the tape is decoded before it starts, and
 //! the records it keeps (fills, quote changes, 1 s samples, and the mid changes the report
@@ -28,7 +29,7 @@ use crate::telemetry::kpi::{
     OrderCounts, QuoteSample,
 };
 use crate::telemetry::latency::LatencyKind;
-use crate::time::{Clock, SimClock, SystemClock};
+use crate::time::{thread_cpu_ns, Clock, SimClock, SystemClock};
 use crate::types::{Price, Qty, Side, SymbolSpec};
 use crate::venue::sim::{QueueAtFill, SimParams, SimStats, SimVenue};
 use crate::venue::Venue;
@@ -130,8 +131,12 @@ pub struct Replayed {
     pub final_touch: Option<(Price, Price)>,
     /// Stopped early by Ctrl+C.
     pub interrupted: bool,
-    /// Wall time of the replay loop, ns (not deterministic).
+    /// Wall time of the replay loop, ns (not deterministic): with a streamed input it
+    /// includes the loop's waits for its decode thread.
     pub loop_wall_ns: u64,
+    /// CPU time of the replay loop's own thread, ns (not deterministic; `None` where the
+    /// system does not tell it): the loop's work without those waits.
+    pub loop_cpu_ns: Option<u64>,
 }
 
 /// Replays `tape` with `config`. `progress` is called every `PROGRESS_EVERY` events with
@@ -178,6 +183,7 @@ pub fn simulate<S: EventSource + ?Sized>(
     let clock = SimClock::new(start_ns);
     let wall = SystemClock::new();
     let loop_start = wall.mono_ns();
+    let loop_cpu_start = thread_cpu_ns();
     let mut done = 0usize;
     let mut interrupted = false;
     let mut last_ns = start_ns;
@@ -244,6 +250,9 @@ pub fn simulate<S: EventSource + ?Sized>(
         venue.drain_queue_log(|q| collector.queue_fills.push(q));
     }
     let loop_wall_ns = wall.mono_ns().saturating_sub(loop_start);
+    let loop_cpu_ns = thread_cpu_ns()
+        .zip(loop_cpu_start)
+        .map(|(end, start)| end.saturating_sub(start));
     samples.push(sample(
         drained_to.max(next_sample_ns.saturating_sub(SAMPLE_NS)),
         &trader,
@@ -286,6 +295,7 @@ pub fn simulate<S: EventSource + ?Sized>(
         final_touch,
         interrupted,
         loop_wall_ns,
+        loop_cpu_ns,
     })
 }
 

@@ -88,46 +88,29 @@ impl DiffBuffer {
     /// Appends a diff, dropping the oldest ones while there is no room; returns how many
     /// were dropped (a diff larger than the whole level ring is itself dropped: 1).
     pub(super) fn push(&mut self, first: u64, last: u64, prev: u64, levels: BookLevels<'_>) -> u64 {
-        let ids = (first, last, prev);
-        let counts = (levels.bids.len(), levels.asks.len());
-        self.push_levels(ids, counts, levels.bids.iter().chain(levels.asks).copied())
+        let (bids, asks) = (levels.bids, levels.asks);
+        let Some(dropped) = self.make_room(bids.len() + asks.len()) else {
+            return 1;
+        };
+        // Two slice copies (each split where the ring wraps), not a level at a time.
+        let levels_at = self.levels_tail;
+        self.copy_in(levels_at, bids);
+        self.copy_in(levels_at + bids.len() as u64, asks);
+        self.commit((first, last, prev), (bids.len(), asks.len()));
+        dropped
     }
 
     /// Appends `diff` as held by `other` (another buffer).
     pub(super) fn push_from(&mut self, other: &DiffBuffer, diff: &PendingDiff) -> u64 {
         let (bids, asks) = other.levels(diff);
-        let ids = (
-            diff.first_update_id,
-            diff.final_update_id,
-            diff.prev_final_update_id,
-        );
-        let counts = (diff.bid_count as usize, diff.ask_count as usize);
-        self.push_levels(ids, counts, bids.chain(asks))
-    }
-
-    /// `push` with the levels (`counts` = bids, asks) from an iterator, bids first.
-    fn push_levels(
-        &mut self,
-        (first, last, prev): (u64, u64, u64),
-        (bid_count, ask_count): (usize, usize),
-        levels: impl Iterator<Item = Level>,
-    ) -> u64 {
-        let need = bid_count + ask_count;
-        if need > self.levels.len() {
+        let (bid_count, ask_count) = (diff.bid_count as usize, diff.ask_count as usize);
+        let Some(dropped) = self.make_room(bid_count + ask_count) else {
             return 1;
-        }
-        let mut dropped = 0;
-        while self.len == self.diffs.len()
-            || (self.levels_tail - self.levels_head) as usize + need > self.levels.len()
-        {
-            self.pop_front();
-            dropped += 1;
-        }
-        let levels_at = self.levels_tail;
+        };
         let ring = self.levels.len();
-        // One division for the start, then a wrap (once at most: need ≤ ring).
-        let mut at = (levels_at % ring as u64) as usize;
-        for level in levels.take(need) {
+        // One division for the start, then a wrap (once at most: the count ≤ ring).
+        let mut at = (self.levels_tail % ring as u64) as usize;
+        for level in bids.chain(asks).take(bid_count + ask_count) {
             if let Some(slot) = self.levels.get_mut(at) {
                 *slot = level;
             }
@@ -136,7 +119,48 @@ impl DiffBuffer {
                 at = 0;
             }
         }
-        self.levels_tail += need as u64;
+        let ids = (
+            diff.first_update_id,
+            diff.final_update_id,
+            diff.prev_final_update_id,
+        );
+        self.commit(ids, (bid_count, ask_count));
+        dropped
+    }
+
+    /// Drops the oldest diffs until one more with `need` levels fits; how many were
+    /// dropped, or None (nothing done) when `need` exceeds the whole level ring.
+    fn make_room(&mut self, need: usize) -> Option<u64> {
+        if need > self.levels.len() {
+            return None;
+        }
+        let mut dropped = 0;
+        while self.len == self.diffs.len()
+            || (self.levels_tail - self.levels_head) as usize + need > self.levels.len()
+        {
+            self.pop_front();
+            dropped += 1;
+        }
+        Some(dropped)
+    }
+
+    /// Copies `src` into the level ring from absolute index `at` (`make_room` made room).
+    fn copy_in(&mut self, at: u64, src: &[Level]) {
+        let ring = self.levels.len();
+        let start = (at % ring as u64) as usize;
+        let (before_wrap, after_wrap) = src.split_at(src.len().min(ring - start));
+        if let Some(dst) = self.levels.get_mut(start..start + before_wrap.len()) {
+            dst.copy_from_slice(before_wrap);
+        }
+        if let Some(dst) = self.levels.get_mut(..after_wrap.len()) {
+            dst.copy_from_slice(after_wrap);
+        }
+    }
+
+    /// Records the diff whose levels were just written at the ring's tail.
+    fn commit(&mut self, (first, last, prev): (u64, u64, u64), (bids, asks): (usize, usize)) {
+        let levels_at = self.levels_tail;
+        self.levels_tail += (bids + asks) as u64;
         let slot = (self.head + self.len) % self.diffs.len();
         if let Some(entry) = self.diffs.get_mut(slot) {
             *entry = PendingDiff {
@@ -144,13 +168,12 @@ impl DiffBuffer {
                 final_update_id: last,
                 prev_final_update_id: prev,
                 levels_at,
-                // `need` ≤ SYNC_BUFFER_LEVELS_MAX, far below u32::MAX.
-                bid_count: bid_count as u32,
-                ask_count: ask_count as u32,
+                // bids + asks ≤ SYNC_BUFFER_LEVELS_MAX, far below u32::MAX.
+                bid_count: bids as u32,
+                ask_count: asks as u32,
             };
         }
         self.len += 1;
-        dropped
     }
 
     /// The bid and ask levels of a buffered diff, read from the ring.

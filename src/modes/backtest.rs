@@ -162,12 +162,23 @@ pub fn run(
     } else {
         format!("decoding took {:.2} s more", timing.load_s)
     };
+    let per_event_us = |ns: u64| ns as f64 / 1e3 / replayed.events.max(1) as f64;
+    let cpu = match replayed.loop_cpu_ns {
+        Some(ns) => format!(
+            "; the loop thread's own CPU {:.3} s, {:.3} µs/event",
+            ns as f64 / 1e9,
+            per_event_us(ns)
+        ),
+        None => String::new(),
+    };
     writeln!(
         out,
-        "replayed {} events in {:.3} s: {:.2} M events/s (replay + strategy loop; {before})",
+        "replayed {} events in {:.3} s: {:.2} M events/s, {:.3} µs/event (replay + strategy \
+         loop, wall time: waits for the decode thread included{cpu}; {before})",
         replayed.events,
         timing.replay_s,
         timing.events_per_s / 1e6,
+        per_event_us(replayed.loop_wall_ns),
     )?;
     if replayed.interrupted {
         writeln!(

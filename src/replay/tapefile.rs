@@ -32,7 +32,7 @@
 //! Never: used on the trading hot path; overwrites a file; guesses past a damaged block.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 
 use crate::feed::{BookLevels, BookTicker, DepthDiff, Event, Level, Snapshot, Trade, TradeKind};
@@ -326,7 +326,9 @@ pub fn is_tape(head: &[u8]) -> bool {
 pub struct TapeFileReader {
     name: String,
     path: std::path::PathBuf,
-    input: BufReader<File>,
+    /// Unbuffered: a block (~1 MiB) is read straight into `block`, its 16-byte header by a
+    /// read of its own (a buffered reader would copy every byte once more).
+    input: File,
     /// The file's length at open: a block header never claims more than is left.
     file_len: u64,
     /// Largest price (ticks) and quantity (lots) the market-data decoder can produce: those
@@ -359,7 +361,7 @@ impl TapeFileReader {
             .metadata()
             .map_err(|e| error(format!("cannot read its length: {e}"), ""))?
             .len();
-        let mut input = BufReader::with_capacity(1 << 20, file);
+        let mut input = file;
         let mut h = [0u8; HEADER_LEN];
         input.read_exact(&mut h).map_err(|e| {
             error(
