@@ -621,6 +621,9 @@ fn bench_config(root: PathBuf) -> Config {
         ..LoadOptions::from_process(None)
     };
     let mut config = config::load(&options).unwrap_or_else(|e| panic!("config: {e}"));
+    // Every move of the target re-quotes: no re-quote band (the default keeps an order
+    // within a whole half-spread of its target, which a one-tick move never leaves).
+    config.quoting.requote_band = 0.0;
     config.orders = OrderParams {
         price_tolerance_ticks: 0,
         min_rest_ms: 0,
