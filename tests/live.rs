@@ -526,13 +526,41 @@ fn live_session_with_an_ed25519_key_logs_on_trades_reconnects_and_cancels_on_ctr
 /// this is the binary with its configuration.
 #[test]
 fn the_order_connection_rotates_make_before_break_at_its_configured_age() {
-    let work = Workdir::new("mm-live", "rotate-orders");
-    let mut ex = Exchange::start(&[data::bundled_spot()], &["--speed", "4"]);
-    let mut s = Live::start(
-        &work.0,
-        &ex,
-        &["--set", "live.order_connection_max_age_s=20"],
+    order_connection_rotates_make_before_break(false);
+}
+
+/// The same rotation with an Ed25519 key: the standby connection logs on
+/// (`session.logon`) before it subscribes and takes over.
+#[test]
+fn the_order_connection_rotates_make_before_break_with_an_ed25519_key() {
+    order_connection_rotates_make_before_break(true);
+}
+
+fn order_connection_rotates_make_before_break(ed25519: bool) {
+    let work = Workdir::new(
+        "mm-live",
+        if ed25519 {
+            "rotate-orders-ed25519"
+        } else {
+            "rotate-orders"
+        },
     );
+    let extra = ["--set", "live.order_connection_max_age_s=20"];
+    let (mut ex, mut s) = if ed25519 {
+        let (ex, private, _) =
+            Exchange::start_with_ed25519(&[data::bundled_spot()], &["--speed", "4"], &work.0);
+        let private = private.display().to_string();
+        let keys = [
+            ("BINANCE_API_KEY", ED25519_KEY),
+            ("BINANCE_ED25519_PRIVATE_KEY_PATH", private.as_str()),
+        ];
+        let s = Live::start_with_keys(&work.0, &ex, &extra, &keys);
+        (ex, s)
+    } else {
+        let ex = Exchange::start(&[data::bundled_spot()], &["--speed", "4"]);
+        let s = Live::start(&work.0, &ex, &extra);
+        (ex, s)
+    };
     s.wait_for("live: reconciled (start)", 60);
     s.wait_for("venue: ack", 60);
     s.wait_for(
@@ -560,14 +588,19 @@ fn the_order_connection_rotates_make_before_break_at_its_configured_age() {
     let acct = ex.accounting();
     assert_eq!(acct["open_orders"].as_u64(), Some(0), "{acct}");
     let methods = &acct["api_requests_by_method"];
-    // HMAC: each connection subscribes with a signed request.
-    assert!(
-        methods["userDataStream.subscribe.signature"]
-            .as_u64()
-            .unwrap_or(0)
-            >= 2,
-        "a second connection subscribed: {acct}"
-    );
+    let count = |method: &str| methods[method].as_u64().unwrap_or(0);
+    if ed25519 {
+        // Each connection logs on, then subscribes without a signature.
+        assert!(count("session.logon") >= 2, "the standby logged on: {acct}");
+        assert!(count("userDataStream.subscribe") >= 2, "{acct}");
+        assert_eq!(count("userDataStream.subscribe.signature"), 0, "{acct}");
+    } else {
+        // HMAC: each connection subscribes with a signed request.
+        assert!(
+            count("userDataStream.subscribe.signature") >= 2,
+            "a second connection subscribed: {acct}"
+        );
+    }
 }
 
 /// A private key that is not the registered one: `session.logon` is refused with -1022 and
