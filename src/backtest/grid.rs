@@ -55,14 +55,14 @@ pub const GRID_POINTS_MAX: usize = 100_000;
 /// is checked before anything is built: it overflowed `usize` and panicked with enough
 /// axes).
 pub fn grid_combinations(axes: &[GridAxis]) -> anyhow::Result<Vec<Vec<String>>> {
-    let sizes: Vec<String> = axes.iter().map(|a| a.values.len().to_string()).collect();
     let total = axes
         .iter()
         .try_fold(1usize, |n, a| n.checked_mul(a.values.len()))
         .filter(|n| *n <= GRID_POINTS_MAX);
     if total.is_none() {
+        let sizes: Vec<String> = axes.iter().map(|a| a.values.len().to_string()).collect();
         anyhow::bail!(
-            "--grid: {} combinations is more than {GRID_POINTS_MAX}: use fewer values or axes              (or several runs)",
+            "--grid: {} combinations is more than {GRID_POINTS_MAX}: use fewer values or axes (or several runs)",
             sizes.join(" × ")
         );
     }

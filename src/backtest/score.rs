@@ -13,7 +13,7 @@
 use serde::Serialize;
 
 use crate::backtest::run::{FillRow, Replayed, Sample};
-use crate::telemetry::kpi::{fill_spread_pnl_atoms, KpiKind, KpiStatus};
+use crate::telemetry::kpi::{fill_spread_pnl_atoms, KpiStatus};
 
 /// The figures of one backtest that a scoreboard compares, all at the fee tier
 /// `maker_fee_bps`. Money in exact quote atoms (10⁻⁸) and as numbers; the split sums
@@ -120,27 +120,20 @@ pub struct GridRow {
 }
 
 impl GridRow {
-    /// The row of one replay.
+    /// The row of one replay: its `Scorecard`'s figures, plus the drawdown.
     pub fn of(settings: &[String], run: &Replayed) -> GridRow {
-        let total_atoms = match run.final_touch {
-            Some((bid, ask)) => run.position.mark_to_market_atoms(&run.spec, bid, ask),
-            None => run.position.cash_atoms,
-        };
-        let spread_atoms: i128 = run.fills.iter().map(|f| fill_spread_atoms(run, f)).sum();
+        let card = Scorecard::of(run);
         GridRow {
             settings: settings.to_vec(),
-            pnl_quote: total_atoms as f64 / 1e8,
-            spread_pnl_quote: spread_atoms as f64 / 1e8,
-            targets_met: run.kpi.targets_met(),
-            kpis: KpiKind::ALL
-                .iter()
-                .map(|k| run.kpi.kpi(*k).and_then(|s| s.value))
-                .collect(),
-            fills: run.order_stats.fills,
-            orders_placed: run.order_stats.orders_placed,
-            fees_quote: run.position.fees_atoms as f64 / 1e8,
+            pnl_quote: card.net_pnl_quote,
+            spread_pnl_quote: card.spread_pnl_quote,
+            targets_met: card.targets_met,
+            kpis: card.kpis.iter().map(|k| k.value).collect(),
+            fills: card.fills,
+            orders_placed: card.orders_placed,
+            fees_quote: card.fees_quote,
             max_drawdown_quote: run.kpi.max_drawdown_quote,
-            sharpe_1m: minute_stats(&run.samples).sharpe,
+            sharpe_1m: card.sharpe_per_minute,
         }
     }
 }

@@ -72,6 +72,20 @@ pub(crate) struct ReadStamps {
 }
 
 impl ReadStamps {
+    /// Fresh stamps taken with `clock` (`None`: none taken, no clock read).
+    pub(crate) fn with_clock(clock: Option<RxClock>) -> ReadStamps {
+        ReadStamps {
+            clock,
+            ..ReadStamps::default()
+        }
+    }
+
+    /// (read issued, read returned, bytes handed to the layer above) of the latest socket
+    /// read that returned data.
+    pub(crate) fn times(&self) -> (u64, u64, u64) {
+        (self.read_start_ns, self.read_ns, self.tls_ns)
+    }
+
     /// Before a socket read.
     #[inline]
     pub(crate) fn before_read(&mut self) -> Option<u64> {

@@ -340,10 +340,7 @@ impl TlsStream {
     /// Stamps every socket read that returns data and every hand-over of decrypted bytes
     /// with `clock` from now on (`None`: stamps nothing, reads no clock).
     pub fn set_rx_clock(&mut self, clock: Option<RxClock>) {
-        self.stamps = ReadStamps {
-            clock,
-            ..ReadStamps::default()
-        };
+        self.stamps = ReadStamps::with_clock(clock);
     }
 
     /// The clock given to `set_rx_clock`.
@@ -353,11 +350,7 @@ impl TlsStream {
 
     /// The latest stamps: (read issued, read returned, decrypted bytes handed over).
     pub(crate) fn read_stamps(&self) -> (u64, u64, u64) {
-        (
-            self.stamps.read_start_ns,
-            self.stamps.read_ns,
-            self.stamps.tls_ns,
-        )
+        self.stamps.times()
     }
 
     /// The socket, for (de)registration with mio.

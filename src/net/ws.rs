@@ -116,12 +116,7 @@ impl Transport {
     pub fn set_rx_clock(&mut self, clock: Option<RxClock>) {
         match self {
             Transport::Tls(t) => t.set_rx_clock(clock),
-            Transport::Plain(p) => {
-                p.stamps = ReadStamps {
-                    clock,
-                    ..ReadStamps::default()
-                }
-            }
+            Transport::Plain(p) => p.stamps = ReadStamps::with_clock(clock),
         }
     }
 
@@ -137,7 +132,7 @@ impl Transport {
     fn read_stamps(&self) -> (u64, u64, u64) {
         match self {
             Transport::Tls(t) => t.read_stamps(),
-            Transport::Plain(p) => (p.stamps.read_start_ns, p.stamps.read_ns, p.stamps.tls_ns),
+            Transport::Plain(p) => p.stamps.times(),
         }
     }
 
