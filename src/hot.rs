@@ -236,6 +236,8 @@ pub struct LoopStats {
     pub disconnects: u64,
     /// Loop iterations.
     pub iterations: u64,
+    /// Warm-ups of the quiet market's hot path run (`engine.warm_every_us`).
+    pub warm_ups: u64,
 }
 
 /// Settings of the loop.
@@ -247,6 +249,78 @@ pub struct FeedLoopConfig {
     pub cpu_core: Option<usize>,
     /// Stop after this long, ns (`--duration`).
     pub duration_ns: Option<u64>,
+    /// Warm the decode → quote path after this long without market data, and again as
+    /// long as it stays quiet, ns; 0 = never (`engine.warm_every_us`, `WarmUp`).
+    pub warm_every_ns: u64,
+}
+
+/// Longest frame kept for the warm-up (a bookTicker frame is ~200 bytes).
+const WARM_FRAME_MAX: usize = 512;
+
+/// The warm-up of the hot path while the market is quiet. On a quiet market the hot
+/// thread spends milliseconds in its readiness poll between events, and the next event
+/// finds the decoder, the estimators and the quoter out of the caches: in place, on this
+/// machine, the decode → quote span's median halved when the same data came ten times
+/// denser (docs/latency.md). So, every `every_ns` without market data, the loop decodes a
+/// copy of the first bookTicker frame it received (`Decoder::warm`) and computes the
+/// quote of the current touch (`FeedSink::warm` → `Engine::warm`), both thrown away:
+/// neither changes a later result. Owns only the copy and its timer.
+struct WarmUp {
+    every_ns: u64,
+    /// The next warm-up is due at this loop time (ns), if no market data comes first.
+    due_ns: u64,
+    frame: [u8; WARM_FRAME_MAX],
+    len: usize,
+}
+
+impl WarmUp {
+    fn new(every_ns: u64, now_ns: u64) -> WarmUp {
+        WarmUp {
+            every_ns,
+            due_ns: now_ns.saturating_add(every_ns),
+            frame: [0; WARM_FRAME_MAX],
+            len: 0,
+        }
+    }
+
+    /// Keeps a copy of the first bookTicker frame that fits (a copy per session).
+    #[inline]
+    fn keep(&mut self, payload: &[u8]) {
+        if self.len == 0 && self.every_ns > 0 {
+            if let Some(slot) = self.frame.get_mut(..payload.len()) {
+                slot.copy_from_slice(payload);
+                self.len = payload.len();
+            }
+        }
+    }
+
+    /// After a loop turn: market data came (`busy`) restarts the timer; else, when due,
+    /// warms the decoder and the sink. Returns whether it warmed.
+    #[inline]
+    fn turn<S: FeedSink>(
+        &mut self,
+        busy: bool,
+        now_ns: u64,
+        decoder: &mut Decoder,
+        sink: &mut S,
+    ) -> bool {
+        if self.every_ns == 0 {
+            return false;
+        }
+        if busy {
+            self.due_ns = now_ns.saturating_add(self.every_ns);
+            return false;
+        }
+        if now_ns < self.due_ns {
+            return false;
+        }
+        self.due_ns = now_ns.saturating_add(self.every_ns);
+        if let Some(frame) = self.frame.get(..self.len).filter(|f| !f.is_empty()) {
+            decoder.warm(frame);
+        }
+        sink.warm(now_ns);
+        true
+    }
 }
 
 /// What the loop feeds: the bare `Engine` (record mode) or a trading strategy with its
@@ -272,6 +346,11 @@ pub trait FeedSink {
     /// Once per loop iteration: timers (venue reports due, etc.). `registry` is the loop's
     /// mio registry, for a sink that owns connections of its own (live order entry).
     fn on_idle(&mut self, now_ns: u64, registry: &Registry);
+    /// The market is quiet: run the touch → quote path without keeping its result
+    /// (`Engine::warm`), so that the next event finds it in the caches. Never changes a
+    /// result. Only `TIMED` sinks quote; the default does nothing.
+    #[inline]
+    fn warm(&mut self, _now_ns: u64) {}
     /// A mio readiness event for a token other than the market data's (`MARKET_TOKEN`).
     fn on_readiness(&mut self, _event: &mio::event::Event) {}
     /// `Some(why)` when the sink cannot go on (e.g. live trading found orders it may not
@@ -481,6 +560,7 @@ pub fn run_feed_loop<S: FeedSink>(
     let mut snapshot_in_flight = false;
     let mut snapshot_retry_at_ns = 0u64;
     let mut next_stats_ns = start_ns + STATS_EVERY_NS;
+    let mut warm = WarmUp::new(if S::TIMED { cfg.warm_every_ns } else { 0 }, start_ns);
 
     // An I/O error ends the loop like a signal: the sink still winds down (cancels its
     // orders) before the error is returned.
@@ -512,6 +592,7 @@ pub fn run_feed_loop<S: FeedSink>(
             need_snapshot: false,
             applied: &mut applied,
             skip,
+            warm: &mut warm,
         };
         // The poll's one timestamp: taken just before the connection is polled (after the
         // readiness poll and the sink's timers). The latencies start later, at each
@@ -603,7 +684,11 @@ pub fn run_feed_loop<S: FeedSink>(
             }
         }
         stats.iterations += 1;
-        if S::TIMED && stats.frames != frames_before {
+        let busy = stats.frames != frames_before;
+        if warm.turn(busy, now_ns, decoder, engine) {
+            stats.warm_ups += 1;
+        }
+        if S::TIMED && busy {
             // Only iterations that handled market data are timed: at busy-poll rates one
             // record per idle iteration would flood the side channel.
             let iteration_ns = now().saturating_sub(now_ns);
@@ -650,6 +735,7 @@ pub fn run_feed_loop<S: FeedSink>(
             need_snapshot: false,
             applied: &mut applied,
             skip,
+            warm: &mut warm,
         };
         conn.poll(poll.registry(), now_ns, &mut handler);
     }
@@ -825,6 +911,8 @@ struct FeedHandler<'a, S: FeedSink> {
     applied: &'a mut SeenIds,
     /// After a rotation: what the old connection already delivered.
     skip: SeenIds,
+    /// Keeps a bookTicker frame for the warm-up.
+    warm: &'a mut WarmUp,
 }
 
 impl<S: FeedSink> Handler for FeedHandler<'_, S> {
@@ -894,6 +982,9 @@ impl<S: FeedSink> Handler for FeedHandler<'_, S> {
         };
         let (step, actions) = self.engine.on_event(&event, levels, now_ns, &mut stamps);
         self.need_snapshot |= step.need_snapshot;
+        if matches!(event, Event::BookTicker(_)) {
+            self.warm.keep(payload);
+        }
         if !S::TIMED {
             return;
         }

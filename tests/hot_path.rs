@@ -663,6 +663,7 @@ impl HotRun {
                     conn,
                     cpu_core: None,
                     duration_ns: None,
+                    warm_every_ns: 0,
                 };
                 let (end, stats) = hot::run_feed_loop(
                     &cfg,

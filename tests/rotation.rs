@@ -60,6 +60,7 @@ fn rotation_switches_to_a_caught_up_standby_without_a_gap_or_a_resync() {
             conn,
             cpu_core: None,
             duration_ns: Some(15 * NS_PER_S),
+            warm_every_ns: 0,
         };
         let out = hot::run_feed_loop(
             &cfg,

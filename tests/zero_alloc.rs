@@ -156,6 +156,7 @@ fn stream_without_allocating(files: &[std::path::PathBuf]) {
                 conn,
                 cpu_core: None,
                 duration_ns: None,
+                warm_every_ns: 0,
             };
             let result =
                 hot::run_feed_loop(&cfg, &mut engine, &mut decoder, None, &tx, &fetcher, &stop);

@@ -253,6 +253,25 @@ fn trade_without_allocating(keys: Keys) {
     assert_eq!(summary.open_orders_exchange, Some(0));
     assert_eq!(end["open_orders"].as_u64(), Some(0), "{end}");
     assert!(log_text.contains("live: the exchange confirms no order of ours is open"));
+    // The quiet market's warm-up (`engine.warm_every_us`, on by default: at most one per
+    // 20 µs) ran inside the counted window too: more warm-ups than could fit in the rest
+    // of the run.
+    let warm_ups: u64 = log_text
+        .lines()
+        .find_map(|l| {
+            l.split("records dropped; ")
+                .nth(1)?
+                .strip_suffix(" warm-ups of the hot path")
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no warm-up count in the stop line:\n{log_text}"));
+    let outside_window = run_started.elapsed().saturating_sub(window);
+    let fit_outside = u64::try_from(outside_window.as_micros() / 20).unwrap();
+    assert!(
+        warm_ups > fit_outside,
+        "warm-ups of the hot path: {warm_ups}, not more than the {fit_outside} that fit \
+         outside the counted window"
+    );
 
     if keys == Keys::Ed25519 {
         let methods = &end["api_requests_by_method"];
@@ -268,7 +287,7 @@ fn trade_without_allocating(keys: Keys) {
          answers 429 (back-off and resume), {requests} WebSocket API requests, {} acks, {} \
          audits matched, {} venue-counter lines: {allocations} allocations; \
          start-up + connect + warm-up ({warmup_took:.1?}): {}; wind-down ({wind_took:.1?}, \
-         cancel all and confirm): {}; total run {:.1?}",
+         cancel all and confirm): {}; total run {:.1?}; {warm_ups} warm-ups of the hot path",
         lines("venue: ack"),
         lines("per the exchange: match"),
         lines("live: venue "),

@@ -16,6 +16,8 @@
 #   --bench             run `cargo bench --bench tick_to_quote -- tick_to_quote/book_ticker`
 #                       first (otherwise the median of the last criterion run is read
 #                       from target/criterion, if there is one)
+#   --speed X           the exchange's replay speed (default 1: as recorded; 10 sends the
+#                       same bursts ten times closer together)
 #   --set KEY=VALUE     passed on to mm (repeatable)
 #   --nice N            run mm under `nice -n N` (N < 0 needs root: on a shared machine it
 #                       keeps other processes' time slices off the hot thread's core)
@@ -31,6 +33,7 @@ CORE=$((CORES - 1))
 EXCHANGE_CORE=0
 BUILD=1
 BENCH=0
+SPEED=1
 SETS=()
 NICE=()
 while [ $# -gt 0 ]; do
@@ -40,9 +43,10 @@ while [ $# -gt 0 ]; do
     --exchange-core) EXCHANGE_CORE=${2:?}; shift 2 ;;
     --no-build) BUILD=0; shift ;;
     --bench) BENCH=1; shift ;;
+    --speed) SPEED=${2:?}; shift 2 ;;
     --set) SETS+=(--set "${2:?}"); shift 2 ;;
     --nice) NICE=(nice -n "${2:?}"); shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "latency-insitu: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -71,7 +75,7 @@ LOAD_BEFORE=$(load)
 echo "load average before: $LOAD_BEFORE ($CORES cores)"
 
 # The exchange on its own core, replaying at 1x; it prints its port and certificate.
-taskset -c "$EXCHANGE_CORE" "$EXCHANGE" --data "$DATA" --port 0 --speed 1 \
+taskset -c "$EXCHANGE_CORE" "$EXCHANGE" --data "$DATA" --port 0 --speed "$SPEED" \
   --cert-out "$WORK/cert.pem" --stdin off </dev/null >"$WORK/exchange.out" 2>"$WORK/exchange.err" &
 EXCHANGE_PID=$!
 PORT=

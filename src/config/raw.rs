@@ -163,6 +163,7 @@ pub(super) struct RawMarketData {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawEngine {
     pub(super) cpu_core: Option<i64>,
+    pub(super) warm_every_us: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

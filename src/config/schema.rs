@@ -101,6 +101,9 @@ pub struct MarketDataConfig {
 pub struct EngineConfig {
     /// Core to pin the hot thread to, if any.
     pub cpu_core: Option<usize>,
+    /// Paper and live: warm the decode → quote path after this long without market data,
+    /// and again as long as it stays quiet, µs; 0 = never (`hot::WarmUp`).
+    pub warm_every_us: u64,
 }
 
 /// Spread clamp and order sizes.

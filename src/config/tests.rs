@@ -218,6 +218,11 @@ fn range_errors_name_the_layer_that_set_the_key() {
             "[engine]\ncpu_core = 9223372036854775807\n",
             "engine.cpu_core",
         ),
+        ("[engine]\nwarm_every_us = -1\n", "engine.warm_every_us"),
+        (
+            "[engine]\nwarm_every_us = 1000001\n",
+            "engine.warm_every_us",
+        ),
         (
             "[model]\nsigma_warmup_samples = -1\n",
             "model.sigma_warmup_samples",
@@ -232,6 +237,17 @@ fn range_errors_name_the_layer_that_set_the_key() {
         assert_eq!(&e.key, key, "{text}: {e}");
         assert!(e.source.ends_with("bad.toml"), "{text}: {e}");
         assert!(!e.fix.is_empty());
+    }
+}
+
+#[test]
+fn the_warm_up_interval_defaults_to_20_us_and_0_turns_it_off() {
+    let root = Root::new("warm");
+    let mut options = root.options();
+    assert_eq!(load(&options).unwrap().engine.warm_every_us, 20);
+    for us in [0, 1, 1_000_000] {
+        options.sets = vec![format!("engine.warm_every_us={us}")];
+        assert_eq!(load(&options).unwrap().engine.warm_every_us, us);
     }
 }
 

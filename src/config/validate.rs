@@ -6,6 +6,9 @@
 
 use super::*;
 
+/// Longest `engine.warm_every_us` accepted: a second (a longer quiet spell leaves the
+/// caches cold anyway).
+const WARM_EVERY_US_MAX: u64 = 1_000_000;
 /// Shortest `live.order_connection_max_age_s` accepted (tests rotate within a session).
 pub const ORDER_CONNECTION_MAX_AGE_MIN_S: f64 = 10.0;
 /// Longest: Binance closes a WebSocket API connection at 24 h.
@@ -292,6 +295,19 @@ pub(super) fn validate(
         }
     };
 
+    let warm = v.required("engine.warm_every_us", engine_raw.warm_every_us)?;
+    let warm_every_us = match u64::try_from(warm) {
+        Ok(us) if us <= WARM_EVERY_US_MAX => us,
+        _ => {
+            return Err(v.error(
+                "engine.warm_every_us",
+                format!("{warm} µs is outside 0..={WARM_EVERY_US_MAX}"),
+                "give how long the market may be quiet before the hot path is warmed, in \
+                 µs (e.g. warm_every_us = 20), or 0 never to warm it",
+            ))
+        }
+    };
+
     let dir = v.required("log.dir", log.dir)?;
     if dir.trim().is_empty() {
         return Err(v.error(
@@ -352,7 +368,10 @@ pub(super) fn validate(
             book_levels: book_levels as usize,
             snapshot_limit: snapshot_limit as u32,
         },
-        engine: EngineConfig { cpu_core },
+        engine: EngineConfig {
+            cpu_core,
+            warm_every_us,
+        },
         log: LogConfig {
             dir: PathBuf::from(dir),
             level,

@@ -416,6 +416,21 @@ impl Decoder {
         result
     }
 
+    /// Decodes `frame` and forgets it: no counter moves and nothing later `decode` calls
+    /// return depends on it. The hot loop's warm-up (`hot::WarmUp`) runs it on a copy of a
+    /// bookTicker frame while the market is quiet, so that the next real frame finds the
+    /// decoder's code and tables in the caches. Only a frame that is not a depth diff or a
+    /// snapshot may be given: those would overwrite the levels of the last diff or
+    /// snapshot decoded (`diff_levels`, `snapshot_levels`). Returns whether it decoded.
+    #[inline(never)]
+    pub fn warm(&mut self, frame: &[u8]) -> bool {
+        let stats = self.stats;
+        let decoded = std::hint::black_box(self.decode_frame(frame, 0)).is_ok();
+        self.stats = stats;
+        self.qty_rounded_in_frame = 0;
+        decoded
+    }
+
     /// The levels of `diff`, the depth diff returned by the last `decode` call. Any later
     /// `decode` (even a refused one) may overwrite them: consume a diff before decoding
     /// the next frame.

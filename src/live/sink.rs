@@ -231,6 +231,11 @@ impl FeedSink for LiveSink {
     }
 
     #[inline]
+    fn warm(&mut self, now_ns: u64) {
+        self.desk.trader.engine_mut().warm(now_ns);
+    }
+
+    #[inline]
     fn on_idle(&mut self, now_ns: u64, registry: &Registry) {
         self.desk.venue.poll_io(registry, now_ns);
         self.venue_notes(now_ns);

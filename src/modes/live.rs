@@ -112,7 +112,8 @@ pub fn run(
     let (end, loop_stats) = result?;
     log.info(format_args!(
         "live: stopped ({}) — {} frames, {} refused by the decoder, {} quotes, {} requests, \
-         {} executions; open orders {} per the engine, {} per the exchange; {} records dropped",
+         {} executions; open orders {} per the engine, {} per the exchange; {} records \
+         dropped; {} warm-ups of the hot path",
         end.describe(),
         loop_stats.frames,
         loop_stats.decode_errors,
@@ -124,6 +125,7 @@ pub fn run(
             .open_orders_exchange
             .map_or_else(|| "unconfirmed".to_string(), |n| n.to_string()),
         outcome.dropped,
+        loop_stats.warm_ups,
     ));
     let market_line = format!(
         "market data: {} frames, {} refused by the decoder, {} depth gaps",

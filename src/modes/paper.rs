@@ -94,14 +94,15 @@ pub fn run(
         level,
         format_args!(
             "paper-trading: stopped ({}) — {} frames, {} refused by the decoder, {} quotes, {} \
-             gaps, {} open orders left, {} records dropped",
+             gaps, {} open orders left, {} records dropped, {} warm-ups of the hot path",
             end.describe(),
             stats.frames,
             stats.decode_errors,
             stats.engine.quotes,
             stats.engine.gaps,
             outcome.open_orders_left,
-            outcome.records_dropped
+            outcome.records_dropped,
+            stats.warm_ups
         ),
     );
     crate::outln!(

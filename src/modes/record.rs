@@ -105,6 +105,8 @@ pub fn run(
         conn,
         cpu_core: config.engine.cpu_core,
         duration_ns: args.duration_ns,
+        // Record mode does not quote: nothing to keep warm.
+        warm_every_ns: 0,
     };
     let result = hot::run_feed_loop(
         &loop_cfg,

@@ -110,7 +110,7 @@ pub fn log_record(log: &LogHandle, record: &HotRecord) {
         | HotRecord::Stages { .. } => {}
         HotRecord::Stats(s) => log.debug(format_args!(
             "stats: {} frames, {} decode errors, {} quotes, {} gaps, {} snapshots, \
-             {} journal drops, {} record drops, {} loop iterations",
+             {} journal drops, {} record drops, {} loop iterations, {} warm-ups",
             s.frames,
             s.decode_errors,
             s.engine.quotes,
@@ -118,7 +118,8 @@ pub fn log_record(log: &LogHandle, record: &HotRecord) {
             s.engine.snapshots,
             s.journal_dropped,
             s.records_dropped,
-            s.iterations
+            s.iterations,
+            s.warm_ups
         )),
     }
 }

@@ -100,6 +100,11 @@ impl FeedSink for PaperSink {
     }
 
     #[inline]
+    fn warm(&mut self, now_ns: u64) {
+        self.trader.engine_mut().warm(now_ns);
+    }
+
+    #[inline]
     fn on_idle(&mut self, now_ns: u64, _registry: &mio::Registry) {
         let due = self.venue.next_due_ns().is_some_and(|due| due <= now_ns);
         if due || now_ns >= self.next_timer_ns {

@@ -109,6 +109,7 @@ impl Session {
                 conn: market.conn,
                 cpu_core: config.engine.cpu_core,
                 duration_ns,
+                warm_every_ns: config.engine.warm_every_us.saturating_mul(1_000),
             },
             spec: config.spec,
         };
