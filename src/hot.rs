@@ -531,7 +531,8 @@ pub fn run_feed_loop<S: FeedSink>(
         // core_affinity panics on a core ≥ CPU_SETSIZE (1024): only cores this process may
         // run on are tried (the config check refuses others; this guards direct callers).
         let online = crate::config::core_is_online(core);
-        let ok = online && core_affinity::set_for_current(core_affinity::CoreId { id: core });
+        // Every other thread of the process leaves that core (`cpu`).
+        let ok = online && crate::cpu::pin_hot_thread(core);
         if !ok {
             let _ = records.try_send(HotRecord::PinFailed { core });
         }

@@ -15,6 +15,7 @@ pub mod book;
 pub mod calibration;
 pub mod config;
 pub mod console;
+pub mod cpu;
 pub mod engine;
 pub mod feed;
 pub mod hot;

@@ -31,14 +31,38 @@ fn paper_trading_against_the_local_exchange_reports_kpis_and_latency() {
     // and resume exactly as live does.
     // A tight quote (1–2 bps), as tests/live.rs sets it: this tests the plumbing, and with
     // the default fee-wide spread 12 s of trading may see no fill.
+    // The hot thread pinned to the last core this test may use, as a colocated host runs
+    // it: every other thread of mm must leave that core (`mm::cpu`).
+    let cores = mm::cpu::allowed_cores();
+    let hot_core = *cores.last().expect("some core");
+    let pin = format!("engine.cpu_core={hot_core}");
     let paper = paper_session(
         &work,
         &exchange,
-        &["quoting.spread_min_bps=1", "quoting.spread_max_bps=2"],
+        &["quoting.spread_min_bps=1", "quoting.spread_max_bps=2", &pin],
     );
     let pid = paper.id();
     #[allow(clippy::disallowed_methods)] // a test waits for the session to trade a while
     std::thread::sleep(Duration::from_secs(6));
+    let threads = thread_cores(pid);
+    let names: Vec<&str> = threads.iter().map(|(name, _)| name.as_str()).collect();
+    for name in ["mm", "mm-side", "mm-log", "mm-rest", "mm-dns"] {
+        assert!(names.contains(&name), "no thread {name} in {threads:?}");
+    }
+    for (name, allowed) in &threads {
+        if name == "mm" {
+            assert_eq!(allowed, &vec![hot_core], "the hot thread: {threads:?}");
+        } else if cores.len() > 1 {
+            // The DNS thread is started by the hot thread after its pin: it would inherit it.
+            let want: Vec<usize> = cores.iter().copied().filter(|&c| c != hot_core).collect();
+            assert_eq!(
+                allowed, &want,
+                "{name} is not kept off the hot core: {threads:?}"
+            );
+        } else {
+            assert_eq!(allowed, &cores, "{name}, with one core only: {threads:?}");
+        }
+    }
     // One malformed market frame: refused, counted, and told in the final report.
     exchange.command("garbage");
     exchange.command("stall-market 8000");
@@ -239,6 +263,32 @@ fn paper_session(work: &Workdir, exchange: &Exchange, sets: &[&str]) -> std::pro
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+/// Each thread of process `pid`: its name and the cores it may run on
+/// (`/proc/<pid>/task/<tid>/status`, `Cpus_allowed_list`, e.g. `0-2,5`).
+fn thread_cores(pid: u32) -> Vec<(String, Vec<usize>)> {
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let name = std::fs::read_to_string(dir.join("comm"))
+            .unwrap()
+            .trim()
+            .to_string();
+        let status = std::fs::read_to_string(dir.join("status")).unwrap();
+        let list = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .expect("Cpus_allowed_list")
+            .trim();
+        let mut cores = Vec::new();
+        for part in list.split(',') {
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            cores.extend(a.parse::<usize>().unwrap()..=b.parse::<usize>().unwrap());
+        }
+        threads.push((name, cores));
+    }
+    threads
 }
 
 /// The session's log file.

@@ -88,6 +88,8 @@ impl Resolver {
         std::thread::Builder::new()
             .name("mm-dns".to_string())
             .spawn(move || {
+                // Started by a connection the hot thread may be opening: off its core.
+                crate::cpu::keep_off_hot_core();
                 while wanted.recv().is_ok() {
                     let answer = lookup(&host, port);
                     counter.fetch_add(1, Ordering::SeqCst);
