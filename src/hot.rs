@@ -528,10 +528,10 @@ pub fn run_feed_loop<S: FeedSink>(
     let now = || clock.mono_ns() + wall_offset_ns;
 
     if let Some(core) = cfg.cpu_core {
-        // core_affinity panics on a core ≥ CPU_SETSIZE (1024): only cores this process may
-        // run on are tried (the config check refuses others; this guards direct callers).
+        // Only cores this process may run on are tried (the config check refuses others;
+        // this guards direct callers). Every other thread of the process leaves that core
+        // (`cpu`).
         let online = crate::config::core_is_online(core);
-        // Every other thread of the process leaves that core (`cpu`).
         let ok = online && crate::cpu::pin_hot_thread(core);
         if !ok {
             let _ = records.try_send(HotRecord::PinFailed { core });
