@@ -104,8 +104,9 @@ impl BookSide {
             }
             return self.insert(key, qty);
         }
-        if key >= self.window.base {
-            // Above the window: no level there.
+        if key >= self.window.base || self.len == 0 {
+            // Above the window (no level there), or an empty side (the window goes where
+            // the first level lands).
             if qty <= 0 {
                 return LevelChange::Ignored;
             }

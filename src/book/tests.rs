@@ -261,6 +261,41 @@ fn full_side_keeps_levels_nearest_the_touch() {
     assert_eq!(book.horizon(Side::Buy), None);
 }
 
+/// The touch is always in the window, on both sides (ask keys are negative), whichever way
+/// it drifts and however far: updates there do not search the ladder.
+#[test]
+fn the_touch_stays_in_the_window_on_both_sides() {
+    let mut book = Book::new(1000);
+    let bids: Vec<Level> = (0..500).map(|k| lv(6_172_640 - 4 * k, 1)).collect();
+    let asks: Vec<Level> = (0..500).map(|k| lv(6_172_782 + 4 * k, 1)).collect();
+    book.load_snapshot(&bids, &asks);
+    for side in [&book.bids, &book.asks] {
+        assert_eq!((side.window.len, side.far.len), (500, 0));
+    }
+    let touch_in_window = |book: &Book| {
+        for side in [&book.bids, &book.asks] {
+            let best = side.nth_from_best(0).map(|(key, _)| key);
+            assert!(side.window.len > 0);
+            assert_eq!(Some(side.window.key(side.window.top)), best);
+        }
+    };
+    // Away from the snapshot by 500,000 ticks (7.6 spans), 1,000 at a time, and back.
+    for k in 1..=500 {
+        book.apply(Side::Buy, lv(6_172_640 + 1_000 * k, 1));
+        book.apply(Side::Sell, lv(6_172_782 - 1_000 * k, 1));
+        touch_in_window(&book);
+    }
+    for k in (1..=500).rev() {
+        book.apply(Side::Buy, lv(6_172_640 + 1_000 * k, 0));
+        book.apply(Side::Sell, lv(6_172_782 - 1_000 * k, 0));
+        touch_in_window(&book);
+    }
+    assert_eq!(book.best_bid(), Some(lv(6_172_640, 1)));
+    assert_eq!(book.best_ask(), Some(lv(6_172_782, 1)));
+    assert_eq!((book.depth(Side::Buy), book.depth(Side::Sell)), (500, 500));
+    assert_eq!(book.stats().levels_dropped, 0);
+}
+
 #[test]
 fn one_sided_drift_splits_and_frees_blocks() {
     // New best bids forever (prices rising): the window drifts toward the back end.
