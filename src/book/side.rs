@@ -88,9 +88,9 @@ impl BookSide {
     #[inline]
     pub(super) fn set(&mut self, key: i64, qty: i64) -> LevelChange {
         if let Some(o) = self.window.offset(key) {
-            let old = self.window.qty(o);
+            let present = self.window.has(o);
             if qty <= 0 {
-                if old == 0 {
+                if !present {
                     return LevelChange::Ignored;
                 }
                 self.window.remove(o);
@@ -98,7 +98,7 @@ impl BookSide {
                 self.follow_touch_down();
                 return LevelChange::Removed;
             }
-            if old > 0 {
+            if present {
                 self.window.update(o, qty);
                 return LevelChange::Updated;
             }

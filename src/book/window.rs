@@ -65,6 +65,16 @@ impl Window {
         self.base.wrapping_add(o as i64)
     }
 
+    /// True when a level is at offset `o`. From the bitmap (8 KiB a side at 2^16 keys,
+    /// cache-resident), not from the quantities (512 KiB): `BookSide::set` reads no
+    /// quantity, it only writes them (which does not wait for the cache line).
+    #[inline]
+    pub(super) fn has(&self, o: usize) -> bool {
+        self.bits
+            .get(o / WORD)
+            .is_some_and(|&word| word >> (o % WORD) & 1 == 1)
+    }
+
     /// Quantity at offset `o` (0: no level).
     #[inline]
     pub(super) fn qty(&self, o: usize) -> i64 {
