@@ -6,13 +6,13 @@
 //!
 //! Data structure: each side works in keys (bid key = price, ask key = −price, so the
 //! *best level always has the highest key*) and is two parts (`side.rs`, `BookSide`): a
-//! price-indexed window of 2^16 keys placed with the touch three quarters up it (`window.rs`:
-//! a flat quantity array indexed by the key's offset, and a two-level bitmap of the occupied
-//! offsets), and below it a sorted ladder of fixed-size blocks for the levels beyond the
+//! price-indexed window of 2^16 keys placed with the touch three quarters up it
+//! (`window.rs`: a flat quantity array indexed by the key's offset, and a two-level bitmap
+//! of the occupied offsets), and below it a sorted ladder of fixed-size blocks for the levels beyond the
 //! window (`ladder.rs`: an unrolled sorted list, a two-level B+-tree). An update in the
 //! window is an array access and a bit; the best level is the window's highest, tracked and
 //! found again from the bitmap when it is removed; O(1) best bid/ask. Updates beyond the
-//! window (4 % on the recorded BTCUSDT session) search the ladder. The window follows the
+//! window (~5 % on the recorded BTCUSDT session) search the ladder. The window follows the
 //! touch: when a level lands above it, or its highest level falls into its lowest quarter,
 //! its levels go to the ladder and those of the new span come back — `O(levels)`, once per
 //! quarter span of drift. Why: on the recorded BTCUSDT session the 1000-level book spans
@@ -21,10 +21,11 @@
 //!
 //! Invariants: every window key above every ladder key; every stored quantity > 0; the
 //! bitmap marks exactly the window's levels; no empty block, two neighbouring blocks hold
-//! more than half a block together (which bounds the pool); `len ≤ capacity`. When a side is full, the level farthest from the
-//! touch is evicted (or the newcomer refused, if it is the farthest) and counted, and the
-//! side's `horizon` remembers the best evicted price: at and beyond it the side may be
-//! incomplete.
+//! more than half a block together (which bounds the pool); `len ≤ capacity`. When a side
+//! is full, the level farthest from the touch is evicted (or the newcomer refused, if it is
+//! the farthest) and counted, and the side's `horizon` remembers the best evicted price: at
+//! and beyond it the side may be incomplete. Memory: the two windows' quantity arrays are
+//! 1 MiB a book, allocated zeroed in `new` (only the pages touched become resident).
 //!
 //! Hot path. Never allocates after `new`. Never reads the clock. Never panics on input
 //! (only `new` asserts its capacity argument, which config validates).
