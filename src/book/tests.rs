@@ -296,6 +296,29 @@ fn the_touch_stays_in_the_window_on_both_sides() {
     assert_eq!(book.stats().levels_dropped, 0);
 }
 
+/// Prices at the ends of `i64` (no decoder produces them) neither panic nor break the
+/// order: the window's offsets do not overflow, it moves between them.
+#[test]
+fn extreme_prices_match_the_reference() {
+    let prices = [i64::MAX, i64::MAX - 1, 0, 1, -5, i64::MIN + 2, i64::MIN + 1];
+    let mut ops = Vec::new();
+    for (k, &p) in prices.iter().chain(prices.iter().rev()).enumerate() {
+        for side in [Side::Buy, Side::Sell] {
+            ops.push(Op::Level(side, lv(p, 1 + k as i64)));
+        }
+    }
+    ops.push(Op::Level(Side::Buy, lv(i64::MIN, 3)));
+    for &p in &prices {
+        ops.push(Op::Level(Side::Buy, lv(p, 0)));
+        ops.push(Op::Level(Side::Sell, lv(p, 0)));
+    }
+    for span_log2 in [6, WINDOW_SPAN_LOG2] {
+        for capacity in [1, 3, 10] {
+            run_against_reference(capacity, span_log2, ops.clone()).unwrap();
+        }
+    }
+}
+
 #[test]
 fn one_sided_drift_splits_and_frees_blocks() {
     // New best bids forever (prices rising): the window drifts toward the back end.
