@@ -192,11 +192,16 @@ impl BookSide {
     /// window level goes to the ladder (above all of its keys: appended at its best end),
     /// then the ladder's best levels that fall in the new span come back.
     fn recenter(&mut self, touch: i64) {
+        let base = window_base(touch, self.window.span());
+        if base == self.window.base {
+            // Already there (a base clamped at `i64::MIN`): moving would change nothing.
+            return;
+        }
         let far = &mut self.far;
         self.window.drain(|key, qty| {
             far.set(key, qty);
         });
-        self.window.base = window_base(touch, self.window.span());
+        self.window.base = base;
         while let Some((key, qty)) = self.far.nth_from_best(0) {
             let Some(o) = self.window.offset(key) else {
                 break;
