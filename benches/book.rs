@@ -1,7 +1,7 @@
 //! Benchmark of the L2 book: applying a real depth diff, single-level updates at the touch
 //! and deep in the book, reading the best bid/ask, and replaying the whole recorded session
 //! (every diff after the snapshot, if `../shared/data` is present). A `BTreeMap` book runs
-//! the same diff workloads as the baseline that the sorted-array layout has to beat.
+//! the same diff workloads as the baseline the book has to beat.
 //!
 //! The diff is the session's median one (30 levels, from
 //! `../shared/data/binance-spot/btcusdt_20240809.gz`, embedded as a literal); the book is a

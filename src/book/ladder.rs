@@ -1,12 +1,15 @@
-//! One side of the book: `Ladder`, `(key, qty)` slots in ascending key order (bid key =
-//! price, ask key = −price, best last) over fixed-size blocks from a pool allocated in
-//! `new`; eviction of the farthest level on a full side, and the horizon it leaves.
+//! The sorted part of one book side: `Ladder`, `(key, qty)` slots in ascending key order
+//! (bid key = price, ask key = −price, best last) over fixed-size blocks from a pool
+//! allocated in `new` for `capacity` levels. `BookSide` keeps here the levels below its
+//! price-indexed window.
 //!
-//! Hot path. Never allocates after `new`, never panics on input.
+//! Hot path. Never allocates after `new`, never panics on input; never holds more than
+//! `capacity` levels (refuses instead) and never evicts: the side's capacity rule is
+//! `BookSide`'s.
 
 use super::*;
 
-/// One side of the book: `(key, qty)` slots in ascending key order, best at the very end,
+/// Levels as `(key, qty)` slots in ascending key order, best at the very end,
 /// split over fixed-size blocks (an unrolled sorted list, i.e. a two-level B+-tree).
 ///
 /// `order[..active]` lists the blocks in key order and `firsts[..active]` their first keys
@@ -28,10 +31,6 @@ pub(super) struct Ladder {
     /// Levels held.
     pub(super) len: usize,
     pub(super) capacity: usize,
-    /// Largest key evicted or refused since the last `clear`.
-    pub(super) horizon_key: Option<i64>,
-    /// Levels evicted or refused since `new`.
-    pub(super) dropped: u64,
     /// Where the last `set` landed (position in `order`, slot): where the next search
     /// starts. A diff lists each side's levels from the touch outwards, i.e. in descending
     /// key order and mostly a few levels apart, so the next level is usually in the same
@@ -72,8 +71,6 @@ impl Ladder {
             free_len: pool,
             len: 0,
             capacity,
-            horizon_key: None,
-            dropped: 0,
             hint: (0, 0),
         }
     }
@@ -88,7 +85,24 @@ impl Ladder {
             self.unlink(self.active - 1);
         }
         self.len = 0;
-        self.horizon_key = None;
+    }
+
+    /// The lowest key held.
+    #[inline]
+    pub(super) fn first_key(&self) -> Option<i64> {
+        if self.active == 0 {
+            return None;
+        }
+        self.firsts.first().copied()
+    }
+
+    /// Removes and returns the best level.
+    pub(super) fn pop_best(&mut self) -> Option<(i64, i64)> {
+        let b = self.active.checked_sub(1)?;
+        let i = self.block(b)?.len.checked_sub(1)?;
+        let level = self.block(b)?.slots.get(i).copied()?;
+        self.remove(b, i);
+        Some(level)
     }
 
     /// `(key, qty)` of the `n`-th level from the best.
@@ -232,7 +246,7 @@ impl Ladder {
     /// Inserts into an empty side.
     fn insert_first(&mut self, key: i64, qty: i64) -> LevelChange {
         if self.link(0, key).is_none() {
-            return self.refuse(key);
+            return LevelChange::Refused;
         }
         if let Some(block) = self.block_mut(0) {
             block.slots[0] = (key, qty);
@@ -242,21 +256,10 @@ impl Ladder {
         LevelChange::Inserted
     }
 
-    /// Inserts a new level at slot `i` of block `b`, making room first if the side is full.
+    /// Inserts a new level at slot `i` of block `b` (refused on a full ladder).
     pub(super) fn insert(&mut self, mut b: usize, mut i: usize, key: i64, qty: i64) -> LevelChange {
-        if self.len == self.capacity {
-            let worst = self.firsts.first().copied().unwrap_or(key);
-            if key < worst {
-                return self.refuse(key);
-            }
-            // Evict the farthest level, then find the spot again (blocks may have moved).
-            self.raise_horizon(worst);
-            self.dropped += 1;
-            self.remove(0, 0);
-            match self.locate(key) {
-                Some((nb, Err(ni))) => (b, i) = (nb, ni),
-                _ => return self.insert_first(key, qty),
-            }
+        if self.len >= self.capacity {
+            return LevelChange::Refused;
         }
         if self
             .block(b)
@@ -264,18 +267,18 @@ impl Ladder {
         {
             // Split: the upper half moves to a new block right after this one.
             let Some(upper_first) = self.block(b).map(|blk| blk.slots[HALF_BLOCK].0) else {
-                return self.refuse(key);
+                return LevelChange::Refused;
             };
             if self.link(b + 1, upper_first).is_none() {
-                return self.refuse(key);
+                return LevelChange::Refused;
             }
             let (Some(&lower_id), Some(&upper_id)) = (self.order.get(b), self.order.get(b + 1))
             else {
-                return self.refuse(key);
+                return LevelChange::Refused;
             };
             let upper_half = match self.blocks.get(usize::from(lower_id)) {
                 Some(lower) => lower.slots,
-                None => return self.refuse(key),
+                None => return LevelChange::Refused,
             };
             if let Some(upper) = self.blocks.get_mut(usize::from(upper_id)) {
                 upper.slots[..HALF_BLOCK].copy_from_slice(&upper_half[HALF_BLOCK..]);
@@ -290,7 +293,7 @@ impl Ladder {
             }
         }
         let Some(block) = self.block_mut(b) else {
-            return self.refuse(key);
+            return LevelChange::Refused;
         };
         let len = block.len;
         block.slots.copy_within(i..len, i + 1);
@@ -379,16 +382,6 @@ impl Ladder {
         if let Some(block) = self.blocks.get_mut(usize::from(id)) {
             block.len = 0;
         }
-    }
-
-    fn refuse(&mut self, key: i64) -> LevelChange {
-        self.dropped += 1;
-        self.raise_horizon(key);
-        LevelChange::Refused
-    }
-
-    fn raise_horizon(&mut self, key: i64) {
-        self.horizon_key = Some(self.horizon_key.map_or(key, |h| h.max(key)));
     }
 }
 

@@ -4,35 +4,36 @@
 //! (a `Book` plus the sync state machine and its fixed-size buffer of diffs that arrive
 //! before the REST snapshot).
 //!
-//! Data structure: each side keeps `(key, qty)` slots in ascending key order (bid key =
-//! price, ask key = −price, so the *best level is always the last slot*), split over
-//! fixed-size blocks of `BOOK_BLOCK_LEVELS` (an unrolled sorted list — a two-level B+-tree)
-//! drawn from a pool allocated in `new`. Best bid/ask: the last slot of the last block,
-//! O(1). An update searches the short array of block first-keys (the last block is checked
-//! first: the touch is the busiest spot), then the block; an insert or a removal moves at
-//! most one block's slots, splitting a full block or merging two thin neighbours. Each side
-//! remembers where its last update landed: a diff lists a side's levels from the touch
-//! outwards, mostly a few levels apart, so the next one is found by checking that block
-//! (or the one before) and stepping a few slots down from there, not by two binary searches.
-//! Why not one sorted array with the best at the end: on the recorded BTCUSDT session the
-//! 1000-level book spans ~$28k and most diff levels land tens to hundreds of levels deep,
-//! so a flat array moves ~150 levels per update and was no faster than a `BTreeMap`; the
-//! blocks bound that at 32 and run the session's 298k level updates about 25 % faster
-//! than a `BTreeMap` (`benches/book.rs`, `book/replay_session*`).
+//! Data structure: each side works in keys (bid key = price, ask key = −price, so the
+//! *best level always has the highest key*) and is two parts (`side.rs`, `BookSide`): a
+//! price-indexed window of 2^16 keys placed with the touch three quarters up it
+//! (`window.rs`: a flat quantity array indexed by the key's offset, and a two-level bitmap
+//! of the occupied offsets), and below it a sorted ladder of fixed-size blocks for the levels beyond the
+//! window (`ladder.rs`: an unrolled sorted list, a two-level B+-tree). An update in the
+//! window is an array access and a bit; the best level is the window's highest, tracked and
+//! found again from the bitmap when it is removed; O(1) best bid/ask. Updates beyond the
+//! window (~5 % on the recorded BTCUSDT session) search the ladder. The window follows the
+//! touch: when a level lands above it, or its highest level falls into its lowest quarter,
+//! its levels go to the ladder and those of the new span come back — `O(levels)`, once per
+//! quarter span of drift. Why: on the recorded BTCUSDT session the 1000-level book spans
+//! ~$28k and most diff levels land tens to hundreds of levels deep (8k–32k ticks from the
+//! touch), so a sorted ladder's search was the replay's largest cost.
 //!
-//! Invariants: keys strictly increasing across the whole side; every stored quantity > 0;
-//! no empty block; two neighbouring blocks hold more than half a block together (which
-//! bounds the pool); `len ≤ capacity`. When a side is full, the level farthest from the
-//! touch is evicted (or the newcomer refused, if it is the farthest) and counted, and the
-//! side's `horizon` remembers the best evicted price: at and beyond it the side may be
-//! incomplete.
+//! Invariants: every window key above every ladder key; every stored quantity > 0; the
+//! bitmap marks exactly the window's levels; no empty block, two neighbouring blocks hold
+//! more than half a block together (which bounds the pool); `len ≤ capacity`. When a side
+//! is full, the level farthest from the touch is evicted (or the newcomer refused, if it is
+//! the farthest) and counted, and the side's `horizon` remembers the best evicted price: at
+//! and beyond it the side may be incomplete. Memory: the two windows' quantity arrays are
+//! 1 MiB a book, allocated zeroed in `new` (only the pages touched become resident).
 //!
 //! Hot path. Never allocates after `new`. Never reads the clock. Never panics on input
 //! (only `new` asserts its capacity argument, which config validates).
 //!
 //! Files: this one (`Book`), `sync.rs` (the snapshot + diff procedure, `SyncedBook`),
-//! `ladder.rs` (one side's blocks), `pending.rs` (the diffs buffered before a
-//! snapshot), `tests.rs`.
+//! `side.rs` (one side: capacity, eviction, the window's moves), `window.rs` (the
+//! price-indexed window), `ladder.rs` (the blocks beyond it), `pending.rs` (the diffs
+//! buffered before a snapshot), `tests.rs`.
 
 use crate::feed::{BookLevels, DepthDiff, Level, Snapshot};
 use crate::limits::{
@@ -42,18 +43,22 @@ use crate::types::{Price, Qty, Side};
 
 mod ladder;
 mod pending;
+mod side;
 mod sync;
 #[cfg(test)]
 mod tests;
+mod window;
 
 use ladder::*;
 use pending::*;
+use side::*;
 pub use sync::*;
+use window::*;
 
 /// An L2 book with a fixed number of levels per side.
 pub struct Book {
-    bids: Ladder,
-    asks: Ladder,
+    bids: BookSide,
+    asks: BookSide,
     stats: BookStats,
 }
 
@@ -104,9 +109,14 @@ impl Book {
             (1..=BOOK_LEVELS_PER_SIDE_MAX).contains(&levels_per_side),
             "book levels per side must be in 1..={BOOK_LEVELS_PER_SIDE_MAX}"
         );
+        Book::with_window(levels_per_side, WINDOW_SPAN_LOG2)
+    }
+
+    /// `new` with a window of `1 << span_log2` keys a side (tests move small ones a lot).
+    pub(super) fn with_window(levels_per_side: usize, span_log2: u32) -> Book {
         Book {
-            bids: Ladder::new(levels_per_side),
-            asks: Ladder::new(levels_per_side),
+            bids: BookSide::new(levels_per_side, span_log2),
+            asks: BookSide::new(levels_per_side, span_log2),
             stats: BookStats::default(),
         }
     }
@@ -243,7 +253,7 @@ impl Book {
         }
     }
 
-    fn ladder(&self, side: Side) -> &Ladder {
+    fn ladder(&self, side: Side) -> &BookSide {
         match side {
             Side::Buy => &self.bids,
             Side::Sell => &self.asks,

@@ -74,17 +74,22 @@ impl RefBook {
         self.ask_horizon = None;
     }
 
-    fn apply(&mut self, side: Side, level: Level) {
+    /// Applies one level and says what it did, as `Book::apply` must.
+    fn apply(&mut self, side: Side, level: Level) -> LevelChange {
         let (map, horizon) = match side {
             Side::Buy => (&mut self.bids, &mut self.bid_horizon),
             Side::Sell => (&mut self.asks, &mut self.ask_horizon),
         };
         let price = level.price.0;
-        if level.qty.0 == 0 {
-            map.remove(&price);
-            return;
+        if level.qty.0 <= 0 {
+            return match map.remove(&price) {
+                Some(_) => LevelChange::Removed,
+                None => LevelChange::Ignored,
+            };
         }
-        map.insert(price, level.qty.0);
+        if map.insert(price, level.qty.0).is_some() {
+            return LevelChange::Updated;
+        }
         if map.len() > self.capacity {
             let worst = match side {
                 Side::Buy => *map.keys().next().unwrap(),
@@ -97,7 +102,11 @@ impl RefBook {
                 (Side::Buy, Some(h)) => h.max(worst),
                 (Side::Sell, Some(h)) => h.min(worst),
             });
+            if worst == price {
+                return LevelChange::Refused;
+            }
         }
+        LevelChange::Inserted
     }
 
     fn side(&self, side: Side) -> Vec<Level> {
@@ -133,9 +142,50 @@ fn check_ladder(ladder: &Ladder) {
     assert_eq!(ladder.active + ladder.free_len, ladder.blocks.len());
 }
 
+/// The invariants of one side (see `BookSide`, `Window`): the bitmap marks exactly the
+/// window's levels, its summary exactly the non-empty words, `top` is the highest; every
+/// window key above every ladder key; the counts add up.
+fn check_side(side: &BookSide) {
+    check_ladder(&side.far);
+    let window = &side.window;
+    let mut count = 0;
+    let mut highest = None;
+    for (w, &bits) in window.bits.iter().enumerate() {
+        // Wide windows: only the marked words (the narrow ones check every quantity).
+        if bits == 0 && window.span() > 1024 {
+            continue;
+        }
+        for b in 0..64 {
+            let o = w * 64 + b;
+            let qty = window.qty[o];
+            assert_eq!(bits >> b & 1 == 1, qty > 0, "offset {o}");
+            if qty > 0 {
+                count += 1;
+                highest = Some(o);
+            }
+        }
+    }
+    for (w, &bits) in window.bits.iter().enumerate() {
+        assert_eq!(
+            window.summary[w / 64] >> (w % 64) & 1 == 1,
+            bits != 0,
+            "word {w}"
+        );
+    }
+    assert_eq!(count, window.len);
+    if count > 0 {
+        assert_eq!(Some(window.top), highest);
+    }
+    if let Some((far_best, _)) = side.far.nth_from_best(0) {
+        assert!(far_best < window.base, "ladder key in or above the window");
+    }
+    assert_eq!(side.len, window.len + side.far.len);
+    assert!(side.len <= side.capacity);
+}
+
 fn assert_same(book: &Book, reference: &RefBook) {
-    check_ladder(&book.bids);
-    check_ladder(&book.asks);
+    check_side(&book.bids);
+    check_side(&book.asks);
     for side in [Side::Buy, Side::Sell] {
         let ours: Vec<Level> = book.levels(side).collect();
         assert_eq!(ours, reference.side(side), "{side:?}");
@@ -209,6 +259,64 @@ fn full_side_keeps_levels_nearest_the_touch() {
     // A snapshot resets the horizon.
     book.load_snapshot(&[lv(1, 1)], &[]);
     assert_eq!(book.horizon(Side::Buy), None);
+}
+
+/// The touch is always in the window, on both sides (ask keys are negative), whichever way
+/// it drifts and however far: updates there do not search the ladder.
+#[test]
+fn the_touch_stays_in_the_window_on_both_sides() {
+    let mut book = Book::new(1000);
+    let bids: Vec<Level> = (0..500).map(|k| lv(6_172_640 - 4 * k, 1)).collect();
+    let asks: Vec<Level> = (0..500).map(|k| lv(6_172_782 + 4 * k, 1)).collect();
+    book.load_snapshot(&bids, &asks);
+    for side in [&book.bids, &book.asks] {
+        assert_eq!((side.window.len, side.far.len), (500, 0));
+    }
+    let touch_in_window = |book: &Book| {
+        for side in [&book.bids, &book.asks] {
+            let best = side.nth_from_best(0).map(|(key, _)| key);
+            assert!(side.window.len > 0);
+            assert_eq!(Some(side.window.key(side.window.top)), best);
+        }
+    };
+    // Away from the snapshot by 500,000 ticks (7.6 spans), 1,000 at a time, and back.
+    for k in 1..=500 {
+        book.apply(Side::Buy, lv(6_172_640 + 1_000 * k, 1));
+        book.apply(Side::Sell, lv(6_172_782 - 1_000 * k, 1));
+        touch_in_window(&book);
+    }
+    for k in (1..=500).rev() {
+        book.apply(Side::Buy, lv(6_172_640 + 1_000 * k, 0));
+        book.apply(Side::Sell, lv(6_172_782 - 1_000 * k, 0));
+        touch_in_window(&book);
+    }
+    assert_eq!(book.best_bid(), Some(lv(6_172_640, 1)));
+    assert_eq!(book.best_ask(), Some(lv(6_172_782, 1)));
+    assert_eq!((book.depth(Side::Buy), book.depth(Side::Sell)), (500, 500));
+    assert_eq!(book.stats().levels_dropped, 0);
+}
+
+/// Prices at the ends of `i64` (no decoder produces them) neither panic nor break the
+/// order: the window's offsets do not overflow, it moves between them.
+#[test]
+fn extreme_prices_match_the_reference() {
+    let prices = [i64::MAX, i64::MAX - 1, 0, 1, -5, i64::MIN + 2, i64::MIN + 1];
+    let mut ops = Vec::new();
+    for (k, &p) in prices.iter().chain(prices.iter().rev()).enumerate() {
+        for side in [Side::Buy, Side::Sell] {
+            ops.push(Op::Level(side, lv(p, 1 + k as i64)));
+        }
+    }
+    ops.push(Op::Level(Side::Buy, lv(i64::MIN, 3)));
+    for &p in &prices {
+        ops.push(Op::Level(Side::Buy, lv(p, 0)));
+        ops.push(Op::Level(Side::Sell, lv(p, 0)));
+    }
+    for span_log2 in [6, WINDOW_SPAN_LOG2] {
+        for capacity in [1, 3, 10] {
+            run_against_reference(capacity, span_log2, ops.clone()).unwrap();
+        }
+    }
 }
 
 #[test]
@@ -285,15 +393,19 @@ fn ops_in(lo: i64, hi: i64, snapshot_len: usize) -> impl Strategy<Value = Op> {
     ]
 }
 
-/// Applies `ops` to a `Book` and to the `BTreeMap` reference, comparing after each.
-fn run_against_reference(capacity: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let mut book = Book::new(capacity);
+/// Applies `ops` to a `Book` with a window of `1 << span_log2` keys and to the `BTreeMap`
+/// reference, comparing what each update did and the whole book after each op.
+fn run_against_reference(
+    capacity: usize,
+    span_log2: u32,
+    ops: Vec<Op>,
+) -> Result<(), TestCaseError> {
+    let mut book = Book::with_window(capacity, span_log2);
     let mut reference = RefBook::new(capacity);
     for op in ops {
         match op {
             Op::Level(side, level) => {
-                book.apply(side, level);
-                reference.apply(side, level);
+                prop_assert_eq!(book.apply(side, level), reference.apply(side, level));
             }
             Op::Snapshot(bids, asks) => {
                 let report = book.load_snapshot(&bids, &asks);
@@ -330,9 +442,21 @@ proptest! {
     #[test]
     fn book_matches_btreemap_reference(
         capacity in 1usize..12,
+        span_log2 in 6u32..9,
         ops in proptest::collection::vec(op(), 1..400),
     ) {
-        run_against_reference(capacity, ops)?;
+        run_against_reference(capacity, span_log2, ops)?;
+    }
+
+    /// Prices spread far wider than the window (64–256 keys): most levels beyond it, the
+    /// window moved up and down with the touch all the time.
+    #[test]
+    fn book_matches_btreemap_reference_small_window(
+        capacity in 1usize..40,
+        span_log2 in 6u32..9,
+        ops in proptest::collection::vec(ops_in(0, 2_000, 60), 1..400),
+    ) {
+        run_against_reference(capacity, span_log2, ops)?;
     }
 
     /// A stream of single-level updates with ids 1..=n, cut into diffs at random, with
@@ -420,9 +544,20 @@ proptest! {
     #[test]
     fn book_matches_btreemap_reference_many_blocks(
         capacity in 30usize..260,
+        span_log2 in 6u32..11,
         ops in proptest::collection::vec(ops_in(0, 600, 400), 1..1200),
     ) {
-        run_against_reference(capacity, ops)?;
+        run_against_reference(capacity, span_log2, ops)?;
+    }
+
+    /// A window of several bitmap summary words (2^13–2^14 keys) over a wider range.
+    #[test]
+    fn book_matches_btreemap_reference_wide_window(
+        capacity in 30usize..260,
+        span_log2 in 13u32..15,
+        ops in proptest::collection::vec(ops_in(0, 40_000, 400), 1..600),
+    ) {
+        run_against_reference(capacity, span_log2, ops)?;
     }
 }
 
