@@ -36,7 +36,7 @@ fn paper_trading_against_the_local_exchange_reports_kpis_and_latency() {
     let cores = mm::cpu::allowed_cores();
     let hot_core = *cores.last().expect("some core");
     let pin = format!("engine.cpu_core={hot_core}");
-    let paper = paper_session(
+    let mut paper = paper_session(
         &work,
         &exchange,
         &["quoting.spread_min_bps=1", "quoting.spread_max_bps=2", &pin],
@@ -44,24 +44,11 @@ fn paper_trading_against_the_local_exchange_reports_kpis_and_latency() {
     let pid = paper.id();
     #[allow(clippy::disallowed_methods)] // a test waits for the session to trade a while
     std::thread::sleep(Duration::from_secs(6));
-    let threads = thread_cores(pid);
-    let names: Vec<&str> = threads.iter().map(|(name, _)| name.as_str()).collect();
-    for name in ["mm", "mm-side", "mm-log", "mm-rest", "mm-dns"] {
-        assert!(names.contains(&name), "no thread {name} in {threads:?}");
-    }
-    for (name, allowed) in &threads {
-        if name == "mm" {
-            assert_eq!(allowed, &vec![hot_core], "the hot thread: {threads:?}");
-        } else if cores.len() > 1 {
-            // The DNS thread is started by the hot thread after its pin: it would inherit it.
-            let want: Vec<usize> = cores.iter().copied().filter(|&c| c != hot_core).collect();
-            assert_eq!(
-                allowed, &want,
-                "{name} is not kept off the hot core: {threads:?}"
-            );
-        } else {
-            assert_eq!(allowed, &cores, "{name}, with one core only: {threads:?}");
-        }
+    if let Err(problem) = check_thread_cores(pid, hot_core, &cores) {
+        // Not left running behind a failed test.
+        let _ = paper.kill();
+        let _ = paper.wait();
+        panic!("{problem}");
     }
     // One malformed market frame: refused, counted, and told in the final report.
     exchange.command("garbage");
@@ -263,6 +250,36 @@ fn paper_session(work: &Workdir, exchange: &Exchange, sets: &[&str]) -> std::pro
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+/// The hot thread (`mm`, the main thread) may run on `hot_core` only, and every other
+/// thread on the `cores` the test may use but `hot_core` (all of them on a 1-core host).
+fn check_thread_cores(pid: u32, hot_core: usize, cores: &[usize]) -> Result<(), String> {
+    let threads = thread_cores(pid);
+    for name in ["mm", "mm-side", "mm-log", "mm-rest", "mm-dns"] {
+        if !threads.iter().any(|(n, _)| n == name) {
+            return Err(format!("no thread {name} in {threads:?}"));
+        }
+    }
+    let others: Vec<usize> = if cores.len() > 1 {
+        cores.iter().copied().filter(|&c| c != hot_core).collect()
+    } else {
+        cores.to_vec()
+    };
+    for (name, allowed) in &threads {
+        let want = if name == "mm" {
+            vec![hot_core]
+        } else {
+            others.clone()
+        };
+        if allowed != &want {
+            // The DNS thread is started by the hot thread after its pin: it would inherit it.
+            return Err(format!(
+                "{name} may run on {allowed:?}, not {want:?} (hot core {hot_core}): {threads:?}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Each thread of process `pid`: its name and the cores it may run on
