@@ -287,6 +287,8 @@ impl Engine {
             return false;
         };
         std::hint::black_box(self.quote_for(now_ns, touch));
+        std::hint::black_box(self.ofi.warm());
+        std::hint::black_box(self.vol.warm(touch.bid.0.saturating_add(touch.ask.0)));
         true
     }
 

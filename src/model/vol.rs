@@ -100,6 +100,20 @@ impl VolEstimator {
         self.last_sample_ns = now_ns;
     }
 
+    /// Takes a sample of `mid_half_ticks` on a copy, as the first touch one sample
+    /// interval from now would, and returns the copy's σ; `self` does not change. The hot
+    /// loop's warm-up on a quiet market (`Engine::warm`): a sample is taken once per
+    /// interval (1 s by default), rarely enough for its arithmetic to go cold in between.
+    #[inline]
+    pub fn warm(&self, mid_half_ticks: i64) -> Sigma {
+        let mut copy = *self;
+        copy.on_mid(
+            self.last_sample_ns.saturating_add(self.sample_ns),
+            mid_half_ticks,
+        );
+        copy.sigma()
+    }
+
     /// σ in bps/√s: the prior until warmed up, then √var.
     #[inline]
     pub fn sigma(&self) -> Sigma {
