@@ -643,6 +643,18 @@ impl Trader {
         }
     }
 
+    /// The quiet market's warm-up (`hot::WarmUp`): the engine's (`Engine::warm`), and a
+    /// read of what the next market event meets first here — the venue's next due time
+    /// (`Venue::next_due_ns`, the queue `advance` looks at), the book's sync state and the
+    /// last bookTicker. Changes nothing but what `Engine::warm` documents.
+    #[inline]
+    pub fn warm<V: Venue>(&mut self, now_ns: u64, venue: &V) {
+        self.engine.warm(now_ns);
+        std::hint::black_box(venue.next_due_ns());
+        std::hint::black_box(self.engine.in_sync());
+        std::hint::black_box(self.ticker);
+    }
+
     /// The market-state core.
     pub fn engine(&self) -> &Engine {
         &self.engine

@@ -232,7 +232,7 @@ impl FeedSink for LiveSink {
 
     #[inline]
     fn warm(&mut self, now_ns: u64) {
-        self.desk.trader.engine_mut().warm(now_ns);
+        self.desk.trader.warm(now_ns, &self.desk.venue);
     }
 
     #[inline]

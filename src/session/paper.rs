@@ -101,7 +101,7 @@ impl FeedSink for PaperSink {
 
     #[inline]
     fn warm(&mut self, now_ns: u64) {
-        self.trader.engine_mut().warm(now_ns);
+        self.trader.warm(now_ns, &self.venue);
     }
 
     #[inline]
