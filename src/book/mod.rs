@@ -25,7 +25,8 @@
 //! is full, the level farthest from the touch is evicted (or the newcomer refused, if it is
 //! the farthest) and counted, and the side's `horizon` remembers the best evicted price: at
 //! and beyond it the side may be incomplete. Memory: the two windows' quantity arrays are
-//! 1 MiB a book, allocated zeroed in `new` (only the pages touched become resident).
+//! 1 MiB a book, allocated in `new` with every page written there (resident from the
+//! start: no page fault on the hot path when the touch first drifts onto a page).
 //!
 //! Hot path. Never allocates after `new`. Never reads the clock. Never panics on input
 //! (only `new` asserts its capacity argument, which config validates).
