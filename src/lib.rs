@@ -22,6 +22,7 @@ pub mod hot;
 pub mod journal;
 pub mod limits;
 pub mod live;
+pub mod mem;
 pub mod model;
 pub mod modes;
 pub mod net;

@@ -804,20 +804,12 @@ fn transition_table() {
     }
 }
 
-/// Minor page faults of the calling thread so far (`/proc/thread-self/stat`, field 10).
-fn minor_faults() -> u64 {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-    // The fields after the command name (which is in parentheses and may hold spaces):
-    // state, ppid, pgrp, session, tty_nr, tpgid, flags, minflt.
-    let after = stat.rsplit_once(')').unwrap().1;
-    after.split_whitespace().nth(7).unwrap().parse().unwrap()
-}
-
 /// A new window's pages are all mapped when it is built: levels landing anywhere in it
 /// later (the touch drifting onto a page for the first time, on the hot path) take no page
-/// fault. Without `prefault` the 512 KiB of quantities cost one fault per 4 KiB page.
+/// fault. Without `mem::resident` the 512 KiB of quantities cost one fault per 4 KiB page.
 #[test]
 fn a_new_window_takes_no_page_fault_wherever_levels_land() {
+    use crate::mem::minor_faults;
     let span_log2 = 16;
     let visit = |w: &mut Window| {
         for o in (0..w.span()).step_by(509) {

@@ -26,23 +26,20 @@ pub(super) struct Window {
 
 impl Window {
     /// A window of `1 << span_log2` keys (at least one bitmap word), allocated here once,
-    /// every page of it written here (`prefault`).
+    /// resident from the start (`mem::resident`: no page fault on the hot path the first
+    /// time the touch drifts onto a page of the 512 KiB of quantities).
     pub(super) fn new(span_log2: u32) -> Window {
         let span = 1usize << span_log2.max(WORD.trailing_zeros());
         let words = span / WORD;
-        let mut window = Window {
+        Window {
             base: 0,
             span,
-            qty: vec![0; span].into_boxed_slice(),
-            bits: vec![0; words].into_boxed_slice(),
-            summary: vec![0; words.div_ceil(WORD)].into_boxed_slice(),
+            qty: crate::mem::resident(span),
+            bits: crate::mem::resident(words),
+            summary: crate::mem::resident(words.div_ceil(WORD)),
             len: 0,
             top: 0,
-        };
-        prefault(&mut window.qty);
-        prefault(&mut window.bits);
-        prefault(&mut window.summary);
-        window
+        }
     }
 
     #[inline]
@@ -201,18 +198,6 @@ impl Window {
             o.checked_sub(1).and_then(|o| self.at_or_below(o))
         })
         .map(|o| (self.key(o), self.qty(o)))
-    }
-}
-
-/// Writes a zero into every 4 KiB page of `slice`. `vec![0; n]` is a zeroed allocation:
-/// the kernel maps its pages on their first write, and without this that write — a page
-/// fault, a trip through the kernel — would come on the hot path, the first time the touch
-/// drifts onto each page of the 512 KiB of quantities. (`black_box` keeps the compiler from
-/// dropping a store of the zero the allocation already holds.)
-fn prefault<T: Copy + Default>(slice: &mut [T]) {
-    let step = (4096 / std::mem::size_of::<T>()).max(1);
-    for x in slice.iter_mut().step_by(step) {
-        *x = std::hint::black_box(T::default());
     }
 }
 

@@ -752,10 +752,11 @@ impl Buffers {
     fn new(sock: TcpStream) -> Buffers {
         Buffers {
             sock,
-            rx: vec![0u8; RX_BUF_BYTES].into_boxed_slice(),
+            // Resident now: the hot thread's reads and writes fault nothing in later.
+            rx: crate::mem::resident(RX_BUF_BYTES),
             rx_start: 0,
             rx_end: 0,
-            tx: vec![0u8; TX_BUF_BYTES].into_boxed_slice(),
+            tx: crate::mem::resident(TX_BUF_BYTES),
             tx_start: 0,
             tx_end: 0,
             early: Vec::new(),

@@ -209,7 +209,7 @@ impl PlainStream {
     pub fn new(sock: TcpStream) -> PlainStream {
         PlainStream {
             sock,
-            tx: vec![0u8; TX_BUF_BYTES].into_boxed_slice(),
+            tx: crate::mem::resident(TX_BUF_BYTES),
             tx_start: 0,
             tx_end: 0,
             eof: false,
@@ -531,7 +531,7 @@ impl WsSession {
         .map_err(|e| map_ws_error(e, ws.get_ref().fault()))?;
         let mut session = WsSession {
             ws,
-            frame: vec![0u8; FRAME_HEADER_MAX + settings.send_frame_bytes].into_boxed_slice(),
+            frame: crate::mem::resident(FRAME_HEADER_MAX + settings.send_frame_bytes),
             mask: MaskGen::from_os()?,
             ws_unflushed: false,
         };
