@@ -561,7 +561,8 @@ pub fn run_feed_loop<S: FeedSink>(
     let mut snapshot_in_flight = false;
     let mut snapshot_retry_at_ns = 0u64;
     let mut next_stats_ns = start_ns + STATS_EVERY_NS;
-    let mut warm = WarmUp::new(if S::TIMED { cfg.warm_every_ns } else { 0 }, start_ns);
+    // Record mode passes 0: it does not quote (`FeedLoopConfig::warm_every_ns`).
+    let mut warm = WarmUp::new(cfg.warm_every_ns, start_ns);
 
     // An I/O error ends the loop like a signal: the sink still winds down (cancels its
     // orders) before the error is returned.

@@ -205,13 +205,13 @@ impl Book {
 
     /// Levels held on `side`.
     pub fn depth(&self, side: Side) -> usize {
-        self.ladder(side).len()
+        self.side(side).len()
     }
 
     /// The `n`-th level from the touch on `side` (0 = best).
     #[inline]
     pub fn level(&self, side: Side, n: usize) -> Option<Level> {
-        let entry = self.ladder(side).nth_from_best(n)?;
+        let entry = self.side(side).nth_from_best(n)?;
         Some(match side {
             Side::Buy => bid_level(entry),
             Side::Sell => ask_level(entry),
@@ -224,7 +224,7 @@ impl Book {
             Side::Buy => bid_level,
             Side::Sell => ask_level,
         };
-        self.ladder(side).iter_from_best().map(to_level)
+        self.side(side).iter_from_best().map(to_level)
     }
 
     /// Quantity resting at `price` on `side` (0 if no level).
@@ -233,13 +233,13 @@ impl Book {
             Side::Buy => bid_key(price),
             Side::Sell => ask_key(price),
         };
-        Qty(self.ladder(side).get(key).unwrap_or(0))
+        Qty(self.side(side).get(key).unwrap_or(0))
     }
 
     /// The best price evicted or refused on `side` since the last `clear`/snapshot: at and
     /// beyond it the side may miss levels. `None` while nothing was dropped.
     pub fn horizon(&self, side: Side) -> Option<Price> {
-        let key = self.ladder(side).horizon_key?;
+        let key = self.side(side).horizon_key?;
         Some(match side {
             Side::Buy => Price(key),
             Side::Sell => Price(key.wrapping_neg()),
@@ -254,7 +254,7 @@ impl Book {
         }
     }
 
-    fn ladder(&self, side: Side) -> &BookSide {
+    fn side(&self, side: Side) -> &BookSide {
         match side {
             Side::Buy => &self.bids,
             Side::Sell => &self.asks,
